@@ -1,0 +1,108 @@
+/// One operation of a write, as shipped between sites. Removal operations carry no entry: what
+/// they remove is named by the delta's context; they are kept for keyspace events and logs.
+public enum Operation: Hashable, Sendable {
+    case setString([UInt8])
+    case setField([UInt8], value: [UInt8])
+    case removeField([UInt8])
+    case addMember([UInt8])
+    case removeMember([UInt8])
+    case expire(atMilliseconds: UInt64)
+    case persist
+    case deleteKey
+
+    /// Whether the operation stores an entry (and so takes a dot of its own).
+    public var storesEntry: Bool {
+        switch self {
+        case .setString, .setField, .addMember, .expire, .persist: return true
+        case .removeField, .removeMember, .deleteKey: return false
+        }
+    }
+}
+
+/// What one write changed in one key: the small state the write produces (a delta-state in the
+/// sense of Almeida, Shoker and Baquero, "Delta State Replicated Data Types", 2018).
+///
+/// Every element a write stores gets a dot of its own, so removing one hash field later removes
+/// exactly that field: `dot` is the first, and the operations that store something take the
+/// following counters in order (HMSET of six fields advances the site's counter by six). A
+/// write that stores nothing (HDEL, SREM, DEL) uses `dot` alone.
+///
+/// `context` is the part of the writer's causal context the write supersedes: the dots of the
+/// entries it overwrote or removed (for a delete: everything the writer had seen of the key).
+/// It deliberately is not the writer's whole version vector: a field write must not remove
+/// fields the receiver holds that the writer merely had seen.
+public struct Delta: Hashable, Sendable {
+    public var key: [UInt8]
+    public var dot: Dot
+    public var timestamp: HLCTimestamp
+    public var context: CausalContext
+    /// The key's delete vector as the writer saw it after the write.
+    public var deletes: VersionVector
+    public var operations: [Operation]
+
+    public init(
+        key: [UInt8],
+        dot: Dot,
+        timestamp: HLCTimestamp,
+        context: CausalContext,
+        deletes: VersionVector,
+        operations: [Operation]
+    ) {
+        self.key = key
+        self.dot = dot
+        self.timestamp = timestamp
+        self.context = context
+        self.deletes = deletes
+        self.operations = operations
+    }
+
+    /// Whether the write only changes the expiry (a touch); the outbox coalesces these (§2.4).
+    public var isTouchOnly: Bool {
+        !operations.isEmpty && operations.allSatisfy {
+            switch $0 {
+            case .expire, .persist: return true
+            default: return false
+            }
+        }
+    }
+
+    /// How many dots the write uses: one per stored element, at least one.
+    public var dotCount: UInt64 {
+        UInt64(max(1, operations.count { $0.storesEntry }))
+    }
+
+    /// The last dot the write uses.
+    public var lastDot: Dot {
+        Dot(site: dot.site, counter: dot.counter + dotCount - 1)
+    }
+
+    /// The delta as a key state, ready to be joined.
+    public var state: KeyState {
+        var joinedContext = context
+        for counter in dot.counter...lastDot.counter {
+            joinedContext.insert(Dot(site: dot.site, counter: counter))
+        }
+        var joinedDeletes = deletes
+        if operations.contains(.deleteKey), joinedDeletes[dot.site] < dot.counter {
+            joinedDeletes[dot.site] = dot.counter
+        }
+        var elements: [Element: [ElementEntry]] = [:]
+        var next = dot
+        func put(_ element: Element, _ payload: ElementPayload) {
+            // A delta names each element once; should a peer repeat one, the last occurrence wins.
+            elements[element] = [ElementEntry(dot: next, timestamp: timestamp, payload: payload, deletesSeen: deletes)]
+            next.counter += 1
+        }
+        for operation in operations {
+            switch operation {
+            case .setString(let value): put(.string, .bytes(value))
+            case .setField(let field, let value): put(.field(field), .bytes(value))
+            case .addMember(let member): put(.member(member), .present)
+            case .expire(let at): put(.expiry, .expireAt(at))
+            case .persist: put(.expiry, .persist)
+            case .removeField, .removeMember, .deleteKey: break
+            }
+        }
+        return KeyState(context: joinedContext, deletes: joinedDeletes, elements: elements)
+    }
+}

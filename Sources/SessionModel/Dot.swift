@@ -1,0 +1,17 @@
+/// The identity of one write: the site that accepted it and that site's counter for the key
+/// after the write (DESIGN.md §2.1). Two writes never share a dot.
+public struct Dot: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var site: SiteID
+    public var counter: UInt64
+
+    public init(site: SiteID, counter: UInt64) {
+        self.site = site
+        self.counter = counter
+    }
+
+    public static func < (lhs: Dot, rhs: Dot) -> Bool {
+        (lhs.site, lhs.counter) < (rhs.site, rhs.counter)
+    }
+
+    public var description: String { "(\(site.rawValue),\(counter))" }
+}

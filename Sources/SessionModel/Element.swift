@@ -1,0 +1,82 @@
+/// One independently written part of a key: the string value, a hash field, a set member, or
+/// the key's expiry. Concurrent writes are resolved per element (DESIGN.md §2.3 rules 3–6).
+public enum Element: Hashable, Comparable, Sendable, CustomStringConvertible {
+    case string
+    case field([UInt8])
+    case member([UInt8])
+    case expiry
+
+    /// The key type this element belongs to; nil for the expiry, which any type has.
+    public var keyType: KeyType? {
+        switch self {
+        case .string: return .string
+        case .field: return .hash
+        case .member: return .set
+        case .expiry: return nil
+        }
+    }
+
+    public static func < (lhs: Element, rhs: Element) -> Bool {
+        switch (lhs, rhs) {
+        case (.field(let a), .field(let b)), (.member(let a), .member(let b)):
+            return a.lexicographicallyPrecedes(b)
+        default:
+            return lhs.rank < rhs.rank
+        }
+    }
+
+    private var rank: Int {
+        switch self {
+        case .string: return 0
+        case .field: return 1
+        case .member: return 2
+        case .expiry: return 3
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .string: return "string"
+        case .field(let name): return "field:\(String(decoding: name, as: UTF8.self))"
+        case .member(let name): return "member:\(String(decoding: name, as: UTF8.self))"
+        case .expiry: return "expiry"
+        }
+    }
+}
+
+/// The Redis types a key can hold (sorted sets may come later).
+public enum KeyType: String, Hashable, Sendable {
+    case string
+    case hash
+    case set
+}
+
+/// What a write stored in an element.
+public enum ElementPayload: Hashable, Sendable {
+    /// The value of a string or of a hash field (binary-safe, may be empty).
+    case bytes([UInt8])
+    /// A set member is present.
+    case present
+    /// The key expires at this time (milliseconds since the Unix epoch).
+    case expireAt(UInt64)
+    /// The key never expires (PERSIST): beats any concurrent expiry time (§2.3 rule 6).
+    case persist
+}
+
+/// One surviving write to an element. An element holds several entries only while writes to it
+/// are concurrent; the conflict policy picks the visible one, deterministically.
+public struct ElementEntry: Hashable, Sendable {
+    public var dot: Dot
+    public var timestamp: HLCTimestamp
+    public var payload: ElementPayload
+    /// The key's delete vector as the writer saw it: under delete-wins the entry survives only if
+    /// this covers every delete recorded for the key (§2.3 rule 7).
+    public var deletesSeen: VersionVector
+
+    public init(dot: Dot, timestamp: HLCTimestamp, payload: ElementPayload, deletesSeen: VersionVector) {
+        self.dot = dot
+        self.timestamp = timestamp
+        self.payload = payload
+        self.deletesSeen = deletesSeen
+    }
+}

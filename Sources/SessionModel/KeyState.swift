@@ -1,0 +1,317 @@
+/// The replicated state of one key: an observed-remove map of multi-value registers, one per
+/// element, with a causal context and a delete vector (DESIGN.md §2.3). Every site holding the
+/// same set of writes holds an identical `KeyState`, whatever the order they arrived in.
+///
+/// State = (entries, context, deletes):
+/// - `context`: every dot seen for this key, including removed and superseded writes, so a late
+///   or duplicated delta never brings them back (rule 1).
+/// - `elements`: the surviving entries per element; more than one only for concurrent writes.
+/// - `deletes`: per site, the latest delete of the key that site issued. Under delete-wins an
+///   entry survives only if its writer had seen all of them (rule 7).
+///
+/// A deleted key is a state with no entries: its context and delete vector are the key's
+/// tombstone, so a write concurrent with the delete that arrives later is discarded.
+public struct KeyState: Hashable, Sendable {
+    public private(set) var context: CausalContext
+    public private(set) var deletes: VersionVector
+    /// Entries of each element sorted by dot; no element maps to an empty array.
+    public private(set) var elements: [Element: [ElementEntry]]
+
+    public init() {
+        context = CausalContext()
+        deletes = VersionVector()
+        elements = [:]
+    }
+
+    /// Builds a state from decoded parts, restoring the invariants: entries sorted by dot, one
+    /// entry per dot and element, every entry's dot in the context.
+    public init(context: CausalContext, deletes: VersionVector, elements: [Element: [ElementEntry]]) {
+        var context = context
+        var normalized: [Element: [ElementEntry]] = [:]
+        for (element, entries) in elements where !entries.isEmpty {
+            var byDot: [Dot: ElementEntry] = [:]
+            for entry in entries {
+                byDot[entry.dot] = entry
+                context.insert(entry.dot)
+            }
+            normalized[element] = byDot.values.sorted { $0.dot < $1.dot }
+        }
+        self.context = context
+        self.deletes = deletes
+        self.elements = normalized
+    }
+
+    /// True when the state has no entries (a tombstone, or never written).
+    public var isEmpty: Bool { elements.isEmpty }
+
+    // MARK: - Merge
+
+    /// Merges a delta from another site (or a replayed one). Duplicates and stale deltas change
+    /// nothing (rule 1); the result is independent of arrival order (rule 8).
+    @discardableResult
+    public mutating func merge(_ delta: Delta, policy: MergePolicy) -> MergeOutcome {
+        join(delta.state, policy: policy)
+    }
+
+    /// Merges another replica's full state (anti-entropy): the same join as for a delta.
+    @discardableResult
+    public mutating func merge(_ other: KeyState, policy: MergePolicy) -> MergeOutcome {
+        join(other, policy: policy)
+    }
+
+    /// The lattice join: keep an entry present on both sides, or on one side when the other side
+    /// has not seen its dot; union the contexts and delete vectors; then, under delete-wins,
+    /// discard entries concurrent with a delete.
+    private mutating func join(_ other: KeyState, policy: MergePolicy) -> MergeOutcome {
+        let before = self
+        var joined: [Element: [ElementEntry]] = [:]
+        var added: [Element: [Dot]] = [:]
+        for element in Set(elements.keys).union(other.elements.keys) {
+            let mine = elements[element] ?? []
+            let theirs = other.elements[element] ?? []
+            var kept = mine.filter { entry in
+                !other.context.contains(entry.dot) || theirs.contains { $0.dot == entry.dot }
+            }
+            for entry in theirs where !context.contains(entry.dot) {
+                kept.append(entry)
+                added[element, default: []].append(entry.dot)
+            }
+            if !kept.isEmpty {
+                joined[element] = kept.sorted { $0.dot < $1.dot }
+            }
+        }
+        context.formUnion(other.context)
+        deletes.merge(other.deletes)
+
+        var events: [MergeEvent] = []
+        if policy.delete == .deleteWins, !deletes.isEmpty {
+            for (element, entries) in joined {
+                let survivors = entries.filter { $0.deletesSeen.covers(deletes) }
+                guard survivors.count != entries.count else { continue }
+                for entry in entries where !entry.deletesSeen.covers(deletes) {
+                    events.append(.discardedByDelete(element: element, discarded: entry.dot, deletes: deletes))
+                }
+                joined[element] = survivors.isEmpty ? nil : survivors
+            }
+        }
+        elements = joined
+
+        for (element, newDots) in added {
+            guard case let entries? = elements[element], entries.count > 1 else { continue }
+            if case .member = element { continue }  // add-wins: concurrent adds agree
+            guard let winner = Self.visibleEntry(of: element, in: entries, policy: policy.conflict) else { continue }
+            for entry in entries where entry.dot != winner.dot {
+                if newDots.contains(entry.dot) || newDots.contains(winner.dot) {
+                    events.append(.concurrentWrites(element: element, winner: winner.dot, loser: entry.dot))
+                }
+            }
+        }
+        events.sort { "\($0)" < "\($1)" }
+        return MergeOutcome(changed: self != before, events: events)
+    }
+
+    // MARK: - Local writes
+
+    /// Applies a write accepted at `site` and returns the delta to replicate, or nil when the
+    /// write changes nothing (removing absent fields, expiring or deleting a missing key).
+    ///
+    /// `now` decides whether the key is live: a write to an expired key starts a new key, as in
+    /// Redis, superseding everything of the old one.
+    public mutating func write(
+        _ write: KeyWrite,
+        key: [UInt8],
+        site: SiteID,
+        timestamp: HLCTimestamp,
+        now: UInt64,
+        policy: MergePolicy = .default
+    ) -> Delta? {
+        let live = value(now: now, policy: policy.conflict) != nil
+        var observed = CausalContext()
+        var writeDeletes = deletes
+        let dot = context.nextDot(for: site)
+
+        func observe(_ element: Element) {
+            for entry in elements[element] ?? [] { observed.insert(entry.dot) }
+        }
+        func observeAll() {
+            for element in elements.keys { observe(element) }
+        }
+        func observeData(notOf type: KeyType?) {
+            for element in elements.keys where element.keyType != nil && element.keyType != type {
+                observe(element)
+            }
+        }
+        /// A write of `type`: on a live key it supersedes data of other types (a hidden leftover
+        /// of a concurrent type change); on a missing or expired key it starts afresh.
+        func prepareWrite(of type: KeyType) {
+            if live { observeData(notOf: type) } else { observeAll() }
+        }
+
+        var operations: [Operation] = []
+        switch write {
+        case .setString(let value, let keepExpiry):
+            if live && keepExpiry { observeData(notOf: nil) } else { observeAll() }
+            operations = [.setString(value)]
+        case .append(let suffix):
+            var base: [UInt8] = []
+            if live, case .string(let current)? = value(now: now, policy: policy.conflict) { base = current }
+            if live { observeData(notOf: nil) } else { observeAll() }
+            operations = [.setString(base + suffix)]
+        case .setFields(let fields):
+            precondition(!fields.isEmpty, "HSET needs at least one field")
+            prepareWrite(of: .hash)
+            for field in fields {
+                observe(.field(field.field))
+                operations.append(.setField(field.field, value: field.value))
+            }
+        case .removeFields(let names):
+            guard live else { return nil }
+            for name in names where elements[.field(name)] != nil {
+                observe(.field(name))
+                operations.append(.removeField(name))
+            }
+        case .addMembers(let members):
+            precondition(!members.isEmpty, "SADD needs at least one member")
+            prepareWrite(of: .set)
+            for member in members {
+                observe(.member(member))
+                operations.append(.addMember(member))
+            }
+        case .removeMembers(let members):
+            guard live else { return nil }
+            for member in members where elements[.member(member)] != nil {
+                observe(.member(member))
+                operations.append(.removeMember(member))
+            }
+        case .expire(let at):
+            guard live else { return nil }
+            observe(.expiry)
+            operations = [.expire(atMilliseconds: at)]
+        case .persist:
+            guard live, expireAt != nil else { return nil }
+            observe(.expiry)
+            operations = [.persist]
+        case .delete:
+            guard live else { return nil }
+            observed = context
+            writeDeletes[site] = dot.counter
+            operations = [.deleteKey]
+        case .replace(let newValue, let expireAt):
+            observeAll()
+            switch newValue {
+            case .string(let bytes):
+                operations = [.setString(bytes)]
+            case .hash(let fields):
+                operations = fields.map { .setField($0.field, value: $0.value) }
+            case .set(let members):
+                operations = members.map { .addMember($0) }
+            }
+            if let expireAt { operations.append(.expire(atMilliseconds: expireAt)) }
+        }
+        guard !operations.isEmpty else { return nil }
+
+        let delta = Delta(
+            key: key,
+            dot: dot,
+            timestamp: timestamp,
+            context: observed,
+            deletes: writeDeletes,
+            operations: operations
+        )
+        _ = join(delta.state, policy: policy)
+        return delta
+    }
+
+    /// RENAME: deletes `source` and writes its value and expiry to `destination` (replacing
+    /// whatever it held). Returns nil when the source is missing (`-ERR no such key`). Callers
+    /// handle renaming a key to itself, which Redis treats as a no-op.
+    public static func rename(
+        source: inout KeyState,
+        sourceKey: [UInt8],
+        destination: inout KeyState,
+        destinationKey: [UInt8],
+        site: SiteID,
+        timestamp: HLCTimestamp,
+        now: UInt64,
+        policy: MergePolicy = .default
+    ) -> (source: Delta, destination: Delta)? {
+        guard let value = source.value(now: now, policy: policy.conflict) else { return nil }
+        let expireAt = source.expireAt
+        guard
+            let sourceDelta = source.write(.delete, key: sourceKey, site: site, timestamp: timestamp, now: now, policy: policy),
+            let destinationDelta = destination.write(
+                .replace(value, expireAtMilliseconds: expireAt),
+                key: destinationKey,
+                site: site,
+                timestamp: timestamp,
+                now: now,
+                policy: policy
+            )
+        else { preconditionFailure("Invalid state: a live key refused a delete or replace") }
+        return (sourceDelta, destinationDelta)
+    }
+
+    // MARK: - Reading
+
+    /// The merged expiry time (rule 6): PERSIST beats any time, otherwise the latest time of the
+    /// surviving (concurrent) expiry writes; nil when the key never expires.
+    public var expireAt: UInt64? {
+        guard case let entry? = Self.visibleEntry(of: .expiry, in: elements[.expiry] ?? [], policy: .lastWriterWins),
+            case .expireAt(let at) = entry.payload
+        else { return nil }
+        return at
+    }
+
+    /// Redis's rule: a key is expired once the current time has passed its expiry time.
+    public func isExpired(now: UInt64) -> Bool {
+        guard let expireAt else { return false }
+        return now > expireAt
+    }
+
+    /// The visible type: the type of the winning data entry, should concurrent writes have given
+    /// the key two types (SET at one site, HSET at another).
+    public func visibleType(policy: ConflictPolicy) -> KeyType? {
+        let data = elements.filter { $0.key.keyType != nil }.values.flatMap { $0 }
+        guard let winner = policy.winner(of: data) else { return nil }
+        return elements.first { $0.value.contains(winner) }?.key.keyType
+    }
+
+    /// What a client sees at `now`: nil when the key is missing, deleted or expired.
+    public func value(now: UInt64, policy: ConflictPolicy) -> KeyValue? {
+        guard !isExpired(now: now), let type = visibleType(policy: policy) else { return nil }
+        switch type {
+        case .string:
+            guard case .bytes(let bytes)? = policy.winner(of: elements[.string] ?? [])?.payload else { return nil }
+            return .string(bytes)
+        case .hash:
+            var fields: [HashField] = []
+            for (element, entries) in elements {
+                guard case .field(let name) = element,
+                    case .bytes(let value)? = policy.winner(of: entries)?.payload
+                else { continue }
+                fields.append(HashField(field: name, value: value))
+            }
+            return .hash(fields.sorted { $0.field.lexicographicallyPrecedes($1.field) })
+        case .set:
+            let members = elements.keys.compactMap { element -> [UInt8]? in
+                guard case .member(let name) = element else { return nil }
+                return name
+            }
+            return .set(members.sorted { $0.lexicographicallyPrecedes($1) })
+        }
+    }
+
+    /// The entry that decides an element: the conflict policy's winner for values; for the
+    /// expiry, PERSIST and then the latest time (rule 6), ties by dot.
+    static func visibleEntry(of element: Element, in entries: [ElementEntry], policy: ConflictPolicy) -> ElementEntry? {
+        guard element == .expiry else { return policy.winner(of: entries) }
+        func rank(_ entry: ElementEntry) -> (UInt64, Dot) {
+            switch entry.payload {
+            case .persist: return (UInt64.max, entry.dot)
+            case .expireAt(let at): return (at, entry.dot)
+            case .bytes, .present: return (0, entry.dot)
+            }
+        }
+        return entries.max { rank($0) < rank($1) }
+    }
+}
