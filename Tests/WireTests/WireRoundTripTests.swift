@@ -1,0 +1,205 @@
+import SessionModel
+import SwiftProtobuf
+import Testing
+@testable import Wire
+
+@Suite struct WireRoundTripTests {
+    @Test func delta_everyOperationKind_roundTrips() throws {
+        let deltas = Samples.deltas()
+        let kinds = Set(deltas.flatMap(\.operations).map { "\($0)".prefix { $0 != "(" } })
+        #expect(kinds == ["setString", "setField", "removeField", "addMember", "removeMember", "expire", "persist", "deleteKey"])
+        for delta in deltas {
+            let bytes = WireMessage.encode(delta)
+            #expect(try WireMessage.decodeDelta(bytes) == delta)
+            #expect(WireMessage.encode(try WireMessage.decodeDelta(bytes)) == bytes, "encoding is canonical")
+        }
+    }
+
+    @Test func keyState_withConflictsDeletesAndCloud_roundTrips() throws {
+        let state = Samples.state()
+        #expect(state.elements.values.contains { $0.count > 1 }, "sample has concurrent entries")
+        #expect(!state.deletes.isEmpty)
+        let bytes = WireMessage.encode(key: Array("k".utf8), state: state)
+        let decoded = try WireMessage.decodeKeyState(bytes)
+        #expect(decoded.key == Array("k".utf8))
+        #expect(decoded.state == state)
+        #expect(decoded.state.digest == state.digest)
+    }
+
+    @Test func keyState_everyPayloadKind_roundTrips() throws {
+        var state = KeyState()
+        let now: UInt64 = 1_000
+        let ts = HLCTimestamp(physicalMilliseconds: now, logical: 3)
+        _ = state.write(.setString([1, 2], keepExpiry: false), key: [], site: SiteID(4), timestamp: ts, now: now)
+        _ = state.write(.expire(atMilliseconds: 9_000), key: [], site: SiteID(4), timestamp: ts, now: now)
+        var other = KeyState()
+        _ = other.write(.addMembers([[7]]), key: [], site: SiteID(5), timestamp: ts, now: now)
+        _ = other.write(.persist, key: [], site: SiteID(5), timestamp: ts, now: now)  // no expiry: no delta
+        _ = other.write(.expire(atMilliseconds: 90_000), key: [], site: SiteID(5), timestamp: ts, now: now)
+        _ = other.write(.persist, key: [], site: SiteID(5), timestamp: ts, now: now)
+        state.merge(other, policy: MergePolicy(delete: .updateWins))
+        let payloads = Set(state.elements.values.flatMap { $0 }.map { "\($0.payload)".prefix { $0 != "(" } })
+        #expect(payloads == ["bytes", "present", "expireAt", "persist"])
+        #expect(try WireMessage.decodeKeyState(WireMessage.encode(key: [], state: state)).state == state)
+    }
+
+    @Test func frames_everyBody_roundTrip() throws {
+        let batch = DeltaBatch(originSite: SiteID(1), senderSite: SiteID(2), partition: 17, firstSequence: 40, deltas: Samples.deltas())
+        let frames: [Frame] = [
+            .deltaBatch(batch),
+            .deltaBatch(DeltaBatch(originSite: SiteID(1), senderSite: SiteID(1), partition: 0, firstSequence: 0, deltas: [])),
+            .deltaBatchAck(DeltaBatchAck(originSite: SiteID(3), partition: 63, sequence: UInt64.max)),
+            .keyStates(partition: 5, [KeyStateRecord(key: [1], state: Samples.state()), KeyStateRecord(key: [], state: KeyState())]),
+        ]
+        for frame in frames {
+            var decoder = FrameDecoder()
+            decoder.append(FrameCodec.encode(frame))
+            #expect(try decoder.next() == frame)
+            #expect(try decoder.next() == nil)
+            #expect(decoder.bufferedBytes == 0)
+        }
+    }
+
+    @Test func generatedMessages_defaultAndPopulated_roundTrip() throws {
+        let messages: [any SwiftProtobuf.Message] = [
+            Sessionfed_V1_Dot(), Sessionfed_V1_VersionVector(), Sessionfed_V1_VersionVectorEntry(),
+            Sessionfed_V1_HlcTimestamp(), Sessionfed_V1_CausalContext(), Sessionfed_V1_Element(),
+            Sessionfed_V1_ElementEntry(), Sessionfed_V1_KeyState(), Sessionfed_V1_HashFieldValue(),
+            Sessionfed_V1_Operation(), Sessionfed_V1_Delta(), Sessionfed_V1_DeltaBatch(),
+            Sessionfed_V1_DeltaBatchAck(), Sessionfed_V1_KeyStateBatch(), Sessionfed_V1_Frame(),
+            Sessionfed_V1_KeyState(key: [9], state: Samples.state()),
+            Sessionfed_V1_Delta(Samples.deltas()[0]),
+        ]
+        for message in messages {
+            let bytes: [UInt8] = try message.serializedBytes()
+            let decoded = try type(of: message).init(serializedBytes: bytes)
+            #expect(decoded.isEqualTo(message: message), "\(type(of: message))")
+        }
+    }
+
+    @Test func unknownFields_ignored_forwardCompatible() throws {
+        let delta = Samples.deltas()[0]
+        var bytes = WireMessage.encode(delta)
+        // Field 99, varint 1: a field a newer peer might send.
+        bytes += [0x98, 0x06, 0x01]
+        #expect(try WireMessage.decodeDelta(bytes) == delta)
+    }
+}
+
+@Suite struct WireValidationTests {
+    func deltaWire() -> Sessionfed_V1_Delta { Sessionfed_V1_Delta(Samples.deltas()[0]) }
+
+    @Test func delta_missingDot_missingField() {
+        var wire = deltaWire()
+        wire.clearDot()
+        #expect(throws: WireError.missingField(message: "Delta", field: "dot")) { try wire.model() }
+    }
+
+    @Test func delta_zeroCounter_invalid() {
+        var wire = deltaWire()
+        wire.dot.counter = 0
+        #expect(throws: WireError.invalidValue(message: "Delta", field: "dot.counter", reason: "must be at least 1")) { try wire.model() }
+    }
+
+    @Test func delta_counterOverflowingItsDots_invalid() {
+        var wire = deltaWire()
+        wire.dot.counter = UInt64.max - 1
+        #expect(throws: WireError.self) { try wire.model() }
+    }
+
+    @Test func delta_noOperations_missingField() {
+        var wire = deltaWire()
+        wire.operations = []
+        #expect(throws: WireError.missingField(message: "Delta", field: "operations")) { try wire.model() }
+    }
+
+    @Test func operation_withoutKind_missingField() {
+        var wire = deltaWire()
+        wire.operations.append(Sessionfed_V1_Operation())
+        #expect(throws: WireError.missingField(message: "Operation", field: "kind")) { try wire.model() }
+    }
+
+    @Test func versionVector_duplicateSite_invalid() {
+        var wire = deltaWire()
+        var entry = Sessionfed_V1_VersionVectorEntry()
+        entry.site = 1
+        entry.counter = 2
+        wire.deletes.entries = [entry, entry]
+        #expect(throws: WireError.self) { try wire.model() }
+    }
+
+    @Test func entry_payloadNotFittingElement_invalid() {
+        var wire = Sessionfed_V1_KeyState(key: [1], state: Samples.state())
+        wire.entries[0].payload = .present(true)
+        wire.entries[0].element.kind = .expiry(true)
+        #expect(throws: WireError.invalidValue(message: "ElementEntry", field: "payload", reason: "does not fit element expiry")) {
+            try wire.model()
+        }
+        wire.entries[0].payload = nil
+        #expect(throws: WireError.missingField(message: "ElementEntry", field: "payload")) { try wire.model() }
+        wire.entries[0].clearElement()
+        #expect(throws: WireError.missingField(message: "ElementEntry", field: "element")) { try wire.model() }
+    }
+
+    @Test func frame_withoutBody_missingField() {
+        #expect(throws: WireError.missingField(message: "Frame", field: "body")) {
+            try Frame(wire: Sessionfed_V1_Frame())
+        }
+    }
+
+    @Test func deltaBatch_sequenceOverflow_invalid() {
+        var wire = Sessionfed_V1_DeltaBatch()
+        wire.firstSequence = UInt64.max
+        wire.deltas = [deltaWire(), deltaWire()]
+        var frame = Sessionfed_V1_Frame()
+        frame.body = .deltaBatch(wire)
+        #expect(throws: WireError.self) { try Frame(wire: frame) }
+    }
+}
+
+@Suite struct FrameDecoderTests {
+    let frame = Frame.deltaBatch(DeltaBatch(originSite: SiteID(1), senderSite: SiteID(1), partition: 3, firstSequence: 1, deltas: Samples.deltas()))
+
+    @Test func oneByteAtATime_reassembles() throws {
+        let bytes = FrameCodec.encode(frame) + FrameCodec.encode(.deltaBatchAck(DeltaBatchAck(originSite: SiteID(1), partition: 3, sequence: 9)))
+        var decoder = FrameDecoder()
+        var frames: [Frame] = []
+        for byte in bytes {
+            decoder.append([byte])
+            while let next = try decoder.next() { frames.append(next) }
+        }
+        #expect(frames == [frame, .deltaBatchAck(DeltaBatchAck(originSite: SiteID(1), partition: 3, sequence: 9))])
+        #expect(decoder.bufferedBytes == 0)
+    }
+
+    @Test func lengthAtLimit_accepted_oneAbove_refused() throws {
+        let payload = WireMessage.encode(frame.wire)
+        let limit = UInt32(payload.count)
+        var atLimit = FrameDecoder(maximumFrameBytes: limit)
+        atLimit.append(FrameCodec.encode(frame))
+        #expect(try atLimit.next() == frame)
+
+        var belowLimit = FrameDecoder(maximumFrameBytes: limit - 1)
+        belowLimit.append(FrameCodec.encode(frame).prefix(4))
+        #expect(throws: WireError.frameTooLarge(length: limit, limit: limit - 1)) { try belowLimit.next() }
+    }
+
+    @Test func hugeAnnouncedLength_refusedBeforeBuffering() {
+        var decoder = FrameDecoder()
+        decoder.append([0xff, 0xff, 0xff, 0xff])
+        #expect(throws: WireError.frameTooLarge(length: UInt32.max, limit: FrameCodec.maximumFrameBytes)) { try decoder.next() }
+    }
+
+    @Test func maximumFrameBytes_is16MiB() {
+        #expect(FrameCodec.maximumFrameBytes == 16 * 1024 * 1024)
+    }
+
+    @Test func partialFrame_waitsForMore() throws {
+        let bytes = FrameCodec.encode(frame)
+        var decoder = FrameDecoder()
+        decoder.append(bytes.dropLast())
+        #expect(try decoder.next() == nil)
+        decoder.append(bytes.suffix(1))
+        #expect(try decoder.next() == frame)
+    }
+}
