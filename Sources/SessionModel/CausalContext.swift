@@ -32,9 +32,12 @@ public struct CausalContext: Hashable, Sendable {
         return max(vector[site], fromCloud)
     }
 
-    /// The dot a new write accepted at `site` gets.
+    /// The dot a new write accepted at `site` gets. Counters from peers are bounded by
+    /// `Dot.maximumCounter` on the wire, so this cannot overflow.
     public func nextDot(for site: SiteID) -> Dot {
-        Dot(site: site, counter: maxCounter(of: site) + 1)
+        let current = maxCounter(of: site)
+        precondition(current < Dot.maximumCounter, "Invalid state: counter \(current) of \(site) beyond the limit")
+        return Dot(site: site, counter: current + 1)
     }
 
     public mutating func insert(_ dot: Dot) {
@@ -79,7 +82,7 @@ public struct CausalContext: Hashable, Sendable {
     }
 
     private mutating func absorbCloud(of site: SiteID) {
-        while let index = binarySearch(Dot(site: site, counter: vector[site] + 1)) {
+        while vector[site] < UInt64.max, let index = binarySearch(Dot(site: site, counter: vector[site] + 1)) {
             vector[site] += 1
             cloud.remove(at: index)
         }

@@ -106,8 +106,30 @@ public struct KeyState: Hashable, Sendable {
                 }
             }
         }
+        events += typeConflicts(added: added, policy: policy.conflict)
         events.sort { "\($0)" < "\($1)" }
         return MergeOutcome(changed: self != before, events: events)
+    }
+
+    /// Concurrent writes that gave the key two types (SET at one site, HSET at another): every
+    /// entry of a type other than the winner's is hidden, and reported against the winner.
+    private func typeConflicts(added: [Element: [Dot]], policy: ConflictPolicy) -> [MergeEvent] {
+        guard !added.isEmpty else { return [] }
+        var best: (element: Element, entry: ElementEntry)?
+        for (element, entries) in elements where element.keyType != nil {
+            for entry in entries where best == nil || policy.prefers(entry, over: best!.entry) {
+                best = (element, entry)
+            }
+        }
+        guard let best, let winnerType = best.element.keyType else { return [] }
+        let winnerAdded = added[best.element]?.contains(best.entry.dot) ?? false
+        var events: [MergeEvent] = []
+        for (element, entries) in elements where element.keyType != nil && element.keyType != winnerType {
+            for entry in entries where winnerAdded || (added[element]?.contains(entry.dot) ?? false) {
+                events.append(.concurrentWrites(element: element, winner: best.entry.dot, loser: entry.dot))
+            }
+        }
+        return events
     }
 
     // MARK: - Local writes
@@ -166,6 +188,7 @@ public struct KeyState: Hashable, Sendable {
             }
         case .removeFields(let names):
             guard live else { return nil }
+            observeData(notOf: .hash)
             for name in names where elements[.field(name)] != nil {
                 observe(.field(name))
                 operations.append(.removeField(name))
@@ -179,6 +202,7 @@ public struct KeyState: Hashable, Sendable {
             }
         case .removeMembers(let members):
             guard live else { return nil }
+            observeData(notOf: .set)
             for member in members where elements[.member(member)] != nil {
                 observe(.member(member))
                 operations.append(.removeMember(member))
@@ -192,7 +216,9 @@ public struct KeyState: Hashable, Sendable {
             observe(.expiry)
             operations = [.persist]
         case .delete:
-            guard live else { return nil }
+            // An expired key kept for its grace period is deleted too: the logout must reach the
+            // sites where a touch kept it alive (the caller still answers 0, as for a missing key).
+            guard !elements.isEmpty else { return nil }
             observed = context
             writeDeletes[site] = dot.counter
             operations = [.deleteKey]
@@ -209,6 +235,11 @@ public struct KeyState: Hashable, Sendable {
             if let expireAt { operations.append(.expire(atMilliseconds: expireAt)) }
         }
         guard !operations.isEmpty else { return nil }
+        if !live && !elements.isEmpty && write != .delete {
+            // A write to an expired key starts a new key: it also deletes the old one, so a write
+            // made to the old key elsewhere before it expired cannot leak into the new one.
+            writeDeletes[site] = dot.counter
+        }
 
         let delta = Delta(
             key: key,
@@ -271,9 +302,22 @@ public struct KeyState: Hashable, Sendable {
     /// The visible type: the type of the winning data entry, should concurrent writes have given
     /// the key two types (SET at one site, HSET at another).
     public func visibleType(policy: ConflictPolicy) -> KeyType? {
-        let data = elements.filter { $0.key.keyType != nil }.values.flatMap { $0 }
-        guard let winner = policy.winner(of: data) else { return nil }
-        return elements.first { $0.value.contains(winner) }?.key.keyType
+        var best: (entry: ElementEntry, type: KeyType)?
+        for (element, entries) in elements {
+            guard let type = element.keyType else { continue }
+            for entry in entries where best == nil || policy.prefers(entry, over: best!.entry) {
+                best = (entry, type)
+            }
+        }
+        return best?.type
+    }
+
+    /// The visible value of one hash field (nil when the key is not a visible hash).
+    public func fieldValue(_ field: [UInt8], now: UInt64, policy: ConflictPolicy) -> [UInt8]? {
+        guard !isExpired(now: now), visibleType(policy: policy) == .hash,
+            case .bytes(let value)? = policy.winner(of: elements[.field(field)] ?? [])?.payload
+        else { return nil }
+        return value
     }
 
     /// What a client sees at `now`: nil when the key is missing, deleted or expired.

@@ -21,6 +21,9 @@ extension Sessionfed_V1_Dot {
         guard counter > 0 else {
             throw .invalidValue(message: message, field: "dot.counter", reason: "must be at least 1")
         }
+        guard counter <= Dot.maximumCounter else {
+            throw .invalidValue(message: message, field: "dot.counter", reason: "exceeds \(Dot.maximumCounter)")
+        }
         return Dot(site: SiteID(site), counter: counter)
     }
 }
@@ -42,6 +45,9 @@ extension Sessionfed_V1_VersionVector {
             let site = SiteID(entry.site)
             guard counters[site] == nil else {
                 throw .invalidValue(message: message, field: "version_vector", reason: "site \(entry.site) appears twice")
+            }
+            guard entry.counter <= Dot.maximumCounter else {
+                throw .invalidValue(message: message, field: "version_vector", reason: "counter exceeds \(Dot.maximumCounter)")
             }
             counters[site] = entry.counter
         }
@@ -227,7 +233,7 @@ extension Sessionfed_V1_Delta {
         var modelOperations: [SessionModel.Operation] = []
         for operation in operations { modelOperations.append(try operation.model()) }
         let firstDot = try dot.model(in: "Delta")
-        guard firstDot.counter <= UInt64.max - UInt64(modelOperations.count) else {
+        guard firstDot.counter <= Dot.maximumCounter - UInt64(modelOperations.count) else {
             throw .invalidValue(message: "Delta", field: "dot.counter", reason: "the write's dots would overflow")
         }
         return Delta(

@@ -203,3 +203,27 @@ import Testing
         #expect(try decoder.next() == frame)
     }
 }
+
+@Suite struct WireCounterLimitTests {
+    @Test func contextCounterBeyondLimit_refused() {
+        var wire = Sessionfed_V1_Delta(Samples.deltas()[0])
+        var entry = Sessionfed_V1_VersionVectorEntry()
+        entry.site = 3
+        entry.counter = Dot.maximumCounter + 1
+        wire.context.vector.entries = [entry]
+        #expect(throws: WireError.self) { try wire.model() }
+        wire.context.vector.entries[0].counter = Dot.maximumCounter
+        #expect(throws: Never.self) { try wire.model() }
+    }
+
+    @Test func cloudDotBeyondLimit_refused() {
+        var wire = Sessionfed_V1_Delta(Samples.deltas()[0])
+        var dot = Sessionfed_V1_Dot()
+        dot.site = 1
+        dot.counter = UInt64.max
+        wire.context.cloud = [dot]
+        #expect(throws: WireError.invalidValue(message: "Delta.context", field: "dot.counter", reason: "exceeds \(Dot.maximumCounter)")) {
+            try wire.model()
+        }
+    }
+}
