@@ -7,9 +7,18 @@ let package = Package(
     products: [
         .library(name: "SessionModel", targets: ["SessionModel"]),
         .library(name: "Wire", targets: ["Wire"]),
+        .executable(name: "sessionfed", targets: ["sessionfed"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // Pure: values, version vectors, dots, HLC, deltas and the merge rules (DESIGN.md §2).
@@ -20,6 +29,32 @@ let package = Package(
             dependencies: [
                 "SessionModel",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+        // RESP2/RESP3 parsing and encoding, command table, glob patterns (pure; ByteBuffer only).
+        .target(name: "RESP", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
+        // Pure: a node's keyspace, Redis command semantics over SessionModel, expiry, memory.
+        .target(name: "Keyspace", dependencies: ["SessionModel", "RESP"]),
+        // Topology file model, YAML parsing and validation (DESIGN.md §9).
+        .target(name: "Topology", dependencies: ["SessionModel", .product(name: "Yams", package: "Yams")]),
+        // Drives the pure modules: NIO servers, clocks, admin HTTP, metrics, services.
+        .target(
+            name: "NodeRuntime",
+            dependencies: [
+                "SessionModel", "Wire", "RESP", "Keyspace", "Topology",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "sessionfed",
+            dependencies: [
+                "NodeRuntime", "Topology",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(name: "SessionModelTests", dependencies: ["SessionModel", "Wire"]),

@@ -1,0 +1,212 @@
+import RESP
+import SessionModel
+
+/// Hashes and sets: https://redis.io/docs/latest/commands/?group=hash, ?group=set
+extension Keyspace {
+    // MARK: Hashes
+
+    mutating func hashFields(_ key: [UInt8], _ context: inout CommandContext) -> Result<[HashField], WrongType> {
+        value(key, as: .hash, &context).map { value in
+            if case .hash(let fields)? = value { return fields }
+            return []
+        }
+    }
+
+    mutating func hset(_ context: inout CommandContext) -> RESPValue {
+        guard context.arguments.count >= 4, context.arguments.count % 2 == 0 else { return RedisError.wrongArity(context.name) }
+        let key = context.arguments[1]
+        guard case .success(let existing) = hashFields(key, &context) else { return RedisError.wrongType }
+        var fields: [HashField] = []
+        var seen = Set<[UInt8]>()
+        for index in stride(from: 2, to: context.arguments.count, by: 2) {
+            let field = HashField(field: context.arguments[index], value: context.arguments[index + 1])
+            if let position = fields.firstIndex(where: { $0.field == field.field }) {
+                fields[position] = field  // a repeated field: the last value counts, as in Redis
+            } else {
+                fields.append(field)
+            }
+            seen.insert(field.field)
+        }
+        let added = seen.subtracting(existing.map(\.field)).count
+        _ = apply(key, .setFields(fields), &context, event: "hset", eventClass: .hash)
+        return context.name == "hmset" ? .ok : .integer(Int64(added))
+    }
+
+    mutating func hsetnx(_ context: inout CommandContext) -> RESPValue {
+        let key = context.arguments[1]
+        guard case .success(let existing) = hashFields(key, &context) else { return RedisError.wrongType }
+        if existing.contains(where: { $0.field == context.arguments[2] }) { return .integer(0) }
+        _ = apply(key, .setFields([HashField(field: context.arguments[2], value: context.arguments[3])]), &context, event: "hset", eventClass: .hash)
+        return .integer(1)
+    }
+
+    mutating func hget(_ context: inout CommandContext) -> RESPValue {
+        let key = context.arguments[1]
+        guard let type = type(of: key, now: context.now, events: &context.events) else {
+            countRead(found: false)
+            return .null
+        }
+        guard type == .hash else { return RedisError.wrongType }
+        countRead(found: true)
+        return .bulkOrNull(state(of: key)?.fieldValue(context.arguments[2], now: context.now, policy: conflict))
+    }
+
+    mutating func hmget(_ context: inout CommandContext) -> RESPValue {
+        guard case .success(let fields) = hashFields(context.arguments[1], &context) else { return RedisError.wrongType }
+        countRead(found: !fields.isEmpty)
+        return .array(context.arguments.dropFirst(2).map { name in .bulkOrNull(fields.first { $0.field == name }?.value) })
+    }
+
+    mutating func hgetall(_ context: inout CommandContext) -> RESPValue {
+        guard case .success(let fields) = hashFields(context.arguments[1], &context) else { return RedisError.wrongType }
+        countRead(found: !fields.isEmpty)
+        return .map(fields.map { RESPPair(.bulkString($0.field), .bulkString($0.value)) })
+    }
+
+    mutating func hdel(_ context: inout CommandContext) -> RESPValue {
+        let key = context.arguments[1]
+        guard case .success(let existing) = hashFields(key, &context) else { return RedisError.wrongType }
+        let names = Set(context.arguments.dropFirst(2))
+        let removed = existing.filter { names.contains($0.field) }.map(\.field)
+        guard !removed.isEmpty else { return .integer(0) }
+        _ = apply(key, .removeFields(removed), &context, event: "hdel", eventClass: .hash)
+        if removed.count == existing.count {
+            context.events.append(KeyspaceEvent("del", key: key, eventClass: .generic))
+        }
+        return .integer(Int64(removed.count))
+    }
+
+    mutating func hexists(_ context: inout CommandContext) -> RESPValue {
+        guard case .success(let fields) = hashFields(context.arguments[1], &context) else { return RedisError.wrongType }
+        return .integer(fields.contains { $0.field == context.arguments[2] } ? 1 : 0)
+    }
+
+    mutating func hlen(_ context: inout CommandContext) -> RESPValue {
+        guard case .success(let fields) = hashFields(context.arguments[1], &context) else { return RedisError.wrongType }
+        return .integer(Int64(fields.count))
+    }
+
+    mutating func hkeys(_ context: inout CommandContext, values: Bool) -> RESPValue {
+        guard case .success(let fields) = hashFields(context.arguments[1], &context) else { return RedisError.wrongType }
+        return .array(fields.map { .bulkString(values ? $0.value : $0.field) })
+    }
+
+    mutating func hstrlen(_ context: inout CommandContext) -> RESPValue {
+        guard case .success(let fields) = hashFields(context.arguments[1], &context) else { return RedisError.wrongType }
+        return .integer(Int64(fields.first { $0.field == context.arguments[2] }?.value.count ?? 0))
+    }
+
+    mutating func hincrby(_ context: inout CommandContext) -> RESPValue {
+        let key = context.arguments[1]
+        guard let amount = parseRedisInteger(context.arguments[3]) else { return RedisError.notInteger }
+        guard case .success(let fields) = hashFields(key, &context) else { return RedisError.wrongType }
+        var current: Int64 = 0
+        if let existing = fields.first(where: { $0.field == context.arguments[2] }) {
+            guard let parsed = parseRedisInteger(existing.value) else { return RedisError.hashNotInteger }
+            current = parsed
+        }
+        let (result, overflow) = current.addingReportingOverflow(amount)
+        guard !overflow else { return RedisError.overflow }
+        _ = apply(key, .setFields([HashField(field: context.arguments[2], value: Array(String(result).utf8))]), &context, event: "hincrby", eventClass: .hash)
+        return .integer(result)
+    }
+
+    // MARK: Sets
+
+    mutating func members(_ key: [UInt8], _ context: inout CommandContext) -> Result<[[UInt8]], WrongType> {
+        value(key, as: .set, &context).map { value in
+            if case .set(let members)? = value { return members }
+            return []
+        }
+    }
+
+    mutating func sadd(_ context: inout CommandContext) -> RESPValue {
+        let key = context.arguments[1]
+        guard case .success(let existing) = members(key, &context) else { return RedisError.wrongType }
+        var unique: [[UInt8]] = []
+        var seen = Set(existing)
+        for member in context.arguments.dropFirst(2) where !seen.contains(member) {
+            seen.insert(member)
+            unique.append(member)
+        }
+        guard !unique.isEmpty else { return .integer(0) }
+        _ = apply(key, .addMembers(unique), &context, event: "sadd", eventClass: .set)
+        return .integer(Int64(unique.count))
+    }
+
+    mutating func srem(_ context: inout CommandContext) -> RESPValue {
+        let key = context.arguments[1]
+        guard case .success(let existing) = members(key, &context) else { return RedisError.wrongType }
+        let present = Set(existing)
+        var removed: [[UInt8]] = []
+        for member in context.arguments.dropFirst(2) where present.contains(member) && !removed.contains(member) {
+            removed.append(member)
+        }
+        guard !removed.isEmpty else { return .integer(0) }
+        _ = apply(key, .removeMembers(removed), &context, event: "srem", eventClass: .set)
+        if removed.count == existing.count {
+            context.events.append(KeyspaceEvent("del", key: key, eventClass: .generic))
+        }
+        return .integer(Int64(removed.count))
+    }
+
+    mutating func smembers(_ context: inout CommandContext) -> RESPValue {
+        guard case .success(let members) = members(context.arguments[1], &context) else { return RedisError.wrongType }
+        return .set(members.map(RESPValue.bulkString))
+    }
+
+    mutating func sismember(_ context: inout CommandContext) -> RESPValue {
+        guard case .success(let members) = members(context.arguments[1], &context) else { return RedisError.wrongType }
+        return .integer(members.contains(context.arguments[2]) ? 1 : 0)
+    }
+
+    mutating func smismember(_ context: inout CommandContext) -> RESPValue {
+        guard case .success(let members) = members(context.arguments[1], &context) else { return RedisError.wrongType }
+        let present = Set(members)
+        return .array(context.arguments.dropFirst(2).map { .integer(present.contains($0) ? 1 : 0) })
+    }
+
+    mutating func scard(_ context: inout CommandContext) -> RESPValue {
+        guard case .success(let members) = members(context.arguments[1], &context) else { return RedisError.wrongType }
+        return .integer(Int64(members.count))
+    }
+
+    /// HSCAN/SSCAN key cursor [MATCH pattern] [COUNT count] [NOVALUES]: small collections are
+    /// returned whole with cursor 0, as Redis does for its compact encodings.
+    mutating func collectionScan(_ context: inout CommandContext, type: KeyType) -> RESPValue {
+        guard UInt64(String(decoding: context.arguments[2], as: UTF8.self)) != nil else { return RedisError.invalidCursor }
+        var pattern: GlobPattern?
+        var noValues = false
+        var index = 3
+        while index < context.arguments.count {
+            let option = context.option(index)
+            if option == "NOVALUES" && type == .hash {
+                noValues = true
+                index += 1
+                continue
+            }
+            guard index + 1 < context.arguments.count else { return RedisError.syntax }
+            switch option {
+            case "MATCH": pattern = GlobPattern(context.arguments[index + 1])
+            case "COUNT":
+                guard let count = parseRedisInteger(context.arguments[index + 1]) else { return RedisError.notInteger }
+                guard count >= 1 else { return RedisError.syntax }
+            default: return RedisError.syntax
+            }
+            index += 2
+        }
+        func keep(_ name: [UInt8]) -> Bool { pattern.map { $0.matchesEverything || $0.matches(name) } ?? true }
+        var items: [RESPValue] = []
+        if type == .hash {
+            guard case .success(let fields) = hashFields(context.arguments[1], &context) else { return RedisError.wrongType }
+            for field in fields where keep(field.field) {
+                items.append(.bulkString(field.field))
+                if !noValues { items.append(.bulkString(field.value)) }
+            }
+        } else {
+            guard case .success(let members) = members(context.arguments[1], &context) else { return RedisError.wrongType }
+            items = members.filter(keep).map(RESPValue.bulkString)
+        }
+        return .array([.bulk("0"), .array(items)])
+    }
+}

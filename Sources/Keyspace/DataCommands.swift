@@ -1,0 +1,133 @@
+import RESP
+import SessionModel
+
+extension Keyspace {
+    /// Runs one data command. `arguments[0]` is the command name; arity was checked by the
+    /// command table. Returns nil for a command this keyspace does not implement.
+    public mutating func execute(_ arguments: [[UInt8]], now: UInt64) -> CommandResult? {
+        var context = CommandContext(arguments: arguments, now: now)
+        let reply: RESPValue
+        switch context.name {
+        case "get": reply = get(&context)
+        case "set": reply = set(&context)
+        case "setex": reply = setWithExpiry(&context, unitMilliseconds: 1_000)
+        case "psetex": reply = setWithExpiry(&context, unitMilliseconds: 1)
+        case "setnx": reply = setnx(&context)
+        case "getdel": reply = getdel(&context)
+        case "getex": reply = getex(&context)
+        case "mget": reply = mget(&context)
+        case "mset": reply = mset(&context, onlyIfNoneExist: false)
+        case "msetnx": reply = mset(&context, onlyIfNoneExist: true)
+        case "append": reply = append(&context)
+        case "strlen": reply = strlen(&context)
+        case "incr": reply = increment(&context, by: 1)
+        case "decr": reply = increment(&context, by: -1)
+        case "incrby", "decrby":
+            guard let amount = parseRedisInteger(arguments[2]) else { reply = RedisError.notInteger; break }
+            if context.name == "decrby" {
+                guard amount != Int64.min else { reply = RedisError.overflow; break }
+                reply = increment(&context, by: -amount)
+            } else {
+                reply = increment(&context, by: amount)
+            }
+        case "del", "unlink": reply = delete(&context)
+        case "exists": reply = exists(&context)
+        case "type": reply = type(&context)
+        case "expire": reply = expire(&context, unitMilliseconds: 1_000, absolute: false)
+        case "pexpire": reply = expire(&context, unitMilliseconds: 1, absolute: false)
+        case "expireat": reply = expire(&context, unitMilliseconds: 1_000, absolute: true)
+        case "pexpireat": reply = expire(&context, unitMilliseconds: 1, absolute: true)
+        case "persist": reply = persist(&context)
+        case "ttl": reply = ttl(&context, unitMilliseconds: 1_000, absolute: false)
+        case "pttl": reply = ttl(&context, unitMilliseconds: 1, absolute: false)
+        case "expiretime": reply = ttl(&context, unitMilliseconds: 1_000, absolute: true)
+        case "pexpiretime": reply = ttl(&context, unitMilliseconds: 1, absolute: true)
+        case "rename": reply = rename(&context, onlyIfDestinationMissing: false)
+        case "renamenx": reply = rename(&context, onlyIfDestinationMissing: true)
+        case "scan": reply = scan(&context)
+        case "keys": reply = keysMatching(&context)
+        case "dbsize": reply = .integer(Int64(count(now: now)))
+        case "flushdb", "flushall": reply = flush(&context)
+        case "hset", "hmset": reply = hset(&context)
+        case "hsetnx": reply = hsetnx(&context)
+        case "hget": reply = hget(&context)
+        case "hmget": reply = hmget(&context)
+        case "hgetall": reply = hgetall(&context)
+        case "hdel": reply = hdel(&context)
+        case "hexists": reply = hexists(&context)
+        case "hlen": reply = hlen(&context)
+        case "hkeys": reply = hkeys(&context, values: false)
+        case "hvals": reply = hkeys(&context, values: true)
+        case "hstrlen": reply = hstrlen(&context)
+        case "hincrby": reply = hincrby(&context)
+        case "hscan": reply = collectionScan(&context, type: .hash)
+        case "sadd": reply = sadd(&context)
+        case "srem": reply = srem(&context)
+        case "smembers": reply = smembers(&context)
+        case "sismember": reply = sismember(&context)
+        case "smismember": reply = smismember(&context)
+        case "scard": reply = scard(&context)
+        case "sscan": reply = collectionScan(&context, type: .set)
+        default: return nil
+        }
+        return CommandResult(reply: reply, deltas: context.deltas, events: context.events)
+    }
+
+    /// Whether `name` (lowercase) is a data command this keyspace runs.
+    public static func isDataCommand(_ name: String) -> Bool {
+        dataCommandNames.contains(name)
+    }
+
+    static let dataCommandNames: Set<String> = [
+        "get", "set", "setex", "psetex", "setnx", "getdel", "getex", "mget", "mset", "msetnx", "append", "strlen",
+        "incr", "decr", "incrby", "decrby", "del", "unlink", "exists", "type", "expire", "pexpire", "expireat",
+        "pexpireat", "persist", "ttl", "pttl", "expiretime", "pexpiretime", "rename", "renamenx", "scan", "keys",
+        "dbsize", "flushdb", "flushall", "hset", "hmset", "hsetnx", "hget", "hmget", "hgetall", "hdel", "hexists",
+        "hlen", "hkeys", "hvals", "hstrlen", "hincrby", "hscan", "sadd", "srem", "smembers", "sismember",
+        "smismember", "scard", "sscan",
+    ]
+
+    // MARK: Shared steps
+
+    /// Records a write's delta and events.
+    mutating func apply(_ key: [UInt8], _ write: KeyWrite, _ context: inout CommandContext, event: String, eventClass: KeyspaceEvent.EventClass) -> Bool {
+        guard let delta = self.write(key, write, now: context.now) else { return false }
+        context.deltas.append(delta)
+        context.events.append(KeyspaceEvent(event, key: key, eventClass: eventClass))
+        return true
+    }
+
+    /// The value of `key` if it is of `type` (nil when missing); `.failure` for another type.
+    mutating func value(_ key: [UInt8], as type: KeyType, _ context: inout CommandContext) -> Result<KeyValue?, WrongType> {
+        guard let value = lookup(key, now: context.now, events: &context.events) else { return .success(nil) }
+        guard value.type == type else { return .failure(WrongType()) }
+        return .success(value)
+    }
+
+    struct WrongType: Error {}
+
+    /// Counts a read as a keyspace hit or miss (INFO stats).
+    mutating func countRead(found: Bool) {
+        if found { statistics.keyspaceHits += 1 } else { statistics.keyspaceMisses += 1 }
+    }
+}
+
+/// The command being run: its arguments, the time, and what it produced so far.
+struct CommandContext {
+    let arguments: [[UInt8]]
+    let now: UInt64
+    let name: String
+    var deltas: [Delta] = []
+    var events: [KeyspaceEvent] = []
+
+    init(arguments: [[UInt8]], now: UInt64) {
+        self.arguments = arguments
+        self.now = now
+        name = String(decoding: arguments[0], as: UTF8.self).lowercased()
+    }
+
+    /// Argument `index` as an uppercase option word.
+    func option(_ index: Int) -> String {
+        String(decoding: arguments[index], as: UTF8.self).uppercased()
+    }
+}

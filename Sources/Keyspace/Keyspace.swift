@@ -1,0 +1,254 @@
+import RESP
+import SessionModel
+
+/// What one data command did: the reply, the deltas to replicate and the keyspace events
+/// to publish (in this order: replicate, then answer, then notify).
+public struct CommandResult: Sendable {
+    public var reply: RESPValue
+    public var deltas: [Delta]
+    public var events: [KeyspaceEvent]
+
+    public init(reply: RESPValue, deltas: [Delta] = [], events: [KeyspaceEvent] = []) {
+        self.reply = reply
+        self.deltas = deltas
+        self.events = events
+    }
+}
+
+/// Settings of a keyspace.
+public struct KeyspaceConfiguration: Sendable {
+    /// This node's site: its slot in every version vector.
+    public var site: SiteID
+    public var policy: MergePolicy
+    /// Keep deleted keys as tombstones (needed when other sites may still send writes
+    /// concurrent with a delete). A single-site node drops them at once.
+    public var retainTombstones: Bool
+    /// How long an expired key's state is kept so a delayed touch can revive it (§2.4).
+    public var expiryGraceMilliseconds: UInt64
+    /// `maxmemory` in bytes of estimated data; 0 means no limit.
+    public var maximumMemoryBytes: Int
+
+    public init(
+        site: SiteID,
+        policy: MergePolicy = .default,
+        retainTombstones: Bool = false,
+        expiryGraceMilliseconds: UInt64 = 60_000,
+        maximumMemoryBytes: Int = 0
+    ) {
+        self.site = site
+        self.policy = policy
+        self.retainTombstones = retainTombstones
+        self.expiryGraceMilliseconds = expiryGraceMilliseconds
+        self.maximumMemoryBytes = maximumMemoryBytes
+    }
+}
+
+/// Counters the keyspace keeps for INFO and /metrics.
+public struct KeyspaceStatistics: Hashable, Sendable {
+    public var expiredKeys: UInt64 = 0
+    public var keyspaceHits: UInt64 = 0
+    public var keyspaceMisses: UInt64 = 0
+    /// Keys that came into existence (a write to a missing key).
+    public var keysCreated: UInt64 = 0
+    /// Keys removed by DEL, UNLINK, RENAME, FLUSH or expiry.
+    public var keysDestroyed: UInt64 = 0
+    public var rejectedForMemory: UInt64 = 0
+}
+
+/// The data of one node: every key's replicated state, Redis command semantics on top of
+/// SessionModel, lazy and active expiry, and memory accounting. Pure: time comes in as `now`
+/// (milliseconds since the Unix epoch), effects go out in `CommandResult`.
+public struct Keyspace: Sendable {
+    struct StoredKey: Sendable {
+        var state = KeyState()
+        /// Bumped on every change; WATCH compares it.
+        var revision: UInt64 = 0
+        var estimatedBytes = 0
+        /// The expiry time whose `expired` event was sent (so it fires once per key).
+        var announcedExpiry: UInt64?
+    }
+
+    public var configuration: KeyspaceConfiguration
+    var keys: [[UInt8]: StoredKey] = [:]
+    var clock = HybridLogicalClock()
+    var expiryQueue = ExpiryQueue()
+    var revisionCounter: UInt64 = 0
+    public internal(set) var usedMemoryBytes = 0
+    public internal(set) var statistics = KeyspaceStatistics()
+
+    public init(configuration: KeyspaceConfiguration) {
+        self.configuration = configuration
+    }
+
+    var policy: MergePolicy { configuration.policy }
+    var conflict: ConflictPolicy { configuration.policy.conflict }
+
+    // MARK: Reading
+
+    /// The visible value of `key`, with lazy expiry: an expired key fires its `expired` event
+    /// (once) into `events`.
+    mutating func lookup(_ key: [UInt8], now: UInt64, events: inout [KeyspaceEvent]) -> KeyValue? {
+        guard let stored = keys[key] else { return nil }
+        if stored.state.isExpired(now: now) {
+            expire(key, now: now, events: &events)
+            return nil
+        }
+        return stored.state.value(now: now, policy: conflict)
+    }
+
+    /// The visible type, with lazy expiry.
+    mutating func type(of key: [UInt8], now: UInt64, events: inout [KeyspaceEvent]) -> KeyType? {
+        guard let stored = keys[key] else { return nil }
+        if stored.state.isExpired(now: now) {
+            expire(key, now: now, events: &events)
+            return nil
+        }
+        return stored.state.visibleType(policy: conflict)
+    }
+
+    func state(of key: [UInt8]) -> KeyState? {
+        keys[key]?.state
+    }
+
+    /// The WATCH revision of a key (0 for a key never written).
+    public func revision(of key: [UInt8], now: UInt64) -> UInt64 {
+        guard let stored = keys[key] else { return 0 }
+        // An expiry that happened since is a change too, as in Redis.
+        if stored.state.isExpired(now: now) && stored.announcedExpiry == nil { return stored.revision &+ 1 }
+        return stored.revision
+    }
+
+    /// Number of visible keys (DBSIZE).
+    public func count(now: UInt64) -> Int {
+        keys.values.count { !$0.state.isEmpty && !$0.state.isExpired(now: now) && $0.state.visibleType(policy: conflict) != nil }
+    }
+
+    /// Visible keys with an expiry (INFO keyspace `expires=`).
+    public func countWithExpiry(now: UInt64) -> Int {
+        keys.values.count { $0.state.expireAt != nil && !$0.state.isExpired(now: now) && $0.state.visibleType(policy: conflict) != nil }
+    }
+
+    /// Keys held, including tombstones and expired state within its grace period.
+    public var storedKeyCount: Int { keys.count }
+
+    // MARK: Writing
+
+    /// Applies a local write and returns its delta (nil when it changed nothing).
+    mutating func write(_ key: [UInt8], _ write: KeyWrite, now: UInt64) -> Delta? {
+        let existed = keys[key].map { $0.state.value(now: now, policy: conflict) != nil } ?? false
+        let timestamp = clock.tick(physicalMilliseconds: now)
+        var stored = keys.removeValue(forKey: key) ?? StoredKey()
+        let delta = stored.state.write(write, key: key, site: configuration.site, timestamp: timestamp, now: now, policy: policy)
+        if delta != nil {
+            let exists = stored.state.value(now: now, policy: conflict) != nil
+            if !existed && exists { statistics.keysCreated += 1 }
+            if existed && !exists { statistics.keysDestroyed += 1 }
+        }
+        store(key, stored, changed: delta != nil)
+        return delta
+    }
+
+    /// Merges a delta from another site (used by federation and by tests).
+    public mutating func merge(_ delta: Delta, now: UInt64) -> MergeOutcome {
+        _ = try? clock.receive(delta.timestamp, physicalMilliseconds: now)
+        var stored = keys.removeValue(forKey: delta.key) ?? StoredKey()
+        let outcome = stored.state.merge(delta, policy: policy)
+        store(delta.key, stored, changed: outcome.changed)
+        return outcome
+    }
+
+    /// Puts a key back after a change: revision, memory, expiry queue, tombstone policy.
+    mutating func store(_ key: [UInt8], _ stored: StoredKey, changed: Bool) {
+        var stored = stored
+        usedMemoryBytes -= stored.estimatedBytes
+        if changed {
+            revisionCounter += 1
+            stored.revision = revisionCounter
+            if let at = stored.state.expireAt {
+                if stored.announcedExpiry != at { stored.announcedExpiry = nil }
+                expiryQueue.insert(key, at: at)
+            } else {
+                stored.announcedExpiry = nil
+            }
+        }
+        if stored.state.isEmpty && !configuration.retainTombstones {
+            keys[key] = nil
+            return
+        }
+        stored.estimatedBytes = Self.estimateBytes(key: key, state: stored.state)
+        usedMemoryBytes += stored.estimatedBytes
+        keys[key] = stored
+    }
+
+    /// Handles a key found expired: announces it once; a single-site node drops it at once,
+    /// a federated one keeps its state for the grace period (§2.4).
+    mutating func expire(_ key: [UInt8], now: UInt64, events: inout [KeyspaceEvent]) {
+        guard var stored = keys[key], let at = stored.state.expireAt, stored.state.isExpired(now: now) else { return }
+        if stored.announcedExpiry != at {
+            stored.announcedExpiry = at
+            if stored.state.visibleType(policy: conflict) != nil {
+                statistics.expiredKeys += 1
+                statistics.keysDestroyed += 1
+                events.append(KeyspaceEvent("expired", key: key, eventClass: .expired))
+            }
+            revisionCounter += 1
+            stored.revision = revisionCounter
+        }
+        if !configuration.retainTombstones {
+            usedMemoryBytes -= stored.estimatedBytes
+            keys[key] = nil
+        } else {
+            keys[key] = stored
+        }
+    }
+
+    /// The active expiry cycle: handles at most `budget` due keys, so one tick's work is bounded.
+    /// Returns the `expired` events.
+    public mutating func sweepExpired(now: UInt64, budget: Int) -> [KeyspaceEvent] {
+        var events: [KeyspaceEvent] = []
+        var handled = 0
+        while handled < budget, let due = expiryQueue.popDue(now: now) {
+            handled += 1
+            guard let stored = keys[due.key], stored.state.expireAt == due.at else { continue }
+            expire(due.key, now: now, events: &events)
+        }
+        return events
+    }
+
+    /// Releases what §2.4/§2.5 allow for expired keys past their grace period (federated mode),
+    /// given the stable vector for each key (a single site passes its own context).
+    public mutating func collectExpired(now: UInt64, stable: ([UInt8], KeyState) -> VersionVector) {
+        for (key, stored) in keys where stored.state.isExpired(now: now) {
+            var state = stored.state
+            let vector = stable(key, state)
+            if state.collectTombstones(stable: vector, now: now, expiryGraceMilliseconds: configuration.expiryGraceMilliseconds) == .releasedExpiredData {
+                var updated = stored
+                updated.state = state
+                store(key, updated, changed: false)
+            }
+        }
+    }
+
+    /// Whether a command that may grow memory must be refused (`maxmemory`, noeviction).
+    public var isOverMemoryLimit: Bool {
+        configuration.maximumMemoryBytes > 0 && usedMemoryBytes > configuration.maximumMemoryBytes
+    }
+
+    /// A deterministic estimate of the bytes a key occupies: its name, values and metadata,
+    /// with the per-allocation overheads of Swift arrays and dictionaries.
+    static func estimateBytes(key: [UInt8], state: KeyState) -> Int {
+        var total = 96 + key.count + state.context.vector.entries.count * 16 + state.context.cloud.count * 16
+            + state.deletes.entries.count * 16
+        for (element, entries) in state.elements {
+            switch element {
+            case .field(let name), .member(let name): total += 48 + name.count
+            case .string, .expiry: total += 16
+            }
+            for entry in entries {
+                total += 64 + entry.deletesSeen.entries.count * 16
+                if case .bytes(let bytes) = entry.payload { total += bytes.count }
+            }
+        }
+        return total
+    }
+}

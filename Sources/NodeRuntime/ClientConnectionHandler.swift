@@ -1,0 +1,220 @@
+import Keyspace
+import NIOCore
+import RESP
+import SessionModel
+
+/// One client connection: parses requests, runs them against the node state, writes replies.
+/// Pipelined requests that arrive together are answered with one flush.
+final class ClientConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let state: NodeState
+    var parser: RESPRequestParser
+    var input: ByteBuffer?
+    var output: ByteBuffer?
+    var session = ClientSession()
+    var clientID: UInt64 = 0
+    var closing = false
+    /// Inside EXEC: replies are collected into one array instead of written.
+    var capturedReplies: [RESPValue]?
+
+    init(state: NodeState) {
+        self.state = state
+        parser = RESPRequestParser(limits: state.configuration.limits)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if state.clients.count >= state.configuration.maximumClients {
+            state.statistics.rejectedConnections += 1
+            var buffer = context.channel.allocator.buffer(capacity: 64)
+            RESPEncoder.encode(.error("ERR max number of clients reached"), version: .v2, into: &buffer)
+            context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in context.close(promise: nil) }
+            closing = true
+            return
+        }
+        clientID = state.registerClient(channel: context.channel)
+        session.authenticated = !state.requiresAuthentication
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if clientID != 0 { state.unregisterClient(clientID) }
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
+        var incoming = unwrapInboundIn(data)
+        if input == nil || input!.readableBytes == 0 {
+            input = incoming
+        } else {
+            input!.writeBuffer(&incoming)
+        }
+        guard input!.readableBytes <= state.configuration.limits.maximumQueryBufferBytes else {
+            // Redis closes a client over client-query-buffer-limit without a reply.
+            state.statistics.protocolErrors += 1
+            closing = true
+            input = nil
+            context.close(promise: nil)
+            return
+        }
+        while !closing {
+            switch parser.next(from: &input!) {
+            case .incomplete:
+                if input!.readableBytes == 0 { input = nil }
+                return
+            case .protocolError(let message):
+                state.statistics.protocolErrors += 1
+                reply(.error("ERR \(message)"))
+                closeAfterReplies(context: context)
+                return
+            case .command(let arguments):
+                execute(arguments, context: context)
+            }
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flush(context: context)
+        context.fireChannelReadComplete()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    // MARK: Replies
+
+    func reply(_ value: RESPValue) {
+        if capturedReplies != nil {
+            capturedReplies!.append(value)
+            return
+        }
+        if output == nil { output = state.eventLoopAllocator.buffer(capacity: 256) }
+        RESPEncoder.encode(value, version: session.protocolVersion, into: &output!)
+    }
+
+    func flush(context: ChannelHandlerContext) {
+        guard let buffer = output, buffer.readableBytes > 0 else { return }
+        output = nil
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+    }
+
+    func closeAfterReplies(context: ChannelHandlerContext) {
+        closing = true
+        let buffer = output ?? context.channel.allocator.buffer(capacity: 0)
+        output = nil
+        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in context.close(promise: nil) }
+    }
+
+    // MARK: Dispatch
+
+    func execute(_ arguments: [[UInt8]], context: ChannelHandlerContext) {
+        let name = String(decoding: arguments[0], as: UTF8.self).lowercased()
+        state.statistics.commandsProcessed += 1
+        state.clients[clientID]?.lastCommand = name
+        state.clients[clientID]?.lastActivity = WallClock.nowMilliseconds()
+
+        guard let spec = CommandTable.spec(for: name) else {
+            session.markTransactionFailed()
+            reply(RedisError.unknownCommand(arguments))
+            return
+        }
+        guard spec.acceptsArgumentCount(arguments.count) else {
+            session.markTransactionFailed()
+            reply(RedisError.wrongArity(name))
+            return
+        }
+        if !session.authenticated && !spec.flags.contains(.noAuth) {
+            session.markTransactionFailed()
+            reply(.error("NOAUTH Authentication required."))
+            return
+        }
+        if session.isSubscribed && session.protocolVersion == .v2
+            && !["subscribe", "psubscribe", "unsubscribe", "punsubscribe", "ping", "quit", "reset"].contains(name)
+        {
+            reply(.error("ERR Can't execute '\(name)': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"))
+            return
+        }
+        if session.queuedCommands != nil && !spec.flags.contains(.transactionControl) {
+            if spec.flags.contains(.pubsub) && name != "publish" {
+                session.markTransactionFailed()
+                reply(.error("ERR Command not allowed inside a transaction"))
+                return
+            }
+            session.queuedCommands!.append(arguments)
+            reply(.simpleString("QUEUED"))
+            return
+        }
+        state.statistics.commandsByName[name, default: 0] += 1
+        run(name, spec, arguments, context: context)
+    }
+
+    /// Runs one command that is not queued (also used by EXEC for each queued command).
+    func run(_ name: String, _ spec: CommandSpec, _ arguments: [[UInt8]], context: ChannelHandlerContext) {
+        if spec.flags.contains(.denyOOM) && state.keyspace.isOverMemoryLimit {
+            state.statistics.rejectedForMemory += 1
+            reply(RedisError.outOfMemory)
+            return
+        }
+        if Keyspace.isDataCommand(name) {
+            runData(arguments)
+            return
+        }
+        switch name {
+        case "ping": ping(arguments)
+        case "echo": reply(.bulkString(arguments[1]))
+        case "hello": hello(arguments)
+        case "auth": auth(arguments)
+        case "select": select(arguments)
+        case "client": client(arguments)
+        case "quit":
+            reply(.ok)
+            closeAfterReplies(context: context)
+        case "reset": reset()
+        case "command": command(arguments)
+        case "info": reply(.verbatim(format: "txt", text: Array(info(arguments).utf8)))
+        case "config": config(arguments)
+        case "time":
+            let micros = WallClock.nowMicroseconds()
+            reply(.array([.bulk(String(micros / 1_000_000)), .bulk(String(micros % 1_000_000))]))
+        case "multi": multi()
+        case "exec": exec(context: context)
+        case "discard": discard()
+        case "watch": watch(arguments)
+        case "unwatch":
+            session.watchedKeys = []
+            reply(.ok)
+        case "subscribe", "psubscribe": subscribe(arguments, patterns: name == "psubscribe")
+        case "unsubscribe", "punsubscribe": unsubscribe(arguments, patterns: name == "punsubscribe")
+        case "publish":
+            reply(.integer(Int64(state.publish(channel: arguments[1], message: arguments[2]))))
+        case "pubsub": pubsub(arguments)
+        case "evalsha": reply(.error("NOSCRIPT No matching script. Please use EVAL."))
+        case "eval", "script": reply(.error("ERR scripting is not supported by this server: sessionfed does not run Lua scripts"))
+        default:
+            reply(RedisError.unknownCommand(arguments))
+        }
+    }
+
+    func runData(_ arguments: [[UInt8]]) {
+        let now = WallClock.nowMilliseconds()
+        guard let result = state.keyspace.execute(arguments, now: now) else {
+            reply(RedisError.unknownCommand(arguments))
+            return
+        }
+        state.pendingDeltaCount += UInt64(result.deltas.count)
+        reply(result.reply)
+        state.notify(result.events)
+    }
+}
+
+extension NodeState {
+    var requiresAuthentication: Bool {
+        guard let auth = configuration.topology.auth else { return false }
+        return auth.password != nil || !auth.users.isEmpty
+    }
+
+    var eventLoopAllocator: ByteBufferAllocator { ByteBufferAllocator() }
+}

@@ -1,0 +1,52 @@
+import Keyspace
+import RESP
+import SessionModel
+import Topology
+
+/// Everything one node needs to run, derived from the topology file and its name in it.
+public struct NodeConfiguration: Sendable {
+    public var topology: Topology
+    public var site: Topology.Site
+    public var node: Topology.Node
+    public var limits: RESPLimits
+    /// Maximum simultaneous client connections (Redis `maxclients`).
+    public var maximumClients: Int
+    /// How often the active expiry cycle runs, and how many keys one cycle may expire.
+    public var expiryCycleMilliseconds: Int64
+    public var expiryKeysPerCycle: Int
+
+    /// Redis's default `maxclients`.
+    public static let defaultMaximumClients = 10_000
+    /// Redis runs its active expiry 10 times a second (`hz 10`).
+    public static let defaultExpiryCycleMilliseconds: Int64 = 100
+    /// Bounded work per cycle so a mass expiry cannot stall client commands.
+    public static let defaultExpiryKeysPerCycle = 200
+
+    public init(topology: Topology, nodeName: String) throws(NodeConfigurationError) {
+        guard let found = topology.node(named: nodeName) else {
+            throw NodeConfigurationError(message: "node '\(nodeName)' is not in the topology (nodes: \(topology.sites.flatMap(\.nodes).map(\.name).joined(separator: ", ")))")
+        }
+        self.topology = topology
+        site = found.site
+        node = found.node
+        limits = .default
+        maximumClients = Self.defaultMaximumClients
+        expiryCycleMilliseconds = Self.defaultExpiryCycleMilliseconds
+        expiryKeysPerCycle = Self.defaultExpiryKeysPerCycle
+    }
+
+    public var keyspaceConfiguration: KeyspaceConfiguration {
+        KeyspaceConfiguration(
+            site: SiteID(site.id),
+            policy: topology.defaultMergePolicy,
+            retainTombstones: topology.sites.count > 1,
+            expiryGraceMilliseconds: UInt64(topology.defaults.expiryGraceMilliseconds),
+            maximumMemoryBytes: topology.defaults.maxmemoryBytes
+        )
+    }
+}
+
+public struct NodeConfigurationError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public var description: String { message }
+}

@@ -1,0 +1,92 @@
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// Serves RESP to applications on the node's `client` address. A `Service`: SIGTERM/SIGINT
+/// (through the service group) stops accepting, lets the commands already read finish and
+/// their replies flush, then closes every client.
+public final class NodeServer: Service, Sendable {
+    public let configuration: NodeConfiguration
+    let logger: Logger
+    let group: MultiThreadedEventLoopGroup
+    let state: NodeState
+    /// Completed once the listener is bound; carries the bound port (useful with port 0).
+    let bound: EventLoopPromise<Int>
+
+    public init(configuration: NodeConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        // One thread owns the keyspace and every client connection, like Redis: commands run
+        // to completion without locks.
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        state = NodeState(eventLoop: loop, configuration: configuration)
+        bound = loop.makePromise(of: Int.self)
+    }
+
+    /// The bound client port, once listening.
+    public func boundPort() async throws -> Int {
+        try await bound.futureResult.get()
+    }
+
+    /// Runs `body` on the node's event loop with its state (for /status and /metrics).
+    func withState<T: Sendable>(_ body: @escaping @Sendable (NodeState) -> T) async throws -> T {
+        let state = self.state
+        return try await state.eventLoop.submit { body(state) }.get()
+    }
+
+    public func run() async throws {
+        let state = self.state
+        let address = configuration.node.client
+        let channel: Channel
+        do {
+            channel = try await ServerBootstrap(group: group)
+                .serverChannelOption(.backlog, value: 511)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(ClientConnectionHandler(state: state))
+                    }
+                }
+                .bind(host: address.host, port: address.port)
+                .get()
+        } catch {
+            bound.fail(error)
+            try? await group.shutdownGracefully()
+            throw NodeServerError(message: "cannot listen for clients on \(address): \(error)")
+        }
+        let port = channel.localAddress?.port ?? address.port
+        bound.succeed(port)
+        logger.info("node listening for clients", metadata: ["node.name": "\(configuration.node.name)", "client.address": "\(address.host):\(port)"])
+
+        let expiry = state.eventLoop.scheduleRepeatedTask(
+            initialDelay: .milliseconds(configuration.expiryCycleMilliseconds),
+            delay: .milliseconds(configuration.expiryCycleMilliseconds)
+        ) { _ in
+            state.runExpiryCycle()
+        }
+
+        await withGracefulShutdownHandler {
+            try? await channel.closeFuture.get()
+        } onGracefulShutdown: {
+            channel.close(promise: nil)
+        }
+        expiry.cancel()
+        // The listener is closed; commands already read have run (they run synchronously on the
+        // loop). Flush and close every client.
+        try? await state.eventLoop.submit {
+            for record in state.clients.values {
+                record.channel.close(mode: .all, promise: nil)
+            }
+        }.get()
+        logger.info("node stopped", metadata: ["node.name": "\(configuration.node.name)"])
+        try? await group.shutdownGracefully()
+    }
+}
+
+public struct NodeServerError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}

@@ -1,0 +1,136 @@
+import Keyspace
+import NIOCore
+import RESP
+import SessionModel
+
+/// A connected client as other parts of the node see it (CLIENT LIST, pub/sub delivery).
+struct ClientRecord {
+    let id: UInt64
+    let channel: Channel
+    let remoteAddress: String
+    let localAddress: String
+    let connectedAt: UInt64
+    var name: [UInt8]?
+    var libraryName: String?
+    var libraryVersion: String?
+    var protocolVersion: RESPVersion = .v2
+    var lastCommand = "NULL"
+    var lastActivity: UInt64
+    var channels: Set<[UInt8]> = []
+    var patterns: Set<[UInt8]> = []
+    var inTransaction = false
+}
+
+/// The node's shared state. Confined to one event loop: every access happens on `eventLoop`
+/// (client handlers and timers all run there), which is why it can be `@unchecked Sendable`.
+/// This mirrors Redis's single-threaded model and needs no locks.
+final class NodeState: @unchecked Sendable {
+    let eventLoop: EventLoop
+    let configuration: NodeConfiguration
+    var keyspace: Keyspace
+    var clients: [UInt64: ClientRecord] = [:]
+    var nextClientID: UInt64 = 1
+    var notificationFlags = NotificationFlags()
+    let startedAt: UInt64
+    var statistics = RuntimeStatistics()
+    /// Subscribers by channel and by pattern (client ids).
+    var channelSubscribers: [[UInt8]: Set<UInt64>] = [:]
+    var patternSubscribers: [[UInt8]: Set<UInt64>] = [:]
+    /// Deltas produced since start, awaiting federation (counted until federation exists).
+    var pendingDeltaCount: UInt64 = 0
+
+    init(eventLoop: EventLoop, configuration: NodeConfiguration) {
+        self.eventLoop = eventLoop
+        self.configuration = configuration
+        keyspace = Keyspace(configuration: configuration.keyspaceConfiguration)
+        startedAt = WallClock.nowMilliseconds()
+    }
+
+    func registerClient(channel: Channel) -> UInt64 {
+        eventLoop.preconditionInEventLoop()
+        let id = nextClientID
+        nextClientID += 1
+        let now = WallClock.nowMilliseconds()
+        clients[id] = ClientRecord(
+            id: id,
+            channel: channel,
+            remoteAddress: channel.remoteAddress.map(Self.describe) ?? "?",
+            localAddress: channel.localAddress.map(Self.describe) ?? "?",
+            connectedAt: now,
+            lastActivity: now
+        )
+        statistics.connectionsReceived += 1
+        return id
+    }
+
+    func unregisterClient(_ id: UInt64) {
+        guard let record = clients.removeValue(forKey: id) else { return }
+        for channel in record.channels { channelSubscribers[channel]?.remove(id) }
+        for pattern in record.patterns { patternSubscribers[pattern]?.remove(id) }
+        channelSubscribers = channelSubscribers.filter { !$0.value.isEmpty }
+        patternSubscribers = patternSubscribers.filter { !$0.value.isEmpty }
+    }
+
+    static func describe(_ address: SocketAddress) -> String {
+        "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+    }
+
+    // MARK: Pub/sub
+
+    /// Delivers a message to every subscriber of `channel` (direct and by pattern); returns
+    /// how many received it.
+    @discardableResult
+    func publish(channel: [UInt8], message: [UInt8]) -> Int {
+        var receivers = 0
+        for id in channelSubscribers[channel] ?? [] {
+            guard let record = clients[id] else { continue }
+            send(.push([.bulk("message"), .bulkString(channel), .bulkString(message)]), to: record)
+            receivers += 1
+        }
+        for (pattern, ids) in patternSubscribers where GlobPattern(pattern).matches(channel) {
+            for id in ids {
+                guard let record = clients[id] else { continue }
+                send(.push([.bulk("pmessage"), .bulkString(pattern), .bulkString(channel), .bulkString(message)]), to: record)
+                receivers += 1
+            }
+        }
+        return receivers
+    }
+
+    func send(_ value: RESPValue, to record: ClientRecord) {
+        var buffer = record.channel.allocator.buffer(capacity: 64)
+        RESPEncoder.encode(value, version: record.protocolVersion, into: &buffer)
+        record.channel.writeAndFlush(buffer, promise: nil)
+    }
+
+    /// Publishes keyspace events the `notify-keyspace-events` setting enables.
+    func notify(_ events: [KeyspaceEvent]) {
+        guard !events.isEmpty, notificationFlags.keyspace || notificationFlags.keyevent,
+            !channelSubscribers.isEmpty || !patternSubscribers.isEmpty
+        else { return }
+        for event in events where notificationFlags.enables(event) {
+            if notificationFlags.keyspace {
+                publish(channel: Array("__keyspace@0__:".utf8) + event.key, message: Array(event.name.utf8))
+            }
+            if notificationFlags.keyevent {
+                publish(channel: Array("__keyevent@0__:\(event.name)".utf8), message: event.key)
+            }
+        }
+    }
+
+    /// One active expiry cycle (runs on the event loop timer).
+    func runExpiryCycle() {
+        let events = keyspace.sweepExpired(now: WallClock.nowMilliseconds(), budget: configuration.expiryKeysPerCycle)
+        notify(events)
+    }
+}
+
+/// Counters the runtime keeps beside the keyspace's.
+struct RuntimeStatistics {
+    var connectionsReceived: UInt64 = 0
+    var rejectedConnections: UInt64 = 0
+    var commandsProcessed: UInt64 = 0
+    var commandsByName: [String: UInt64] = [:]
+    var protocolErrors: UInt64 = 0
+    var rejectedForMemory: UInt64 = 0
+}

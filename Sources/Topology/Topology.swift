@@ -1,0 +1,112 @@
+/// A federation described as code (DESIGN.md §9): sites, their nodes, links and policies.
+public struct Topology: Hashable, Sendable {
+    public var federation: String
+    public var topologyVersion: Int
+    public var defaults: Defaults
+    public var links: Links
+    public var tls: TLSSettings?
+    public var auth: AuthSettings?
+    public var policies: [KeyPolicy]
+    public var sites: [Site]
+
+    public struct Defaults: Hashable, Sendable {
+        public var partitions = 64
+        public var backupCount = 1
+        public var minInSync = 1
+        public var conflictPolicy = "lww"
+        public var deletePolicy = "delete-wins"
+        public var batchIntervalMilliseconds = 5
+        public var outboxLimitBytes = 268_435_456
+        public var expiryGraceMilliseconds = 60_000
+        public var maxmemoryBytes = 0
+
+        public init() {}
+    }
+
+    public enum Links: Hashable, Sendable {
+        case mesh
+        case hub(String)
+        case pairs([[String]])
+    }
+
+    public struct TLSSettings: Hashable, Sendable {
+        public var ca: String
+        public var directory: String
+    }
+
+    /// Client authentication: `password` for the default user (Redis `requirepass`) and named
+    /// users for `AUTH user password` (Redis ACL users, all with full access).
+    public struct AuthSettings: Hashable, Sendable {
+        public var password: String?
+        public var users: [String: String]
+    }
+
+    /// Merge policies for keys matching a glob pattern (first match wins).
+    public struct KeyPolicy: Hashable, Sendable {
+        public var pattern: String
+        public var deletePolicy: String?
+        public var conflictPolicy: String?
+    }
+
+    public struct Site: Hashable, Sendable {
+        public var name: String
+        public var id: UInt32
+        public var role: Role
+        public var nodes: [Node]
+    }
+
+    public enum Role: String, Hashable, Sendable {
+        case active
+        case passive
+    }
+
+    public struct Node: Hashable, Sendable {
+        public var name: String
+        public var client: Address
+        public var peer: Address
+        public var federation: Address
+        public var admin: Address
+        public var voter: Bool
+    }
+
+    public struct Address: Hashable, Sendable, CustomStringConvertible {
+        public var host: String
+        public var port: Int
+
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+
+        /// Parses `host:port` or `[v6]:port`.
+        public init?(_ text: String) {
+            let host: Substring, port: Substring
+            if text.hasPrefix("[") {
+                guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+                host = text[text.index(after: text.startIndex)..<close]
+                port = text[text.index(close, offsetBy: 2)...]
+            } else {
+                guard let colon = text.lastIndex(of: ":") else { return nil }
+                host = text[..<colon]
+                port = text[text.index(after: colon)...]
+            }
+            guard !host.isEmpty, let number = Int(port), (1...65535).contains(number) else { return nil }
+            self.host = String(host)
+            self.port = number
+        }
+
+        public var isLoopback: Bool {
+            host == "localhost" || host.hasPrefix("127.") || host == "::1"
+        }
+
+        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    }
+
+    /// The node called `name` and its site.
+    public func node(named name: String) -> (site: Site, node: Node)? {
+        for site in sites {
+            if let node = site.nodes.first(where: { $0.name == name }) { return (site, node) }
+        }
+        return nil
+    }
+}
