@@ -59,6 +59,9 @@ let package = Package(
         ),
         .testTarget(name: "SessionModelTests", dependencies: ["SessionModel", "Wire"]),
         .testTarget(name: "WireTests", dependencies: ["SessionModel", "Wire"]),
+        .testTarget(name: "RESPTests", dependencies: ["RESP", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(name: "KeyspaceTests", dependencies: ["Keyspace", "RESP", "SessionModel"]),
+        .testTarget(name: "TopologyTests", dependencies: ["Topology", "SessionModel"]),
     ],
     swiftLanguageModes: [.v6]
 )

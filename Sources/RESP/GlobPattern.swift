@@ -13,7 +13,8 @@ public struct GlobPattern: Hashable, Sendable {
     public func matches(_ string: [UInt8]) -> Bool {
         pattern.withUnsafeBufferPointer { p in
             string.withUnsafeBufferPointer { s in
-                Self.match(p, 0, s, 0, depth: 0)
+                var skipLongerMatches = false
+                return Self.match(p, 0, s, 0, depth: 0, skipLongerMatches: &skipLongerMatches)
             }
         }
     }
@@ -21,7 +22,10 @@ public struct GlobPattern: Hashable, Sendable {
     /// Redis bounds recursion on `*` (nesting) to stop patterns like `a*a*a*…` from exploding.
     private static let maximumDepth = 1_000
 
-    private static func match(_ p: UnsafeBufferPointer<UInt8>, _ pi: Int, _ s: UnsafeBufferPointer<UInt8>, _ si: Int, depth: Int) -> Bool {
+    private static func match(
+        _ p: UnsafeBufferPointer<UInt8>, _ pi: Int, _ s: UnsafeBufferPointer<UInt8>, _ si: Int, depth: Int,
+        skipLongerMatches: inout Bool
+    ) -> Bool {
         guard depth < maximumDepth else { return false }
         var pi = pi, si = si
         while pi < p.count && si < s.count || pi < p.count && p[pi] == UInt8(ascii: "*") {
@@ -31,9 +35,14 @@ public struct GlobPattern: Hashable, Sendable {
                 if pi + 1 == p.count { return true }
                 var start = si
                 while start <= s.count {
-                    if match(p, pi + 1, s, start, depth: depth + 1) { return true }
+                    if match(p, pi + 1, s, start, depth: depth + 1, skipLongerMatches: &skipLongerMatches) { return true }
+                    if skipLongerMatches { return false }
                     start += 1
                 }
+                // The rest of the pattern matches nowhere in the rest of the string, so no earlier
+                // `*` can help by matching more: stop (Redis's skipLongerMatches, which keeps
+                // patterns like a*a*a*…b linear instead of exponential).
+                skipLongerMatches = true
                 return false
             case UInt8(ascii: "?"):
                 si += 1
