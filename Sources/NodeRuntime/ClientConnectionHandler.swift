@@ -29,7 +29,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
             state.statistics.rejectedConnections += 1
             var buffer = context.channel.allocator.buffer(capacity: 64)
             RESPEncoder.encode(.error("ERR max number of clients reached"), version: .v2, into: &buffer)
-            context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in context.close(promise: nil) }
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in channel.close(promise: nil) }
             closing = true
             return
         }
@@ -105,7 +106,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         closing = true
         let buffer = output ?? context.channel.allocator.buffer(capacity: 0)
         output = nil
-        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in context.close(promise: nil) }
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in channel.close(promise: nil) }
     }
 
     // MARK: Dispatch

@@ -75,7 +75,8 @@ func runNode(_ configuration: NodeConfiguration, logger: Logger, onReady: (@Send
     let server = NodeServer(configuration: configuration, logger: logger)
     let group = ServiceGroup(
         configuration: ServiceGroupConfiguration(
-            services: [.init(service: server)],
+            // Shutdown runs in reverse order: the client listener drains first.
+            services: [.init(service: server.adminService()), .init(service: server)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )

@@ -1,0 +1,96 @@
+import Foundation
+import Hummingbird
+import Logging
+import Prometheus
+import ServiceLifecycle
+import Synchronization
+
+/// The node's HTTP endpoint on its `admin` address: `/healthz`, `/status` (JSON) and
+/// `/metrics` (Prometheus text exposition, written by swift-prometheus).
+enum AdminServer {
+    static func make(node: NodeServer, logger: Logger) -> any Service {
+        let exporter = MetricsExporter()
+        let router = Router()
+        router.get("/healthz") { _, _ -> String in
+            _ = try await node.snapshot()
+            return "ok\n"
+        }
+        router.get("/status") { _, _ -> Response in
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            let body = try encoder.encode(try await node.snapshot())
+            return Response(
+                status: .ok,
+                headers: [.contentType: "application/json"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: body))
+            )
+        }
+        router.get("/metrics") { _, _ -> Response in
+            let text = exporter.exposition(for: try await node.snapshot())
+            return Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: text))
+            )
+        }
+        let address = node.configuration.node.admin
+        return Application(
+            router: router,
+            configuration: ApplicationConfiguration(address: .hostname(address.host, port: address.port), serverName: "sessionfed"),
+            logger: logger
+        )
+    }
+}
+
+/// Turns snapshots into Prometheus metrics. Counters only move forward, so each scrape adds
+/// what changed since the previous one.
+final class MetricsExporter: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    private let exported = Mutex<[String: UInt64]>([:])
+
+    func exposition(for snapshot: NodeSnapshot) -> [UInt8] {
+        gauge("sessionfed_connected_clients", "Client connections open now.", snapshot.connectedClients)
+        gauge("sessionfed_keys", "Visible keys (DBSIZE).", snapshot.keys)
+        gauge("sessionfed_keys_with_expiry", "Visible keys with a TTL.", snapshot.keysWithExpiry)
+        gauge("sessionfed_stored_keys", "Keys held, including tombstones and expired state within its grace period.", snapshot.storedKeys)
+        gauge("sessionfed_memory_used_bytes", "Estimated bytes of data (INFO used_memory; maxmemory compares against it).", snapshot.usedMemoryBytes)
+        gauge("sessionfed_memory_resident_bytes", "Resident set size of the process.", snapshot.residentMemoryBytes)
+        gauge("sessionfed_memory_max_bytes", "maxmemory (0: no limit).", snapshot.maximumMemoryBytes)
+        gauge("sessionfed_uptime_seconds", "Seconds since the node started.", Int(snapshot.uptimeSeconds))
+        counter("sessionfed_commands_total", "Commands processed.", snapshot.commandsProcessed)
+        for (name, count) in snapshot.commandsByName.sorted(by: { $0.key < $1.key }) {
+            counter("sessionfed_commands_by_name_total", "Commands processed, by command.", count, labels: [("command", name)])
+        }
+        counter("sessionfed_connections_received_total", "Client connections accepted.", snapshot.connectionsReceived)
+        counter("sessionfed_connections_rejected_total", "Client connections refused at maxclients.", snapshot.connectionsRejected)
+        counter("sessionfed_protocol_errors_total", "Connections closed for malformed RESP or an oversized query buffer.", snapshot.protocolErrors)
+        counter("sessionfed_expired_keys_total", "Keys that expired (each counted once).", snapshot.expiredKeys)
+        counter("sessionfed_sessions_created_total", "Keys created by a write to a missing key.", snapshot.keysCreated)
+        counter("sessionfed_sessions_destroyed_total", "Keys removed by DEL, RENAME, FLUSH or expiry.", snapshot.keysDestroyed)
+        counter("sessionfed_oom_rejections_total", "Writes refused with -OOM because used memory exceeded maxmemory.", snapshot.outOfMemoryRejections)
+        counter("sessionfed_deltas_produced_total", "Replication deltas produced by local writes.", snapshot.deltasProduced)
+        return registry.emitToBuffer()
+    }
+
+    private func gauge(_ name: String, _ help: String, _ value: Int) {
+        registry.makeGauge(name: name, help: help).set(Int64(value))
+    }
+
+    private func counter(_ name: String, _ help: String, _ value: UInt64, labels: [(String, String)] = []) {
+        let key = name + labels.map { "|\($0.0)=\($0.1)" }.joined()
+        let previous = exported.withLock { last -> UInt64 in
+            let previous = last[key] ?? 0
+            last[key] = max(previous, value)
+            return previous
+        }
+        let counter = labels.isEmpty ? registry.makeCounter(name: name, help: help) : registry.makeCounter(name: name, labels: labels, help: help)
+        if value > previous { counter.increment(by: Int64(value - previous)) }
+    }
+}
+
+extension NodeServer {
+    /// The admin HTTP service for this node.
+    public func adminService() -> any Service {
+        AdminServer.make(node: self, logger: logger)
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real `sessionfed node` process on fresh loopback ports, stopped (and checked) by the test.
+final class NodeProcess {
+    let process = Process()
+    let clientPort: Int
+    let adminPort: Int
+    let directory: URL
+    let output = Pipe()
+
+    /// SESSIONFED_BIN, or the `sessionfed` built beside this test bundle.
+    static func findBinary() -> URL {
+        if let path = ProcessInfo.processInfo.environment["SESSIONFED_BIN"] { return URL(fileURLWithPath: path) }
+        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        for _ in 0..<6 {
+            directory = directory.deletingLastPathComponent()
+            let candidate = directory.appendingPathComponent("sessionfed")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        }
+        return URL(fileURLWithPath: ".build/debug/sessionfed")
+    }
+
+    init(extraTopology: String = "") throws {
+        let ports = try freePorts(4)
+        clientPort = ports[0]
+        adminPort = ports[3]
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("sessionfed-it-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let topology = """
+            federation: integration
+            topologyVersion: 1
+            defaults:
+              backupCount: 0
+            \(extraTopology)
+            sites:
+              - name: local
+                id: 1
+                nodes:
+                  - name: local-1
+                    client: 127.0.0.1:\(ports[0])
+                    peer: 127.0.0.1:\(ports[1])
+                    federation: 127.0.0.1:\(ports[2])
+                    admin: 127.0.0.1:\(ports[3])
+            """
+        let file = directory.appendingPathComponent("topology.yaml")
+        try topology.write(to: file, atomically: true, encoding: .utf8)
+        process.executableURL = Self.findBinary()
+        process.arguments = ["node", "--topology", file.path, "--node", "local-1", "--log-level", "warning"]
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        try waitUntilListening()
+    }
+
+    func waitUntilListening() throws {
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if let client = try? RESPTestClient(port: clientPort) {
+                client.close()
+                return
+            }
+            guard process.isRunning else { throw NodeProcessError.exited(log) }
+            usleep(20_000)
+        }
+        throw NodeProcessError.notListening(log)
+    }
+
+    var log: String {
+        String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
+    }
+
+    /// SIGTERM, then the exit status (nil when it had to be killed after `seconds`).
+    func terminate(within seconds: Double = 10) -> Int32? {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        guard process.isRunning else { return process.terminationStatus }
+        kill(process.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            return nil
+        }
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+}
+
+enum NodeProcessError: Error {
+    case exited(String)
+    case notListening(String)
+}
+
+/// Distinct free loopback ports (bound together to port 0, then released).
+func freePorts(_ count: Int) throws -> [Int] {
+    var sockets: [Int32] = []
+    defer { sockets.forEach { Glibc.close($0) } }
+    var ports: [Int] = []
+    for _ in 0..<count {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        ports.append(Int(UInt16(bigEndian: address.sin_port)))
+        sockets.append(fd)
+    }
+    return ports
+}
