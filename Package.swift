@@ -63,6 +63,16 @@ let package = Package(
         .testTarget(name: "RESPTests", dependencies: ["RESP", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "KeyspaceTests", dependencies: ["Keyspace", "RESP", "SessionModel"]),
         .testTarget(name: "TopologyTests", dependencies: ["Topology", "SessionModel"]),
+        .testTarget(
+            name: "NodeRuntimeTests",
+            dependencies: [
+                "NodeRuntime", "Topology",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // Real `sessionfed` processes on loopback; depends on the executable so it is built.
         .testTarget(name: "IntegrationTests", dependencies: ["sessionfed"]),
     ],

@@ -15,7 +15,9 @@ extension Keyspace {
     mutating func hset(_ context: inout CommandContext) -> RESPValue {
         guard context.arguments.count >= 4, context.arguments.count % 2 == 0 else { return RedisError.wrongArity(context.name) }
         let key = context.arguments[1]
-        guard case .success(let existing) = hashFields(key, &context) else { return RedisError.wrongType }
+        let type = type(of: key, now: context.now, events: &context.events)
+        guard type == nil || type == .hash else { return RedisError.wrongType }
+        let stored = type == nil ? nil : state(of: key)
         var fields: [HashField] = []
         var seen = Set<[UInt8]>()
         for index in stride(from: 2, to: context.arguments.count, by: 2) {
@@ -27,7 +29,7 @@ extension Keyspace {
             }
             seen.insert(field.field)
         }
-        let added = seen.subtracting(existing.map(\.field)).count
+        let added = seen.count { stored?.elements[.field($0)] == nil }
         _ = apply(key, .setFields(fields), &context, event: "hset", eventClass: .hash)
         return context.name == "hmset" ? .ok : .integer(Int64(added))
     }

@@ -5,7 +5,12 @@ extension Keyspace {
     /// Runs one data command. `arguments[0]` is the command name; arity was checked by the
     /// command table. Returns nil for a command this keyspace does not implement.
     public mutating func execute(_ arguments: [[UInt8]], now: UInt64) -> CommandResult? {
-        var context = CommandContext(arguments: arguments, now: now)
+        execute(arguments, name: String(decoding: arguments[0], as: UTF8.self).lowercased(), now: now)
+    }
+
+    /// Runs a data command whose lowercase name the caller already has.
+    public mutating func execute(_ arguments: [[UInt8]], name: String, now: UInt64) -> CommandResult? {
+        var context = CommandContext(arguments: arguments, name: name, now: now)
         let reply: RESPValue
         switch context.name {
         case "get": reply = get(&context)
@@ -120,10 +125,10 @@ struct CommandContext {
     var deltas: [Delta] = []
     var events: [KeyspaceEvent] = []
 
-    init(arguments: [[UInt8]], now: UInt64) {
+    init(arguments: [[UInt8]], name: String, now: UInt64) {
         self.arguments = arguments
         self.now = now
-        name = String(decoding: arguments[0], as: UTF8.self).lowercased()
+        self.name = name
     }
 
     /// Argument `index` as an uppercase option word.

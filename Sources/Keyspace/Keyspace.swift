@@ -135,12 +135,12 @@ public struct Keyspace: Sendable {
 
     /// Applies a local write and returns its delta (nil when it changed nothing).
     mutating func write(_ key: [UInt8], _ write: KeyWrite, now: UInt64) -> Delta? {
-        let existed = keys[key].map { $0.state.value(now: now, policy: conflict) != nil } ?? false
+        let existed = keys[key]?.state.isLive(now: now) ?? false
         let timestamp = clock.tick(physicalMilliseconds: now)
         var stored = keys.removeValue(forKey: key) ?? StoredKey()
         let delta = stored.state.write(write, key: key, site: configuration.site, timestamp: timestamp, now: now, policy: policy)
         if delta != nil {
-            let exists = stored.state.value(now: now, policy: conflict) != nil
+            let exists = stored.state.isLive(now: now)
             if !existed && exists { statistics.keysCreated += 1 }
             if existed && !exists { statistics.keysDestroyed += 1 }
         }

@@ -161,7 +161,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
             return
         }
         if Keyspace.isDataCommand(name) {
-            runData(arguments)
+            runData(arguments, name: name)
             return
         }
         switch name {
@@ -200,9 +200,9 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    func runData(_ arguments: [[UInt8]]) {
+    func runData(_ arguments: [[UInt8]], name: String) {
         let now = WallClock.nowMilliseconds()
-        guard let result = state.keyspace.execute(arguments, now: now) else {
+        guard let result = state.keyspace.execute(arguments, name: name, now: now) else {
             reply(RedisError.unknownCommand(arguments))
             return
         }

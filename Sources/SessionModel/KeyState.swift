@@ -147,13 +147,16 @@ public struct KeyState: Hashable, Sendable {
         now: UInt64,
         policy: MergePolicy = .default
     ) -> Delta? {
-        let live = value(now: now, policy: policy.conflict) != nil
+        let live = isLive(now: now)
         var observed = CausalContext()
+        var touched: [Element] = []
         var writeDeletes = deletes
         let dot = context.nextDot(for: site)
 
         func observe(_ element: Element) {
-            for entry in elements[element] ?? [] { observed.insert(entry.dot) }
+            guard let entries = elements[element] else { return }
+            touched.append(element)
+            for entry in entries { observed.insert(entry.dot) }
         }
         func observeAll() {
             for element in elements.keys { observe(element) }
@@ -220,6 +223,7 @@ public struct KeyState: Hashable, Sendable {
             // sites where a touch kept it alive (the caller still answers 0, as for a missing key).
             guard !elements.isEmpty else { return nil }
             observed = context
+            touched = Array(elements.keys)
             writeDeletes[site] = dot.counter
             operations = [.deleteKey]
         case .replace(let newValue, let expireAt):
@@ -249,8 +253,39 @@ public struct KeyState: Hashable, Sendable {
             deletes: writeDeletes,
             operations: operations
         )
-        _ = join(delta.state, policy: policy)
+        applyLocal(delta, touched: touched, policy: policy)
         return delta
+    }
+
+    /// Applies a delta this replica just produced. Equivalent to `join(delta.state)`, but it
+    /// only visits the elements the write observed, so a write costs what it touches rather
+    /// than the size of the key.
+    private mutating func applyLocal(_ delta: Delta, touched: [Element], policy: MergePolicy) {
+        let produced = delta.state
+        for element in touched {
+            guard var entries = elements[element] else { continue }
+            entries.removeAll { produced.context.contains($0.dot) }
+            elements[element] = entries.isEmpty ? nil : entries
+        }
+        for (element, entries) in produced.elements {
+            var merged = (elements[element] ?? []) + entries
+            if merged.count > 1 { merged.sort { $0.dot < $1.dot } }
+            elements[element] = merged
+        }
+        context.formUnion(produced.context)
+        let deletesBefore = deletes
+        deletes.merge(produced.deletes)
+        if policy.delete == .deleteWins, deletes != deletesBefore {
+            for (element, entries) in elements {
+                let survivors = entries.filter { $0.deletesSeen.covers(deletes) }
+                if survivors.count != entries.count { elements[element] = survivors.isEmpty ? nil : survivors }
+            }
+        }
+    }
+
+    /// Whether a client sees the key at `now`: not expired and holding data.
+    public func isLive(now: UInt64) -> Bool {
+        !isExpired(now: now) && elements.count > (elements[.expiry] == nil ? 0 : 1)
     }
 
     /// RENAME: deletes `source` and writes its value and expiry to `destination` (replacing
