@@ -22,6 +22,20 @@ extension Keyspace {
         return at
     }
 
+    struct ExpiryError: Error {
+        var reply: RESPValue
+    }
+
+    /// The absolute time an EX/PX/EXAT/PXAT option names, or the error Redis gives for it.
+    static func expiryTime(_ option: String, _ argument: [UInt8], _ context: CommandContext) -> Result<UInt64, ExpiryError> {
+        guard let raw = parseRedisInteger(argument) else { return .failure(ExpiryError(reply: RedisError.notInteger)) }
+        let unit: UInt64 = option.hasPrefix("P") ? 1 : 1_000
+        guard let at = absoluteExpiry(raw, unitMilliseconds: unit, absolute: option.hasSuffix("AT"), now: context.now) else {
+            return .failure(ExpiryError(reply: RedisError.invalidExpire(context.name)))
+        }
+        return .success(at)
+    }
+
     mutating func get(_ context: inout CommandContext) -> RESPValue {
         switch value(context.arguments[1], as: .string, &context) {
         case .failure: return RedisError.wrongType
@@ -52,12 +66,10 @@ extension Keyspace {
             case "EX", "PX", "EXAT", "PXAT":
                 guard case .none = expiry, index + 1 < context.arguments.count else { return RedisError.syntax }
                 index += 1
-                guard let raw = parseRedisInteger(context.arguments[index]) else { return RedisError.notInteger }
-                let unit: UInt64 = option.hasPrefix("P") ? 1 : 1_000
-                guard let at = Self.absoluteExpiry(raw, unitMilliseconds: unit, absolute: option.hasSuffix("AT"), now: context.now) else {
-                    return RedisError.invalidExpire("set")
+                switch Self.expiryTime(option, context.arguments[index], context) {
+                case .success(let at): expiry = .at(at)
+                case .failure(let error): return error.reply
                 }
-                expiry = .at(at)
             default:
                 return RedisError.syntax
             }
@@ -138,12 +150,10 @@ extension Keyspace {
             case "EX", "PX", "EXAT", "PXAT":
                 guard case .none = expiry, index + 1 < context.arguments.count else { return RedisError.syntax }
                 index += 1
-                guard let raw = parseRedisInteger(context.arguments[index]) else { return RedisError.notInteger }
-                let unit: UInt64 = option.hasPrefix("P") ? 1 : 1_000
-                guard let at = Self.absoluteExpiry(raw, unitMilliseconds: unit, absolute: option.hasSuffix("AT"), now: context.now) else {
-                    return RedisError.invalidExpire("getex")
+                switch Self.expiryTime(option, context.arguments[index], context) {
+                case .success(let at): expiry = .at(at)
+                case .failure(let error): return error.reply
                 }
-                expiry = .at(at)
             default:
                 return RedisError.syntax
             }
