@@ -215,20 +215,6 @@ public struct Keyspace: Sendable {
         return events
     }
 
-    /// Releases what §2.4/§2.5 allow for expired keys past their grace period (federated mode),
-    /// given the stable vector for each key (a single site passes its own context).
-    public mutating func collectExpired(now: UInt64, stable: ([UInt8], KeyState) -> VersionVector) {
-        for (key, stored) in keys where stored.state.isExpired(now: now) {
-            var state = stored.state
-            let vector = stable(key, state)
-            if state.collectTombstones(stable: vector, now: now, expiryGraceMilliseconds: configuration.expiryGraceMilliseconds) == .releasedExpiredData {
-                var updated = stored
-                updated.state = state
-                store(key, updated, changed: false)
-            }
-        }
-    }
-
     /// Whether a command that may grow memory must be refused (`maxmemory`, noeviction).
     public var isOverMemoryLimit: Bool {
         configuration.maximumMemoryBytes > 0 && usedMemoryBytes > configuration.maximumMemoryBytes

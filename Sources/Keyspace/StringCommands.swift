@@ -26,9 +26,12 @@ extension Keyspace {
         var reply: RESPValue
     }
 
-    /// The absolute time an EX/PX/EXAT/PXAT option names, or the error Redis gives for it.
-    static func expiryTime(_ option: String, _ argument: [UInt8], _ context: CommandContext) -> Result<UInt64, ExpiryError> {
-        guard let raw = parseRedisInteger(argument) else { return .failure(ExpiryError(reply: RedisError.notInteger)) }
+    /// The absolute time the EX/PX/EXAT/PXAT option at `index` names (its value follows it;
+    /// `index` moves onto the value), or the error Redis gives for it.
+    static func expiryTime(_ option: String, at index: inout Int, _ context: CommandContext) -> Result<UInt64, ExpiryError> {
+        guard index + 1 < context.arguments.count else { return .failure(ExpiryError(reply: RedisError.syntax)) }
+        index += 1
+        guard let raw = parseRedisInteger(context.arguments[index]) else { return .failure(ExpiryError(reply: RedisError.notInteger)) }
         let unit: UInt64 = option.hasPrefix("P") ? 1 : 1_000
         guard let at = absoluteExpiry(raw, unitMilliseconds: unit, absolute: option.hasSuffix("AT"), now: context.now) else {
             return .failure(ExpiryError(reply: RedisError.invalidExpire(context.name)))
@@ -64,9 +67,8 @@ extension Keyspace {
                 guard case .none = expiry else { return RedisError.syntax }
                 expiry = .keep
             case "EX", "PX", "EXAT", "PXAT":
-                guard case .none = expiry, index + 1 < context.arguments.count else { return RedisError.syntax }
-                index += 1
-                switch Self.expiryTime(option, context.arguments[index], context) {
+                guard case .none = expiry else { return RedisError.syntax }
+                switch Self.expiryTime(option, at: &index, context) {
                 case .success(let at): expiry = .at(at)
                 case .failure(let error): return error.reply
                 }
@@ -148,9 +150,8 @@ extension Keyspace {
                 guard case .none = expiry else { return RedisError.syntax }
                 expiry = .persist
             case "EX", "PX", "EXAT", "PXAT":
-                guard case .none = expiry, index + 1 < context.arguments.count else { return RedisError.syntax }
-                index += 1
-                switch Self.expiryTime(option, context.arguments[index], context) {
+                guard case .none = expiry else { return RedisError.syntax }
+                switch Self.expiryTime(option, at: &index, context) {
                 case .success(let at): expiry = .at(at)
                 case .failure(let error): return error.reply
                 }

@@ -18,6 +18,9 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     var closing = false
     /// Inside EXEC: replies are collected into one array instead of written.
     var capturedReplies: [RESPValue]?
+    /// The time of the command being run, read once per command.
+    var now: UInt64 = 0
+    let allocator = ByteBufferAllocator()
 
     init(state: NodeState) {
         self.state = state
@@ -92,7 +95,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
             capturedReplies!.append(value)
             return
         }
-        if output == nil { output = state.eventLoopAllocator.buffer(capacity: 256) }
+        if output == nil { output = allocator.buffer(capacity: 256) }
         RESPEncoder.encode(value, version: session.protocolVersion, into: &output!)
     }
 
@@ -114,9 +117,12 @@ final class ClientConnectionHandler: ChannelInboundHandler {
 
     func execute(_ arguments: [[UInt8]], context: ChannelHandlerContext) {
         let name = String(decoding: arguments[0], as: UTF8.self).lowercased()
+        now = WallClock.nowMilliseconds()
         state.statistics.commandsProcessed += 1
-        state.clients[clientID]?.lastCommand = name
-        state.clients[clientID]?.lastActivity = WallClock.nowMilliseconds()
+        if let index = state.clients.index(forKey: clientID) {
+            state.clients.values[index].lastCommand = name
+            state.clients.values[index].lastActivity = now
+        }
 
         guard let spec = CommandTable.spec(for: name) else {
             session.markTransactionFailed()
@@ -201,7 +207,6 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     }
 
     func runData(_ arguments: [[UInt8]], name: String) {
-        let now = WallClock.nowMilliseconds()
         guard let result = state.keyspace.execute(arguments, name: name, now: now) else {
             reply(RedisError.unknownCommand(arguments))
             return
@@ -217,6 +222,4 @@ extension NodeState {
         guard let auth = configuration.topology.auth else { return false }
         return auth.password != nil || !auth.users.isEmpty
     }
-
-    var eventLoopAllocator: ByteBufferAllocator { ByteBufferAllocator() }
 }

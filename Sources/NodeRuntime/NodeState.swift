@@ -18,7 +18,6 @@ struct ClientRecord {
     var lastActivity: UInt64
     var channels: Set<[UInt8]> = []
     var patterns: Set<[UInt8]> = []
-    var inTransaction = false
 }
 
 /// The node's shared state. Confined to one event loop: every access happens on `eventLoop`
