@@ -34,13 +34,15 @@ let package = Package(
         .target(name: "RESP", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         // Pure: a node's keyspace, Redis command semantics over SessionModel, expiry, memory.
         .target(name: "Keyspace", dependencies: ["SessionModel", "RESP"]),
+        // Pure: outboxes, batching, acknowledgements, hub forwarding, anti-entropy (DESIGN.md §4).
+        .target(name: "Federation", dependencies: ["SessionModel", "Wire", "Keyspace"]),
         // Topology file model, YAML parsing and validation (DESIGN.md §9).
         .target(name: "Topology", dependencies: ["SessionModel", .product(name: "Yams", package: "Yams")]),
         // Drives the pure modules: NIO servers, clocks, admin HTTP, metrics, services.
         .target(
             name: "NodeRuntime",
             dependencies: [
-                "SessionModel", "Wire", "RESP", "Keyspace", "Topology",
+                "SessionModel", "Wire", "RESP", "Keyspace", "Topology", "Federation",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -62,6 +64,7 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["SessionModel", "Wire"]),
         .testTarget(name: "RESPTests", dependencies: ["RESP", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "KeyspaceTests", dependencies: ["Keyspace", "RESP", "SessionModel"]),
+        .testTarget(name: "FederationTests", dependencies: ["Federation", "Keyspace", "SessionModel", "Wire", "RESP"]),
         .testTarget(name: "TopologyTests", dependencies: ["Topology", "SessionModel"]),
         .testTarget(
             name: "NodeRuntimeTests",

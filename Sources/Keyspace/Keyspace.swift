@@ -66,6 +66,8 @@ public struct Keyspace: Sendable {
         var estimatedBytes = 0
         /// The expiry time whose `expired` event was sent (so it fires once per key).
         var announcedExpiry: UInt64?
+        /// The digest of `state` for anti-entropy, computed on demand (nil: not yet or stale).
+        var digest: StateDigest?
     }
 
     public var configuration: KeyspaceConfiguration
@@ -106,8 +108,33 @@ public struct Keyspace: Sendable {
         return stored.state.visibleType(policy: conflict)
     }
 
-    func state(of key: [UInt8]) -> KeyState? {
+    /// The replicated state of `key`, tombstones and expired state included.
+    public func state(of key: [UInt8]) -> KeyState? {
         keys[key]?.state
+    }
+
+    /// Calls `body` with every stored key and the digest of its state (anti-entropy), computing
+    /// the digests of keys changed since the last call.
+    public mutating func forEachDigest(_ body: ([UInt8], StateDigest) -> Void) {
+        for index in keys.indices {
+            let digest: StateDigest
+            if let cached = keys.values[index].digest {
+                digest = cached
+            } else {
+                digest = keys.values[index].state.digest
+                keys.values[index].digest = digest
+            }
+            body(keys.keys[index], digest)
+        }
+    }
+
+    /// The digest of one key's state (nil when the key is not stored).
+    public mutating func digest(of key: [UInt8]) -> StateDigest? {
+        guard let index = keys.index(forKey: key) else { return nil }
+        if let cached = keys.values[index].digest { return cached }
+        let digest = keys.values[index].state.digest
+        keys.values[index].digest = digest
+        return digest
     }
 
     /// The WATCH revision of a key (0 for a key never written).
@@ -139,22 +166,33 @@ public struct Keyspace: Sendable {
         let timestamp = clock.tick(physicalMilliseconds: now)
         var stored = keys.removeValue(forKey: key) ?? StoredKey()
         let delta = stored.state.write(write, key: key, site: configuration.site, timestamp: timestamp, now: now, policy: policy)
-        if delta != nil {
-            let exists = stored.state.isLive(now: now)
-            if !existed && exists { statistics.keysCreated += 1 }
-            if existed && !exists { statistics.keysDestroyed += 1 }
-        }
+        if delta != nil { countLiveness(existed: existed, exists: stored.state.isLive(now: now)) }
         store(key, stored, changed: delta != nil)
         return delta
     }
 
     /// Merges a delta from another site (used by federation and by tests).
     public mutating func merge(_ delta: Delta, now: UInt64) -> MergeOutcome {
+        // A timestamp too far ahead is refused by the clock, but the delta still merges: the
+        // lattice join does not depend on clocks, only on dots.
         _ = try? clock.receive(delta.timestamp, physicalMilliseconds: now)
-        var stored = keys.removeValue(forKey: delta.key) ?? StoredKey()
-        let outcome = stored.state.merge(delta, policy: policy)
-        store(delta.key, stored, changed: outcome.changed)
+        return merge(state: delta.state, key: delta.key, now: now)
+    }
+
+    /// Merges another site's full state of `key` (anti-entropy repair).
+    public mutating func merge(state other: KeyState, key: [UInt8], now: UInt64) -> MergeOutcome {
+        var stored = keys.removeValue(forKey: key) ?? StoredKey()
+        let existed = stored.state.isLive(now: now)
+        let outcome = stored.state.merge(other, policy: policy)
+        countLiveness(existed: existed, exists: stored.state.isLive(now: now))
+        store(key, stored, changed: outcome.changed)
         return outcome
+    }
+
+    /// Counts a key coming into existence or going away.
+    mutating func countLiveness(existed: Bool, exists: Bool) {
+        if !existed && exists { statistics.keysCreated += 1 }
+        if existed && !exists { statistics.keysDestroyed += 1 }
     }
 
     /// Puts a key back after a change: revision, memory, expiry queue, tombstone policy.
@@ -162,6 +200,7 @@ public struct Keyspace: Sendable {
         var stored = stored
         usedMemoryBytes -= stored.estimatedBytes
         if changed {
+            stored.digest = nil
             revisionCounter += 1
             stored.revision = revisionCounter
             if let at = stored.state.expireAt {
@@ -222,7 +261,7 @@ public struct Keyspace: Sendable {
 
     /// A deterministic estimate of the bytes a key occupies: its name, values and metadata,
     /// with the per-allocation overheads of Swift arrays and dictionaries.
-    static func estimateBytes(key: [UInt8], state: KeyState) -> Int {
+    public static func estimateBytes(key: [UInt8], state: KeyState) -> Int {
         var total = 96 + key.count + state.context.vector.entries.count * 16 + state.context.cloud.count * 16
             + state.deletes.entries.count * 16
         for (element, entries) in state.elements {

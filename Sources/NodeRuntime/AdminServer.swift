@@ -11,14 +11,19 @@ enum AdminServer {
     static func make(node: NodeServer, logger: Logger) -> any Service {
         let exporter = MetricsExporter()
         let router = Router()
-        router.get("/healthz") { _, _ -> String in
-            _ = try await node.snapshot()
-            return "ok\n"
+        router.get("/healthz") { _, _ -> Response in
+            let loading = try await node.withState { $0.loading }
+            let text = loading ? "loading: recovering data from the federation's other sites\n" : "ok\n"
+            return Response(
+                status: loading ? .serviceUnavailable : .ok,
+                headers: [.contentType: "text/plain"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: text))
+            )
         }
         router.get("/status") { _, _ -> Response in
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            let body = try encoder.encode(try await node.snapshot())
+            let body = try encoder.encode(try await node.snapshot(includeMerkleRoot: true))
             return Response(
                 status: .ok,
                 headers: [.contentType: "application/json"],

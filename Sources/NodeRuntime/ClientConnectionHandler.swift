@@ -167,6 +167,10 @@ final class ClientConnectionHandler: ChannelInboundHandler {
             return
         }
         if Keyspace.isDataCommand(name) {
+            if state.loading {
+                reply(.error("LOADING sessionfed is recovering its data from the other sites of the federation"))
+                return
+            }
             runData(arguments, name: name)
             return
         }
@@ -211,7 +215,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
             reply(RedisError.unknownCommand(arguments))
             return
         }
-        state.pendingDeltaCount += UInt64(result.deltas.count)
+        state.replicate(result.deltas, now: now)
         reply(result.reply)
         state.notify(result.events)
     }

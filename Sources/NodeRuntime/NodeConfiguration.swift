@@ -1,3 +1,4 @@
+import Federation
 import Keyspace
 import RESP
 import SessionModel
@@ -42,6 +43,35 @@ public struct NodeConfiguration: Sendable {
             retainTombstones: topology.sites.count > 1,
             expiryGraceMilliseconds: UInt64(topology.defaults.expiryGraceMilliseconds),
             maximumMemoryBytes: topology.defaults.maxmemoryBytes
+        )
+    }
+}
+
+extension NodeConfiguration {
+    /// The federation settings of this node, or nil when its site links with no other site.
+    public var federationSettings: FederationSettings? {
+        let graph = topology.linkGraph
+        guard let linked = graph[site.id], !linked.isEmpty else { return nil }
+        var sites: [SiteID: FederationSettings.SiteInfo] = [:]
+        for site in topology.sites {
+            sites[SiteID(site.id)] = FederationSettings.SiteInfo(name: site.name, nodes: site.nodes.map(\.name))
+        }
+        var links: [SiteID: Set<SiteID>] = [:]
+        for (site, neighbours) in graph { links[SiteID(site)] = Set(neighbours.map(SiteID.init)) }
+        let defaults = topology.defaults
+        return FederationSettings(
+            federation: topology.federation,
+            topologyVersion: UInt64(topology.topologyVersion),
+            localSite: SiteID(site.id),
+            localNode: node.name,
+            sites: sites,
+            links: links,
+            partitioning: Partitioning(partitionCount: defaults.partitions),
+            batchIntervalMilliseconds: UInt64(defaults.batchIntervalMilliseconds),
+            batchBytes: defaults.batchBytes,
+            outboxLimitBytes: defaults.outboxLimitBytes,
+            antiEntropyIntervalMilliseconds: UInt64(defaults.antiEntropyIntervalMilliseconds),
+            conflictPolicyName: defaults.conflictPolicy
         )
     }
 }

@@ -1,3 +1,4 @@
+import Federation
 import Logging
 import NIOCore
 import NIOPosix
@@ -61,6 +62,24 @@ public final class NodeServer: Service, Sendable {
         bound.succeed(port)
         logger.info("node listening for clients", metadata: ["node.name": "\(configuration.node.name)", "client.address": "\(address.host):\(port)"])
 
+        var transport: FederationTransport?
+        if let settings = configuration.federationSettings {
+            let federation = FederationTransport(state: state, settings: settings, logger: logger)
+            try await state.eventLoop.submit {
+                state.federation = FederationCore(settings: settings, incarnation: UInt64.random(in: 1...UInt64.max))
+                state.transport = federation
+                state.loading = true
+            }.get()
+            do {
+                try await federation.start()
+            } catch {
+                channel.close(promise: nil)
+                try? await group.shutdownGracefully()
+                throw NodeServerError(message: "cannot listen for federation peers on \(configuration.node.federation): \(error)")
+            }
+            transport = federation
+        }
+
         let expiry = state.eventLoop.scheduleRepeatedTask(
             initialDelay: .milliseconds(configuration.expiryCycleMilliseconds),
             delay: .milliseconds(configuration.expiryCycleMilliseconds)
@@ -74,6 +93,7 @@ public final class NodeServer: Service, Sendable {
             channel.close(promise: nil)
         }
         expiry.cancel()
+        await transport?.stop()
         // The listener is closed; commands already read have run (they run synchronously on the
         // loop). Flush and close every client.
         try? await state.eventLoop.submit {

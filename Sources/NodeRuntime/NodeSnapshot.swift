@@ -1,3 +1,6 @@
+import Federation
+import SessionModel
+
 /// A consistent copy of a node's figures, taken on its event loop, for /status and /metrics.
 public struct NodeSnapshot: Codable, Sendable {
     public var node: String
@@ -25,10 +28,41 @@ public struct NodeSnapshot: Codable, Sendable {
     public var keysDestroyed: UInt64
     public var outOfMemoryRejections: UInt64
     public var deltasProduced: UInt64
+    /// True while a starting federated node recovers data from the other sites (-LOADING).
+    public var loading: Bool
+    public var federationLinks: [FederationLinkSnapshot]
+    /// One digest over every partition's Merkle root: equal at two sites when their data are
+    /// equal (computed on /status only; nil in /metrics).
+    public var merkleRoot: String?
+}
+
+/// One federation link as /status shows it: the core's figures plus the connection's.
+public struct FederationLinkSnapshot: Codable, Sendable {
+    public var site: String
+    public var siteID: UInt32
+    /// connected | handshaking | connecting | backoff | refused, and `needs-resync` when the
+    /// outbox overflowed and anti-entropy has not repaired the link yet.
+    public var state: String
+    public var needsResync: Bool
+    public var synchronized: Bool
+    public var resyncInProgress: Bool
+    public var remoteNode: String?
+    public var lastError: String?
+    public var inboundConnected: Bool
+    public var lagDeltas: Int
+    public var lagMilliseconds: UInt64
+    public var outboxBytes: Int
+    public var bytesSent: UInt64
+    public var bytesReceived: UInt64
+    public var framesSent: UInt64
+    public var framesReceived: UInt64
+    public var handshakesRefused: UInt64
+    public var malformedFrames: UInt64
+    public var statistics: LinkStatistics
 }
 
 extension NodeState {
-    func snapshot() -> NodeSnapshot {
+    func snapshot(includeMerkleRoot: Bool = false) -> NodeSnapshot {
         let now = WallClock.nowMilliseconds()
         let client = configuration.node.client
         return NodeSnapshot(
@@ -56,13 +90,54 @@ extension NodeState {
             keysCreated: keyspace.statistics.keysCreated,
             keysDestroyed: keyspace.statistics.keysDestroyed,
             outOfMemoryRejections: statistics.rejectedForMemory,
-            deltasProduced: pendingDeltaCount
+            deltasProduced: pendingDeltaCount,
+            loading: loading,
+            federationLinks: federationLinkSnapshots(now: now),
+            merkleRoot: includeMerkleRoot ? merkleRoot() : nil
         )
+    }
+
+    func federationLinkSnapshots(now: UInt64) -> [FederationLinkSnapshot] {
+        guard let federation, let transport else { return [] }
+        return federation.status(now: now).map { link in
+            let site = SiteID(link.siteID)
+            let dial = transport.dials[site]
+            let traffic = transport.traffic[site] ?? FederationTransport.Traffic()
+            let phase = dial?.phase.rawValue ?? "connecting"
+            return FederationLinkSnapshot(
+                site: link.site,
+                siteID: link.siteID,
+                state: link.needsResync ? "needs-resync" : phase,
+                needsResync: link.needsResync,
+                synchronized: link.synchronized,
+                resyncInProgress: link.resyncInProgress,
+                remoteNode: dial?.remoteNode,
+                lastError: dial?.lastError,
+                inboundConnected: transport.inbound[site] != nil,
+                lagDeltas: link.lagDeltas,
+                lagMilliseconds: link.lagMilliseconds,
+                outboxBytes: link.outboxBytes,
+                bytesSent: traffic.bytesSent,
+                bytesReceived: traffic.bytesReceived,
+                framesSent: traffic.framesSent,
+                framesReceived: traffic.framesReceived,
+                handshakesRefused: traffic.handshakesRefused,
+                malformedFrames: traffic.malformedFrames,
+                statistics: link.statistics
+            )
+        }
+    }
+
+    /// The combined Merkle root of this node's data (the same forest anti-entropy compares).
+    func merkleRoot() -> String {
+        let partitions = configuration.topology.defaults.partitions
+        let leaves = federation?.settings.merkleLeaves ?? FederationSettings.defaultMerkleLeaves
+        return MerkleForest(of: &keyspace, partitioning: Partitioning(partitionCount: partitions), leafCount: leaves).combinedRoot.description
     }
 }
 
 extension NodeServer {
-    public func snapshot() async throws -> NodeSnapshot {
-        try await withState { $0.snapshot() }
+    public func snapshot(includeMerkleRoot: Bool = false) async throws -> NodeSnapshot {
+        try await withState { $0.snapshot(includeMerkleRoot: includeMerkleRoot) }
     }
 }

@@ -1,3 +1,4 @@
+import Federation
 import Keyspace
 import NIOCore
 import RESP
@@ -35,8 +36,14 @@ final class NodeState: @unchecked Sendable {
     /// Subscribers by channel and by pattern (client ids).
     var channelSubscribers: [[UInt8]: Set<UInt64>] = [:]
     var patternSubscribers: [[UInt8]: Set<UInt64>] = [:]
-    /// Deltas produced since start, awaiting federation (counted until federation exists).
+    /// Deltas produced by local writes since start.
     var pendingDeltaCount: UInt64 = 0
+    /// The federation state machine and its transport (nil for a site linked to no other).
+    var federation: FederationCore?
+    var transport: FederationTransport?
+    /// A federated node starts empty and answers -LOADING until it has recovered the data of
+    /// the other sites by anti-entropy (DESIGN.md §4).
+    var loading = false
 
     init(eventLoop: EventLoop, configuration: NodeConfiguration) {
         self.eventLoop = eventLoop
@@ -115,6 +122,32 @@ final class NodeState: @unchecked Sendable {
                 publish(channel: Array("__keyevent@0__:\(event.name)".utf8), message: event.key)
             }
         }
+    }
+
+    /// Hands the deltas of local writes to federation.
+    func replicate(_ deltas: [Delta], now: UInt64) {
+        pendingDeltaCount += UInt64(deltas.count)
+        guard !deltas.isEmpty, federation != nil else { return }
+        transport?.perform(federation!.enqueue(deltas, now: now))
+    }
+
+    /// Ends loading once every linked site has been synchronized with, or, after the startup
+    /// timeout, every site that is reachable (a site that is down must not keep this one from
+    /// serving for ever).
+    func updateLoading(now: UInt64) {
+        guard loading, let federation else { return }
+        let sites = federation.settings.linkedSites
+        let waited = now - startedAt
+        let allSynchronized = sites.allSatisfy { federation.isSynchronized(with: $0) }
+        let timedOut = waited >= UInt64(configuration.topology.defaults.startupSyncTimeoutMilliseconds)
+            && sites.allSatisfy { federation.isSynchronized(with: $0) || !federation.isConnected(to: $0) }
+        guard allSynchronized || timedOut else { return }
+        loading = false
+        let unreachable = sites.filter { !federation.isSynchronized(with: $0) }.map { federation.settings.name(of: $0) }
+        transport?.logger.notice(
+            "data recovered from the federation: serving clients",
+            metadata: ["keys": "\(keyspace.count(now: now))", "waited_ms": "\(waited)", "unreachable_sites": "\(unreachable)"]
+        )
     }
 
     /// One active expiry cycle (runs on the event loop timer).

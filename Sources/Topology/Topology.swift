@@ -19,6 +19,13 @@ public struct Topology: Hashable, Sendable {
         public var outboxLimitBytes = 268_435_456
         public var expiryGraceMilliseconds = 60_000
         public var maxmemoryBytes = 0
+        /// A federation batch is cut once its deltas reach this many bytes.
+        public var batchBytes = 1 << 20
+        /// Anti-entropy also runs this often on every link (0: only on connect and overflow).
+        public var antiEntropyIntervalMilliseconds = 300_000
+        /// A starting node answers -LOADING until it has synchronized with every linked site,
+        /// or for at most this long when some site is unreachable.
+        public var startupSyncTimeoutMilliseconds = 15_000
 
         public init() {}
     }
@@ -100,6 +107,30 @@ public struct Topology: Hashable, Sendable {
         }
 
         public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    }
+
+    /// Which sites exchange deltas directly (symmetric): every pair in a mesh, the hub with
+    /// each other site, or the listed pairs.
+    public var linkGraph: [UInt32: Set<UInt32>] {
+        var graph: [UInt32: Set<UInt32>] = [:]
+        for site in sites { graph[site.id] = [] }
+        func link(_ a: UInt32, _ b: UInt32) {
+            guard a != b else { return }
+            graph[a, default: []].insert(b)
+            graph[b, default: []].insert(a)
+        }
+        let ids = Dictionary(sites.map { ($0.name, $0.id) }, uniquingKeysWith: { first, _ in first })
+        switch links {
+        case .mesh:
+            for a in sites { for b in sites { link(a.id, b.id) } }
+        case .hub(let hub):
+            if let hubID = ids[hub] { for site in sites { link(hubID, site.id) } }
+        case .pairs(let pairs):
+            for pair in pairs where pair.count == 2 {
+                if let a = ids[pair[0]], let b = ids[pair[1]] { link(a, b) }
+            }
+        }
+        return graph
     }
 
     /// The node called `name` and its site.

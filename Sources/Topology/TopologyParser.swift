@@ -155,7 +155,8 @@ struct Reader {
         var defaults = Topology.Defaults()
         if let node = top["defaults"], let entries = mapping(node, "defaults", allowed: [
             "partitions", "backupCount", "minInSync", "conflictPolicy", "deletePolicy", "batchIntervalMilliseconds",
-            "outboxLimitBytes", "expiryGraceMilliseconds", "maxmemoryBytes",
+            "outboxLimitBytes", "expiryGraceMilliseconds", "maxmemoryBytes", "batchBytes",
+            "antiEntropyIntervalMilliseconds", "startupSyncTimeoutMilliseconds",
         ]) {
             defaults.partitions = integer(entries["partitions"], "defaults.partitions", range: 1...16384) ?? defaults.partitions
             defaults.backupCount = integer(entries["backupCount"], "defaults.backupCount", range: 0...4) ?? defaults.backupCount
@@ -166,6 +167,9 @@ struct Reader {
             defaults.outboxLimitBytes = integer(entries["outboxLimitBytes"], "defaults.outboxLimitBytes", range: 1_024...Int.max) ?? defaults.outboxLimitBytes
             defaults.expiryGraceMilliseconds = integer(entries["expiryGraceMilliseconds"], "defaults.expiryGraceMilliseconds", range: 0...86_400_000) ?? defaults.expiryGraceMilliseconds
             defaults.maxmemoryBytes = integer(entries["maxmemoryBytes"], "defaults.maxmemoryBytes", range: 0...Int.max) ?? defaults.maxmemoryBytes
+            defaults.batchBytes = integer(entries["batchBytes"], "defaults.batchBytes", range: 1_024...(8 << 20)) ?? defaults.batchBytes
+            defaults.antiEntropyIntervalMilliseconds = integer(entries["antiEntropyIntervalMilliseconds"], "defaults.antiEntropyIntervalMilliseconds", range: 0...86_400_000) ?? defaults.antiEntropyIntervalMilliseconds
+            defaults.startupSyncTimeoutMilliseconds = integer(entries["startupSyncTimeoutMilliseconds"], "defaults.startupSyncTimeoutMilliseconds", range: 0...3_600_000) ?? defaults.startupSyncTimeoutMilliseconds
         }
 
         var links = Topology.Links.mesh

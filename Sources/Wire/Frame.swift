@@ -1,3 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import SessionModel
 
 /// Deltas of one source partition in outbox order, as shipped between sites.
@@ -49,6 +54,17 @@ public enum Frame: Hashable, Sendable {
     case deltaBatch(DeltaBatch)
     case deltaBatchAck(DeltaBatchAck)
     case keyStates(partition: UInt32, [KeyStateRecord])
+    case hello(Hello)
+    /// `responder` is the listener's identity; `reason` says why `accepted` is false.
+    case helloReply(accepted: Bool, reason: String, responder: Hello?)
+    case heartbeat(sentAtMilliseconds: UInt64)
+    case merkleRootsRequest(round: UInt64)
+    /// One root per partition, index = partition.
+    case merkleRoots(round: UInt64, roots: [StateDigest])
+    case merkleLeavesRequest(round: UInt64, partitions: [UInt32])
+    case merkleLeaves(round: UInt64, [PartitionLeaves])
+    case bucketDigests(round: UInt64, chunk: UInt32, [Bucket])
+    case bucketRepair(BucketRepair)
 }
 
 extension Frame {
@@ -72,8 +88,69 @@ extension Frame {
         case .keyStates(let partition, let records):
             var wire = Sessionfed_V1_KeyStateBatch()
             wire.partition = partition
-            wire.states = records.map { Sessionfed_V1_KeyState(key: $0.key, state: $0.state) }
+            wire.states = records.map(\.wire)
             frame.body = .keyStateBatch(wire)
+        case .hello(let hello):
+            frame.body = .hello(hello.wire)
+        case .helloReply(let accepted, let reason, let responder):
+            var wire = Sessionfed_V1_HelloReply()
+            wire.accepted = accepted
+            wire.reason = reason
+            if let responder { wire.responder = responder.wire }
+            frame.body = .helloReply(wire)
+        case .heartbeat(let sentAt):
+            var wire = Sessionfed_V1_Heartbeat()
+            wire.sentAtMs = sentAt
+            frame.body = .heartbeat(wire)
+        case .merkleRootsRequest(let round):
+            var wire = Sessionfed_V1_MerkleRootsRequest()
+            wire.round = round
+            frame.body = .merkleRootsRequest(wire)
+        case .merkleRoots(let round, let roots):
+            var wire = Sessionfed_V1_MerkleRoots()
+            wire.round = round
+            wire.roots = roots.map { Data($0.bytes) }
+            frame.body = .merkleRoots(wire)
+        case .merkleLeavesRequest(let round, let partitions):
+            var wire = Sessionfed_V1_MerkleLeavesRequest()
+            wire.round = round
+            wire.partitions = partitions
+            frame.body = .merkleLeavesRequest(wire)
+        case .merkleLeaves(let round, let partitions):
+            var wire = Sessionfed_V1_MerkleLeaves()
+            wire.round = round
+            wire.partitions = partitions.map { leaves in
+                var entry = Sessionfed_V1_PartitionLeaves()
+                entry.partition = leaves.partition
+                entry.leaves = leaves.leaves.map { Data($0.bytes) }
+                return entry
+            }
+            frame.body = .merkleLeaves(wire)
+        case .bucketDigests(let round, let chunk, let buckets):
+            var wire = Sessionfed_V1_BucketDigests()
+            wire.round = round
+            wire.chunk = chunk
+            wire.buckets = buckets.map { bucket in
+                var entry = Sessionfed_V1_Bucket()
+                entry.partition = bucket.partition
+                entry.leaf = bucket.leaf
+                entry.keys = bucket.keys.map { pair in
+                    var digest = Sessionfed_V1_KeyDigest()
+                    digest.key = Data(pair.key)
+                    digest.digest = Data(pair.digest.bytes)
+                    return digest
+                }
+                return entry
+            }
+            frame.body = .bucketDigests(wire)
+        case .bucketRepair(let repair):
+            var wire = Sessionfed_V1_BucketRepair()
+            wire.round = repair.round
+            wire.chunk = repair.chunk
+            wire.last = repair.last
+            wire.states = repair.states.map(\.wire)
+            wire.wanted = repair.wanted.map { Data($0) }
+            frame.body = .bucketRepair(wire)
         }
         return frame
     }
@@ -105,11 +182,46 @@ extension Frame {
             )
         case .keyStateBatch(let batch):
             var records: [KeyStateRecord] = []
-            for state in batch.states {
-                let (key, model) = try state.model()
-                records.append(KeyStateRecord(key: key, state: model))
-            }
+            for state in batch.states { records.append(try KeyStateRecord(wire: state)) }
             self = .keyStates(partition: batch.partition, records)
+        case .hello(let hello):
+            self = .hello(Hello(wire: hello))
+        case .helloReply(let reply):
+            self = .helloReply(accepted: reply.accepted, reason: reply.reason, responder: reply.hasResponder ? Hello(wire: reply.responder) : nil)
+        case .heartbeat(let heartbeat):
+            self = .heartbeat(sentAtMilliseconds: heartbeat.sentAtMs)
+        case .merkleRootsRequest(let request):
+            self = .merkleRootsRequest(round: request.round)
+        case .merkleRoots(let roots):
+            var digests: [StateDigest] = []
+            for root in roots.roots { digests.append(try StateDigest(wire: root, in: "MerkleRoots")) }
+            self = .merkleRoots(round: roots.round, roots: digests)
+        case .merkleLeavesRequest(let request):
+            self = .merkleLeavesRequest(round: request.round, partitions: request.partitions)
+        case .merkleLeaves(let wire):
+            var partitions: [PartitionLeaves] = []
+            for entry in wire.partitions {
+                var leaves: [StateDigest] = []
+                for leaf in entry.leaves { leaves.append(try StateDigest(wire: leaf, in: "PartitionLeaves")) }
+                partitions.append(PartitionLeaves(partition: entry.partition, leaves: leaves))
+            }
+            self = .merkleLeaves(round: wire.round, partitions)
+        case .bucketDigests(let wire):
+            var buckets: [Bucket] = []
+            for entry in wire.buckets {
+                var keys: [KeyDigest] = []
+                for pair in entry.keys {
+                    keys.append(KeyDigest(key: Array(pair.key), digest: try StateDigest(wire: pair.digest, in: "KeyDigest")))
+                }
+                buckets.append(Bucket(partition: entry.partition, leaf: entry.leaf, keys: keys))
+            }
+            self = .bucketDigests(round: wire.round, chunk: wire.chunk, buckets)
+        case .bucketRepair(let wire):
+            var records: [KeyStateRecord] = []
+            for state in wire.states { records.append(try KeyStateRecord(wire: state)) }
+            self = .bucketRepair(
+                BucketRepair(round: wire.round, chunk: wire.chunk, last: wire.last, states: records, wanted: wire.wanted.map { Array($0) })
+            )
         case nil:
             throw .missingField(message: "Frame", field: "body")
         }

@@ -4,24 +4,6 @@ extension String {
     var bytes: [UInt8] { Array(utf8) }
 }
 
-/// SplitMix64 (Steele, Lea and Flood, 2014): a tiny seeded generator, so a failing property run
-/// replays exactly from its printed seed.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// One site of a scenario: its clock, its keys and the merge events it saw. No I/O: tests move
 /// deltas between sites by hand.
 struct TestSite {

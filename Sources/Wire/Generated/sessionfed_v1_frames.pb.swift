@@ -10,6 +10,11 @@
 
 /// Frames between nodes and sites (DESIGN.md §6): a 4-byte big-endian length, then one Frame.
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import SwiftProtobuf
 
 // If the compiler emits an error on this type, it is because this file
@@ -78,6 +83,223 @@ public nonisolated struct Sessionfed_V1_KeyStateBatch: Sendable {
   public init() {}
 }
 
+/// The first frame on a federation connection, from the dialing node. The listener answers
+/// with HelloReply; nothing else is sent before an accepted reply.
+public nonisolated struct Sessionfed_V1_Hello: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var federation: String = String()
+
+  public var protocolVersion: UInt32 = 0
+
+  /// the dialer's site
+  public var siteID: UInt32 = 0
+
+  public var siteName: String = String()
+
+  public var nodeName: String = String()
+
+  public var topologyVersion: UInt64 = 0
+
+  public var roleEpoch: UInt64 = 0
+
+  /// new on every process start: the receiver resets its sequence tracking
+  public var incarnation: UInt64 = 0
+
+  /// the site the dialer means to reach
+  public var targetSiteID: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Sessionfed_V1_HelloReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var accepted: Bool = false
+
+  /// why the connection is refused (accepted = false)
+  public var reason: String = String()
+
+  /// the listener's own identity
+  public var responder: Sessionfed_V1_Hello {
+    get {_responder ?? Sessionfed_V1_Hello()}
+    set {_responder = newValue}
+  }
+  /// Returns true if `responder` has been explicitly set.
+  public var hasResponder: Bool {self._responder != nil}
+  /// Clears the value of `responder`. Subsequent reads from it will return its default value.
+  public mutating func clearResponder() {self._responder = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _responder: Sessionfed_V1_Hello? = nil
+}
+
+/// Sent on an idle connection so both ends notice a dead peer.
+public nonisolated struct Sessionfed_V1_Heartbeat: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var sentAtMs: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Anti-entropy (DESIGN.md §4), driven by the dialer: roots, then the leaves of differing
+/// partitions, then the key digests of differing leaves; the listener answers with repairs.
+public nonisolated struct Sessionfed_V1_MerkleRootsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var round: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Sessionfed_V1_MerkleRoots: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var round: UInt64 = 0
+
+  /// 16 bytes per partition, index = partition
+  public var roots: [Data] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Sessionfed_V1_MerkleLeavesRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var round: UInt64 = 0
+
+  public var partitions: [UInt32] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Sessionfed_V1_PartitionLeaves: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var partition: UInt32 = 0
+
+  /// 16 bytes per leaf
+  public var leaves: [Data] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Sessionfed_V1_MerkleLeaves: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var round: UInt64 = 0
+
+  public var partitions: [Sessionfed_V1_PartitionLeaves] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Sessionfed_V1_KeyDigest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var key: Data = Data()
+
+  /// 16 bytes
+  public var digest: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Sessionfed_V1_Bucket: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var partition: UInt32 = 0
+
+  public var leaf: UInt32 = 0
+
+  public var keys: [Sessionfed_V1_KeyDigest] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The dialer's keys in differing leaves, in chunks; each chunk is answered by BucketRepair
+/// frames, the last of them marked.
+public nonisolated struct Sessionfed_V1_BucketDigests: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var round: UInt64 = 0
+
+  public var chunk: UInt32 = 0
+
+  public var buckets: [Sessionfed_V1_Bucket] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Sessionfed_V1_BucketRepair: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var round: UInt64 = 0
+
+  public var chunk: UInt32 = 0
+
+  /// the last repair frame answering this chunk
+  public var last: Bool = false
+
+  /// the listener's state of keys that differ or the dialer lacks
+  public var states: [Sessionfed_V1_KeyState] = []
+
+  /// keys the dialer should send (the listener lacks them or differs)
+  public var wanted: [Data] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Sessionfed_V1_Frame: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -109,12 +331,93 @@ public nonisolated struct Sessionfed_V1_Frame: Sendable {
     set {body = .keyStateBatch(newValue)}
   }
 
+  public var hello: Sessionfed_V1_Hello {
+    get {
+      if case .hello(let v)? = body {return v}
+      return Sessionfed_V1_Hello()
+    }
+    set {body = .hello(newValue)}
+  }
+
+  public var helloReply: Sessionfed_V1_HelloReply {
+    get {
+      if case .helloReply(let v)? = body {return v}
+      return Sessionfed_V1_HelloReply()
+    }
+    set {body = .helloReply(newValue)}
+  }
+
+  public var heartbeat: Sessionfed_V1_Heartbeat {
+    get {
+      if case .heartbeat(let v)? = body {return v}
+      return Sessionfed_V1_Heartbeat()
+    }
+    set {body = .heartbeat(newValue)}
+  }
+
+  public var merkleRootsRequest: Sessionfed_V1_MerkleRootsRequest {
+    get {
+      if case .merkleRootsRequest(let v)? = body {return v}
+      return Sessionfed_V1_MerkleRootsRequest()
+    }
+    set {body = .merkleRootsRequest(newValue)}
+  }
+
+  public var merkleRoots: Sessionfed_V1_MerkleRoots {
+    get {
+      if case .merkleRoots(let v)? = body {return v}
+      return Sessionfed_V1_MerkleRoots()
+    }
+    set {body = .merkleRoots(newValue)}
+  }
+
+  public var merkleLeavesRequest: Sessionfed_V1_MerkleLeavesRequest {
+    get {
+      if case .merkleLeavesRequest(let v)? = body {return v}
+      return Sessionfed_V1_MerkleLeavesRequest()
+    }
+    set {body = .merkleLeavesRequest(newValue)}
+  }
+
+  public var merkleLeaves: Sessionfed_V1_MerkleLeaves {
+    get {
+      if case .merkleLeaves(let v)? = body {return v}
+      return Sessionfed_V1_MerkleLeaves()
+    }
+    set {body = .merkleLeaves(newValue)}
+  }
+
+  public var bucketDigests: Sessionfed_V1_BucketDigests {
+    get {
+      if case .bucketDigests(let v)? = body {return v}
+      return Sessionfed_V1_BucketDigests()
+    }
+    set {body = .bucketDigests(newValue)}
+  }
+
+  public var bucketRepair: Sessionfed_V1_BucketRepair {
+    get {
+      if case .bucketRepair(let v)? = body {return v}
+      return Sessionfed_V1_BucketRepair()
+    }
+    set {body = .bucketRepair(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
     case deltaBatch(Sessionfed_V1_DeltaBatch)
     case deltaBatchAck(Sessionfed_V1_DeltaBatchAck)
     case keyStateBatch(Sessionfed_V1_KeyStateBatch)
+    case hello(Sessionfed_V1_Hello)
+    case helloReply(Sessionfed_V1_HelloReply)
+    case heartbeat(Sessionfed_V1_Heartbeat)
+    case merkleRootsRequest(Sessionfed_V1_MerkleRootsRequest)
+    case merkleRoots(Sessionfed_V1_MerkleRoots)
+    case merkleLeavesRequest(Sessionfed_V1_MerkleLeavesRequest)
+    case merkleLeaves(Sessionfed_V1_MerkleLeaves)
+    case bucketDigests(Sessionfed_V1_BucketDigests)
+    case bucketRepair(Sessionfed_V1_BucketRepair)
 
   }
 
@@ -250,9 +553,488 @@ nonisolated extension Sessionfed_V1_KeyStateBatch: SwiftProtobuf.Message, SwiftP
   }
 }
 
+nonisolated extension Sessionfed_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Hello"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}federation\0\u{3}protocol_version\0\u{3}site_id\0\u{3}site_name\0\u{3}node_name\0\u{3}topology_version\0\u{3}role_epoch\0\u{1}incarnation\0\u{3}target_site_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.federation) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.siteID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.siteName) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.nodeName) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.topologyVersion) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.roleEpoch) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.incarnation) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.targetSiteID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.federation.isEmpty {
+      try visitor.visitSingularStringField(value: self.federation, fieldNumber: 1)
+    }
+    if self.protocolVersion != 0 {
+      try visitor.visitSingularUInt32Field(value: self.protocolVersion, fieldNumber: 2)
+    }
+    if self.siteID != 0 {
+      try visitor.visitSingularUInt32Field(value: self.siteID, fieldNumber: 3)
+    }
+    if !self.siteName.isEmpty {
+      try visitor.visitSingularStringField(value: self.siteName, fieldNumber: 4)
+    }
+    if !self.nodeName.isEmpty {
+      try visitor.visitSingularStringField(value: self.nodeName, fieldNumber: 5)
+    }
+    if self.topologyVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.topologyVersion, fieldNumber: 6)
+    }
+    if self.roleEpoch != 0 {
+      try visitor.visitSingularUInt64Field(value: self.roleEpoch, fieldNumber: 7)
+    }
+    if self.incarnation != 0 {
+      try visitor.visitSingularUInt64Field(value: self.incarnation, fieldNumber: 8)
+    }
+    if self.targetSiteID != 0 {
+      try visitor.visitSingularUInt32Field(value: self.targetSiteID, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_Hello, rhs: Sessionfed_V1_Hello) -> Bool {
+    if lhs.federation != rhs.federation {return false}
+    if lhs.protocolVersion != rhs.protocolVersion {return false}
+    if lhs.siteID != rhs.siteID {return false}
+    if lhs.siteName != rhs.siteName {return false}
+    if lhs.nodeName != rhs.nodeName {return false}
+    if lhs.topologyVersion != rhs.topologyVersion {return false}
+    if lhs.roleEpoch != rhs.roleEpoch {return false}
+    if lhs.incarnation != rhs.incarnation {return false}
+    if lhs.targetSiteID != rhs.targetSiteID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_HelloReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".HelloReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}accepted\0\u{1}reason\0\u{1}responder\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBoolField(value: &self.accepted) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._responder) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.accepted != false {
+      try visitor.visitSingularBoolField(value: self.accepted, fieldNumber: 1)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 2)
+    }
+    try { if let v = self._responder {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_HelloReply, rhs: Sessionfed_V1_HelloReply) -> Bool {
+    if lhs.accepted != rhs.accepted {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs._responder != rhs._responder {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Heartbeat"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}sent_at_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.sentAtMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.sentAtMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.sentAtMs, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_Heartbeat, rhs: Sessionfed_V1_Heartbeat) -> Bool {
+    if lhs.sentAtMs != rhs.sentAtMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_MerkleRootsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MerkleRootsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.round != 0 {
+      try visitor.visitSingularUInt64Field(value: self.round, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_MerkleRootsRequest, rhs: Sessionfed_V1_MerkleRootsRequest) -> Bool {
+    if lhs.round != rhs.round {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_MerkleRoots: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MerkleRoots"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}roots\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
+      case 2: try { try decoder.decodeRepeatedBytesField(value: &self.roots) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.round != 0 {
+      try visitor.visitSingularUInt64Field(value: self.round, fieldNumber: 1)
+    }
+    if !self.roots.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.roots, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_MerkleRoots, rhs: Sessionfed_V1_MerkleRoots) -> Bool {
+    if lhs.round != rhs.round {return false}
+    if lhs.roots != rhs.roots {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_MerkleLeavesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MerkleLeavesRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}partitions\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
+      case 2: try { try decoder.decodeRepeatedUInt32Field(value: &self.partitions) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.round != 0 {
+      try visitor.visitSingularUInt64Field(value: self.round, fieldNumber: 1)
+    }
+    if !self.partitions.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.partitions, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_MerkleLeavesRequest, rhs: Sessionfed_V1_MerkleLeavesRequest) -> Bool {
+    if lhs.round != rhs.round {return false}
+    if lhs.partitions != rhs.partitions {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_PartitionLeaves: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PartitionLeaves"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{1}leaves\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.partition) }()
+      case 2: try { try decoder.decodeRepeatedBytesField(value: &self.leaves) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.partition != 0 {
+      try visitor.visitSingularUInt32Field(value: self.partition, fieldNumber: 1)
+    }
+    if !self.leaves.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.leaves, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_PartitionLeaves, rhs: Sessionfed_V1_PartitionLeaves) -> Bool {
+    if lhs.partition != rhs.partition {return false}
+    if lhs.leaves != rhs.leaves {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_MerkleLeaves: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MerkleLeaves"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}partitions\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.partitions) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.round != 0 {
+      try visitor.visitSingularUInt64Field(value: self.round, fieldNumber: 1)
+    }
+    if !self.partitions.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.partitions, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_MerkleLeaves, rhs: Sessionfed_V1_MerkleLeaves) -> Bool {
+    if lhs.round != rhs.round {return false}
+    if lhs.partitions != rhs.partitions {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_KeyDigest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KeyDigest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}digest\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.key) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.digest) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.key.isEmpty {
+      try visitor.visitSingularBytesField(value: self.key, fieldNumber: 1)
+    }
+    if !self.digest.isEmpty {
+      try visitor.visitSingularBytesField(value: self.digest, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_KeyDigest, rhs: Sessionfed_V1_KeyDigest) -> Bool {
+    if lhs.key != rhs.key {return false}
+    if lhs.digest != rhs.digest {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_Bucket: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Bucket"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{1}leaf\0\u{1}keys\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.partition) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.leaf) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.keys) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.partition != 0 {
+      try visitor.visitSingularUInt32Field(value: self.partition, fieldNumber: 1)
+    }
+    if self.leaf != 0 {
+      try visitor.visitSingularUInt32Field(value: self.leaf, fieldNumber: 2)
+    }
+    if !self.keys.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.keys, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_Bucket, rhs: Sessionfed_V1_Bucket) -> Bool {
+    if lhs.partition != rhs.partition {return false}
+    if lhs.leaf != rhs.leaf {return false}
+    if lhs.keys != rhs.keys {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_BucketDigests: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BucketDigests"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}chunk\0\u{1}buckets\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.chunk) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.buckets) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.round != 0 {
+      try visitor.visitSingularUInt64Field(value: self.round, fieldNumber: 1)
+    }
+    if self.chunk != 0 {
+      try visitor.visitSingularUInt32Field(value: self.chunk, fieldNumber: 2)
+    }
+    if !self.buckets.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.buckets, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_BucketDigests, rhs: Sessionfed_V1_BucketDigests) -> Bool {
+    if lhs.round != rhs.round {return false}
+    if lhs.chunk != rhs.chunk {return false}
+    if lhs.buckets != rhs.buckets {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_BucketRepair: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BucketRepair"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}chunk\0\u{1}last\0\u{1}states\0\u{1}wanted\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.chunk) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.last) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.states) }()
+      case 5: try { try decoder.decodeRepeatedBytesField(value: &self.wanted) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.round != 0 {
+      try visitor.visitSingularUInt64Field(value: self.round, fieldNumber: 1)
+    }
+    if self.chunk != 0 {
+      try visitor.visitSingularUInt32Field(value: self.chunk, fieldNumber: 2)
+    }
+    if self.last != false {
+      try visitor.visitSingularBoolField(value: self.last, fieldNumber: 3)
+    }
+    if !self.states.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.states, fieldNumber: 4)
+    }
+    if !self.wanted.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.wanted, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_BucketRepair, rhs: Sessionfed_V1_BucketRepair) -> Bool {
+    if lhs.round != rhs.round {return false}
+    if lhs.chunk != rhs.chunk {return false}
+    if lhs.last != rhs.last {return false}
+    if lhs.states != rhs.states {return false}
+    if lhs.wanted != rhs.wanted {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Sessionfed_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Frame"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}delta_batch\0\u{3}delta_batch_ack\0\u{3}key_state_batch\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}delta_batch\0\u{3}delta_batch_ack\0\u{3}key_state_batch\0\u{1}hello\0\u{3}hello_reply\0\u{1}heartbeat\0\u{3}merkle_roots_request\0\u{3}merkle_roots\0\u{3}merkle_leaves_request\0\u{3}merkle_leaves\0\u{3}bucket_digests\0\u{3}bucket_repair\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -299,6 +1081,123 @@ nonisolated extension Sessionfed_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf.
           self.body = .keyStateBatch(v)
         }
       }()
+      case 4: try {
+        var v: Sessionfed_V1_Hello?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .hello(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .hello(v)
+        }
+      }()
+      case 5: try {
+        var v: Sessionfed_V1_HelloReply?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .helloReply(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .helloReply(v)
+        }
+      }()
+      case 6: try {
+        var v: Sessionfed_V1_Heartbeat?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .heartbeat(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .heartbeat(v)
+        }
+      }()
+      case 7: try {
+        var v: Sessionfed_V1_MerkleRootsRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .merkleRootsRequest(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .merkleRootsRequest(v)
+        }
+      }()
+      case 8: try {
+        var v: Sessionfed_V1_MerkleRoots?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .merkleRoots(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .merkleRoots(v)
+        }
+      }()
+      case 9: try {
+        var v: Sessionfed_V1_MerkleLeavesRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .merkleLeavesRequest(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .merkleLeavesRequest(v)
+        }
+      }()
+      case 10: try {
+        var v: Sessionfed_V1_MerkleLeaves?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .merkleLeaves(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .merkleLeaves(v)
+        }
+      }()
+      case 11: try {
+        var v: Sessionfed_V1_BucketDigests?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .bucketDigests(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .bucketDigests(v)
+        }
+      }()
+      case 12: try {
+        var v: Sessionfed_V1_BucketRepair?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .bucketRepair(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .bucketRepair(v)
+        }
+      }()
       default: break
       }
     }
@@ -321,6 +1220,42 @@ nonisolated extension Sessionfed_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf.
     case .keyStateBatch?: try {
       guard case .keyStateBatch(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .hello?: try {
+      guard case .hello(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case .helloReply?: try {
+      guard case .helloReply(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    }()
+    case .heartbeat?: try {
+      guard case .heartbeat(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    }()
+    case .merkleRootsRequest?: try {
+      guard case .merkleRootsRequest(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    }()
+    case .merkleRoots?: try {
+      guard case .merkleRoots(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    }()
+    case .merkleLeavesRequest?: try {
+      guard case .merkleLeavesRequest(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+    }()
+    case .merkleLeaves?: try {
+      guard case .merkleLeaves(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    }()
+    case .bucketDigests?: try {
+      guard case .bucketDigests(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    }()
+    case .bucketRepair?: try {
+      guard case .bucketRepair(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
     }()
     case nil: break
     }

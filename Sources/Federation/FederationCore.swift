@@ -1,0 +1,455 @@
+import Keyspace
+import SessionModel
+import Wire
+
+/// A connection as the federation core names it: the one this node dialed to a remote site
+/// (carries this node's outboxes and its anti-entropy rounds) or the one a remote site dialed
+/// to this node (carries that site's deltas and answers its rounds).
+public enum FederationConnection: Hashable, Sendable, CustomStringConvertible {
+    case outbound(SiteID)
+    case inbound(SiteID)
+
+    public var site: SiteID {
+        switch self {
+        case .outbound(let site), .inbound(let site): return site
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .outbound(let site): return "outbound to \(site)"
+        case .inbound(let site): return "inbound from \(site)"
+        }
+    }
+}
+
+/// What the runtime must do for the core.
+public enum FederationAction: Hashable, Sendable {
+    case send(FederationConnection, Frame)
+    /// Close the connection (a protocol violation); the runtime logs `reason`.
+    case close(FederationConnection, reason: String)
+    case log(FederationLog)
+}
+
+public struct FederationLog: Hashable, Sendable {
+    public enum Level: String, Hashable, Sendable {
+        case info, warning, error
+    }
+
+    public var level: Level
+    public var message: String
+    public var metadata: [String: String]
+
+    public init(_ level: Level, _ message: String, _ metadata: [String: String] = [:]) {
+        self.level = level
+        self.message = message
+        self.metadata = metadata
+    }
+}
+
+/// The federation state machine of one node (DESIGN.md §4): per remote site and stream an
+/// outbox with batching, coalescing and acknowledgements; the bound that drops an outbox and
+/// marks the link for resync; inbound batches merged through SessionModel with sequence
+/// tracking, conflicts counted and logged; hub forwarding; anti-entropy rounds.
+///
+/// Pure: time comes in as `now`, the node's data as an `AntiEntropyStore`, and every effect
+/// goes out as a `FederationAction`. The runtime and the simulator drive it the same way.
+public struct FederationCore: Sendable {
+    public let settings: FederationSettings
+    /// This process's incarnation (the runtime picks a fresh one per start).
+    public let incarnation: UInt64
+    var links: [SiteID: LinkState] = [:]
+
+    struct LinkState: Sendable {
+        var outboxes: [StreamID: Outbox] = [:]
+        var connected = false
+        var needsResync = false
+        var everSynchronized = false
+        var statistics = LinkStatistics()
+        /// Inbound: the sender's incarnation and the last sequence applied per stream.
+        var senderIncarnation: UInt64?
+        var applied: [StreamID: UInt64] = [:]
+        var round: AntiEntropyRound?
+        var nextRound: UInt64 = 1
+        var lastRoundFinishedAt: UInt64?
+
+        var outboxBytes: Int { outboxes.values.reduce(0) { $0 + $1.bytes } }
+        var outboxCount: Int { outboxes.values.reduce(0) { $0 + $1.count } }
+    }
+
+    public init(settings: FederationSettings, incarnation: UInt64) {
+        self.settings = settings
+        self.incarnation = incarnation
+        for site in settings.linkedSites { links[site] = LinkState() }
+    }
+
+    // MARK: Handshake
+
+    /// The Hello this node sends when it dials `site`.
+    public func hello(to site: SiteID) -> Hello {
+        Hello(
+            federation: settings.federation,
+            protocolVersion: settings.protocolVersion,
+            site: settings.localSite,
+            siteName: settings.name(of: settings.localSite),
+            nodeName: settings.localNode,
+            topologyVersion: settings.topologyVersion,
+            roleEpoch: settings.roleEpoch,
+            incarnation: incarnation,
+            targetSite: site
+        )
+    }
+
+    /// Why a peer's Hello is refused, or nil to accept it. `certificateNode` is the node name
+    /// its TLS certificate proves (nil on plaintext loopback).
+    public func refusal(of hello: Hello, certificateNode: String?) -> String? {
+        if hello.federation != settings.federation {
+            return "peer belongs to federation '\(hello.federation)', this is federation '\(settings.federation)'"
+        }
+        if hello.protocolVersion != settings.protocolVersion {
+            return "peer speaks federation protocol \(hello.protocolVersion), this node speaks \(settings.protocolVersion)"
+        }
+        guard let site = settings.sites[hello.site] else {
+            return "site id \(hello.site.rawValue) ('\(hello.siteName)') is not in this topology"
+        }
+        if site.name != hello.siteName {
+            return "site id \(hello.site.rawValue) is '\(site.name)' in this topology, the peer calls it '\(hello.siteName)'"
+        }
+        if !site.nodes.contains(hello.nodeName) {
+            return "node '\(hello.nodeName)' is not a node of site '\(site.name)' in this topology"
+        }
+        if let certificateNode, certificateNode != hello.nodeName {
+            return "peer claims to be node '\(hello.nodeName)' but its certificate names '\(certificateNode)'"
+        }
+        if hello.site == settings.localSite {
+            return "peer is in this node's own site '\(site.name)'; federation links join different sites"
+        }
+        if hello.targetSite != settings.localSite {
+            return "peer meant to reach site \(hello.targetSite.rawValue), this is site \(settings.localSite.rawValue) ('\(settings.name(of: settings.localSite))')"
+        }
+        if links[hello.site] == nil {
+            return "site '\(site.name)' is not linked with site '\(settings.name(of: settings.localSite))' in this topology"
+        }
+        if hello.topologyVersion != settings.topologyVersion {
+            return "peer runs topology version \(hello.topologyVersion), this node runs \(settings.topologyVersion); apply the same topology to every site"
+        }
+        return nil
+    }
+
+    /// A remote site's node dialed in and was accepted. A new incarnation of the sender (it
+    /// restarted) resets the sequence tracking of its streams.
+    public mutating func inboundAccepted(_ hello: Hello) -> [FederationAction] {
+        guard var link = links[hello.site] else { return [] }
+        var actions: [FederationAction] = []
+        if link.senderIncarnation != hello.incarnation {
+            let restarted = link.senderIncarnation != nil
+            link.senderIncarnation = hello.incarnation
+            link.applied = [:]
+            links[hello.site] = link
+            if restarted {
+                // Its outboxes died with it: deltas it delivered here but not to another site
+                // now exist only here. Resync every other link so they reach everyone.
+                let others = settings.linkedSites.filter { $0 != hello.site }
+                for other in others {
+                    links[other]?.needsResync = true
+                    links[other]?.round?.overflowed = true
+                }
+                actions.append(
+                    .log(
+                        FederationLog(
+                            .warning, "peer restarted: sequence tracking reset; resyncing the other links with its writes",
+                            ["site": settings.name(of: hello.site), "node": hello.nodeName, "resync": "\(others.map { settings.name(of: $0) })"]
+                        )
+                    )
+                )
+            }
+        }
+        return actions
+    }
+
+    /// This node's connection to `site` completed its handshake: unacknowledged deltas are sent
+    /// again and, when the link needs it, an anti-entropy round starts.
+    public mutating func outboundConnected(to site: SiteID, now: UInt64) -> [FederationAction] {
+        guard var link = links[site] else { return [] }
+        link.connected = true
+        link.statistics.connects += 1
+        for stream in link.outboxes.keys { link.outboxes[stream]?.rewind() }
+        links[site] = link
+        var actions: [FederationAction] = []
+        if link.needsResync || !link.everSynchronized {
+            actions += startRound(with: site, reason: link.needsResync ? "needs-resync" : "connect", now: now)
+        }
+        return actions + flush(site, now: now, force: true)
+    }
+
+    /// The connection to `site` closed; what was sent and not acknowledged goes again next time.
+    public mutating func outboundDisconnected(from site: SiteID) {
+        guard var link = links[site] else { return }
+        link.connected = false
+        link.round = nil
+        for stream in link.outboxes.keys { link.outboxes[stream]?.rewind() }
+        links[site] = link
+    }
+
+    // MARK: Outgoing deltas
+
+    /// Deltas of local writes, in the order they were applied. Each goes to every linked site.
+    public mutating func enqueue(_ deltas: [Delta], now: UInt64) -> [FederationAction] {
+        guard !deltas.isEmpty else { return [] }
+        var actions: [FederationAction] = []
+        for site in settings.linkedSites {
+            actions += append(deltas, origin: settings.localSite, to: site, now: now)
+        }
+        return actions
+    }
+
+    mutating func append(_ deltas: [Delta], origin: SiteID, to site: SiteID, now: UInt64) -> [FederationAction] {
+        guard var link = links[site] else { return [] }
+        for delta in deltas {
+            let stream = StreamID(origin: origin, partition: UInt32(settings.partitioning.partition(of: delta.key)))
+            let coalesced = link.outboxes[stream, default: Outbox()].append(delta, now: now)
+            link.statistics.deltasCoalesced += UInt64(coalesced.folded)
+            link.statistics.bytesSavedByCoalescing += UInt64(coalesced.bytes)
+        }
+        link.statistics.deltasEnqueued += UInt64(deltas.count)
+        var actions: [FederationAction] = []
+        let bytes = link.outboxBytes
+        if bytes > settings.outboxLimitBytes {
+            var dropped = 0
+            for stream in link.outboxes.keys { dropped += link.outboxes[stream]?.dropAll() ?? 0 }
+            link.statistics.outboxOverflows += 1
+            link.statistics.deltasDropped += UInt64(dropped)
+            link.needsResync = true
+            link.round?.overflowed = true
+            actions.append(
+                .log(
+                    FederationLog(
+                        .error, "outbox over its limit: deltas dropped, link needs resync (anti-entropy repairs it when the site is reachable)",
+                        ["site": settings.name(of: site), "dropped_deltas": "\(dropped)", "outbox_bytes": "\(bytes)", "limit_bytes": "\(settings.outboxLimitBytes)"]
+                    )
+                )
+            )
+        }
+        links[site] = link
+        return actions
+    }
+
+    /// Sends the batches that are due: every stream whose oldest pending delta waited
+    /// `batchIntervalMilliseconds`, or reached `batchBytes`; starts periodic anti-entropy.
+    public mutating func tick(now: UInt64) -> [FederationAction] {
+        var actions: [FederationAction] = []
+        for site in settings.linkedSites {
+            actions += flush(site, now: now, force: false)
+            if let link = links[site], link.connected, link.round == nil, settings.antiEntropyIntervalMilliseconds > 0,
+                link.needsResync || (link.lastRoundFinishedAt.map { now >= $0 + settings.antiEntropyIntervalMilliseconds } ?? false)
+            {
+                actions += startRound(with: site, reason: link.needsResync ? "needs-resync" : "periodic", now: now)
+            }
+        }
+        return actions
+    }
+
+    mutating func flush(_ site: SiteID, now: UInt64, force: Bool) -> [FederationAction] {
+        guard var link = links[site], link.connected else { return [] }
+        var actions: [FederationAction] = []
+        for stream in link.outboxes.keys.sorted() {
+            guard var outbox = link.outboxes[stream] else { continue }
+            while true {
+                let resending = outbox.sentCount < outbox.unacknowledged.count
+                let due =
+                    resending || force || outbox.pendingBytes >= settings.batchBytes
+                    || (outbox.oldestPendingAt.map { now >= $0 + settings.batchIntervalMilliseconds } ?? false)
+                guard due, let batch = outbox.nextBatch(maximumBytes: settings.batchBytes) else { break }
+                link.statistics.batchesSent += 1
+                link.statistics.deltasSent += UInt64(batch.deltas.count)
+                if resending { link.statistics.deltasResent += UInt64(batch.deltas.count) }
+                actions.append(
+                    .send(
+                        .outbound(site),
+                        .deltaBatch(
+                            DeltaBatch(
+                                originSite: stream.origin, senderSite: settings.localSite, partition: stream.partition,
+                                firstSequence: batch.firstSequence, deltas: batch.deltas
+                            )
+                        )
+                    )
+                )
+            }
+            // Kept when empty: its sequence numbers continue (the receiver drops repeats).
+            link.outboxes[stream] = outbox
+        }
+        links[site] = link
+        return actions
+    }
+
+    // MARK: Incoming frames
+
+    /// Handles a frame that arrived on `connection`. Delta batches are merged into `store` before
+    /// they are acknowledged; anti-entropy frames read and repair `store`.
+    public mutating func receive(
+        _ frame: Frame, on connection: FederationConnection, store: inout some AntiEntropyStore, now: UInt64
+    ) -> [FederationAction] {
+        let site = connection.site
+        guard links[site] != nil else {
+            return [.close(connection, reason: "site \(site.rawValue) is not linked with this site")]
+        }
+        switch (frame, connection) {
+        case (.deltaBatch(let batch), .inbound):
+            return receiveBatch(batch, from: site, store: &store, now: now)
+        case (.deltaBatchAck(let ack), .outbound):
+            let stream = StreamID(origin: ack.originSite, partition: ack.partition)
+            let released = links[site]?.outboxes[stream]?.acknowledge(upTo: ack.sequence) ?? 0
+            links[site]?.statistics.deltasAcknowledged += UInt64(released)
+            return []
+        case (.heartbeat, _):
+            return []
+        case (.merkleRootsRequest(let round), .inbound):
+            let forest = MerkleForest(of: &store, partitioning: settings.partitioning, leafCount: settings.merkleLeaves)
+            return [.send(connection, .merkleRoots(round: round, roots: forest.roots))]
+        case (.merkleLeavesRequest(let round, let partitions), .inbound):
+            return answerLeaves(round: round, partitions: partitions, on: connection, store: &store)
+        case (.bucketDigests(let round, let chunk, let buckets), .inbound):
+            return answerBuckets(round: round, chunk: chunk, buckets: buckets, on: connection, store: &store)
+        case (.keyStates(_, let records), .inbound):
+            var actions: [FederationAction] = []
+            var repaired = 0
+            for record in records {
+                let outcome = store.merge(state: record.state, key: record.key, now: now)
+                if outcome.changed { repaired += 1 }
+                actions += conflicts(outcome, key: record.key, from: site)
+            }
+            links[site]?.statistics.keysRepaired += UInt64(repaired)
+            if repaired > 0 { markForwardResync(repairedFrom: site) }
+            return actions
+        case (.merkleRoots(let round, let roots), .outbound):
+            guard isCurrentRound(site, round) else { return [] }
+            return compareRoots(roots, with: site, store: &store, now: now)
+        case (.merkleLeaves(let round, let partitions), .outbound):
+            guard isCurrentRound(site, round) else { return [] }
+            return compareLeaves(partitions, with: site, store: &store, now: now)
+        case (.bucketRepair(let repair), .outbound):
+            guard isCurrentRound(site, repair.round) else { return [] }
+            return applyRepair(repair, from: site, store: &store, now: now)
+        default:
+            return [.close(connection, reason: "unexpected \(frame.kind) frame on the \(connection) connection")]
+        }
+    }
+
+    mutating func receiveBatch(_ batch: DeltaBatch, from site: SiteID, store: inout some AntiEntropyStore, now: UInt64) -> [FederationAction] {
+        let connection = FederationConnection.inbound(site)
+        guard batch.senderSite == site else {
+            return [.close(connection, reason: "batch claims sender site \(batch.senderSite.rawValue) on a connection from site \(site.rawValue)")]
+        }
+        guard settings.sites[batch.originSite] != nil, batch.originSite != settings.localSite else {
+            return [.close(connection, reason: "batch from origin site \(batch.originSite.rawValue), which is not a remote site of this topology")]
+        }
+        guard Int(batch.partition) < settings.partitioning.partitionCount else {
+            return [.close(connection, reason: "batch for partition \(batch.partition), this federation has \(settings.partitioning.partitionCount)")]
+        }
+        guard !batch.deltas.isEmpty else { return [] }
+        let stream = StreamID(origin: batch.originSite, partition: batch.partition)
+        var link = links[site]!
+        let applied = link.applied[stream] ?? 0
+        let last = batch.firstSequence + UInt64(batch.deltas.count) - 1
+        var actions: [FederationAction] = []
+        link.statistics.batchesReceived += 1
+        if last > applied {
+            if batch.firstSequence > applied + 1 && applied > 0 {
+                link.statistics.sequenceGaps += 1
+                actions.append(
+                    .log(
+                        FederationLog(
+                            .warning, "gap in a delta stream (the sender dropped an overflowing outbox); anti-entropy repairs it",
+                            ["site": settings.name(of: site), "origin": settings.name(of: batch.originSite), "partition": "\(batch.partition)", "expected": "\(applied + 1)", "received": "\(batch.firstSequence)"]
+                        )
+                    )
+                )
+            }
+            let skip = applied >= batch.firstSequence ? Int(applied - batch.firstSequence + 1) : 0
+            let fresh = batch.deltas[skip...]
+            link.statistics.deltasReceived += UInt64(fresh.count)
+            links[site] = link
+            for delta in fresh {
+                let outcome = store.merge(delta, now: now)
+                actions += conflicts(outcome, key: delta.key, from: site)
+            }
+            link = links[site]!
+            link.applied[stream] = last
+            links[site] = link
+            for target in settings.forwardTargets(origin: batch.originSite, sender: site) {
+                actions += append(Array(fresh), origin: batch.originSite, to: target, now: now)
+            }
+        } else {
+            link.statistics.duplicateBatches += 1
+            links[site] = link
+        }
+        actions.append(.send(connection, .deltaBatchAck(DeltaBatchAck(originSite: batch.originSite, partition: batch.partition, sequence: last))))
+        return actions
+    }
+
+    /// Anti-entropy changed keys here with data from `site`. Sites that only hear about `site`
+    /// through this one (a hub's other spokes) get those keys by a resync of their link: repairs
+    /// are states, not deltas, so they are not forwarded in outboxes.
+    mutating func markForwardResync(repairedFrom site: SiteID) {
+        for target in settings.forwardTargets(origin: site, sender: site) {
+            links[target]?.needsResync = true
+            links[target]?.round?.overflowed = true
+        }
+    }
+
+    /// Counts and logs the conflicts a merge resolved (both dots, DESIGN.md §2.3 rule 3).
+    mutating func conflicts(_ outcome: MergeOutcome, key: [UInt8], from site: SiteID) -> [FederationAction] {
+        var actions: [FederationAction] = []
+        for event in outcome.events {
+            switch event {
+            case .concurrentWrites(let element, let winner, let loser):
+                links[site]?.statistics.conflicts[settings.conflictPolicyName, default: 0] += 1
+                actions.append(
+                    .log(
+                        FederationLog(
+                            .info, "concurrent writes resolved",
+                            ["key": Self.printable(key), "element": "\(element)", "winner": "\(winner)", "loser": "\(loser)", "policy": settings.conflictPolicyName]
+                        )
+                    )
+                )
+            case .discardedByDelete(let element, let discarded, let deletes):
+                links[site]?.statistics.conflicts["delete-wins", default: 0] += 1
+                actions.append(
+                    .log(
+                        FederationLog(
+                            .info, "write concurrent with a delete discarded",
+                            ["key": Self.printable(key), "element": "\(element)", "discarded": "\(discarded)", "deletes": "\(deletes)", "policy": "delete-wins"]
+                        )
+                    )
+                )
+            }
+        }
+        return actions
+    }
+
+    static func printable(_ key: [UInt8]) -> String {
+        String(decoding: key.prefix(200), as: UTF8.self)
+    }
+}
+
+extension Frame {
+    /// The frame's kind, for logs.
+    public var kind: String {
+        switch self {
+        case .deltaBatch: return "DeltaBatch"
+        case .deltaBatchAck: return "DeltaBatchAck"
+        case .keyStates: return "KeyStateBatch"
+        case .hello: return "Hello"
+        case .helloReply: return "HelloReply"
+        case .heartbeat: return "Heartbeat"
+        case .merkleRootsRequest: return "MerkleRootsRequest"
+        case .merkleRoots: return "MerkleRoots"
+        case .merkleLeavesRequest: return "MerkleLeavesRequest"
+        case .merkleLeaves: return "MerkleLeaves"
+        case .bucketDigests: return "BucketDigests"
+        case .bucketRepair: return "BucketRepair"
+        }
+    }
+}
+
+extension Keyspace: AntiEntropyStore {}

@@ -1,0 +1,93 @@
+import SessionModel
+
+/// What a node's federation core needs to know about the federation (derived from the topology
+/// by the runtime; plain values so the simulator can build them too).
+public struct FederationSettings: Hashable, Sendable {
+    public struct SiteInfo: Hashable, Sendable {
+        public var name: String
+        public var nodes: [String]
+
+        public init(name: String, nodes: [String]) {
+            self.name = name
+            self.nodes = nodes
+        }
+    }
+
+    public var federation: String
+    public var protocolVersion: UInt32 = FederationSettings.currentProtocolVersion
+    public var topologyVersion: UInt64
+    public var localSite: SiteID
+    public var localNode: String
+    public var sites: [SiteID: SiteInfo]
+    /// Which sites exchange deltas directly (symmetric): mesh, a hub, or explicit pairs.
+    public var links: [SiteID: Set<SiteID>]
+    public var partitioning: Partitioning
+    /// A partial batch waits at most this long for more deltas.
+    public var batchIntervalMilliseconds: UInt64
+    /// A batch is cut once its deltas reach this many bytes.
+    public var batchBytes: Int
+    /// Per remote site: unacknowledged deltas beyond this are dropped and the link resynced.
+    public var outboxLimitBytes: Int
+    /// Anti-entropy runs on connect, after an outbox overflow and every this many milliseconds
+    /// (0: only on connect and overflow).
+    public var antiEntropyIntervalMilliseconds: UInt64
+    /// Leaves per partition in the Merkle tree.
+    public var merkleLeaves: Int
+    /// Anti-entropy frames carry at most about this many bytes of digests or states.
+    public var repairChunkBytes: Int
+    /// The conflict policy's name, for counting conflicts by policy.
+    public var conflictPolicyName: String
+    public var roleEpoch: UInt64 = 0
+
+    public static let currentProtocolVersion: UInt32 = 1
+    public static let defaultMerkleLeaves = 64
+
+    public init(
+        federation: String,
+        topologyVersion: UInt64,
+        localSite: SiteID,
+        localNode: String,
+        sites: [SiteID: SiteInfo],
+        links: [SiteID: Set<SiteID>],
+        partitioning: Partitioning,
+        batchIntervalMilliseconds: UInt64 = 5,
+        batchBytes: Int = 1 << 20,
+        outboxLimitBytes: Int = 256 << 20,
+        antiEntropyIntervalMilliseconds: UInt64 = 300_000,
+        merkleLeaves: Int = FederationSettings.defaultMerkleLeaves,
+        repairChunkBytes: Int = 1 << 20,
+        conflictPolicyName: String = "lww"
+    ) {
+        self.federation = federation
+        self.topologyVersion = topologyVersion
+        self.localSite = localSite
+        self.localNode = localNode
+        self.sites = sites
+        self.links = links
+        self.partitioning = partitioning
+        self.batchIntervalMilliseconds = batchIntervalMilliseconds
+        self.batchBytes = batchBytes
+        self.outboxLimitBytes = outboxLimitBytes
+        self.antiEntropyIntervalMilliseconds = antiEntropyIntervalMilliseconds
+        self.merkleLeaves = merkleLeaves
+        self.repairChunkBytes = repairChunkBytes
+        self.conflictPolicyName = conflictPolicyName
+    }
+
+    /// The sites this site exchanges deltas with, in id order.
+    public var linkedSites: [SiteID] {
+        (links[localSite] ?? []).sorted()
+    }
+
+    /// Where a delta that `sender` brought from `origin` must go next: linked sites that are not
+    /// linked to the origin themselves (so would never see it otherwise), except the sender.
+    /// Empty in a mesh; the hub's spokes in a hub topology.
+    public func forwardTargets(origin: SiteID, sender: SiteID) -> [SiteID] {
+        let originLinks = links[origin] ?? []
+        return linkedSites.filter { $0 != origin && $0 != sender && !originLinks.contains($0) }
+    }
+
+    public func name(of site: SiteID) -> String {
+        sites[site]?.name ?? "site-\(site.rawValue)"
+    }
+}

@@ -1,0 +1,422 @@
+import Federation
+import Logging
+import NIOCore
+import NIOPosix
+import SessionModel
+import Topology
+import Wire
+
+/// The network side of federation (DESIGN.md §4): a listener on the node's `federation` address
+/// for sites that dial in, a dialer per linked site with reconnect backoff, the handshake,
+/// heartbeats, and framing. It moves bytes; `FederationCore` decides. Confined to the node's
+/// event loop, like `NodeState`.
+final class FederationTransport: @unchecked Sendable {
+    enum DialPhase: String {
+        case connecting, handshaking, connected, backoff, refused
+    }
+
+    struct DialState {
+        var phase = DialPhase.connecting
+        var failures = 0
+        var nextNode = 0
+        var remoteNode: String?
+        var lastError: String?
+        var channel: Channel?
+    }
+
+    /// Traffic counters per remote site, both directions.
+    struct Traffic {
+        var bytesSent: UInt64 = 0
+        var bytesReceived: UInt64 = 0
+        var framesSent: UInt64 = 0
+        var framesReceived: UInt64 = 0
+        var handshakesRefused: UInt64 = 0
+        var malformedFrames: UInt64 = 0
+    }
+
+    let state: NodeState
+    let logger: Logger
+    let settings: FederationSettings
+    var dials: [SiteID: DialState] = [:]
+    var inbound: [SiteID: Channel] = [:]
+    var traffic: [SiteID: Traffic] = [:]
+    var listener: Channel?
+    var timers: [RepeatedTask] = []
+    var stopped = false
+
+    /// Heartbeats go out this often; a connection silent for `silenceLimit` is closed.
+    let heartbeatInterval = TimeAmount.milliseconds(1_000)
+    let silenceLimitMilliseconds: UInt64 = 5_000
+    static let maximumBackoffMilliseconds: UInt64 = 5_000
+    static let refusalBackoffMilliseconds: UInt64 = 5_000
+
+    init(state: NodeState, settings: FederationSettings, logger: Logger) {
+        self.state = state
+        self.settings = settings
+        self.logger = logger
+        for site in settings.linkedSites {
+            dials[site] = DialState()
+            traffic[site] = Traffic()
+        }
+    }
+
+    var eventLoop: EventLoop { state.eventLoop }
+
+    // MARK: Lifecycle
+
+    func start() async throws {
+        let address = state.configuration.node.federation
+        let transport = self
+        let channel = try await ServerBootstrap(group: eventLoop)
+            .serverChannelOption(.backlog, value: 64)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(FederationChannelHandler(transport: transport, role: .listener))
+                }
+            }
+            .bind(host: address.host, port: address.port)
+            .get()
+        try await eventLoop.submit {
+            self.listener = channel
+            self.logger.info("federation listening", metadata: ["federation.address": "\(address)", "links": "\(self.settings.linkedSites.map { self.settings.name(of: $0) })"])
+            for site in self.settings.linkedSites { self.dial(site) }
+            self.timers.append(
+                self.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(Int64(self.settings.batchIntervalMilliseconds)), delay: .milliseconds(Int64(self.settings.batchIntervalMilliseconds))) { _ in
+                    self.tick()
+                }
+            )
+            self.timers.append(
+                self.eventLoop.scheduleRepeatedTask(initialDelay: self.heartbeatInterval, delay: self.heartbeatInterval) { _ in
+                    self.heartbeat()
+                }
+            )
+        }.get()
+    }
+
+    func stop() async {
+        try? await eventLoop.submit {
+            self.stopped = true
+            for timer in self.timers { timer.cancel() }
+            self.timers = []
+            self.listener?.close(promise: nil)
+            for dial in self.dials.values { dial.channel?.close(promise: nil) }
+            for channel in self.inbound.values { channel.close(promise: nil) }
+        }.get()
+    }
+
+    // MARK: Dialing
+
+    func dial(_ site: SiteID) {
+        guard !stopped, var dial = dials[site], let info = settings.sites[site], !info.nodes.isEmpty else { return }
+        let nodes = state.configuration.topology.sites.first { $0.id == site.rawValue }?.nodes ?? []
+        guard !nodes.isEmpty else { return }
+        let node = nodes[dial.nextNode % nodes.count]
+        dial.phase = .connecting
+        dial.remoteNode = node.name
+        dials[site] = dial
+        let transport = self
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(.seconds(2))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(FederationChannelHandler(transport: transport, role: .dialer(site)))
+                }
+            }
+            .connect(host: node.federation.host, port: node.federation.port)
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    if self.stopped {
+                        channel.close(promise: nil)
+                        return
+                    }
+                    self.dials[site]?.channel = channel
+                    self.dials[site]?.phase = .handshaking
+                case .failure(let error):
+                    self.dialFailed(site, reason: "cannot connect to \(node.name) at \(node.federation): \(error)", refused: false)
+                }
+            }
+    }
+
+    /// Schedules the next attempt: exponential backoff with jitter, the next node of the site.
+    func dialFailed(_ site: SiteID, reason: String, refused: Bool) {
+        guard !stopped, var dial = dials[site] else { return }
+        dial.failures += 1
+        dial.nextNode += 1
+        dial.channel = nil
+        dial.lastError = reason
+        dial.phase = refused ? .refused : .backoff
+        dials[site] = dial
+        let ceiling = min(Self.maximumBackoffMilliseconds, 100 << UInt64(min(dial.failures - 1, 10)))
+        let base = refused ? Self.refusalBackoffMilliseconds : ceiling
+        let delay = base / 2 + UInt64.random(in: 0...(base / 2))
+        if dial.failures == 1 || dial.failures % 20 == 0 || refused {
+            logger.warning("federation link down", metadata: ["site": "\(settings.name(of: site))", "reason": "\(reason)", "retry_in_ms": "\(delay)", "attempts": "\(dial.failures)"])
+        }
+        eventLoop.scheduleTask(in: .milliseconds(Int64(delay))) { self.dial(site) }
+    }
+
+    // MARK: Connections
+
+    /// A dialed connection is open: introduce this node.
+    func dialerActive(_ site: SiteID, channel: Channel) {
+        send(.hello(state.federation!.hello(to: site)), on: channel, site: site)
+    }
+
+    func received(_ frame: Frame, bytes: Int, role: FederationChannelHandler.Role, handler: FederationChannelHandler, channel: Channel) {
+        let now = WallClock.nowMilliseconds()
+        handler.lastReceivedAt = now
+        switch role {
+        case .listener:
+            guard let site = handler.peerSite else {
+                handshake(frame, handler: handler, channel: channel)
+                return
+            }
+            count(received: bytes, from: site)
+            perform(state.federation!.receive(frame, on: .inbound(site), store: &state.keyspace, now: now))
+        case .dialer(let site):
+            count(received: bytes, from: site)
+            guard handler.peerSite != nil else {
+                handshakeReply(frame, site: site, handler: handler, channel: channel, now: now)
+                return
+            }
+            perform(state.federation!.receive(frame, on: .outbound(site), store: &state.keyspace, now: now))
+        }
+    }
+
+    /// The listener's side of the handshake.
+    func handshake(_ frame: Frame, handler: FederationChannelHandler, channel: Channel) {
+        guard case .hello(let hello) = frame else {
+            refuse(channel, reason: "expected Hello as the first frame, got \(frame.kind)", peer: nil)
+            return
+        }
+        let core = state.federation!
+        if let reason = core.refusal(of: hello, certificateNode: handler.certificateNode) {
+            refuse(channel, reason: reason, peer: hello)
+            return
+        }
+        handler.peerSite = hello.site
+        if let previous = inbound[hello.site], previous !== channel {
+            previous.close(promise: nil)
+        }
+        inbound[hello.site] = channel
+        send(.helloReply(accepted: true, reason: "", responder: core.hello(to: hello.site)), on: channel, site: hello.site)
+        logger.info("federation peer connected", metadata: ["site": "\(hello.siteName)", "node": "\(hello.nodeName)", "direction": "inbound"])
+        perform(state.federation!.inboundAccepted(hello))
+    }
+
+    func refuse(_ channel: Channel, reason: String, peer: Hello?) {
+        logger.error(
+            "federation connection refused",
+            metadata: ["reason": "\(reason)", "remote": "\(channel.remoteAddress.map(NodeState.describe) ?? "?")", "peer.site": "\(peer?.siteName ?? "?")", "peer.node": "\(peer?.nodeName ?? "?")"]
+        )
+        if let site = peer?.site, traffic[site] != nil { traffic[site]!.handshakesRefused += 1 }
+        let bytes = FrameCodec.encode(.helloReply(accepted: false, reason: reason, responder: nil))
+        var buffer = channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        channel.writeAndFlush(buffer).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    /// The dialer's side: the listener's answer to Hello.
+    func handshakeReply(_ frame: Frame, site: SiteID, handler: FederationChannelHandler, channel: Channel, now: UInt64) {
+        guard case .helloReply(let accepted, let reason, let responder) = frame else {
+            closeDialed(site, channel, reason: "expected HelloReply, got \(frame.kind)", refused: true)
+            return
+        }
+        guard accepted else {
+            traffic[site]?.handshakesRefused += 1
+            closeDialed(site, channel, reason: "refused by \(settings.name(of: site)): \(reason)", refused: true)
+            return
+        }
+        guard let responder, responder.federation == settings.federation, responder.site == site else {
+            closeDialed(site, channel, reason: "the peer at this address is not site '\(settings.name(of: site))' of federation '\(settings.federation)'", refused: true)
+            return
+        }
+        if let certificateNode = handler.certificateNode, certificateNode != responder.nodeName {
+            closeDialed(site, channel, reason: "peer claims to be node '\(responder.nodeName)' but its certificate names '\(certificateNode)'", refused: true)
+            return
+        }
+        handler.peerSite = site
+        dials[site]?.phase = .connected
+        dials[site]?.failures = 0
+        dials[site]?.lastError = nil
+        dials[site]?.remoteNode = responder.nodeName
+        logger.info("federation peer connected", metadata: ["site": "\(settings.name(of: site))", "node": "\(responder.nodeName)", "direction": "outbound"])
+        perform(state.federation!.outboundConnected(to: site, now: now))
+    }
+
+    func closeDialed(_ site: SiteID, _ channel: Channel, reason: String, refused: Bool) {
+        dials[site]?.lastError = reason
+        if refused { dials[site]?.phase = .refused }
+        logger.error("federation connection closed", metadata: ["site": "\(settings.name(of: site))", "reason": "\(reason)"])
+        channel.close(promise: nil)
+    }
+
+    /// A connection closed (either side, any reason).
+    func closed(role: FederationChannelHandler.Role, handler: FederationChannelHandler, channel: Channel) {
+        switch role {
+        case .listener:
+            if let site = handler.peerSite, inbound[site] === channel {
+                inbound[site] = nil
+                logger.info("federation peer disconnected", metadata: ["site": "\(settings.name(of: site))", "direction": "inbound"])
+            }
+        case .dialer(let site):
+            guard dials[site]?.channel === channel || dials[site]?.channel == nil else { return }
+            if handler.peerSite != nil { state.federation!.outboundDisconnected(from: site) }
+            let refused = dials[site]?.phase == .refused
+            dialFailed(site, reason: dials[site]?.lastError ?? "connection closed", refused: refused)
+        }
+    }
+
+    func malformed(_ error: Error, role: FederationChannelHandler.Role, handler: FederationChannelHandler, channel: Channel) {
+        let site: SiteID? = {
+            if case .dialer(let site) = role { return site }
+            return handler.peerSite
+        }()
+        if let site { traffic[site]?.malformedFrames += 1 }
+        let reason = "malformed frame: \(error)"
+        if case .dialer(let site) = role { dials[site]?.lastError = reason }
+        logger.error("federation connection closed", metadata: ["site": "\(site.map { settings.name(of: $0) } ?? "?")", "reason": "\(reason)"])
+        channel.close(promise: nil)
+    }
+
+    // MARK: Effects
+
+    func perform(_ actions: [FederationAction]) {
+        var touched: [ObjectIdentifier: Channel] = [:]
+        for action in actions {
+            switch action {
+            case .send(let connection, let frame):
+                guard let channel = channel(for: connection) else { continue }
+                write(frame, on: channel, site: connection.site)
+                touched[ObjectIdentifier(channel)] = channel
+            case .close(let connection, let reason):
+                logger.error("federation connection closed", metadata: ["connection": "\(connection)", "reason": "\(reason)"])
+                if case .outbound(let site) = connection { dials[site]?.lastError = reason }
+                channel(for: connection)?.close(promise: nil)
+            case .log(let log):
+                let metadata = log.metadata.mapValues { Logger.MetadataValue.string($0) }
+                switch log.level {
+                case .info: logger.info("\(log.message)", metadata: metadata)
+                case .warning: logger.warning("\(log.message)", metadata: metadata)
+                case .error: logger.error("\(log.message)", metadata: metadata)
+                }
+            }
+        }
+        for channel in touched.values { channel.flush() }
+    }
+
+    func channel(for connection: FederationConnection) -> Channel? {
+        switch connection {
+        case .outbound(let site): return dials[site]?.phase == .connected ? dials[site]?.channel : nil
+        case .inbound(let site): return inbound[site]
+        }
+    }
+
+    func send(_ frame: Frame, on channel: Channel, site: SiteID) {
+        write(frame, on: channel, site: site)
+        channel.flush()
+    }
+
+    func write(_ frame: Frame, on channel: Channel, site: SiteID) {
+        let bytes = FrameCodec.encode(frame)
+        var buffer = channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        traffic[site]?.bytesSent += UInt64(bytes.count)
+        traffic[site]?.framesSent += 1
+        channel.write(buffer, promise: nil)
+    }
+
+    func count(received bytes: Int, from site: SiteID) {
+        traffic[site]?.bytesReceived += UInt64(bytes)
+        if bytes > 0 { traffic[site]?.framesReceived += 1 }
+    }
+
+    // MARK: Timers
+
+    func tick() {
+        guard !stopped, state.federation != nil else { return }
+        let now = WallClock.nowMilliseconds()
+        perform(state.federation!.tick(now: now))
+        state.updateLoading(now: now)
+    }
+
+    func heartbeat() {
+        guard !stopped else { return }
+        let now = WallClock.nowMilliseconds()
+        var open: [(SiteID, Channel)] = inbound.map { ($0.key, $0.value) }
+        for (site, dial) in dials where dial.phase == .connected {
+            if let channel = dial.channel { open.append((site, channel)) }
+        }
+        for (site, channel) in open {
+            guard let handler = try? channel.pipeline.syncOperations.handler(type: FederationChannelHandler.self) else { continue }
+            if now > handler.lastReceivedAt + silenceLimitMilliseconds {
+                logger.error("federation peer silent: closing the connection", metadata: ["site": "\(settings.name(of: site))", "silent_ms": "\(now - handler.lastReceivedAt)"])
+                channel.close(promise: nil)
+                continue
+            }
+            send(.heartbeat(sentAtMilliseconds: now), on: channel, site: site)
+        }
+    }
+}
+
+/// Frames in and out of one federation connection.
+final class FederationChannelHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    enum Role {
+        case listener
+        case dialer(SiteID)
+    }
+
+    let transport: FederationTransport
+    let role: Role
+    var decoder = FrameDecoder()
+    /// Set once the handshake succeeded.
+    var peerSite: SiteID?
+    /// The node name the peer's TLS certificate proves (nil without TLS).
+    var certificateNode: String?
+    var lastReceivedAt = WallClock.nowMilliseconds()
+    var failed = false
+
+    init(transport: FederationTransport, role: Role) {
+        self.transport = transport
+        self.role = role
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        lastReceivedAt = WallClock.nowMilliseconds()
+        if case .dialer(let site) = role { transport.dialerActive(site, channel: context.channel) }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        transport.closed(role: role, handler: self, channel: context.channel)
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !failed else { return }
+        let buffer = unwrapInboundIn(data)
+        decoder.append(buffer.readableBytesView)
+        var before = decoder.bufferedBytes
+        do {
+            while let frame = try decoder.next() {
+                let size = before - decoder.bufferedBytes
+                before = decoder.bufferedBytes
+                transport.received(frame, bytes: size, role: role, handler: self, channel: context.channel)
+            }
+        } catch {
+            failed = true
+            transport.malformed(error, role: role, handler: self, channel: context.channel)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if case .dialer(let site) = role { transport.dials[site]?.lastError = "\(error)" }
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,172 @@
+import Federation
+import Foundation
+import Keyspace
+import SessionModel
+import Wire
+
+/// Several sites of one node each, wired through in-memory connections that carry real
+/// encoded frames. Pure and deterministic: the test moves time and delivers frames.
+struct FederationHarness {
+    struct Node {
+        var keyspace: Keyspace
+        var core: FederationCore
+    }
+
+    /// Frames in flight, per (sender, receiver's connection).
+    struct Route: Hashable {
+        var from: SiteID
+        var to: SiteID
+        var connection: FederationConnection
+    }
+
+    var nodes: [SiteID: Node] = [:]
+    var inFlight: [Route: [[UInt8]]] = [:]
+    var cut: Set<Set<SiteID>> = []
+    var now: UInt64 = 1_700_000_000_000
+    var logs: [FederationLog] = []
+    var closes: [String] = []
+    var incarnations: UInt64 = 1
+    /// Restarted sites refuse writes until they synchronized with every linked site, as a node
+    /// answers -LOADING (writing earlier could reuse a dot the site issued before it crashed).
+    var loading: Set<SiteID> = []
+    let template: (SiteID) -> FederationSettings
+
+    init(sites: [UInt32], links: [SiteID: Set<SiteID>]? = nil, configure: @escaping (inout FederationSettings) -> Void = { _ in }) {
+        let ids = sites.map(SiteID.init)
+        var graph: [SiteID: Set<SiteID>] = [:]
+        for id in ids { graph[id] = Set(ids.filter { $0 != id }) }
+        let linkGraph = links ?? graph
+        let infos = Dictionary(uniqueKeysWithValues: ids.map { ($0, FederationSettings.SiteInfo(name: "site\($0.rawValue)", nodes: ["site\($0.rawValue)-1"])) })
+        template = { id in
+            var settings = FederationSettings(
+                federation: "test", topologyVersion: 1, localSite: id, localNode: "site\(id.rawValue)-1",
+                sites: infos, links: linkGraph, partitioning: Partitioning(partitionCount: 8), merkleLeaves: 16
+            )
+            configure(&settings)
+            return settings
+        }
+        for id in ids { start(id) }
+    }
+
+    /// Starts (or restarts, empty) the node of `site`.
+    mutating func start(_ site: SiteID) {
+        if nodes[site] != nil { loading.insert(site) }
+        incarnations += 1
+        nodes[site] = Node(
+            keyspace: Keyspace(configuration: KeyspaceConfiguration(site: site, retainTombstones: true)),
+            core: FederationCore(settings: template(site), incarnation: incarnations)
+        )
+    }
+
+    var sites: [SiteID] { nodes.keys.sorted() }
+
+    /// Opens every linked connection that is not cut (both directions dial).
+    mutating func connectAll() {
+        for a in sites {
+            for b in nodes[a]!.core.settings.linkedSites where !cut.contains([a, b]) && !nodes[a]!.core.isConnected(to: b) {
+                connect(a, to: b)
+            }
+        }
+    }
+
+    mutating func connect(_ a: SiteID, to b: SiteID) {
+        if ProcessInfo.processInfo.environment["SESSIONFED_TRACE"] != nil { print("connect \(a) -> \(b) at \(now)") }
+        let hello = nodes[a]!.core.hello(to: b)
+        precondition(nodes[b]!.core.refusal(of: hello, certificateNode: nil) == nil)
+        perform(nodes[b]!.core.inboundAccepted(hello), at: b)
+        perform(nodes[a]!.core.outboundConnected(to: b, now: now), at: a)
+    }
+
+    /// Cuts the link between `a` and `b`: both connections close, frames in flight are lost.
+    mutating func cutLink(_ a: SiteID, _ b: SiteID) {
+        cut.insert([a, b])
+        nodes[a]!.core.outboundDisconnected(from: b)
+        nodes[b]!.core.outboundDisconnected(from: a)
+        inFlight = inFlight.filter { Set([$0.key.from, $0.key.to]) != Set([a, b]) }
+    }
+
+    mutating func restoreLink(_ a: SiteID, _ b: SiteID) {
+        cut.remove([a, b])
+        connectAll()
+    }
+
+    /// Runs a command at `site` and hands its deltas to federation.
+    @discardableResult
+    mutating func run(_ site: SiteID, _ words: String...) -> CommandResult? {
+        guard !loading.contains(site) else { return nil }
+        let arguments = words.map { Array($0.utf8) }
+        let result = nodes[site]!.keyspace.execute(arguments, now: now)!
+        perform(nodes[site]!.core.enqueue(result.deltas, now: now), at: site)
+        return result
+    }
+
+    mutating func perform(_ actions: [FederationAction], at site: SiteID) {
+        for action in actions {
+            switch action {
+            case .send(let connection, let frame):
+                let peer = connection.site
+                guard !cut.contains([site, peer]) else { continue }
+                let arriving: FederationConnection
+                switch connection {
+                case .outbound: arriving = .inbound(site)
+                case .inbound: arriving = .outbound(site)
+                }
+                inFlight[Route(from: site, to: peer, connection: arriving), default: []].append(FrameCodec.encode(frame))
+            case .close(let connection, let reason):
+                closes.append("\(site) \(connection): \(reason)")
+            case .log(var log):
+                log.metadata["at"] = "\(site)"
+                logs.append(log)
+            }
+        }
+    }
+
+    /// Advances time by `milliseconds` in steps of 1 ms, ticking every core and delivering every
+    /// frame in flight, until nothing is left to do.
+    mutating func settle(milliseconds: UInt64 = 50) {
+        for _ in 0..<milliseconds {
+            now += 1
+            for site in sites { perform(nodes[site]!.core.tick(now: now), at: site) }
+            deliverAll()
+            for site in loading {
+                let core = nodes[site]!.core
+                if core.settings.linkedSites.allSatisfy({ core.isSynchronized(with: $0) }) { loading.remove(site) }
+            }
+        }
+    }
+
+    mutating func deliverAll() {
+        while let route = inFlight.keys.sorted(by: { ($0.from, $0.to) < ($1.from, $1.to) }).first {
+            let frames = inFlight.removeValue(forKey: route)!
+            for bytes in frames {
+                var decoder = FrameDecoder()
+                decoder.append(bytes)
+                let frame = try! decoder.next()!
+                var node = nodes.removeValue(forKey: route.to)!
+                let actions = node.core.receive(frame, on: route.connection, store: &node.keyspace, now: now)
+                nodes[route.to] = node
+                perform(actions, at: route.to)
+            }
+        }
+    }
+
+    /// The digest of every stored key, per site.
+    mutating func digests(_ site: SiteID) -> [[UInt8]: StateDigest] {
+        var result: [[UInt8]: StateDigest] = [:]
+        nodes[site]!.keyspace.forEachDigest { key, digest in result[key] = digest }
+        return result
+    }
+
+    mutating func root(_ site: SiteID) -> StateDigest {
+        MerkleForest(of: &nodes[site]!.keyspace, partitioning: Partitioning(partitionCount: 8), leafCount: 16).combinedRoot
+    }
+
+    func status(_ site: SiteID, link: SiteID) -> LinkStatus {
+        nodes[site]!.core.status(now: now).first { $0.siteID == link.rawValue }!
+    }
+
+    mutating func value(_ site: SiteID, _ words: String...) -> String {
+        let result = nodes[site]!.keyspace.execute(words.map { Array($0.utf8) }, now: now)!
+        return "\(result.reply)"
+    }
+}
