@@ -100,9 +100,10 @@ public struct FederationCore: Sendable {
         )
     }
 
-    /// Why a peer's Hello is refused, or nil to accept it. `certificateNode` is the node name
-    /// its TLS certificate proves (nil on plaintext loopback).
-    public func refusal(of hello: Hello, certificateNode: String?) -> String? {
+    /// Why a peer's Hello is refused, or nil to accept it. `certificateNames` are the names its
+    /// verified TLS certificate carries (nil on plaintext loopback); one must be the node it
+    /// claims to be.
+    public func refusal(of hello: Hello, certificateNames: Set<String>?) -> String? {
         if hello.federation != settings.federation {
             return "peer belongs to federation '\(hello.federation)', this is federation '\(settings.federation)'"
         }
@@ -118,8 +119,8 @@ public struct FederationCore: Sendable {
         if !site.nodes.contains(hello.nodeName) {
             return "node '\(hello.nodeName)' is not a node of site '\(site.name)' in this topology"
         }
-        if let certificateNode, certificateNode != hello.nodeName {
-            return "peer claims to be node '\(hello.nodeName)' but its certificate names '\(certificateNode)'"
+        if let certificateNames, !certificateNames.contains(hello.nodeName) {
+            return "peer claims to be node '\(hello.nodeName)' but its certificate names \(certificateNames.sorted())"
         }
         if hello.site == settings.localSite {
             return "peer is in this node's own site '\(site.name)'; federation links join different sites"

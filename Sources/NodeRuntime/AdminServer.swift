@@ -74,11 +74,35 @@ final class MetricsExporter: Sendable {
         counter("sessionfed_sessions_destroyed_total", "Keys removed by DEL, RENAME, FLUSH or expiry.", snapshot.keysDestroyed)
         counter("sessionfed_oom_rejections_total", "Writes refused with -OOM because used memory exceeded maxmemory.", snapshot.outOfMemoryRejections)
         counter("sessionfed_deltas_produced_total", "Replication deltas produced by local writes.", snapshot.deltasProduced)
+        gauge("sessionfed_loading", "1 while a starting node recovers data from the other sites.", snapshot.loading ? 1 : 0)
+        for link in snapshot.federationLinks {
+            let site = [("site", link.site)]
+            let statistics = link.statistics
+            gauge("sessionfed_federation_link_up", "1 when the connection to the site completed its handshake.", link.connected ? 1 : 0, labels: site)
+            gauge("sessionfed_federation_link_needs_resync", "1 after an outbox overflow until anti-entropy repaired the link.", link.needsResync ? 1 : 0, labels: site)
+            gauge("sessionfed_federation_lag_deltas", "Deltas not yet acknowledged by the site.", link.lagDeltas, labels: site)
+            gauge("sessionfed_federation_lag_milliseconds", "Age of the oldest unacknowledged delta.", Int(link.lagMilliseconds), labels: site)
+            counter("sessionfed_federation_bytes_sent_total", "Bytes sent on federation connections with the site.", link.bytesSent, labels: site)
+            counter("sessionfed_federation_bytes_received_total", "Bytes received on federation connections with the site.", link.bytesReceived, labels: site)
+            counter("sessionfed_federation_deltas_sent_total", "Deltas shipped to the site.", statistics.deltasSent, labels: site)
+            counter("sessionfed_federation_deltas_received_total", "Deltas from the site merged here.", statistics.deltasReceived, labels: site)
+            counter("sessionfed_federation_deltas_coalesced_total", "Deltas folded into a later delta of the same key before sending.", statistics.deltasCoalesced, labels: site)
+            counter("sessionfed_federation_outbox_overflows_total", "Outboxes dropped over outboxLimitBytes.", statistics.outboxOverflows, labels: site)
+            counter("sessionfed_federation_deltas_dropped_total", "Deltas dropped with an overflowing outbox.", statistics.deltasDropped, labels: site)
+            for (policy, count) in statistics.conflicts.sorted(by: { $0.key < $1.key }) {
+                counter("sessionfed_federation_conflicts_total", "Concurrent writes resolved, by policy.", count, labels: site + [("policy", policy)])
+            }
+            counter("sessionfed_federation_resync_runs_total", "Anti-entropy rounds finished with the site.", statistics.resyncRuns, labels: site)
+            counter("sessionfed_federation_keys_repaired_total", "Keys changed here by anti-entropy with the site.", statistics.keysRepaired, labels: site)
+            counter("sessionfed_federation_handshakes_refused_total", "Handshakes refused with the site.", link.handshakesRefused, labels: site)
+            counter("sessionfed_federation_malformed_frames_total", "Frames from the site that closed a connection.", link.malformedFrames, labels: site)
+        }
         return registry.emitToBuffer()
     }
 
-    private func gauge(_ name: String, _ help: String, _ value: Int) {
-        registry.makeGauge(name: name, help: help).set(Int64(value))
+    private func gauge(_ name: String, _ help: String, _ value: Int, labels: [(String, String)] = []) {
+        let gauge = labels.isEmpty ? registry.makeGauge(name: name, help: help) : registry.makeGauge(name: name, labels: labels, help: help)
+        gauge.set(Int64(value))
     }
 
     private func counter(_ name: String, _ help: String, _ value: UInt64, labels: [(String, String)] = []) {

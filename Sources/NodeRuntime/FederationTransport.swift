@@ -2,6 +2,7 @@ import Federation
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import SessionModel
 import Topology
 import Wire
@@ -37,6 +38,8 @@ final class FederationTransport: @unchecked Sendable {
     let state: NodeState
     let logger: Logger
     let settings: FederationSettings
+    /// Nil: plaintext (allowed on loopback only, which topology validation enforces).
+    let tls: FederationTLS?
     var dials: [SiteID: DialState] = [:]
     var inbound: [SiteID: Channel] = [:]
     var traffic: [SiteID: Traffic] = [:]
@@ -50,10 +53,14 @@ final class FederationTransport: @unchecked Sendable {
     static let maximumBackoffMilliseconds: UInt64 = 5_000
     static let refusalBackoffMilliseconds: UInt64 = 5_000
 
-    init(state: NodeState, settings: FederationSettings, logger: Logger) {
+    init(state: NodeState, settings: FederationSettings, logger: Logger) throws {
         self.state = state
         self.settings = settings
         self.logger = logger
+        let configuration = state.configuration
+        tls = try configuration.topology.tls.map {
+            try FederationTLS(settings: $0, node: configuration.node.name, topologyDirectory: configuration.topologyDirectory)
+        }
         for site in settings.linkedSites {
             dials[site] = DialState()
             traffic[site] = Traffic()
@@ -67,12 +74,16 @@ final class FederationTransport: @unchecked Sendable {
     func start() async throws {
         let address = state.configuration.node.federation
         let transport = self
+        let serverContext = tls?.server
         let channel = try await ServerBootstrap(group: eventLoop)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let serverContext {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: serverContext))
+                    }
                     try channel.pipeline.syncOperations.addHandler(FederationChannelHandler(transport: transport, role: .listener))
                 }
             }
@@ -117,11 +128,15 @@ final class FederationTransport: @unchecked Sendable {
         dial.remoteNode = node.name
         dials[site] = dial
         let transport = self
+        let clientContext = tls?.client
         ClientBootstrap(group: eventLoop)
             .connectTimeout(.seconds(2))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let clientContext {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: clientContext, serverHostname: nil))
+                    }
                     try channel.pipeline.syncOperations.addHandler(FederationChannelHandler(transport: transport, role: .dialer(site)))
                 }
             }
@@ -194,7 +209,7 @@ final class FederationTransport: @unchecked Sendable {
             return
         }
         let core = state.federation!
-        if let reason = core.refusal(of: hello, certificateNode: handler.certificateNode) {
+        if let reason = core.refusal(of: hello, certificateNames: FederationTLS.peerNames(of: channel)) {
             refuse(channel, reason: reason, peer: hello)
             return
         }
@@ -235,8 +250,12 @@ final class FederationTransport: @unchecked Sendable {
             closeDialed(site, channel, reason: "the peer at this address is not site '\(settings.name(of: site))' of federation '\(settings.federation)'", refused: true)
             return
         }
-        if let certificateNode = handler.certificateNode, certificateNode != responder.nodeName {
-            closeDialed(site, channel, reason: "peer claims to be node '\(responder.nodeName)' but its certificate names '\(certificateNode)'", refused: true)
+        guard settings.sites[site]?.nodes.contains(responder.nodeName) == true else {
+            closeDialed(site, channel, reason: "the peer calls itself '\(responder.nodeName)', which is not a node of site '\(settings.name(of: site))'", refused: true)
+            return
+        }
+        if let names = FederationTLS.peerNames(of: channel), !names.contains(responder.nodeName) {
+            closeDialed(site, channel, reason: "the peer claims to be node '\(responder.nodeName)' but its certificate names \(names.sorted())", refused: true)
             return
         }
         handler.peerSite = site
@@ -268,6 +287,24 @@ final class FederationTransport: @unchecked Sendable {
             if handler.peerSite != nil { state.federation!.outboundDisconnected(from: site) }
             let refused = dials[site]?.phase == .refused
             dialFailed(site, reason: dials[site]?.lastError ?? "connection closed", refused: refused)
+        }
+    }
+
+    /// A connection failed below the frames: TLS (a certificate from another CA, an expired or
+    /// missing one) or the socket. Logged with the reason; the connection closes.
+    func connectionFailed(_ error: Error, role: FederationChannelHandler.Role, channel: Channel) {
+        let tlsFailure = error is NIOSSLError || error is BoringSSLError
+        let reason = tlsFailure ? "TLS handshake failed (is the peer's certificate signed by this federation's CA?): \(error)" : "\(error)"
+        switch role {
+        case .dialer(let site):
+            dials[site]?.lastError = reason
+            if tlsFailure { dials[site]?.phase = .refused }
+            logger.error("federation connection failed", metadata: ["site": "\(settings.name(of: site))", "reason": "\(reason)"])
+        case .listener:
+            logger.error(
+                tlsFailure ? "federation connection refused" : "federation connection failed",
+                metadata: ["reason": "\(reason)", "remote": "\(channel.remoteAddress.map(NodeState.describe) ?? "?")"]
+            )
         }
     }
 
@@ -377,8 +414,6 @@ final class FederationChannelHandler: ChannelInboundHandler {
     var decoder = FrameDecoder()
     /// Set once the handshake succeeded.
     var peerSite: SiteID?
-    /// The node name the peer's TLS certificate proves (nil without TLS).
-    var certificateNode: String?
     var lastReceivedAt = WallClock.nowMilliseconds()
     var failed = false
 
@@ -416,7 +451,7 @@ final class FederationChannelHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if case .dialer(let site) = role { transport.dials[site]?.lastError = "\(error)" }
+        transport.connectionFailed(error, role: role, channel: context.channel)
         context.close(promise: nil)
     }
 }

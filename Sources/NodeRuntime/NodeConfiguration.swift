@@ -15,6 +15,9 @@ public struct NodeConfiguration: Sendable {
     /// How often the active expiry cycle runs, and how many keys one cycle may expire.
     public var expiryCycleMilliseconds: Int64
     public var expiryKeysPerCycle: Int
+    /// Relative paths in the topology (TLS files) are resolved against this directory: the
+    /// topology file's own.
+    public var topologyDirectory = "."
 
     /// Redis's default `maxclients`.
     public static let defaultMaximumClients = 10_000

@@ -64,7 +64,14 @@ public final class NodeServer: Service, Sendable {
 
         var transport: FederationTransport?
         if let settings = configuration.federationSettings {
-            let federation = FederationTransport(state: state, settings: settings, logger: logger)
+            let federation: FederationTransport
+            do {
+                federation = try FederationTransport(state: state, settings: settings, logger: logger)
+            } catch {
+                channel.close(promise: nil)
+                try? await group.shutdownGracefully()
+                throw NodeServerError(message: "cannot set up federation TLS: \(error)")
+            }
             try await state.eventLoop.submit {
                 state.federation = FederationCore(settings: settings, incarnation: UInt64.random(in: 1...UInt64.max))
                 state.transport = federation

@@ -43,6 +43,8 @@ public struct FederationLinkSnapshot: Codable, Sendable {
     /// connected | handshaking | connecting | backoff | refused, and `needs-resync` when the
     /// outbox overflowed and anti-entropy has not repaired the link yet.
     public var state: String
+    /// This node's connection to the site completed its handshake.
+    public var connected: Bool
     public var needsResync: Bool
     public var synchronized: Bool
     public var resyncInProgress: Bool
@@ -108,6 +110,7 @@ extension NodeState {
                 site: link.site,
                 siteID: link.siteID,
                 state: link.needsResync ? "needs-resync" : phase,
+                connected: link.connected,
                 needsResync: link.needsResync,
                 synchronized: link.synchronized,
                 resyncInProgress: link.resyncInProgress,

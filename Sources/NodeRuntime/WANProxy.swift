@@ -142,7 +142,7 @@ final class ProxyRelayHandler: ChannelInboundHandler {
     }
 
     func schedule(_ loop: EventLoop, at deadline: NIODeadline) {
-        loop.scheduleTask(deadline: deadline) { self.drain(loop) }
+        loop.assumeIsolated().scheduleTask(deadline: deadline) { self.drain(loop) }
     }
 
     func drain(_ loop: EventLoop) {
@@ -164,8 +164,9 @@ final class ProxyRelayHandler: ChannelInboundHandler {
         proxy.connections[ObjectIdentifier(context.channel)] = nil
         // Deliver what is still in flight, then close the other side.
         let remaining = queue.last?.deadline ?? .now()
-        context.eventLoop.scheduleTask(deadline: remaining) {
-            self.drain(context.eventLoop)
+        let loop = context.eventLoop
+        loop.assumeIsolated().scheduleTask(deadline: remaining) {
+            self.drain(loop)
             self.peer.close(promise: nil)
         }
     }

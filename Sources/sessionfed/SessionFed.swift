@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import NodeRuntime
 import ServiceLifecycle
@@ -16,7 +17,7 @@ struct SessionFed: AsyncParsableCommand {
         commandName: "sessionfed",
         abstract: "Web sessions kept safe across nodes and datacenters, behind a Redis-protocol endpoint.",
         version: ServerIdentity.version,
-        subcommands: [Node.self, Demo.self, Status.self, TopologyCommand.self, Proxy.self]
+        subcommands: [Node.self, Demo.self, Status.self, TopologyCommand.self, Certs.self, Proxy.self]
     )
 }
 
@@ -65,25 +66,40 @@ struct Node: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger("sessionfed.node", level: logLevel)
         let topology = try loadTopology(self.topology)
-        let configuration = try NodeConfiguration(topology: topology, nodeName: node)
+        var configuration = try NodeConfiguration(topology: topology, nodeName: node)
+        configuration.topologyDirectory = directory(of: self.topology)
         try await runNode(configuration, logger: logger)
     }
 }
 
+/// The directory of a file path ("." for a bare file name).
+func directory(of path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return "." }
+    return slash == path.startIndex ? "/" : String(path[..<slash])
+}
+
 /// Runs a node's services until SIGTERM or SIGINT, then drains them in reverse order.
-func runNode(_ configuration: NodeConfiguration, logger: Logger, onReady: (@Sendable (NodeServer) async -> Void)? = nil) async throws {
-    let server = NodeServer(configuration: configuration, logger: logger)
+func runNode(_ configuration: NodeConfiguration, logger: Logger) async throws {
+    try await runNodes([configuration], logger: logger)
+}
+
+/// Runs several nodes in one process (the demo) or one; `onReady` runs once all listen.
+func runNodes(_ configurations: [NodeConfiguration], logger: Logger, onReady: (@Sendable ([NodeServer]) async -> Void)? = nil) async throws {
+    let servers = configurations.map { NodeServer(configuration: $0, logger: logger) }
     let group = ServiceGroup(
         configuration: ServiceGroupConfiguration(
-            // Shutdown runs in reverse order: the client listener drains first.
-            services: [.init(service: server.adminService()), .init(service: server)],
+            // Shutdown runs in reverse order: the client listeners drain first.
+            services: servers.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0.adminService()) }
+                + servers.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )
     )
     if let onReady {
         async let running: Void = group.run()
-        if (try? await server.boundPort()) != nil { await onReady(server) }
+        var ready = true
+        for server in servers where (try? await server.boundPort()) == nil { ready = false }
+        if ready { await onReady(servers) }
         try await running
     } else {
         try await group.run()
@@ -91,52 +107,93 @@ func runNode(_ configuration: NodeConfiguration, logger: Logger, onReady: (@Send
 }
 
 struct Demo: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run a local demo and print how to use it.")
+    static let configuration = CommandConfiguration(
+        abstract: "Run a local three-site federation (seoul, tokyo, frankfurt) with mTLS and print how to use it."
+    )
 
     @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel: Logger.Level = .warning
 
     func run() async throws {
         let logger = makeLogger("sessionfed.demo", level: logLevel)
-        guard case .success(let topology) = TopologyParser.parse(DemoTopology.singleNode, file: "(embedded demo topology)") else {
+        guard case .success(let topology) = TopologyParser.parse(DemoTopology.localDemo, file: "(embedded demo topology)") else {
             throw ValidationError("the embedded demo topology is invalid")
         }
-        let configuration = try NodeConfiguration(topology: topology, nodeName: "local-1")
-        try await runNode(configuration, logger: logger) { server in
-            let port = (try? await server.boundPort()) ?? configuration.node.client.port
+        var template = "/tmp/sessionfed-demo-XXXXXX".utf8CString
+        guard let created = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw ValidationError("cannot create a temporary directory for the demo certificates")
+        }
+        let scratch = String(cString: created)
+        defer { _ = try? FileManager.default.removeItem(atPath: scratch) }
+        let certificates = FederationTLSPaths.resolve(topology.tls?.directory ?? "certs", in: scratch)
+        try FederationCertificates.write(try FederationCertificates.issue(for: topology, validityDays: 2), to: certificates, force: true)
+        let configurations = try topology.sites.flatMap(\.nodes).map { node in
+            var configuration = try NodeConfiguration(topology: topology, nodeName: node.name)
+            configuration.topologyDirectory = scratch
+            return configuration
+        }
+        try await runNodes(configurations, logger: logger) { servers in
+            // Print once every site has synchronized with the others (a few hundred ms).
+            for _ in 0..<200 {
+                var loading = false
+                for server in servers where (try? await server.snapshot().loading) ?? false { loading = true }
+                if !loading { break }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            let endpoints = topology.sites.map { site in
+                let node = site.nodes[0]
+                return "  \(site.name.padding(toLength: 10, withPad: " ", startingAt: 0)) redis-cli -p \(node.client.port)    status: curl -s localhost:\(node.admin.port)/status"
+            }.joined(separator: "\n")
             print("""
-                sessionfed demo: one site ('local'), one node, listening on 127.0.0.1:\(port)
+                sessionfed demo: federation '\(topology.federation)', three active sites, one node each,
+                linked by mutual TLS (certificates in \(certificates), removed on exit).
 
-                Try it with redis-cli:
-                  redis-cli -p \(port) HSET spring:session:sessions:42 creationTime 1700000000000 sessionAttr:user ann
-                  redis-cli -p \(port) PEXPIRE spring:session:sessions:42 1800000
-                  redis-cli -p \(port) HGETALL spring:session:sessions:42
-                  redis-cli -p \(port) DEL spring:session:sessions:42
+                \(endpoints)
 
-                Every write already carries its version-vector metadata (site id 1).
-                Stop with Ctrl-C.
+                Walkthrough:
+                  redis-cli -p 16379 HSET spring:session:sessions:42 user ann cart 1    # log in at seoul
+                  redis-cli -p 16380 HGETALL spring:session:sessions:42                 # read it at tokyo
+                  redis-cli -p 16381 PEXPIRE spring:session:sessions:42 1800000        # touch at frankfurt
+                  redis-cli -p 16381 DEL spring:session:sessions:42                    # log out at frankfurt
+                  redis-cli -p 16379 EXISTS spring:session:sessions:42                 # gone at seoul too: 0
+
+                In another terminal, `swift run sessionfed status --topology topologies/local-demo.yaml`
+                shows the sites, the links, their lag and conflicts. Stop with Ctrl-C.
                 """)
             fflush(nil)
         }
     }
 }
 
-enum DemoTopology {
-    static let singleNode = """
-        federation: demo-sessions
-        topologyVersion: 1
-        defaults:
-          backupCount: 0
-        sites:
-          - name: local
-            id: 1
-            role: active
-            nodes:
-              - name: local-1
-                client: 127.0.0.1:16379
-                peer: 127.0.0.1:17379
-                federation: 127.0.0.1:18379
-                admin: 127.0.0.1:19379
-        """
+struct Certs: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "certs",
+        abstract: "Create the certificates federation links authenticate with.",
+        subcommands: [Init.self]
+    )
+
+    struct Init: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a federation CA and one certificate per node of a topology (ca.pem, <node>.pem, <node>.key)."
+        )
+
+        @Option(help: "The topology file.") var topology: String
+        @Option(help: "Directory to write into (the topology's tls.directory).") var out: String
+        @Option(help: "Validity of the certificates in days.") var days = 825
+        @Flag(help: "Replace an existing CA (every node must then get the new files).") var force = false
+
+        func run() throws {
+            let topology = try loadTopology(self.topology)
+            let files = try FederationCertificates.issue(for: topology, validityDays: days)
+            try FederationCertificates.write(files, to: out, force: force)
+            let nodes = topology.sites.flatMap(\.nodes).map(\.name)
+            print("wrote \(out)/ca.pem (keep \(out)/ca.key offline) and a certificate and key for \(nodes.count) node(s): \(nodes.joined(separator: ", "))")
+            if let tls = topology.tls {
+                print("the topology expects ca: \(tls.ca), directory: \(tls.directory) (relative to the topology file)")
+            } else {
+                print("note: the topology has no tls: section; add `tls: {ca: <dir>/ca.pem, directory: <dir>}` to use these")
+            }
+        }
+    }
 }
 
 struct TopologyCommand: ParsableCommand {

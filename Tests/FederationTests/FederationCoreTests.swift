@@ -190,28 +190,28 @@ let frankfurt = SiteID(3)
         let harness = FederationHarness(sites: [1, 2])
         let core = harness.nodes[seoul]!.core
         let good = harness.nodes[tokyo]!.core.hello(to: seoul)
-        #expect(core.refusal(of: good, certificateNode: nil) == nil)
-        #expect(core.refusal(of: good, certificateNode: "site2-1") == nil)
+        #expect(core.refusal(of: good, certificateNames: nil) == nil)
+        #expect(core.refusal(of: good, certificateNames: ["site2-1"]) == nil)
 
         var other = good
         other.federation = "someone-else"
-        #expect(core.refusal(of: other, certificateNode: nil)?.contains("federation 'someone-else'") == true)
+        #expect(core.refusal(of: other, certificateNames: nil)?.contains("federation 'someone-else'") == true)
         other = good
         other.site = SiteID(9)
-        #expect(core.refusal(of: other, certificateNode: nil)?.contains("not in this topology") == true)
+        #expect(core.refusal(of: other, certificateNames: nil)?.contains("not in this topology") == true)
         other = good
         other.nodeName = "intruder"
-        #expect(core.refusal(of: other, certificateNode: nil)?.contains("not a node of site") == true)
-        #expect(core.refusal(of: good, certificateNode: "site1-1")?.contains("certificate names") == true)
+        #expect(core.refusal(of: other, certificateNames: nil)?.contains("not a node of site") == true)
+        #expect(core.refusal(of: good, certificateNames: ["site1-1"])?.contains("certificate names") == true)
         other = good
         other.topologyVersion = 2
-        #expect(core.refusal(of: other, certificateNode: nil)?.contains("topology version 2") == true)
+        #expect(core.refusal(of: other, certificateNames: nil)?.contains("topology version 2") == true)
         other = good
         other.protocolVersion = 99
-        #expect(core.refusal(of: other, certificateNode: nil)?.contains("protocol 99") == true)
+        #expect(core.refusal(of: other, certificateNames: nil)?.contains("protocol 99") == true)
         other = good
         other.targetSite = SiteID(3)
-        #expect(core.refusal(of: other, certificateNode: nil)?.contains("meant to reach") == true)
+        #expect(core.refusal(of: other, certificateNames: nil)?.contains("meant to reach") == true)
     }
 
     @Test func unexpectedFramesCloseTheConnectionNotTheNode() {

@@ -72,7 +72,7 @@ struct FederationHarness {
     mutating func connect(_ a: SiteID, to b: SiteID) {
         if ProcessInfo.processInfo.environment["SESSIONFED_TRACE"] != nil { print("connect \(a) -> \(b) at \(now)") }
         let hello = nodes[a]!.core.hello(to: b)
-        precondition(nodes[b]!.core.refusal(of: hello, certificateNode: nil) == nil)
+        precondition(nodes[b]!.core.refusal(of: hello, certificateNames: nil) == nil)
         perform(nodes[b]!.core.inboundAccepted(hello), at: b)
         perform(nodes[a]!.core.outboundConnected(to: b, now: now), at: a)
     }

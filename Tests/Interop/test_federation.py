@@ -1,0 +1,235 @@
+"""Federation stories: three real sites (one node each) on loopback, mutual TLS, redis-py.
+
+Each story starts its own federation, so they can cut links and kill nodes freely.
+"""
+
+import random
+import re
+import shutil
+import threading
+import time
+
+import pytest
+import redis
+
+from conftest import wait_until
+from federation import SITES, Federation
+
+
+@pytest.fixture
+def federation_factory(sessionfed_bin, tmp_path_factory):
+    federations = []
+
+    def make(**options):
+        federation = Federation(sessionfed_bin, tmp_path_factory.mktemp("federation"), **options)
+        federations.append(federation)
+        return federation
+
+    yield make
+    failures = []
+    for federation in federations:
+        failures += federation.stop_all()
+    assert not failures, "\n".join(failures)
+
+
+def conflicts(federation):
+    total = 0
+    for site in SITES:
+        for link in federation.status(site)["federationLinks"]:
+            total += sum(link["statistics"]["conflicts"].values())
+    return total
+
+
+def test_concurrent_writes_at_three_sites_converge(federation_factory):
+    federation = federation_factory()
+    federation.start_all()
+    sessions = [f"spring:session:sessions:{n}" for n in range(40)]
+    for key in sessions:
+        federation.redis("seoul").hset(key, mapping={"creationTime": "1", "maxInactiveInterval": "1800"})
+    federation.wait_quiet()
+    errors = []
+
+    def writer(site, seed):
+        generator = random.Random(seed)
+        client = federation.redis(site)
+        try:
+            for step in range(300):
+                key = generator.choice(sessions)
+                action = generator.randrange(10)
+                if action < 4:
+                    # The same field at every site (conflicts) and a field of this site's own.
+                    client.hset(key, mapping={"sessionAttr:cart": f"{site}-{step}", f"sessionAttr:{site}": str(step)})
+                elif action == 4:
+                    client.hdel(key, "sessionAttr:cart")
+                elif action == 5:
+                    client.pexpire(key, 3_600_000 + generator.randrange(100_000))
+                elif action == 6:
+                    client.sadd(f"index:{generator.randrange(5)}", key)
+                elif action == 7:
+                    client.delete(key)
+                elif action == 8:
+                    try:
+                        client.rename(key, f"{key}:renamed:{site}")
+                    except redis.ResponseError:
+                        pass  # no such key here right now
+                else:
+                    client.set(f"short:{site}:{step}", "x", px=generator.randrange(1, 400))
+        except Exception as error:  # reported below, with the site
+            errors.append(f"{site}: {error!r}")
+
+    threads = [threading.Thread(target=writer, args=(site, index)) for index, site in enumerate(SITES)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    time.sleep(0.5)  # let the short-lived keys expire everywhere
+    federation.wait_quiet()
+    reference = federation.dump("seoul")
+    assert reference, "the history left no keys at all"
+    for site in SITES[1:]:
+        other = federation.dump(site)
+        differing = sorted(key for key in set(reference) | set(other) if reference.get(key) != other.get(key))
+        assert not differing, f"{site} differs from seoul in {differing[:10]}"
+    roots = {federation.status(site)["merkleRoot"] for site in SITES}
+    assert len(roots) == 1, roots
+    assert conflicts(federation) > 0, "concurrent writes to sessionAttr:cart were not counted as conflicts"
+    assert not any(key.startswith("short:") for key in reference), "expired keys are still visible"
+
+
+def test_logout_at_one_site_concurrent_with_writes_elsewhere_is_final(federation_factory):
+    federation = federation_factory(proxies=True)
+    federation.start_all()
+    seoul, tokyo, frankfurt = (federation.redis(site) for site in SITES)
+    keys = [f"session:{n}" for n in range(60)]
+    for key in keys:
+        seoul.hset(key, mapping={"user": "ann", "lastAccessedTime": "0"})
+    federation.wait_quiet()
+    # Tokyo and frankfurt cannot hear each other while the user logs out at tokyo and
+    # frankfurt keeps serving the same sessions: the writes are truly concurrent with the
+    # logout (a write made after the logout arrived would rightly start a new session).
+    federation.cut("tokyo", "frankfurt")
+
+    def logout():
+        for key in keys:
+            tokyo.delete(key)
+
+    def keep_using():
+        for step, key in enumerate(keys):
+            frankfurt.hset(key, "lastAccessedTime", str(step))
+            frankfurt.pexpire(key, 1_800_000)
+
+    threads = [threading.Thread(target=logout), threading.Thread(target=keep_using)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    time.sleep(0.2)
+    federation.restore("tokyo", "frankfurt")
+    federation.wait_quiet()
+    for _ in range(2):
+        for site in SITES:
+            alive = [key for key in keys if federation.redis(site).exists(key)]
+            assert not alive, f"logged-out sessions alive at {site}: {alive[:5]}"
+        time.sleep(1.0)  # and they stay gone
+    discarded = sum(
+        link["statistics"]["conflicts"].get("delete-wins", 0) for site in SITES for link in federation.status(site)["federationLinks"]
+    )
+    assert discarded > 0, "no write was discarded by the concurrent logout: the race did not happen"
+
+
+def test_link_cut_beyond_the_outbox_bound_is_repaired_by_anti_entropy(federation_factory):
+    federation = federation_factory(proxies=True, defaults={"outboxLimitBytes": 65536})
+    federation.start_all()
+    seoul, tokyo = federation.redis("seoul"), federation.redis("tokyo")
+    federation.cut("seoul", "tokyo")
+    pipe = seoul.pipeline(transaction=False)
+    for n in range(3000):
+        pipe.hset(f"session:cut:{n}", mapping={"user": f"u{n}", "payload": "p" * 40})
+    pipe.execute()
+    tokyo.hset("session:tokyo-during-cut", "user", "tia")  # acknowledged at tokyo during the cut
+
+    def resync_needed():
+        report = federation.run_cli("status", "--topology", str(federation.topology)).stdout
+        return report if re.search(r"seoul-1\s+tokyo\s+needs-resync", report) else None
+
+    report = wait_until(resync_needed, 20, interval_s=0.2, what="seoul's link to tokyo to show needs-resync")
+    assert "needs-resync" in report
+    link = federation.link("seoul", "tokyo")
+    assert link["statistics"]["outboxOverflows"] >= 1 and link["statistics"]["deltasDropped"] > 0
+    assert "outbox over its limit" in federation.log("seoul")
+
+    federation.restore("seoul", "tokyo")
+    federation.wait_quiet(deadline_s=40)
+    assert not federation.link("seoul", "tokyo")["needsResync"]
+    assert federation.link("seoul", "tokyo")["statistics"]["keysRepaired"] + federation.link("tokyo", "seoul")["statistics"]["keysRepaired"] > 0
+    for site in SITES:
+        client = federation.redis(site)
+        assert client.dbsize() == 3001, f"{site} has {client.dbsize()} keys"
+        assert client.hget("session:cut:2999", "user") == "u2999"
+        assert client.hget("session:tokyo-during-cut", "user") == "tia"
+
+
+def test_a_node_killed_and_restarted_empty_recovers_before_serving(federation_factory):
+    federation = federation_factory()
+    federation.start_all()
+    for index, site in enumerate(SITES):
+        pipe = federation.redis(site).pipeline(transaction=False)
+        for n in range(400):
+            pipe.hset(f"session:{site}:{n}", mapping={"user": f"{site}{n}", "n": str(n)})
+        pipe.execute()
+    federation.wait_quiet()
+    federation.kill("frankfurt")
+    federation.redis("seoul").hset("session:written-while-down", "user", "zoe")
+    federation.redis("tokyo").delete("session:seoul:7")
+
+    federation.start("frankfurt", wait_healthy=False)
+    client = federation.redis("frankfurt")
+    answers = []
+    # Until it has recovered, frankfurt answers -LOADING (or its /healthz says 503), never a
+    # partial keyspace.
+    while not federation.healthy("frankfurt"):
+        try:
+            answers.append(client.dbsize())
+        except redis.exceptions.BusyLoadingError:
+            answers.append("LOADING")
+        time.sleep(0.005)
+    # (recovery may end between the health check and the command: then the full count)
+    assert all(answer in ("LOADING", 1200) for answer in answers), answers[:20]
+    assert client.dbsize() == 1200
+    assert client.hget("session:written-while-down", "user") == "zoe"
+    assert client.exists("session:seoul:7") == 0
+    federation.wait_quiet()
+    assert "data recovered from the federation" in federation.log("frankfurt")
+
+
+def test_peers_with_a_foreign_ca_or_from_another_federation_are_refused(federation_factory, tmp_path):
+    federation = federation_factory()
+    federation.start_all()
+
+    # An impostor for frankfurt with certificates from another CA.
+    foreign = federation_factory(federation=federation.federation)
+    foreign.ports["seoul"] = federation.ports["seoul"]
+    foreign.ports["tokyo"] = federation.ports["tokyo"]
+    for site in SITES:
+        (foreign.workdir / f"topology-{site}.yaml").write_text(foreign.topology_text())
+    foreign.start("frankfurt", wait_healthy=False)
+    wait_until(lambda: "TLS handshake failed" in federation.log("seoul"), 20, what="seoul to refuse the foreign CA")
+    assert re.search(r"TLS handshake failed.*federation connection refused", federation.log("seoul"))
+    wait_until(lambda: "TLS handshake failed" in foreign.log("frankfurt"), 20, what="the impostor to log the refusal")
+
+    # A node of another federation holding a certificate of this CA.
+    other = federation_factory(federation="another-federation")
+    other.ports["seoul"] = federation.ports["seoul"]
+    other.ports["tokyo"] = federation.ports["tokyo"]
+    shutil.rmtree(other.workdir / "certs")
+    shutil.copytree(federation.workdir / "certs", other.workdir / "certs")
+    for site in SITES:
+        (other.workdir / f"topology-{site}.yaml").write_text(other.topology_text())
+    other.start("frankfurt", wait_healthy=False)
+    refusal = "peer belongs to federation 'another-federation', this is federation 'interop-federation'"
+    wait_until(lambda: refusal in federation.log("seoul"), 20, what="seoul to refuse the other federation")
+    wait_until(lambda: refusal in other.log("frankfurt"), 20, what="the other federation's node to log why")
+    # The real federation is unharmed.
+    federation.redis("seoul").set("still", "fine")
+    wait_until(lambda: federation.redis("frankfurt").get("still") == "fine", 10, what="replication to go on")
