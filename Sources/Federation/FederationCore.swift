@@ -29,6 +29,8 @@ public enum FederationAction: Hashable, Sendable {
     /// Close the connection (a protocol violation); the runtime logs `reason`.
     case close(FederationConnection, reason: String)
     case log(FederationLog)
+    /// Keyspace events for writes of other sites merged here (published like local ones).
+    case notify([KeyspaceEvent])
 }
 
 public struct FederationLog: Hashable, Sendable {
@@ -370,10 +372,13 @@ public struct FederationCore: Sendable {
             let fresh = batch.deltas[skip...]
             link.statistics.deltasReceived += UInt64(fresh.count)
             links[site] = link
+            var events: [KeyspaceEvent] = []
             for delta in fresh {
                 let outcome = store.merge(delta, now: now)
+                if outcome.changed { events += KeyspaceEvent.merged(delta) }
                 actions += conflicts(outcome, key: delta.key, from: site)
             }
+            if !events.isEmpty { actions.append(.notify(events)) }
             link = links[site]!
             link.applied[stream] = last
             links[site] = link

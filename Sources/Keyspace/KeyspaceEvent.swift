@@ -1,3 +1,5 @@
+import SessionModel
+
 /// A keyspace notification (https://redis.io/docs/latest/develop/use/keyspace-notifications/):
 /// published on `__keyspace@0__:<key>` (message: the event) and `__keyevent@0__:<event>`
 /// (message: the key) when `notify-keyspace-events` enables the event's class.
@@ -65,5 +67,29 @@ public struct NotificationFlags: Hashable, Sendable {
 
     public func enables(_ event: KeyspaceEvent) -> Bool {
         (keyspace || keyevent) && classes.contains(event.eventClass)
+    }
+}
+
+extension KeyspaceEvent {
+    /// The events a write from another site fires where it is merged, as a Redis replica fires
+    /// events for the commands its primary sends: one per kind of operation in the delta.
+    public static func merged(_ delta: Delta) -> [KeyspaceEvent] {
+        var events: [KeyspaceEvent] = []
+        func add(_ name: String, _ eventClass: EventClass) {
+            if !events.contains(where: { $0.name == name }) { events.append(KeyspaceEvent(name, key: delta.key, eventClass: eventClass)) }
+        }
+        for operation in delta.operations {
+            switch operation {
+            case .setString: add("set", .string)
+            case .setField: add("hset", .hash)
+            case .removeField: add("hdel", .hash)
+            case .addMember: add("sadd", .set)
+            case .removeMember: add("srem", .set)
+            case .expire: add("expire", .generic)
+            case .persist: add("persist", .generic)
+            case .deleteKey: add("del", .generic)
+            }
+        }
+        return events
     }
 }

@@ -334,6 +334,8 @@ final class FederationTransport: @unchecked Sendable {
                 logger.error("federation connection closed", metadata: ["connection": "\(connection)", "reason": "\(reason)"])
                 if case .outbound(let site) = connection { dials[site]?.lastError = reason }
                 channel(for: connection)?.close(promise: nil)
+            case .notify(let events):
+                state.notify(events)
             case .log(let log):
                 let metadata = log.metadata.mapValues { Logger.MetadataValue.string($0) }
                 switch log.level {
@@ -425,8 +427,22 @@ final class FederationChannelHandler: ChannelInboundHandler {
     func channelActive(context: ChannelHandlerContext) {
         lastReceivedAt = WallClock.nowMilliseconds()
         if case .dialer(let site) = role { transport.dialerActive(site, channel: context.channel) }
+        // A connection that has not completed the handshake in time is closed: idle sockets
+        // from scanners or stuck peers must not pile up.
+        let channel = context.channel
+        context.eventLoop.assumeIsolated().scheduleTask(in: Self.handshakeTimeout) {
+            if self.peerSite == nil && channel.isActive {
+                self.transport.logger.warning(
+                    "federation connection closed: no handshake within \(Self.handshakeTimeout.nanoseconds / 1_000_000_000) s",
+                    metadata: ["remote": "\(channel.remoteAddress.map(NodeState.describe) ?? "?")"]
+                )
+                channel.close(promise: nil)
+            }
+        }
         context.fireChannelActive()
     }
+
+    static let handshakeTimeout = TimeAmount.seconds(10)
 
     func channelInactive(context: ChannelHandlerContext) {
         transport.closed(role: role, handler: self, channel: context.channel)

@@ -114,6 +114,8 @@ struct FederationHarness {
                 inFlight[Route(from: site, to: peer, connection: arriving), default: []].append(FrameCodec.encode(frame))
             case .close(let connection, let reason):
                 closes.append("\(site) \(connection): \(reason)")
+            case .notify:
+                break
             case .log(var log):
                 log.metadata["at"] = "\(site)"
                 logs.append(log)

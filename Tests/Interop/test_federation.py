@@ -233,3 +233,50 @@ def test_peers_with_a_foreign_ca_or_from_another_federation_are_refused(federati
     # The real federation is unharmed.
     federation.redis("seoul").set("still", "fine")
     wait_until(lambda: federation.redis("frankfurt").get("still") == "fine", 10, what="replication to go on")
+
+
+def test_writes_from_other_sites_fire_keyspace_events(federation_factory):
+    federation = federation_factory()
+    federation.start_all()
+    tokyo = federation.redis("tokyo")
+    tokyo.config_set("notify-keyspace-events", "KEA")
+    pubsub = tokyo.pubsub()
+    pubsub.psubscribe("__keyevent@0__:*")
+    wait_until(lambda: pubsub.get_message(timeout=0.1) is not None, 5, what="the subscription")
+    federation.redis("seoul").hset("session:events", "user", "ann")
+    federation.redis("frankfurt").delete("other-key-never-written")  # nothing merged: no event
+    federation.redis("seoul").delete("session:events")
+    events = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(events) < 2:
+        message = pubsub.get_message(timeout=0.2)
+        if message and message["type"] == "pmessage":
+            events.append((message["channel"], message["data"]))
+    pubsub.close()
+    assert events == [("__keyevent@0__:hset", "session:events"), ("__keyevent@0__:del", "session:events")]
+
+
+def test_malformed_frames_close_the_link_not_the_node(federation_factory):
+    import socket
+
+    federation = federation_factory(tls=False)  # plaintext on loopback: the garbage reaches the decoder
+    federation.start_all()
+    port = federation.ports["seoul"]["federation"]
+    garbage = [
+        b"\x00\x00\x00\x05hello",  # a frame that is not a protobuf Frame
+        b"\xff\xff\xff\xff" + b"x" * 64,  # a length far over the 16 MiB cap
+        b"GET / HTTP/1.1\r\n\r\n",  # the wrong protocol
+    ]
+    for payload in garbage:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(payload)
+            sock.settimeout(5)
+            try:
+                closed = sock.recv(4096) == b""
+            except ConnectionResetError:
+                closed = True
+            assert closed, f"seoul kept a connection open after {payload[:12]!r}"
+    assert "malformed frame" in federation.log("seoul") or "expected Hello" in federation.log("seoul")
+    federation.redis("seoul").set("after-garbage", "ok")
+    wait_until(lambda: federation.redis("tokyo").get("after-garbage") == "ok", 10, what="replication to go on")
+    assert federation.healthy("seoul")
