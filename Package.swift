@@ -29,7 +29,7 @@ let package = Package(
         .target(
             name: "Wire",
             dependencies: [
-                "SessionModel",
+                "SessionModel", "ControlPlane",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
@@ -39,6 +39,10 @@ let package = Package(
         .target(name: "Keyspace", dependencies: ["SessionModel", "RESP"]),
         // Pure: outboxes, batching, acknowledgements, hub forwarding, anti-entropy (DESIGN.md §4).
         .target(name: "Federation", dependencies: ["SessionModel", "Wire", "Keyspace"]),
+        // Pure: Raft among a site's voters and the replicated cluster map (DESIGN.md §3).
+        .target(name: "ControlPlane", dependencies: ["SessionModel"]),
+        // Deterministic simulation of a site's control plane with seeded faults and checkers.
+        .target(name: "Simulator", dependencies: ["ControlPlane", "SessionModel", "Wire"]),
         // Topology file model, YAML parsing and validation (DESIGN.md §9).
         .target(name: "Topology", dependencies: ["SessionModel", .product(name: "Yams", package: "Yams")]),
         // Drives the pure modules: NIO servers, clocks, admin HTTP, metrics, services.
@@ -60,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "sessionfed",
             dependencies: [
-                "NodeRuntime", "Topology",
+                "NodeRuntime", "Topology", "Simulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -71,6 +75,7 @@ let package = Package(
         .testTarget(name: "RESPTests", dependencies: ["RESP", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "KeyspaceTests", dependencies: ["Keyspace", "RESP", "SessionModel"]),
         .testTarget(name: "FederationTests", dependencies: ["Federation", "Keyspace", "SessionModel", "Wire", "RESP"]),
+        .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "ControlPlane", "SessionModel", "Wire"]),
         .testTarget(name: "TopologyTests", dependencies: ["Topology", "SessionModel"]),
         .testTarget(
             name: "NodeRuntimeTests",

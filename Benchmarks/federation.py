@@ -56,7 +56,7 @@ def wan_bytes_per_update(binary, workdir, updates):
             wire_before = wire_bytes(federation, "seoul", "tokyo")
             for i in range(updates):
                 write(i)
-                time.sleep(0.006)  # one update per batch: nothing to coalesce
+                time.sleep(0.015)  # one update per batch: nothing to coalesce
             settle(federation)
             after, stats_after = link_bytes(federation, "seoul", "tokyo")
             wire_after = wire_bytes(federation, "seoul", "tokyo")
@@ -133,7 +133,7 @@ def coalescing(binary, workdir, sessions, page_loads):
             for load in range(page_loads):
                 key = keys[load % sessions]
                 for request in range(8):
-                    now = 1_700_000_000_000 + load * 100 + request
+                    now = int(time.time() * 1000)
                     pipe = seoul.pipeline(transaction=False)
                     pipe.hset(key, mapping={"lastAccessedTime": str(now), "sessionAttr:lastPage": f"/page/{request}"})
                     pipe.pexpireat(key, now + 1_800_000)

@@ -74,6 +74,7 @@ public struct FederationCore: Sendable {
         var round: AntiEntropyRound?
         var nextRound: UInt64 = 1
         var lastRoundFinishedAt: UInt64?
+        var lastFlushAt: UInt64 = 0
 
         var outboxBytes: Int { outboxes.values.reduce(0) { $0 + $1.bytes } }
         var outboxCount: Int { outboxes.values.reduce(0) { $0 + $1.count } }
@@ -237,8 +238,9 @@ public struct FederationCore: Sendable {
         return actions
     }
 
-    /// Sends the batches that are due: every stream whose oldest pending delta waited
-    /// `batchIntervalMilliseconds`, or reached `batchBytes`; starts periodic anti-entropy.
+    /// Sends the batches that are due: everything pending once per `batchIntervalMilliseconds`
+    /// per link, or a stream's pending deltas as soon as they reach `batchBytes`; starts
+    /// periodic anti-entropy.
     public mutating func tick(now: UInt64) -> [FederationAction] {
         var actions: [FederationAction] = []
         for site in settings.linkedSites {
@@ -255,13 +257,15 @@ public struct FederationCore: Sendable {
     mutating func flush(_ site: SiteID, now: UInt64, force: Bool) -> [FederationAction] {
         guard var link = links[site], link.connected else { return [] }
         var actions: [FederationAction] = []
+        let intervalElapsed = now >= link.lastFlushAt + settings.batchIntervalMilliseconds
+        if intervalElapsed { link.lastFlushAt = now }
         for stream in link.outboxes.keys.sorted() {
             guard var outbox = link.outboxes[stream] else { continue }
             while true {
                 let resending = outbox.sentCount < outbox.unacknowledged.count
-                let due =
-                    resending || force || outbox.pendingBytes >= settings.batchBytes
-                    || (outbox.oldestPendingAt.map { now >= $0 + settings.batchIntervalMilliseconds } ?? false)
+                // Pending deltas leave every batch interval (so one waits at most an interval),
+                // or as soon as they fill a batch.
+                let due = resending || force || outbox.pendingBytes >= settings.batchBytes || (intervalElapsed && outbox.pendingCount > 0)
                 guard due, let batch = outbox.nextBatch(maximumBytes: settings.batchBytes) else { break }
                 link.statistics.batchesSent += 1
                 link.statistics.deltasSent += UInt64(batch.deltas.count)
@@ -454,6 +458,7 @@ extension Frame {
         case .merkleLeaves: return "MerkleLeaves"
         case .bucketDigests: return "BucketDigests"
         case .bucketRepair: return "BucketRepair"
+        case .raft: return "RaftEnvelope"
         }
     }
 }

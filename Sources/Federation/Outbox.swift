@@ -50,11 +50,6 @@ struct Outbox: Sendable {
         return pending.lazy.compactMap { $0?.enqueuedAt }.first
     }
 
-    /// When the oldest delta not yet sent was produced.
-    var oldestPendingAt: UInt64? {
-        pending.lazy.compactMap { $0?.enqueuedAt }.first
-    }
-
     /// Appends a delta. A pending delta of the same key whose every dot the new delta
     /// supersedes is folded into it (its context joins the new one): a repeated touch or a
     /// rewrite of the same field travels once per batch (DESIGN.md §2.4). Returns how many

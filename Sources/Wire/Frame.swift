@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import ControlPlane
 import SessionModel
 
 /// Deltas of one source partition in outbox order, as shipped between sites.
@@ -65,6 +66,8 @@ public enum Frame: Hashable, Sendable {
     case merkleLeaves(round: UInt64, [PartitionLeaves])
     case bucketDigests(round: UInt64, chunk: UInt32, [Bucket])
     case bucketRepair(BucketRepair)
+    /// A control-plane message between nodes of one site.
+    case raft(RaftEnvelope)
 }
 
 extension Frame {
@@ -151,6 +154,8 @@ extension Frame {
             wire.states = repair.states.map(\.wire)
             wire.wanted = repair.wanted.map { Data($0) }
             frame.body = .bucketRepair(wire)
+        case .raft(let envelope):
+            frame.body = .raft(envelope.wire)
         }
         return frame
     }
@@ -222,6 +227,8 @@ extension Frame {
             self = .bucketRepair(
                 BucketRepair(round: wire.round, chunk: wire.chunk, last: wire.last, states: records, wanted: wire.wanted.map { Array($0) })
             )
+        case .raft(let envelope):
+            self = .raft(try RaftEnvelope(wire: envelope))
         case nil:
             throw .missingField(message: "Frame", field: "body")
         }

@@ -73,6 +73,7 @@ class Federation:
     def __init__(self, binary, workdir, tls=True, proxies=False, delay_ms=0, defaults=None, federation="interop-federation"):
         self.binary = binary
         self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.tls = tls
         self.proxies = proxies
         self.federation = federation

@@ -403,6 +403,15 @@ public nonisolated struct Sessionfed_V1_Frame: Sendable {
     set {body = .bucketRepair(newValue)}
   }
 
+  /// the site's control plane, on `peer` connections
+  public var raft: Sessionfed_V1_RaftEnvelope {
+    get {
+      if case .raft(let v)? = body {return v}
+      return Sessionfed_V1_RaftEnvelope()
+    }
+    set {body = .raft(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -418,6 +427,8 @@ public nonisolated struct Sessionfed_V1_Frame: Sendable {
     case merkleLeaves(Sessionfed_V1_MerkleLeaves)
     case bucketDigests(Sessionfed_V1_BucketDigests)
     case bucketRepair(Sessionfed_V1_BucketRepair)
+    /// the site's control plane, on `peer` connections
+    case raft(Sessionfed_V1_RaftEnvelope)
 
   }
 
@@ -1034,7 +1045,7 @@ nonisolated extension Sessionfed_V1_BucketRepair: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Sessionfed_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Frame"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}delta_batch\0\u{3}delta_batch_ack\0\u{3}key_state_batch\0\u{1}hello\0\u{3}hello_reply\0\u{1}heartbeat\0\u{3}merkle_roots_request\0\u{3}merkle_roots\0\u{3}merkle_leaves_request\0\u{3}merkle_leaves\0\u{3}bucket_digests\0\u{3}bucket_repair\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}delta_batch\0\u{3}delta_batch_ack\0\u{3}key_state_batch\0\u{1}hello\0\u{3}hello_reply\0\u{1}heartbeat\0\u{3}merkle_roots_request\0\u{3}merkle_roots\0\u{3}merkle_leaves_request\0\u{3}merkle_leaves\0\u{3}bucket_digests\0\u{3}bucket_repair\0\u{1}raft\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1198,6 +1209,19 @@ nonisolated extension Sessionfed_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf.
           self.body = .bucketRepair(v)
         }
       }()
+      case 13: try {
+        var v: Sessionfed_V1_RaftEnvelope?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .raft(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .raft(v)
+        }
+      }()
       default: break
       }
     }
@@ -1256,6 +1280,10 @@ nonisolated extension Sessionfed_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf.
     case .bucketRepair?: try {
       guard case .bucketRepair(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    }()
+    case .raft?: try {
+      guard case .raft(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
     }()
     case nil: break
     }

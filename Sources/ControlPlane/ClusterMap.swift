@@ -1,0 +1,286 @@
+/// A node process as the control plane knows it: its name in the topology and the
+/// incarnation it drew at start. A process that restarts (and so lost its memory) comes back
+/// as a new incarnation of the same name; the old one is known dead.
+public struct MemberID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var name: String
+    public var incarnation: UInt64
+
+    public init(name: String, incarnation: UInt64) {
+        self.name = name
+        self.incarnation = incarnation
+    }
+
+    public static func < (lhs: MemberID, rhs: MemberID) -> Bool {
+        (lhs.name, lhs.incarnation) < (rhs.name, rhs.incarnation)
+    }
+
+    public var description: String { "\(name)#\(incarnation % 100_000)" }
+}
+
+/// One partition's placement (DESIGN.md §3): the primary orders writes; backups copy them;
+/// the in-sync set holds the backups that have every acknowledged write. `epoch` fences: it
+/// changes whenever the primary changes, and a copy refuses anything from an older epoch.
+public struct PartitionAssignment: Hashable, Sendable {
+    public var partition: Int
+    public var epoch: UInt64
+    public var primary: String?
+    public var backups: [String]
+    public var inSync: Set<String>
+    /// Set when the primary went down with no in-sync backup to promote: the partition has no
+    /// primary (writes refused) until this member comes back with the same incarnation (its
+    /// copy is then whole) and is reinstated.
+    public var orphanedFrom: MemberID?
+    /// How often the partition was re-created empty because every copy was lost (its orphaned
+    /// primary came back restarted). The keys come back from the other sites by anti-entropy.
+    public var recreatedEmpty: UInt64 = 0
+
+    public init(
+        partition: Int, epoch: UInt64 = 0, primary: String? = nil, backups: [String] = [], inSync: Set<String> = [],
+        orphanedFrom: MemberID? = nil
+    ) {
+        self.partition = partition
+        self.epoch = epoch
+        self.primary = primary
+        self.backups = backups
+        self.inSync = inSync
+        self.orphanedFrom = orphanedFrom
+    }
+
+    /// Every node holding a copy.
+    public var holders: [String] { (primary.map { [$0] } ?? []) + backups }
+}
+
+public enum MemberState: String, Hashable, Sendable, Codable {
+    case up, down
+}
+
+public enum SiteRole: String, Hashable, Sendable, Codable {
+    case active, passive
+}
+
+/// A change to the cluster map. Only the Raft leader proposes them; every node applies the
+/// committed ones in log order.
+public enum ClusterCommand: Hashable, Sendable {
+    /// The first entry a new leader appends (commits entries of earlier terms).
+    case noop
+    /// `name` now runs as `incarnation` (it restarted and caught up): it replaces the old
+    /// incarnation in the voter configuration and in the member table.
+    case memberIncarnation(name: String, incarnation: UInt64)
+    case memberState(name: String, state: MemberState)
+    /// The partition's new placement (a promotion bumps the epoch).
+    case assign(PartitionAssignment)
+    /// A backup has caught up with the primary of `epoch`.
+    case markInSync(partition: Int, epoch: UInt64, member: String)
+    /// The site's DR role; ignored unless `epoch` is newer.
+    case siteRole(SiteRole, epoch: UInt64)
+}
+
+/// The replicated state of a site's control plane (DESIGN.md §3).
+public struct ClusterMap: Hashable, Sendable {
+    public struct Member: Hashable, Sendable {
+        public var name: String
+        public var incarnation: UInt64
+        public var voter: Bool
+        public var state: MemberState
+    }
+
+    public var members: [String: Member] = [:]
+    public var partitions: [PartitionAssignment]
+    public var backupCount: Int
+    public var role: SiteRole
+    public var roleEpoch: UInt64 = 0
+    /// The log index of the last command applied.
+    public var appliedIndex: UInt64 = 0
+
+    public init(voters: [String], nonVoters: [String] = [], partitionCount: Int, backupCount: Int, role: SiteRole = .active) {
+        for name in voters { members[name] = Member(name: name, incarnation: 0, voter: true, state: .down) }
+        for name in nonVoters { members[name] = Member(name: name, incarnation: 0, voter: false, state: .down) }
+        partitions = (0..<partitionCount).map { PartitionAssignment(partition: $0) }
+        self.backupCount = backupCount
+        self.role = role
+    }
+
+    /// The voters' current identities (incarnation 0: not yet known).
+    public var voters: [MemberID] {
+        members.values.filter(\.voter).map { MemberID(name: $0.name, incarnation: $0.incarnation) }.sorted()
+    }
+
+    public var upMembers: [String] {
+        members.values.filter { $0.state == .up }.map(\.name).sorted()
+    }
+
+    public mutating func apply(_ command: ClusterCommand, index: UInt64) {
+        appliedIndex = index
+        switch command {
+        case .noop:
+            break
+        case .memberIncarnation(let name, let incarnation):
+            members[name]?.incarnation = incarnation
+        case .memberState(let name, let state):
+            members[name]?.state = state
+        case .assign(let assignment):
+            guard assignment.partition >= 0, assignment.partition < partitions.count else { return }
+            partitions[assignment.partition] = assignment
+        case .markInSync(let partition, let epoch, let member):
+            guard partition >= 0, partition < partitions.count, partitions[partition].epoch == epoch,
+                partitions[partition].backups.contains(member)
+            else { return }
+            partitions[partition].inSync.insert(member)
+        case .siteRole(let role, let epoch):
+            if epoch > roleEpoch {
+                self.role = role
+                roleEpoch = epoch
+            }
+        }
+    }
+
+    /// Per up member: how many primaries and how many copies (primary or backup) it holds.
+    struct Load {
+        var primaries: [String: Int]
+        var copies: [String: Int]
+
+        /// The member to take a new primary: fewest primaries, then fewest copies, then name.
+        func primaryCandidate(excluding: Set<String>) -> String? {
+            copies.keys.filter { !excluding.contains($0) }.min { (primaries[$0]!, copies[$0]!, $0) < (primaries[$1]!, copies[$1]!, $1) }
+        }
+
+        /// The member to take a new backup: fewest copies, then fewest primaries, then name.
+        func backupCandidate(excluding: Set<String>) -> String? {
+            copies.keys.filter { !excluding.contains($0) }.min { (copies[$0]!, primaries[$0]!, $0) < (copies[$1]!, primaries[$1]!, $1) }
+        }
+
+        mutating func add(_ member: String, primary: Bool) {
+            guard copies[member] != nil else { return }
+            copies[member]! += 1
+            if primary { primaries[member]! += 1 }
+        }
+
+        mutating func remove(_ member: String, primary: Bool) {
+            guard copies[member] != nil else { return }
+            copies[member]! -= 1
+            if primary { primaries[member]! -= 1 }
+        }
+    }
+
+    func load() -> Load {
+        var load = Load(primaries: Dictionary(uniqueKeysWithValues: upMembers.map { ($0, 0) }), copies: Dictionary(uniqueKeysWithValues: upMembers.map { ($0, 0) }))
+        for assignment in partitions {
+            if let primary = assignment.primary { load.add(primary, primary: true) }
+            for backup in assignment.backups { load.add(backup, primary: false) }
+        }
+        return load
+    }
+
+    /// The changes that repair the placement now: partitions whose primary is down get an
+    /// in-sync backup promoted (epoch + 1); copies on down members are removed; missing copies
+    /// go to the least-loaded up members that hold none of the partition. Never two copies on
+    /// one member. Deterministic: ties are broken by name.
+    public func repairs() -> [ClusterCommand] {
+        let up = Set(upMembers)
+        guard !up.isEmpty else { return [] }
+        var load = load()
+        var commands: [ClusterCommand] = []
+        for var assignment in partitions {
+            let original = assignment
+            assignment.backups.removeAll { !up.contains($0) }
+            assignment.inSync.formIntersection(assignment.backups)
+            if let primary = assignment.primary, !up.contains(primary) {
+                // Promote an in-sync backup: it has every acknowledged write.
+                if let promoted = assignment.backups.first(where: { assignment.inSync.contains($0) }) {
+                    assignment.primary = promoted
+                    assignment.backups.removeAll { $0 == promoted }
+                    assignment.inSync.remove(promoted)
+                    assignment.epoch += 1
+                    load.remove(promoted, primary: false)
+                    load.add(promoted, primary: true)
+                } else {
+                    // No copy with every write survives: the partition stays without a primary
+                    // (writes refused) rather than silently losing acknowledged writes.
+                    assignment.orphanedFrom = MemberID(name: primary, incarnation: members[primary]?.incarnation ?? 0)
+                    assignment.primary = nil
+                }
+            }
+            if assignment.primary == nil, let orphan = assignment.orphanedFrom, up.contains(orphan.name),
+                members[orphan.name]?.incarnation == orphan.incarnation
+            {
+                // The only complete copy is back (it was unreachable, not restarted).
+                assignment.primary = orphan.name
+                assignment.backups.removeAll { $0 == orphan.name }
+                assignment.inSync.remove(orphan.name)
+                assignment.orphanedFrom = nil
+                assignment.epoch += 1
+                load.add(orphan.name, primary: true)
+            } else if assignment.primary == nil, let orphan = assignment.orphanedFrom,
+                members[orphan.name].map({ $0.incarnation != orphan.incarnation }) ?? false,
+                let chosen = load.primaryCandidate(excluding: Set(assignment.holders))
+            {
+                // The orphan restarted: no copy exists in this site any more. Re-create the
+                // partition empty so the site serves again; federation anti-entropy brings the
+                // keys back from the other sites.
+                assignment.primary = chosen
+                assignment.orphanedFrom = nil
+                assignment.epoch += 1
+                assignment.recreatedEmpty += 1
+                load.add(chosen, primary: true)
+            }
+            if assignment.primary == nil && assignment.epoch == 0 {
+                // Never assigned yet (a new site): nothing can be lost; take the least loaded.
+                if let chosen = load.primaryCandidate(excluding: Set(assignment.holders)) {
+                    assignment.primary = chosen
+                    assignment.epoch = 1
+                    load.add(chosen, primary: true)
+                }
+            }
+            let wanted = min(backupCount, up.count - (assignment.primary == nil ? 0 : 1))
+            while assignment.primary != nil && assignment.backups.count < wanted,
+                let chosen = load.backupCandidate(excluding: Set(assignment.holders))
+            {
+                assignment.backups.append(chosen)
+                load.add(chosen, primary: false)
+            }
+            if assignment.backups.count > wanted, assignment.inSync.count == assignment.backups.count,
+                let surplus = assignment.backups.max(by: { (load.copies[$0] ?? 0, $0) < (load.copies[$1] ?? 0, $1) })
+            {
+                // A rebalancing move finished: the new copy caught up, drop the old one.
+                assignment.backups.removeAll { $0 == surplus }
+                assignment.inSync.remove(surplus)
+                load.remove(surplus, primary: false)
+            }
+            if assignment != original { commands.append(.assign(assignment)) }
+        }
+        return commands
+    }
+
+    /// One step towards a balanced placement, once everything is placed and in sync: hand a
+    /// primary to an in-sync backup on a member with fewer primaries (epoch + 1; the old
+    /// primary stays as an in-sync backup), or add a copy on the least-loaded member (the
+    /// surplus copy on the most loaded one is dropped once it caught up). Never two copies of
+    /// a partition on one member.
+    public func rebalance() -> [ClusterCommand] {
+        guard upMembers.count > 1 else { return [] }
+        let load = load()
+        let busiest = load.primaries.max { ($0.value, $1.key) < ($1.value, $0.key) }!
+        let idlest = load.primaries.min { ($0.value, $0.key) < ($1.value, $1.key) }!
+        if busiest.value - idlest.value >= 2 {
+            for var assignment in partitions where assignment.primary == busiest.key {
+                guard let target = assignment.backups.filter({ assignment.inSync.contains($0) && (load.primaries[$0] ?? Int.max) < busiest.value - 1 })
+                    .min(by: { (load.primaries[$0]!, $0) < (load.primaries[$1]!, $1) })
+                else { continue }
+                assignment.backups = assignment.backups.map { $0 == target ? busiest.key : $0 }
+                assignment.inSync.remove(target)
+                assignment.inSync.insert(busiest.key)
+                assignment.primary = target
+                assignment.epoch += 1
+                return [.assign(assignment)]
+            }
+        }
+        let heaviest = load.copies.max { ($0.value, $1.key) < ($1.value, $0.key) }!
+        let lightest = load.copies.min { ($0.value, $0.key) < ($1.value, $1.key) }!
+        guard heaviest.value - lightest.value >= 2 else { return [] }
+        for var assignment in partitions where assignment.backups.contains(heaviest.key) && !assignment.holders.contains(lightest.key) {
+            assignment.backups.append(lightest.key)
+            return [.assign(assignment)]
+        }
+        return []
+    }
+}

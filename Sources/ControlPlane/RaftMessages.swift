@@ -1,0 +1,59 @@
+/// One entry of the control plane's replicated log.
+public struct LogEntry: Hashable, Sendable {
+    public var index: UInt64
+    public var term: UInt64
+    public var command: ClusterCommand
+
+    public init(index: UInt64, term: UInt64, command: ClusterCommand) {
+        self.index = index
+        self.term = term
+        self.command = command
+    }
+}
+
+/// A message between the control planes of one site's nodes, addressed by node name: the
+/// runtime delivers it to whichever process runs that node now.
+public struct RaftEnvelope: Hashable, Sendable {
+    public var from: MemberID
+    public var to: String
+    public var message: RaftMessage
+
+    public init(from: MemberID, to: String, message: RaftMessage) {
+        self.from = from
+        self.to = to
+        self.message = message
+    }
+}
+
+public enum RaftMessage: Hashable, Sendable {
+    /// A (pre-)vote request: `term` is the candidate's term (for a pre-vote: the term it would
+    /// start). Pre-votes change nothing at the receiver.
+    case voteRequest(term: UInt64, lastLogIndex: UInt64, lastLogTerm: UInt64, preVote: Bool)
+    case voteReply(term: UInt64, granted: Bool, preVote: Bool)
+    case appendRequest(term: UInt64, previousIndex: UInt64, previousTerm: UInt64, entries: [LogEntry], leaderCommit: UInt64)
+    /// `matchIndex` is the follower's last matching index on success; on failure a hint of
+    /// where the leader should retry from.
+    case appendReply(term: UInt64, success: Bool, matchIndex: UInt64)
+    case snapshot(term: UInt64, lastIndex: UInt64, lastTerm: UInt64, map: ClusterMap)
+    /// Every node's periodic report: to the leader when it knows one, else to every voter (a
+    /// probe). `fresh` = it has no cluster state yet (bootstrap); `inSync` = the partitions
+    /// (and their epochs) it holds a caught-up copy of.
+    case heartbeat(term: UInt64, fresh: Bool, inSync: [PartitionEpoch])
+    /// The answer to a probe: whether the sender belongs to an established cluster, and the
+    /// leader it follows.
+    case heartbeatReply(term: UInt64, established: Bool, fresh: Bool, leader: MemberID?)
+}
+
+public struct PartitionEpoch: Hashable, Sendable, Comparable {
+    public var partition: Int
+    public var epoch: UInt64
+
+    public init(partition: Int, epoch: UInt64) {
+        self.partition = partition
+        self.epoch = epoch
+    }
+
+    public static func < (lhs: PartitionEpoch, rhs: PartitionEpoch) -> Bool {
+        (lhs.partition, lhs.epoch) < (rhs.partition, rhs.epoch)
+    }
+}

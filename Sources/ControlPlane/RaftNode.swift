@@ -1,0 +1,568 @@
+import SessionModel
+
+/// Timing of a site's control plane. The defaults detect a dead member within about a second
+/// and elect a new leader within two.
+public struct ControlPlaneSettings: Hashable, Sendable {
+    /// A follower that hears no leader for a random time in this range starts an election.
+    public var electionTimeoutMilliseconds: ClosedRange<UInt64> = 1_000...1_500
+    /// The leader's AppendEntries interval (its heartbeat).
+    public var leaderHeartbeatMilliseconds: UInt64 = 100
+    /// Every member reports to the leader this often.
+    public var memberHeartbeatMilliseconds: UInt64 = 200
+    /// The leader marks a member down after this long without a report.
+    public var failureTimeoutMilliseconds: UInt64 = 1_000
+    /// The log is compacted into a snapshot of the cluster map beyond this many entries.
+    public var snapshotThreshold = 256
+    public var maximumEntriesPerMessage = 64
+    /// How long a new copy of a partition takes to catch up before the member reports it in
+    /// sync (until the data plane reports real catch-up).
+    public var catchUpMilliseconds: UInt64 = 0
+
+    public init() {}
+}
+
+/// Raft (Ongaro and Ousterhout, 2014) among a site's voter nodes, with pre-vote and
+/// check-quorum, replicating the cluster map; plus the leader's decisions that turn member
+/// reports and silences into committed map changes.
+///
+/// Nodes keep nothing on disk. A restarted node comes back as a new incarnation of its name
+/// with empty state: it never votes as the old one; it follows as a learner until the leader
+/// has brought it up to date and committed its new incarnation into the voter set. (One
+/// process per name makes the swap safe: once the new incarnation exists the old one is dead.)
+/// A node that finds no established cluster and sees every voter fresh bootstraps one.
+///
+/// Pure: time arrives as `now`, randomness as a seed, messages go out as return values.
+public struct RaftNode: Sendable {
+    public enum Role: String, Sendable {
+        case bootstrapping, learner, follower, preCandidate = "pre-candidate", candidate, leader
+    }
+
+    public let id: MemberID
+    public let settings: ControlPlaneSettings
+    public let voterNames: [String]
+    var random: SeededGenerator
+
+    // Raft state (kept in memory only).
+    public private(set) var term: UInt64 = 0
+    var votedFor: MemberID?
+    var log: [LogEntry] = []
+    var snapshotIndex: UInt64 = 0
+    var snapshotTerm: UInt64 = 0
+    var snapshotMap: ClusterMap
+    public private(set) var commitIndex: UInt64 = 0
+    /// The applied cluster map.
+    public private(set) var map: ClusterMap
+    /// Set once bootstrapped or taught by a leader.
+    var bootstrapVoters: [String: UInt64]?
+
+    public private(set) var role: Role
+    public private(set) var leader: MemberID?
+    var electionDeadline: UInt64 = 0
+    var lastLeaderContact: UInt64?
+    var votes: Set<String> = []
+    var probeReplies: [String: (fresh: Bool, established: Bool, incarnation: UInt64)] = [:]
+    var nextMemberHeartbeat: UInt64 = 0
+    var applied: [LogEntry] = []
+    var copiesHeldSince: [PartitionEpoch: UInt64] = [:]
+
+    // Leader state.
+    var nextIndex: [String: UInt64] = [:]
+    var matchIndex: [String: UInt64] = [:]
+    var peers: [String: MemberID] = [:]
+    var lastAcknowledged: [String: UInt64] = [:]
+    var nextLeaderHeartbeat: UInt64 = 0
+    var nextDecision: UInt64 = 0
+    /// The leader reviews member reports this often.
+    static let decisionIntervalMilliseconds: UInt64 = 20
+    var quorumCheckAt: UInt64 = 0
+    var memberSeen: [String: (incarnation: UInt64, at: UInt64)] = [:]
+    var memberInSync: [String: Set<PartitionEpoch>] = [:]
+    var memberFresh: Set<String> = []
+
+    public init(
+        id: MemberID, voters: [String], nonVoters: [String] = [], partitionCount: Int, backupCount: Int,
+        settings: ControlPlaneSettings = ControlPlaneSettings(), seed: UInt64, now: UInt64
+    ) {
+        self.id = id
+        self.settings = settings
+        voterNames = voters.sorted()
+        random = SeededGenerator(seed: seed)
+        map = ClusterMap(voters: voters, nonVoters: nonVoters, partitionCount: partitionCount, backupCount: backupCount)
+        snapshotMap = map
+        role = voters.contains(id.name) ? .bootstrapping : .learner
+        resetElectionTimer(now: now)
+    }
+
+    // MARK: Indexes and configuration
+
+    public var lastIndex: UInt64 { log.last?.index ?? snapshotIndex }
+    var lastTerm: UInt64 { log.last?.term ?? snapshotTerm }
+
+    func term(at index: UInt64) -> UInt64? {
+        if index == snapshotIndex { return snapshotTerm }
+        guard index > snapshotIndex, index <= lastIndex else { return nil }
+        return log[Int(index - snapshotIndex - 1)].term
+    }
+
+    func entry(at index: UInt64) -> LogEntry {
+        log[Int(index - snapshotIndex - 1)]
+    }
+
+    /// The voter set in effect: incarnations from the applied map, overridden by incarnation
+    /// changes appended to the log (a configuration takes effect when appended, as in Raft's
+    /// single-server changes), or the bootstrap set before any is known.
+    public var voters: [String: UInt64] {
+        var result: [String: UInt64] = [:]
+        for name in voterNames { result[name] = 0 }
+        if let bootstrapVoters { result.merge(bootstrapVoters) { $1 } }
+        for (name, member) in map.members where member.voter && member.incarnation != 0 { result[name] = member.incarnation }
+        for entry in log where entry.index > map.appliedIndex {
+            if case .memberIncarnation(let name, let incarnation) = entry.command, result[name] != nil { result[name] = incarnation }
+        }
+        return result
+    }
+
+    /// Whether `member` is a voter of the configuration this node knows.
+    func isVoter(_ member: MemberID) -> Bool {
+        guard let incarnation = voters[member.name] else { return false }
+        return incarnation != 0 && incarnation == member.incarnation
+    }
+
+    /// Whether this node belongs to a cluster that has a history (log entries): a restarted
+    /// node that hears this must join it, not bootstrap. Having bootstrapped without a leader
+    /// yet does not count: such nodes still let late voters bootstrap with them.
+    var isEstablished: Bool { lastIndex > 0 }
+
+    var quorum: Int { voterNames.count / 2 + 1 }
+
+    // MARK: Timers
+
+    mutating func resetElectionTimer(now: UInt64) {
+        let range = settings.electionTimeoutMilliseconds
+        electionDeadline = now + range.lowerBound + random.next() % (range.upperBound - range.lowerBound + 1)
+    }
+
+    /// Advances timers: elections, the leader's heartbeats and decisions, member reports.
+    public mutating func tick(now: UInt64) -> [RaftEnvelope] {
+        var out: [RaftEnvelope] = []
+        switch role {
+        case .leader:
+            if now >= quorumCheckAt {
+                // Check-quorum: a leader that has not heard from a majority within an election
+                // timeout steps down, so an isolated leader stops acting as one.
+                let heard = voterNames.filter { $0 == id.name || (lastAcknowledged[$0].map { now - $0 <= settings.electionTimeoutMilliseconds.lowerBound } ?? false) }
+                if heard.count < quorum {
+                    becomeFollower(term: term, leader: nil, now: now)
+                    return out
+                }
+                quorumCheckAt = now + settings.electionTimeoutMilliseconds.lowerBound
+            }
+            if now >= nextLeaderHeartbeat {
+                out += replicateToAll(now: now)
+                nextLeaderHeartbeat = now + settings.leaderHeartbeatMilliseconds
+            }
+            if now >= nextDecision {
+                nextDecision = now + Self.decisionIntervalMilliseconds
+                memberSeen[id.name] = (id.incarnation, now)
+                memberInSync[id.name] = Set(copiesInSync(now: now))
+                out += decide(now: now)
+                advanceCommit()
+            }
+        case .follower, .preCandidate, .candidate:
+            if now >= electionDeadline, isVoter(id) {
+                out += startElection(preVote: true, now: now)
+            }
+        case .bootstrapping, .learner:
+            break
+        }
+        if now >= nextMemberHeartbeat {
+            nextMemberHeartbeat = now + settings.memberHeartbeatMilliseconds
+            out += report(now: now)
+            if role == .bootstrapping { bootstrapIfAllFresh(now: now) }
+        }
+        return out
+    }
+
+    /// The member's periodic report: to the leader, or to every voter when it knows none.
+    mutating func report(now: UInt64) -> [RaftEnvelope] {
+        let inSync = copiesInSync(now: now)
+        let message = RaftMessage.heartbeat(term: term, fresh: !isEstablished, inSync: inSync)
+        if role == .leader { return [] }
+        if let leader, role != .bootstrapping {
+            return [RaftEnvelope(from: id, to: leader.name, message: message)]
+        }
+        return voterNames.filter { $0 != id.name }.map { RaftEnvelope(from: id, to: $0, message: message) }
+    }
+
+    /// The copies this node holds that count as caught up: held for `catchUpMilliseconds` (the
+    /// data plane's state transfer; immediate until synchronous replication exists).
+    mutating func copiesInSync(now: UInt64) -> [PartitionEpoch] {
+        var inSync: [PartitionEpoch] = []
+        var held: [PartitionEpoch: UInt64] = [:]
+        for assignment in map.partitions where assignment.holders.contains(id.name) {
+            let copy = PartitionEpoch(partition: assignment.partition, epoch: assignment.epoch)
+            let since = copiesHeldSince[copy] ?? now
+            held[copy] = since
+            if now - since >= settings.catchUpMilliseconds { inSync.append(copy) }
+        }
+        copiesHeldSince = held
+        return inSync
+    }
+
+    /// A fresh voter that heard every other voter answer `fresh` bootstraps the cluster with
+    /// the incarnations it heard: nobody has state that could be contradicted.
+    mutating func bootstrapIfAllFresh(now: UInt64) {
+        let others = voterNames.filter { $0 != id.name }
+        guard others.allSatisfy({ probeReplies[$0]?.fresh == true }) else { return }
+        var set: [String: UInt64] = [id.name: id.incarnation]
+        for name in others { set[name] = probeReplies[name]!.incarnation }
+        bootstrapVoters = set
+        role = .follower
+        resetElectionTimer(now: now)
+    }
+
+    // MARK: Elections
+
+    mutating func startElection(preVote: Bool, now: UInt64) -> [RaftEnvelope] {
+        resetElectionTimer(now: now)
+        leader = nil
+        if preVote {
+            role = .preCandidate
+        } else {
+            role = .candidate
+            term += 1
+            votedFor = id
+        }
+        votes = [id.name]
+        if votes.count >= quorum { return preVote ? startElection(preVote: false, now: now) : becomeLeader(now: now) }
+        let message = RaftMessage.voteRequest(term: preVote ? term + 1 : term, lastLogIndex: lastIndex, lastLogTerm: lastTerm, preVote: preVote)
+        return voterNames.filter { $0 != id.name }.map { RaftEnvelope(from: id, to: $0, message: message) }
+    }
+
+    func logIsUpToDate(lastLogIndex: UInt64, lastLogTerm: UInt64) -> Bool {
+        (lastLogTerm, lastLogIndex) >= (lastTerm, lastIndex)
+    }
+
+    mutating func becomeFollower(term newTerm: UInt64, leader newLeader: MemberID?, now: UInt64) {
+        if newTerm > term {
+            term = newTerm
+            votedFor = nil
+        }
+        if role != .bootstrapping && role != .learner || isVoter(id) {
+            role = isVoter(id) ? .follower : .learner
+        }
+        leader = newLeader
+        resetElectionTimer(now: now)
+    }
+
+    mutating func becomeLeader(now: UInt64) -> [RaftEnvelope] {
+        role = .leader
+        leader = id
+        nextIndex = [:]
+        matchIndex = [:]
+        lastAcknowledged = [:]
+        quorumCheckAt = now + settings.electionTimeoutMilliseconds.lowerBound
+        for name in voterNames where name != id.name { lastAcknowledged[name] = now }
+        // Everyone counts as just seen: silence is measured from now.
+        for name in map.members.keys where memberSeen[name] == nil { memberSeen[name] = (map.members[name]!.incarnation, now) }
+        if lastIndex == 0, let bootstrapVoters {
+            // The cluster's first entries: the voters' incarnations.
+            for (name, incarnation) in bootstrapVoters.sorted(by: { $0.key < $1.key }) {
+                append(.memberIncarnation(name: name, incarnation: incarnation))
+            }
+        }
+        append(.noop)
+        advanceCommit()
+        nextLeaderHeartbeat = now + settings.leaderHeartbeatMilliseconds
+        return replicateToAll(now: now)
+    }
+
+    mutating func append(_ command: ClusterCommand) {
+        log.append(LogEntry(index: lastIndex + 1, term: term, command: command))
+    }
+
+    // MARK: Receiving
+
+    public mutating func receive(_ envelope: RaftEnvelope, now: UInt64) -> [RaftEnvelope] {
+        guard envelope.to == id.name, envelope.from.name != id.name else { return [] }
+        let from = envelope.from
+        switch envelope.message {
+        case .voteRequest(let candidateTerm, let lastLogIndex, let lastLogTerm, let preVote):
+            return [RaftEnvelope(from: id, to: from.name, message: handleVote(from: from, term: candidateTerm, lastLogIndex: lastLogIndex, lastLogTerm: lastLogTerm, preVote: preVote, now: now))]
+        case .voteReply(let replyTerm, let granted, let preVote):
+            return handleVoteReply(from: from, term: replyTerm, granted: granted, preVote: preVote, now: now)
+        case .appendRequest(let leaderTerm, let previousIndex, let previousTerm, let entries, let leaderCommit):
+            return handleAppend(from: from, term: leaderTerm, previousIndex: previousIndex, previousTerm: previousTerm, entries: entries, leaderCommit: leaderCommit, now: now)
+        case .appendReply(let replyTerm, let success, let match):
+            return handleAppendReply(from: from, term: replyTerm, success: success, matchIndex: match, now: now)
+        case .snapshot(let leaderTerm, let snapshotLastIndex, let snapshotLastTerm, let snapshot):
+            return handleSnapshot(from: from, term: leaderTerm, lastIndex: snapshotLastIndex, lastTerm: snapshotLastTerm, map: snapshot, now: now)
+        case .heartbeat(let memberTerm, let fresh, let inSync):
+            return handleHeartbeat(from: from, term: memberTerm, fresh: fresh, inSync: inSync, now: now)
+        case .heartbeatReply(_, let established, let fresh, let knownLeader):
+            probeReplies[from.name] = (fresh, established, from.incarnation)
+            if established && role == .bootstrapping {
+                // A cluster exists: join it as a learner; its leader will adopt this incarnation.
+                role = .learner
+            }
+            if let knownLeader, leader == nil, role == .learner || role == .bootstrapping { leader = knownLeader }
+            return []
+        }
+    }
+
+    mutating func handleVote(from candidate: MemberID, term candidateTerm: UInt64, lastLogIndex: UInt64, lastLogTerm: UInt64, preVote: Bool, now: UInt64) -> RaftMessage {
+        // Only a voter of the known configuration votes, and only for one.
+        guard isVoter(id), isVoter(candidate) else { return .voteReply(term: term, granted: false, preVote: preVote) }
+        if preVote {
+            // Leader stickiness: while a leader is heard, nobody disrupts it.
+            let leaderAlive = role == .leader || (lastLeaderContact.map { now - $0 < settings.electionTimeoutMilliseconds.lowerBound } ?? false)
+            let granted = candidateTerm > term && !leaderAlive && logIsUpToDate(lastLogIndex: lastLogIndex, lastLogTerm: lastLogTerm)
+            return .voteReply(term: candidateTerm, granted: granted, preVote: true)
+        }
+        if candidateTerm > term { becomeFollower(term: candidateTerm, leader: nil, now: now) }
+        let granted = candidateTerm == term && (votedFor == nil || votedFor == candidate)
+            && logIsUpToDate(lastLogIndex: lastLogIndex, lastLogTerm: lastLogTerm)
+        if granted {
+            votedFor = candidate
+            resetElectionTimer(now: now)
+        }
+        return .voteReply(term: term, granted: granted, preVote: false)
+    }
+
+    mutating func handleVoteReply(from voter: MemberID, term replyTerm: UInt64, granted: Bool, preVote: Bool, now: UInt64) -> [RaftEnvelope] {
+        if !preVote && replyTerm > term {
+            becomeFollower(term: replyTerm, leader: nil, now: now)
+            return []
+        }
+        guard granted, isVoter(voter) else { return [] }
+        if preVote, role == .preCandidate, replyTerm == term + 1 {
+            votes.insert(voter.name)
+            if votes.count >= quorum { return startElection(preVote: false, now: now) }
+        } else if !preVote, role == .candidate, replyTerm == term {
+            votes.insert(voter.name)
+            if votes.count >= quorum { return becomeLeader(now: now) }
+        }
+        return []
+    }
+
+    mutating func handleAppend(
+        from sender: MemberID, term leaderTerm: UInt64, previousIndex: UInt64, previousTerm: UInt64, entries: [LogEntry], leaderCommit: UInt64, now: UInt64
+    ) -> [RaftEnvelope] {
+        guard leaderTerm >= term else {
+            return [RaftEnvelope(from: id, to: sender.name, message: .appendReply(term: term, success: false, matchIndex: 0))]
+        }
+        becomeFollower(term: leaderTerm, leader: sender, now: now)
+        lastLeaderContact = now
+        if role == .bootstrapping { role = .learner }
+        guard previousIndex <= lastIndex, previousIndex < snapshotIndex || term(at: previousIndex) == previousTerm else {
+            // Missing or conflicting: hint the leader back to what might match.
+            let hint = min(lastIndex, previousIndex > 0 ? previousIndex - 1 : 0)
+            return [RaftEnvelope(from: id, to: sender.name, message: .appendReply(term: term, success: false, matchIndex: max(hint, commitIndex)))]
+        }
+        for entry in entries where entry.index > snapshotIndex {
+            if let existing = term(at: entry.index) {
+                if existing == entry.term { continue }
+                // Conflict: drop this entry and everything after it (never a committed one).
+                precondition(entry.index > commitIndex, "Invalid state: a leader overwrote committed entry \(entry.index)")
+                log.removeLast(Int(lastIndex - entry.index + 1))
+            }
+            log.append(entry)
+        }
+        let matched = max(previousIndex, entries.last?.index ?? previousIndex)
+        if leaderCommit > commitIndex {
+            commitIndex = min(leaderCommit, matched)
+            applyCommitted()
+        }
+        if isVoter(id) && role == .learner { role = .follower }
+        return [RaftEnvelope(from: id, to: sender.name, message: .appendReply(term: term, success: true, matchIndex: matched))]
+    }
+
+    mutating func handleSnapshot(from sender: MemberID, term leaderTerm: UInt64, lastIndex snapshotLastIndex: UInt64, lastTerm snapshotLastTerm: UInt64, map snapshot: ClusterMap, now: UInt64) -> [RaftEnvelope] {
+        guard leaderTerm >= term else {
+            return [RaftEnvelope(from: id, to: sender.name, message: .appendReply(term: term, success: false, matchIndex: 0))]
+        }
+        becomeFollower(term: leaderTerm, leader: sender, now: now)
+        lastLeaderContact = now
+        if role == .bootstrapping { role = .learner }
+        if snapshotLastIndex > commitIndex {
+            if term(at: snapshotLastIndex) == snapshotLastTerm {
+                log.removeFirst(Int(snapshotLastIndex - snapshotIndex))
+            } else {
+                log = []
+            }
+            snapshotIndex = snapshotLastIndex
+            snapshotTerm = snapshotLastTerm
+            snapshotMap = snapshot
+            map = snapshot
+            commitIndex = snapshotLastIndex
+            applied.append(LogEntry(index: snapshotLastIndex, term: snapshotLastTerm, command: .noop))
+        }
+        if isVoter(id) && role == .learner { role = .follower }
+        return [RaftEnvelope(from: id, to: sender.name, message: .appendReply(term: term, success: true, matchIndex: max(snapshotLastIndex, commitIndex)))]
+    }
+
+    mutating func handleAppendReply(from follower: MemberID, term replyTerm: UInt64, success: Bool, matchIndex match: UInt64, now: UInt64) -> [RaftEnvelope] {
+        if replyTerm > term {
+            becomeFollower(term: replyTerm, leader: nil, now: now)
+            return []
+        }
+        guard role == .leader, replyTerm == term else { return [] }
+        notePeer(follower)
+        // Check-quorum counts voters only: a learner (a restarted node's new incarnation)
+        // answering does not make a leader that lost its majority legitimate.
+        if isVoter(follower) { lastAcknowledged[follower.name] = now }
+        if success {
+            matchIndex[follower.name] = max(matchIndex[follower.name] ?? 0, match)
+            nextIndex[follower.name] = max(nextIndex[follower.name] ?? 1, match + 1)
+            advanceCommit()
+            if (nextIndex[follower.name] ?? 1) <= lastIndex { return [replicate(to: follower.name, now: now)] }
+            return []
+        }
+        nextIndex[follower.name] = max(1, min(nextIndex[follower.name] ?? lastIndex, match + 1))
+        return [replicate(to: follower.name, now: now)]
+    }
+
+    mutating func handleHeartbeat(from member: MemberID, term memberTerm: UInt64, fresh: Bool, inSync: [PartitionEpoch], now: UInt64) -> [RaftEnvelope] {
+        if role == .bootstrapping { probeReplies[member.name] = (fresh, !fresh, member.incarnation) }
+        if role == .leader {
+            memberSeen[member.name] = (member.incarnation, now)
+            memberInSync[member.name] = Set(inSync)
+            if fresh { memberFresh.insert(member.name) } else { memberFresh.remove(member.name) }
+            notePeer(member)
+            if isVoter(member) { lastAcknowledged[member.name] = now }
+        }
+        return [
+            RaftEnvelope(
+                from: id, to: member.name,
+                message: .heartbeatReply(term: term, established: isEstablished, fresh: !isEstablished, leader: role == .leader ? id : leader)
+            )
+        ]
+    }
+
+    // MARK: Replication (leader)
+
+    mutating func replicateToAll(now: UInt64) -> [RaftEnvelope] {
+        var targets = Set(voterNames)
+        for (name, seen) in memberSeen where now - seen.at <= settings.failureTimeoutMilliseconds * 2 { targets.insert(name) }
+        targets.remove(id.name)
+        return targets.sorted().map { replicate(to: $0, now: now) }
+    }
+
+    mutating func replicate(to name: String, now: UInt64) -> RaftEnvelope {
+        let next = nextIndex[name] ?? (lastIndex + 1)
+        if next <= snapshotIndex {
+            return RaftEnvelope(from: id, to: name, message: .snapshot(term: term, lastIndex: snapshotIndex, lastTerm: snapshotTerm, map: snapshotMap))
+        }
+        let previous = next - 1
+        let entries = next <= lastIndex ? Array(log[Int(next - snapshotIndex - 1)..<min(log.count, Int(next - snapshotIndex - 1) + settings.maximumEntriesPerMessage)]) : []
+        return RaftEnvelope(
+            from: id, to: name,
+            message: .appendRequest(term: term, previousIndex: previous, previousTerm: term(at: previous) ?? 0, entries: entries, leaderCommit: commitIndex)
+        )
+    }
+
+    /// Records which incarnation answers for a name. A new incarnation starts with an empty
+    /// log: whatever the old one held must not count towards commitment.
+    mutating func notePeer(_ member: MemberID) {
+        if let known = peers[member.name], known.incarnation != member.incarnation {
+            matchIndex[member.name] = 0
+            nextIndex[member.name] = nil
+        }
+        peers[member.name] = member
+    }
+
+    /// Commits the highest index of this term a majority of the voters holds.
+    mutating func advanceCommit() {
+        let current = voters
+        var candidate = lastIndex
+        while candidate > commitIndex {
+            guard term(at: candidate) == term else { break }
+            let holders = current.keys.filter { name in
+                name == id.name || ((matchIndex[name] ?? 0) >= candidate && peers[name]?.incarnation == current[name])
+            }
+            if holders.count >= quorum {
+                commitIndex = candidate
+                applyCommitted()
+                return
+            }
+            candidate -= 1
+        }
+    }
+
+    mutating func applyCommitted() {
+        while map.appliedIndex < commitIndex {
+            let entry = entry(at: map.appliedIndex + 1)
+            map.apply(entry.command, index: entry.index)
+            applied.append(entry)
+        }
+        if log.count > settings.snapshotThreshold, map.appliedIndex > snapshotIndex {
+            let keep = Int(lastIndex - map.appliedIndex)
+            snapshotTerm = term(at: map.appliedIndex)!
+            log.removeFirst(log.count - keep)
+            snapshotIndex = map.appliedIndex
+            snapshotMap = map
+        }
+        if role != .leader && role != .bootstrapping { role = isVoter(id) ? .follower : .learner }
+    }
+
+    /// Entries applied since the last call (a snapshot install shows as one `noop` at its
+    /// index); for observers such as the simulator's checkers.
+    public mutating func drainApplied() -> [LogEntry] {
+        defer { applied = [] }
+        return applied
+    }
+
+    /// The committed entries this node still holds in its log (not compacted).
+    public var committedEntries: [LogEntry] {
+        log.filter { $0.index <= commitIndex }
+    }
+
+    public var firstLogIndex: UInt64 { snapshotIndex + 1 }
+
+    // MARK: Decisions (leader)
+
+    /// Turns member reports and silences into cluster-map changes, one batch at a time (only
+    /// when everything proposed so far is committed and applied): members that went silent or
+    /// restarted go down (their copies are gone), members that report again come up (a new
+    /// incarnation of a voter only once it has caught up), then the placement is repaired and
+    /// caught-up backups join the in-sync set.
+    mutating func decide(now: UInt64) -> [RaftEnvelope] {
+        guard commitIndex == lastIndex, map.appliedIndex == commitIndex else { return [] }
+        var commands: [ClusterCommand] = []
+        for name in map.members.keys.sorted() {
+            let member = map.members[name]!
+            let seen = memberSeen[name]
+            let alive = seen.map { now - $0.at <= settings.failureTimeoutMilliseconds } ?? false
+            switch member.state {
+            case .up:
+                if !alive || seen!.incarnation != member.incarnation { commands.append(.memberState(name: name, state: .down)) }
+            case .down:
+                guard alive, let seen else { continue }
+                if seen.incarnation != member.incarnation {
+                    if member.voter {
+                        guard peers[name]?.incarnation == seen.incarnation, (matchIndex[name] ?? 0) >= commitIndex else { continue }
+                    }
+                    commands.append(.memberIncarnation(name: name, incarnation: seen.incarnation))
+                } else {
+                    commands.append(.memberState(name: name, state: .up))
+                }
+            }
+        }
+        if commands.isEmpty { commands = map.repairs() }
+        if commands.isEmpty {
+            for assignment in map.partitions {
+                for backup in assignment.backups where !assignment.inSync.contains(backup) {
+                    if memberInSync[backup]?.contains(PartitionEpoch(partition: assignment.partition, epoch: assignment.epoch)) == true {
+                        commands.append(.markInSync(partition: assignment.partition, epoch: assignment.epoch, member: backup))
+                    }
+                }
+            }
+        }
+        if commands.isEmpty { commands = map.rebalance() }
+        guard !commands.isEmpty else { return [] }
+        for command in commands { append(command) }
+        advanceCommit()
+        nextLeaderHeartbeat = now + settings.leaderHeartbeatMilliseconds
+        return replicateToAll(now: now)
+    }
+}

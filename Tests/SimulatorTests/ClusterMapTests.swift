@@ -1,0 +1,114 @@
+import ControlPlane
+import Testing
+
+@Suite struct ClusterMapTests {
+    static func map(members: [String], partitions: Int = 12, backups: Int = 1) -> ClusterMap {
+        var map = ClusterMap(voters: members, partitionCount: partitions, backupCount: backups)
+        for (index, name) in members.enumerated() {
+            map.apply(.memberIncarnation(name: name, incarnation: UInt64(index + 1)), index: map.appliedIndex + 1)
+            map.apply(.memberState(name: name, state: .up), index: map.appliedIndex + 1)
+        }
+        return map
+    }
+
+    static func applyAll(_ commands: [ClusterCommand], to map: inout ClusterMap) {
+        for command in commands { map.apply(command, index: map.appliedIndex + 1) }
+    }
+
+    static func markAllInSync(_ map: inout ClusterMap) {
+        for assignment in map.partitions {
+            for backup in assignment.backups {
+                map.apply(.markInSync(partition: assignment.partition, epoch: assignment.epoch, member: backup), index: map.appliedIndex + 1)
+            }
+        }
+    }
+
+    @Test func initialPlacementIsBalancedWithNoTwoCopiesOnOneNode() {
+        var map = Self.map(members: ["a", "b", "c"])
+        Self.applyAll(map.repairs(), to: &map)
+        var primaries: [String: Int] = [:], copies: [String: Int] = [:]
+        for assignment in map.partitions {
+            let holders = assignment.holders
+            #expect(Set(holders).count == holders.count, "two copies of partition \(assignment.partition) on one node")
+            #expect(holders.count == 2)
+            primaries[assignment.primary!, default: 0] += 1
+            for holder in holders { copies[holder, default: 0] += 1 }
+        }
+        #expect(primaries.values.max()! - primaries.values.min()! <= 1)
+        #expect(copies.values.max()! - copies.values.min()! <= 1)
+    }
+
+    @Test func aDownPrimaryIsReplacedByAnInSyncBackupWithANewEpoch() {
+        var map = Self.map(members: ["a", "b", "c"])
+        Self.applyAll(map.repairs(), to: &map)
+        Self.markAllInSync(&map)
+        let before = map.partitions
+        map.apply(.memberState(name: "a", state: .down), index: map.appliedIndex + 1)
+        Self.applyAll(map.repairs(), to: &map)
+        for (old, new) in zip(before, map.partitions) {
+            #expect(!new.holders.contains("a"))
+            if old.primary == "a" {
+                #expect(new.primary == old.backups.first)
+                #expect(new.epoch == old.epoch + 1)
+                #expect(new.backups.count == 1 && !new.inSync.contains(new.backups[0]), "a new backup catches up before it is in sync")
+            } else {
+                #expect(new.epoch == old.epoch)
+            }
+        }
+    }
+
+    @Test func anOrphanedPartitionWaitsForItsPrimaryOrIsRecreatedEmpty() {
+        var map = Self.map(members: ["a", "b", "c"], partitions: 3)
+        Self.applyAll(map.repairs(), to: &map)
+        // Backups never caught up: the primary's copy is the only complete one.
+        let orphan = map.partitions[0].primary!
+        map.apply(.memberState(name: orphan, state: .down), index: map.appliedIndex + 1)
+        Self.applyAll(map.repairs(), to: &map)
+        #expect(map.partitions[0].primary == nil)
+        #expect(map.partitions[0].orphanedFrom?.name == orphan)
+        // It comes back unchanged (it was unreachable): reinstated, new epoch.
+        var returned = map
+        returned.apply(.memberState(name: orphan, state: .up), index: returned.appliedIndex + 1)
+        Self.applyAll(returned.repairs(), to: &returned)
+        #expect(returned.partitions[0].primary == orphan)
+        #expect(returned.partitions[0].recreatedEmpty == 0)
+        // It comes back restarted: every copy is gone; re-created empty (federation refills it).
+        var restarted = map
+        restarted.apply(.memberIncarnation(name: orphan, incarnation: 99), index: restarted.appliedIndex + 1)
+        restarted.apply(.memberState(name: orphan, state: .up), index: restarted.appliedIndex + 1)
+        Self.applyAll(restarted.repairs(), to: &restarted)
+        #expect(restarted.partitions[0].primary != nil)
+        #expect(restarted.partitions[0].recreatedEmpty == 1)
+        #expect(restarted.partitions[0].epoch > map.partitions[0].epoch)
+    }
+
+    @Test func aJoiningMemberReceivesCopiesUntilBalanced() {
+        var map = Self.map(members: ["a", "b", "c"])
+        map.apply(.memberState(name: "c", state: .down), index: map.appliedIndex + 1)
+        Self.applyAll(map.repairs(), to: &map)
+        Self.markAllInSync(&map)
+        map.apply(.memberState(name: "c", state: .up), index: map.appliedIndex + 1)
+        for _ in 0..<100 {
+            var commands = map.repairs()
+            if commands.isEmpty { commands = map.rebalance() }
+            if commands.isEmpty { break }
+            Self.applyAll(commands, to: &map)
+            Self.markAllInSync(&map)
+        }
+        var copies: [String: Int] = [:]
+        for assignment in map.partitions {
+            #expect(Set(assignment.holders).count == assignment.holders.count)
+            #expect(assignment.backups.count == 1)
+            for holder in assignment.holders { copies[holder, default: 0] += 1 }
+        }
+        #expect(copies["c", default: 0] >= 7, "c holds \(copies["c", default: 0]) of 24 copies")
+    }
+
+    @Test func siteRoleChangesOnlyForward() {
+        var map = Self.map(members: ["a"])
+        map.apply(.siteRole(.passive, epoch: 2), index: map.appliedIndex + 1)
+        map.apply(.siteRole(.active, epoch: 1), index: map.appliedIndex + 1)
+        #expect(map.role == .passive && map.roleEpoch == 2)
+    }
+}
+
