@@ -245,8 +245,9 @@ public struct FederationCore: Sendable {
         var actions: [FederationAction] = []
         for site in settings.linkedSites {
             actions += flush(site, now: now, force: false)
-            if let link = links[site], link.connected, link.round == nil, settings.antiEntropyIntervalMilliseconds > 0,
-                link.needsResync || (link.lastRoundFinishedAt.map { now >= $0 + settings.antiEntropyIntervalMilliseconds } ?? false)
+            let interval = settings.antiEntropyIntervalMilliseconds
+            if let link = links[site], link.connected, link.round == nil,
+                link.needsResync || (interval > 0 && (link.lastRoundFinishedAt.map { now >= $0 + interval } ?? false))
             {
                 actions += startRound(with: site, reason: link.needsResync ? "needs-resync" : "periodic", now: now)
             }

@@ -231,4 +231,20 @@ let frankfurt = SiteID(3)
             if case .close = $0 { return true } else { return false }
         })
     }
+
+    /// An outbox that overflows while the link is up (a slow link) is repaired without waiting
+    /// for a reconnect, even with periodic anti-entropy switched off.
+    @Test func overflowOnAConnectedLinkResyncsWithoutPeriodicRounds() {
+        var harness = FederationHarness(sites: [1, 2]) {
+            $0.outboxLimitBytes = 1_024
+            $0.antiEntropyIntervalMilliseconds = 0
+        }
+        harness.connectAll()
+        harness.settle()
+        for index in 0..<100 { harness.run(seoul, "SET", "key:\(index)", String(repeating: "v", count: 40)) }
+        #expect(harness.status(seoul, link: tokyo).needsResync)
+        harness.settle(milliseconds: 100)
+        #expect(!harness.status(seoul, link: tokyo).needsResync)
+        #expect(harness.value(tokyo, "DBSIZE") == "integer(100)")
+    }
 }
