@@ -77,7 +77,6 @@ public struct RaftNode: Sendable {
     var quorumCheckAt: UInt64 = 0
     var memberSeen: [String: (incarnation: UInt64, at: UInt64)] = [:]
     var memberInSync: [String: Set<PartitionEpoch>] = [:]
-    var memberFresh: Set<String> = []
 
     public init(
         id: MemberID, voters: [String], nonVoters: [String] = [], partitionCount: Int, backupCount: Int,
@@ -185,9 +184,10 @@ public struct RaftNode: Sendable {
 
     /// The member's periodic report: to the leader, or to every voter when it knows none.
     mutating func report(now: UInt64) -> [RaftEnvelope] {
+        // The leader hears itself directly (`decide` records its own copies).
+        guard role != .leader else { return [] }
         let inSync = copiesInSync(now: now)
         let message = RaftMessage.heartbeat(term: term, fresh: !isEstablished, inSync: inSync)
-        if role == .leader { return [] }
         if let leader, role != .bootstrapping {
             return [RaftEnvelope(from: id, to: leader.name, message: message)]
         }
@@ -248,8 +248,11 @@ public struct RaftNode: Sendable {
             term = newTerm
             votedFor = nil
         }
-        if role != .bootstrapping && role != .learner || isVoter(id) {
-            role = isVoter(id) ? .follower : .learner
+        // A voter follows; a node outside the voter set keeps bootstrapping or learning.
+        if isVoter(id) {
+            role = .follower
+        } else if role != .bootstrapping {
+            role = .learner
         }
         leader = newLeader
         resetElectionTimer(now: now)
@@ -427,7 +430,6 @@ public struct RaftNode: Sendable {
         if role == .leader {
             memberSeen[member.name] = (member.incarnation, now)
             memberInSync[member.name] = Set(inSync)
-            if fresh { memberFresh.insert(member.name) } else { memberFresh.remove(member.name) }
             notePeer(member)
             if isVoter(member) { lastAcknowledged[member.name] = now }
         }
@@ -511,13 +513,6 @@ public struct RaftNode: Sendable {
         defer { applied = [] }
         return applied
     }
-
-    /// The committed entries this node still holds in its log (not compacted).
-    public var committedEntries: [LogEntry] {
-        log.filter { $0.index <= commitIndex }
-    }
-
-    public var firstLogIndex: UInt64 { snapshotIndex + 1 }
 
     // MARK: Decisions (leader)
 

@@ -76,8 +76,17 @@ public struct FederationCore: Sendable {
         var lastRoundFinishedAt: UInt64?
         var lastFlushAt: UInt64 = 0
 
-        var outboxBytes: Int { outboxes.values.reduce(0) { $0 + $1.bytes } }
+        /// Bytes of all outboxes, kept current by `withOutbox` (checked on every enqueue).
+        var outboxBytes = 0
         var outboxCount: Int { outboxes.values.reduce(0) { $0 + $1.count } }
+
+        /// Mutates one stream's outbox in place and keeps `outboxBytes` current.
+        mutating func withOutbox<Result>(_ stream: StreamID, _ body: (inout Outbox) -> Result) -> Result {
+            let before = outboxes[stream]?.bytes ?? 0
+            let result = body(&outboxes[stream, default: Outbox()])
+            outboxBytes += outboxes[stream]!.bytes - before
+            return result
+        }
     }
 
     public init(settings: FederationSettings, incarnation: UInt64) {
@@ -208,10 +217,13 @@ public struct FederationCore: Sendable {
     }
 
     mutating func append(_ deltas: [Delta], origin: SiteID, to site: SiteID, now: UInt64) -> [FederationAction] {
-        guard var link = links[site] else { return [] }
+        // Taken out of the dictionary while it changes: a copy left behind would make every
+        // mutation copy the outbox's arrays.
+        guard var link = links.removeValue(forKey: site) else { return [] }
+        defer { links[site] = link }
         for delta in deltas {
             let stream = StreamID(origin: origin, partition: UInt32(settings.partitioning.partition(of: delta.key)))
-            let coalesced = link.outboxes[stream, default: Outbox()].append(delta, now: now)
+            let coalesced = link.withOutbox(stream) { $0.append(delta, now: now) }
             link.statistics.deltasCoalesced += UInt64(coalesced.folded)
             link.statistics.bytesSavedByCoalescing += UInt64(coalesced.bytes)
         }
@@ -220,7 +232,7 @@ public struct FederationCore: Sendable {
         let bytes = link.outboxBytes
         if bytes > settings.outboxLimitBytes {
             var dropped = 0
-            for stream in link.outboxes.keys { dropped += link.outboxes[stream]?.dropAll() ?? 0 }
+            for stream in Array(link.outboxes.keys) { dropped += link.withOutbox(stream) { $0.dropAll() } }
             link.statistics.outboxOverflows += 1
             link.statistics.deltasDropped += UInt64(dropped)
             link.needsResync = true
@@ -234,7 +246,6 @@ public struct FederationCore: Sendable {
                 )
             )
         }
-        links[site] = link
         return actions
     }
 
@@ -256,18 +267,19 @@ public struct FederationCore: Sendable {
     }
 
     mutating func flush(_ site: SiteID, now: UInt64, force: Bool) -> [FederationAction] {
-        guard var link = links[site], link.connected else { return [] }
+        guard links[site]?.connected == true, var link = links.removeValue(forKey: site) else { return [] }
+        defer { links[site] = link }
         var actions: [FederationAction] = []
         let intervalElapsed = now >= link.lastFlushAt + settings.batchIntervalMilliseconds
         if intervalElapsed { link.lastFlushAt = now }
         for stream in link.outboxes.keys.sorted() {
-            guard var outbox = link.outboxes[stream] else { continue }
             while true {
-                let resending = outbox.sentCount < outbox.unacknowledged.count
+                let resending = link.outboxes[stream]!.isResending
                 // Pending deltas leave every batch interval (so one waits at most an interval),
                 // or as soon as they fill a batch.
-                let due = resending || force || outbox.pendingBytes >= settings.batchBytes || (intervalElapsed && outbox.pendingCount > 0)
-                guard due, let batch = outbox.nextBatch(maximumBytes: settings.batchBytes) else { break }
+                let pending = (count: link.outboxes[stream]!.pendingCount, bytes: link.outboxes[stream]!.pendingBytes)
+                let due = resending || force || pending.bytes >= settings.batchBytes || (intervalElapsed && pending.count > 0)
+                guard due, let batch = link.withOutbox(stream, { $0.nextBatch(maximumBytes: settings.batchBytes) }) else { break }
                 link.statistics.batchesSent += 1
                 link.statistics.deltasSent += UInt64(batch.deltas.count)
                 if resending { link.statistics.deltasResent += UInt64(batch.deltas.count) }
@@ -283,10 +295,8 @@ public struct FederationCore: Sendable {
                     )
                 )
             }
-            // Kept when empty: its sequence numbers continue (the receiver drops repeats).
-            link.outboxes[stream] = outbox
+            // Outboxes are kept when empty: sequence numbers continue (the receiver drops repeats).
         }
-        links[site] = link
         return actions
     }
 
@@ -306,7 +316,7 @@ public struct FederationCore: Sendable {
             return receiveBatch(batch, from: site, store: &store, now: now)
         case (.deltaBatchAck(let ack), .outbound):
             let stream = StreamID(origin: ack.originSite, partition: ack.partition)
-            let released = links[site]?.outboxes[stream]?.acknowledge(upTo: ack.sequence) ?? 0
+            let released = links[site]?.withOutbox(stream) { $0.acknowledge(upTo: ack.sequence) } ?? 0
             links[site]?.statistics.deltasAcknowledged += UInt64(released)
             return []
         case (.heartbeat, _):

@@ -42,7 +42,8 @@ struct Outbox: Sendable {
 
     var bytes: Int { pendingBytes + unacknowledgedBytes }
     var count: Int { pendingCount + unacknowledged.count }
-    var isEmpty: Bool { count == 0 }
+    /// Unacknowledged deltas wait to be sent again on this connection.
+    var isResending: Bool { sentCount < unacknowledged.count }
 
     /// When the oldest delta still waiting for its acknowledgement was produced.
     var oldestEnqueuedAt: UInt64? {
@@ -105,7 +106,7 @@ struct Outbox: Sendable {
     /// resend after a reconnect), else pending deltas, numbered now. At most `maximumBytes`
     /// (and always at least one delta). Nil when there is nothing to send.
     mutating func nextBatch(maximumBytes: Int) -> (firstSequence: UInt64, deltas: [Delta])? {
-        if sentCount < unacknowledged.count {
+        if isResending {
             var deltas: [Delta] = []
             var bytes = 0
             let first = unacknowledged[sentCount].sequence

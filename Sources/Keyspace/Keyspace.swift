@@ -128,15 +128,6 @@ public struct Keyspace: Sendable {
         }
     }
 
-    /// The digest of one key's state (nil when the key is not stored).
-    public mutating func digest(of key: [UInt8]) -> StateDigest? {
-        guard let index = keys.index(forKey: key) else { return nil }
-        if let cached = keys.values[index].digest { return cached }
-        let digest = keys.values[index].state.digest
-        keys.values[index].digest = digest
-        return digest
-    }
-
     /// The WATCH revision of a key (0 for a key never written).
     public func revision(of key: [UInt8], now: UInt64) -> UInt64 {
         guard let stored = keys[key] else { return 0 }

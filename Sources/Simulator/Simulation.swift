@@ -228,9 +228,9 @@ public struct Simulation {
         for index in nodes.indices where nodes[index].raft == nil { start(index) }
         let deadline = options.steps + options.livenessMilliseconds
         var converged = false
-        while now < deadline && outcome.violations.isEmpty {
+        while !converged && now < deadline && outcome.violations.isEmpty {
             advance(until: min(deadline, now + 100))
-            if let problem = convergenceProblem() { _ = problem } else { converged = true; break }
+            converged = convergenceProblem() == nil
         }
         if checkLiveness && !converged && outcome.violations.isEmpty {
             outcome.violations.append("liveness: \(options.livenessMilliseconds) ms after the faults stopped: \(convergenceProblem() ?? "?")")
