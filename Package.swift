@@ -49,7 +49,7 @@ let package = Package(
         .target(
             name: "NodeRuntime",
             dependencies: [
-                "SessionModel", "Wire", "RESP", "Keyspace", "Topology", "Federation",
+                "SessionModel", "Wire", "RESP", "Keyspace", "Topology", "Federation", "ControlPlane",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

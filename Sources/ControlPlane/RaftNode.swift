@@ -59,6 +59,8 @@ public struct RaftNode: Sendable {
     public private(set) var leader: MemberID?
     var electionDeadline: UInt64 = 0
     var lastLeaderContact: UInt64?
+    /// The last leader this node heard (kept through elections).
+    var previousLeader: MemberID?
     var votes: Set<String> = []
     var probeReplies: [String: (fresh: Bool, established: Bool, incarnation: UInt64)] = [:]
     var nextMemberHeartbeat: UInt64 = 0
@@ -136,9 +138,24 @@ public struct RaftNode: Sendable {
 
     // MARK: Timers
 
-    mutating func resetElectionTimer(now: UInt64) {
+    /// `retry`: an election of this node just failed (a split vote, or no majority reachable):
+    /// it tries again after a quarter to a half of the election timeout, randomized like the
+    /// first attempt, so a split vote after a leader's death costs ~0.4 s instead of another
+    /// full timeout. Pre-vote keeps quick retries harmless: they cannot disturb a live leader.
+    mutating func resetElectionTimer(now: UInt64, retry: Bool = false) {
         let range = settings.electionTimeoutMilliseconds
-        electionDeadline = now + range.lowerBound + random.next() % (range.upperBound - range.lowerBound + 1)
+        let lower = retry ? max(1, range.lowerBound / 4) : range.lowerBound
+        let upper = retry ? max(lower, range.lowerBound / 2) : range.upperBound
+        electionDeadline = now + lower + random.next() % (upper - lower + 1)
+    }
+
+    /// When `tick` next has work to do; a runtime may sleep until then (or any message).
+    public var nextTimerAt: UInt64 {
+        switch role {
+        case .leader: return min(nextMemberHeartbeat, quorumCheckAt, nextLeaderHeartbeat, nextDecision)
+        case .follower, .preCandidate, .candidate: return min(nextMemberHeartbeat, electionDeadline)
+        case .bootstrapping, .learner: return nextMemberHeartbeat
+        }
     }
 
     /// Advances timers: elections, the leader's heartbeats and decisions, member reports.
@@ -224,7 +241,9 @@ public struct RaftNode: Sendable {
     // MARK: Elections
 
     mutating func startElection(preVote: Bool, now: UInt64) -> [RaftEnvelope] {
-        resetElectionTimer(now: now)
+        // From a (pre-)candidate: either its pre-vote just won (the vote itself should take
+        // a round trip; a split vote retries soon) or its last attempt failed.
+        resetElectionTimer(now: now, retry: role == .preCandidate || role == .candidate)
         leader = nil
         if preVote {
             role = .preCandidate
@@ -266,8 +285,17 @@ public struct RaftNode: Sendable {
         lastAcknowledged = [:]
         quorumCheckAt = now + settings.electionTimeoutMilliseconds.lowerBound
         for name in voterNames where name != id.name { lastAcknowledged[name] = now }
-        // Everyone counts as just seen: silence is measured from now.
-        for name in map.members.keys where memberSeen[name] == nil { memberSeen[name] = (map.members[name]!.incarnation, now) }
+        // Silence is measured afresh: what an earlier term of this node saw is stale. Every
+        // member the map has up counts as just seen, except the leader this node followed
+        // last: it has been silent since this node's last contact with it (an election starts
+        // only after an election timeout of silence), so a dead leader's partitions move at the
+        // first decision instead of a failure timeout later.
+        memberSeen = [:]
+        memberInSync = [:]
+        for member in map.members.values where member.state == .up { memberSeen[member.name] = (member.incarnation, now) }
+        if let previousLeader, previousLeader.name != id.name, let lastLeaderContact, map.members[previousLeader.name]?.state == .up {
+            memberSeen[previousLeader.name] = (previousLeader.incarnation, lastLeaderContact)
+        }
         if lastIndex == 0, let bootstrapVoters {
             // The cluster's first entries: the voters' incarnations.
             for (name, incarnation) in bootstrapVoters.sorted(by: { $0.key < $1.key }) {
@@ -356,6 +384,7 @@ public struct RaftNode: Sendable {
         }
         becomeFollower(term: leaderTerm, leader: sender, now: now)
         lastLeaderContact = now
+        previousLeader = sender
         if role == .bootstrapping { role = .learner }
         guard previousIndex <= lastIndex, previousIndex < snapshotIndex || term(at: previousIndex) == previousTerm else {
             // Missing or conflicting: hint the leader back to what might match.
@@ -386,6 +415,7 @@ public struct RaftNode: Sendable {
         }
         becomeFollower(term: leaderTerm, leader: sender, now: now)
         lastLeaderContact = now
+        previousLeader = sender
         if role == .bootstrapping { role = .learner }
         if snapshotLastIndex > commitIndex {
             if term(at: snapshotLastIndex) == snapshotLastTerm {

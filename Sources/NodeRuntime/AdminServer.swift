@@ -75,6 +75,29 @@ final class MetricsExporter: Sendable {
         counter("sessionfed_oom_rejections_total", "Writes refused with -OOM because used memory exceeded maxmemory.", snapshot.outOfMemoryRejections)
         counter("sessionfed_deltas_produced_total", "Replication deltas produced by local writes.", snapshot.deltasProduced)
         gauge("sessionfed_loading", "1 while a starting node recovers data from the other sites.", snapshot.loading ? 1 : 0)
+        if let control = snapshot.controlPlane {
+            let partitions = control.partitions
+            gauge("sessionfed_controlplane_is_leader", "1 on the node that leads the site's control plane.", control.role == "leader" ? 1 : 0)
+            gauge("sessionfed_controlplane_has_leader", "1 while this node knows a control-plane leader.", control.leader == nil ? 0 : 1)
+            gauge("sessionfed_controlplane_term", "The Raft term this node is in.", Int(control.term))
+            gauge("sessionfed_controlplane_commit_index", "Index of the last committed cluster-map change this node knows.", Int(control.commitIndex))
+            counter("sessionfed_controlplane_leader_changes_total", "Times this node saw the leader change (or go missing).", control.leaderChanges)
+            for state in ["up", "down"] {
+                gauge("sessionfed_controlplane_members", "Members of the site by committed state.", control.members.filter { $0.state == state }.count, labels: [("state", state)])
+            }
+            gauge("sessionfed_partitions_without_primary", "Partitions with no primary (writes to them refused).", partitions.withoutPrimary)
+            gauge("sessionfed_partitions_orphaned", "Partitions waiting for their lost primary (no in-sync copy left).", partitions.orphaned)
+            gauge("sessionfed_partitions_degraded", "Partitions with fewer caught-up backups than the site can hold.", partitions.degraded)
+            gauge("sessionfed_partitions_primary", "Partitions this node is primary for.", partitions.primaries[snapshot.node] ?? 0)
+            counter("sessionfed_partitions_recreated_empty_total", "Partitions re-created empty because every copy was lost.", partitions.recreatedEmpty)
+            for member in control.members where member.connection != nil {
+                let peer = [("peer", member.name)]
+                gauge("sessionfed_peer_link_up", "1 when this node's connection to the peer completed its handshake.", member.connection == "connected" ? 1 : 0, labels: peer)
+                counter("sessionfed_peer_frames_dropped_total", "Control-plane messages dropped because the peer was not connected.", member.framesDropped, labels: peer)
+            }
+            counter("sessionfed_peer_handshakes_refused_total", "Peer connections refused (wrong federation, site, node or certificate).", control.peerHandshakesRefused)
+            counter("sessionfed_peer_malformed_frames_total", "Peer connections closed for a malformed or unexpected frame.", control.peerMalformedFrames)
+        }
         for link in snapshot.federationLinks {
             let site = [("site", link.site)]
             let statistics = link.statistics

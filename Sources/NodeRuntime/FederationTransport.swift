@@ -11,7 +11,11 @@ import Wire
 /// for sites that dial in, a dialer per linked site with reconnect backoff, the handshake,
 /// heartbeats, and framing. It moves bytes; `FederationCore` decides. Confined to the node's
 /// event loop, like `NodeState`.
-final class FederationTransport: @unchecked Sendable {
+final class FederationTransport: FramedTransport, @unchecked Sendable {
+    typealias Target = SiteID
+    typealias Peer = SiteID
+    typealias Handler = FramedChannelHandler<FederationTransport>
+
     enum DialPhase: String {
         case connecting, handshaking, connected, backoff, refused
     }
@@ -37,6 +41,7 @@ final class FederationTransport: @unchecked Sendable {
 
     let state: NodeState
     let logger: Logger
+    let connectionKind = "federation"
     let settings: FederationSettings
     /// Nil: plaintext (allowed on loopback only, which topology validation enforces).
     let tls: FederationTLS?
@@ -73,22 +78,7 @@ final class FederationTransport: @unchecked Sendable {
 
     func start() async throws {
         let address = state.configuration.node.federation
-        let transport = self
-        let serverContext = tls?.server
-        let channel = try await ServerBootstrap(group: eventLoop)
-            .serverChannelOption(.backlog, value: 64)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let serverContext {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: serverContext))
-                    }
-                    try channel.pipeline.syncOperations.addHandler(FederationChannelHandler(transport: transport, role: .listener))
-                }
-            }
-            .bind(host: address.host, port: address.port)
-            .get()
+        let channel = try await listen(on: address, eventLoop: eventLoop, tls: tls?.server)
         try await eventLoop.submit {
             self.listener = channel
             self.logger.info("federation listening", metadata: ["federation.address": "\(address)", "links": "\(self.settings.linkedSites.map { self.settings.name(of: $0) })"])
@@ -127,20 +117,7 @@ final class FederationTransport: @unchecked Sendable {
         dial.phase = .connecting
         dial.remoteNode = node.name
         dials[site] = dial
-        let transport = self
-        let clientContext = tls?.client
-        ClientBootstrap(group: eventLoop)
-            .connectTimeout(.seconds(2))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let clientContext {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: clientContext, serverHostname: nil))
-                    }
-                    try channel.pipeline.syncOperations.addHandler(FederationChannelHandler(transport: transport, role: .dialer(site)))
-                }
-            }
-            .connect(host: node.federation.host, port: node.federation.port)
+        connect(to: node.federation, for: site, eventLoop: eventLoop, tls: tls?.client, timeout: .seconds(2))
             .whenComplete { result in
                 switch result {
                 case .success(let channel):
@@ -165,9 +142,10 @@ final class FederationTransport: @unchecked Sendable {
         dial.lastError = reason
         dial.phase = refused ? .refused : .backoff
         dials[site] = dial
-        let ceiling = min(Self.maximumBackoffMilliseconds, 100 << UInt64(min(dial.failures - 1, 10)))
-        let base = refused ? Self.refusalBackoffMilliseconds : ceiling
-        let delay = base / 2 + UInt64.random(in: 0...(base / 2))
+        let delay = redialDelayMilliseconds(
+            failures: dial.failures, baseMilliseconds: 100, maximumMilliseconds: Self.maximumBackoffMilliseconds,
+            refused: refused, refusalMilliseconds: Self.refusalBackoffMilliseconds
+        )
         if dial.failures == 1 || dial.failures % 20 == 0 || refused {
             logger.warning("federation link down", metadata: ["site": "\(settings.name(of: site))", "reason": "\(reason)", "retry_in_ms": "\(delay)", "attempts": "\(dial.failures)"])
         }
@@ -181,12 +159,11 @@ final class FederationTransport: @unchecked Sendable {
         send(.hello(state.federation!.hello(to: site)), on: channel, site: site)
     }
 
-    func received(_ frame: Frame, bytes: Int, role: FederationChannelHandler.Role, handler: FederationChannelHandler, channel: Channel) {
+    func received(_ frame: Frame, bytes: Int, handler: Handler, channel: Channel) {
         let now = WallClock.nowMilliseconds()
-        handler.lastReceivedAt = now
-        switch role {
+        switch handler.role {
         case .listener:
-            guard let site = handler.peerSite else {
+            guard let site = handler.peer else {
                 handshake(frame, handler: handler, channel: channel)
                 return
             }
@@ -194,7 +171,7 @@ final class FederationTransport: @unchecked Sendable {
             perform(state.federation!.receive(frame, on: .inbound(site), store: &state.keyspace, now: now))
         case .dialer(let site):
             count(received: bytes, from: site)
-            guard handler.peerSite != nil else {
+            guard handler.peer != nil else {
                 handshakeReply(frame, site: site, handler: handler, channel: channel, now: now)
                 return
             }
@@ -203,7 +180,7 @@ final class FederationTransport: @unchecked Sendable {
     }
 
     /// The listener's side of the handshake.
-    func handshake(_ frame: Frame, handler: FederationChannelHandler, channel: Channel) {
+    func handshake(_ frame: Frame, handler: Handler, channel: Channel) {
         guard case .hello(let hello) = frame else {
             refuse(channel, reason: "expected Hello as the first frame, got \(frame.kind)", peer: nil)
             return
@@ -213,7 +190,7 @@ final class FederationTransport: @unchecked Sendable {
             refuse(channel, reason: reason, peer: hello)
             return
         }
-        handler.peerSite = hello.site
+        handler.peer = hello.site
         if let previous = inbound[hello.site], previous !== channel {
             previous.close(promise: nil)
         }
@@ -229,14 +206,11 @@ final class FederationTransport: @unchecked Sendable {
             metadata: ["reason": "\(reason)", "remote": "\(channel.remoteAddress.map(NodeState.describe) ?? "?")", "peer.site": "\(peer?.siteName ?? "?")", "peer.node": "\(peer?.nodeName ?? "?")"]
         )
         if let site = peer?.site, traffic[site] != nil { traffic[site]!.handshakesRefused += 1 }
-        let bytes = FrameCodec.encode(.helloReply(accepted: false, reason: reason, responder: nil))
-        var buffer = channel.allocator.buffer(capacity: bytes.count)
-        buffer.writeBytes(bytes)
-        channel.writeAndFlush(buffer).whenComplete { _ in channel.close(promise: nil) }
+        refuseAndClose(channel, reason: reason)
     }
 
     /// The dialer's side: the listener's answer to Hello.
-    func handshakeReply(_ frame: Frame, site: SiteID, handler: FederationChannelHandler, channel: Channel, now: UInt64) {
+    func handshakeReply(_ frame: Frame, site: SiteID, handler: Handler, channel: Channel, now: UInt64) {
         guard case .helloReply(let accepted, let reason, let responder) = frame else {
             closeDialed(site, channel, reason: "expected HelloReply, got \(frame.kind)", refused: true)
             return
@@ -258,7 +232,7 @@ final class FederationTransport: @unchecked Sendable {
             closeDialed(site, channel, reason: "the peer claims to be node '\(responder.nodeName)' but its certificate names \(names.sorted())", refused: true)
             return
         }
-        handler.peerSite = site
+        handler.peer = site
         dials[site]?.phase = .connected
         dials[site]?.failures = 0
         dials[site]?.lastError = nil
@@ -271,20 +245,20 @@ final class FederationTransport: @unchecked Sendable {
         dials[site]?.lastError = reason
         if refused { dials[site]?.phase = .refused }
         logger.error("federation connection closed", metadata: ["site": "\(settings.name(of: site))", "reason": "\(reason)"])
-        channel.close(promise: nil)
+        discard(channel)
     }
 
     /// A connection closed (either side, any reason).
-    func closed(role: FederationChannelHandler.Role, handler: FederationChannelHandler, channel: Channel) {
-        switch role {
+    func closed(handler: Handler, channel: Channel) {
+        switch handler.role {
         case .listener:
-            if let site = handler.peerSite, inbound[site] === channel {
+            if let site = handler.peer, inbound[site] === channel {
                 inbound[site] = nil
                 logger.info("federation peer disconnected", metadata: ["site": "\(settings.name(of: site))", "direction": "inbound"])
             }
         case .dialer(let site):
             guard dials[site]?.channel === channel || dials[site]?.channel == nil else { return }
-            if handler.peerSite != nil { state.federation!.outboundDisconnected(from: site) }
+            if handler.peer != nil { state.federation!.outboundDisconnected(from: site) }
             let refused = dials[site]?.phase == .refused
             dialFailed(site, reason: dials[site]?.lastError ?? "connection closed", refused: refused)
         }
@@ -292,10 +266,9 @@ final class FederationTransport: @unchecked Sendable {
 
     /// A connection failed below the frames: TLS (a certificate from another CA, an expired or
     /// missing one) or the socket. Logged with the reason; the connection closes.
-    func connectionFailed(_ error: Error, role: FederationChannelHandler.Role, channel: Channel) {
-        let tlsFailure = error is NIOSSLError || error is BoringSSLError
-        let reason = tlsFailure ? "TLS handshake failed (is the peer's certificate signed by this federation's CA?): \(error)" : "\(error)"
-        switch role {
+    func connectionFailed(_ error: Error, handler: Handler, channel: Channel) {
+        let (reason, tlsFailure) = connectionFailureReason(error)
+        switch handler.role {
         case .dialer(let site):
             dials[site]?.lastError = reason
             if tlsFailure { dials[site]?.phase = .refused }
@@ -308,16 +281,13 @@ final class FederationTransport: @unchecked Sendable {
         }
     }
 
-    func malformed(_ error: Error, role: FederationChannelHandler.Role, handler: FederationChannelHandler, channel: Channel) {
-        let site: SiteID? = {
-            if case .dialer(let site) = role { return site }
-            return handler.peerSite
-        }()
+    func malformed(_ error: Error, handler: Handler, channel: Channel) {
+        let site = handler.dialedTarget ?? handler.peer
         if let site { traffic[site]?.malformedFrames += 1 }
         let reason = "malformed frame: \(error)"
-        if case .dialer(let site) = role { dials[site]?.lastError = reason }
+        if let site = handler.dialedTarget { dials[site]?.lastError = reason }
         logger.error("federation connection closed", metadata: ["site": "\(site.map { settings.name(of: $0) } ?? "?")", "reason": "\(reason)"])
-        channel.close(promise: nil)
+        discard(channel)
     }
 
     // MARK: Effects
@@ -361,12 +331,9 @@ final class FederationTransport: @unchecked Sendable {
     }
 
     func write(_ frame: Frame, on channel: Channel, site: SiteID) {
-        let bytes = FrameCodec.encode(frame)
-        var buffer = channel.allocator.buffer(capacity: bytes.count)
-        buffer.writeBytes(bytes)
-        traffic[site]?.bytesSent += UInt64(bytes.count)
+        let size = write(frame, on: channel)
+        traffic[site]?.bytesSent += UInt64(size)
         traffic[site]?.framesSent += 1
-        channel.write(buffer, promise: nil)
     }
 
     func count(received bytes: Int, from site: SiteID) {
@@ -385,89 +352,19 @@ final class FederationTransport: @unchecked Sendable {
 
     func heartbeat() {
         guard !stopped else { return }
-        let now = WallClock.nowMilliseconds()
+        let now = WallClock.monotonicMilliseconds()
         var open: [(SiteID, Channel)] = inbound.map { ($0.key, $0.value) }
         for (site, dial) in dials where dial.phase == .connected {
             if let channel = dial.channel { open.append((site, channel)) }
         }
         for (site, channel) in open {
-            guard let handler = try? channel.pipeline.syncOperations.handler(type: FederationChannelHandler.self) else { continue }
+            guard let handler = handler(of: channel) else { continue }
             if now > handler.lastReceivedAt + silenceLimitMilliseconds {
                 logger.error("federation peer silent: closing the connection", metadata: ["site": "\(settings.name(of: site))", "silent_ms": "\(now - handler.lastReceivedAt)"])
                 channel.close(promise: nil)
                 continue
             }
-            send(.heartbeat(sentAtMilliseconds: now), on: channel, site: site)
+            send(.heartbeat(sentAtMilliseconds: WallClock.nowMilliseconds()), on: channel, site: site)
         }
-    }
-}
-
-/// Frames in and out of one federation connection.
-final class FederationChannelHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-
-    enum Role {
-        case listener
-        case dialer(SiteID)
-    }
-
-    let transport: FederationTransport
-    let role: Role
-    var decoder = FrameDecoder()
-    /// Set once the handshake succeeded.
-    var peerSite: SiteID?
-    var lastReceivedAt = WallClock.nowMilliseconds()
-    var failed = false
-
-    init(transport: FederationTransport, role: Role) {
-        self.transport = transport
-        self.role = role
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        lastReceivedAt = WallClock.nowMilliseconds()
-        if case .dialer(let site) = role { transport.dialerActive(site, channel: context.channel) }
-        // A connection that has not completed the handshake in time is closed: idle sockets
-        // from scanners or stuck peers must not pile up.
-        let channel = context.channel
-        context.eventLoop.assumeIsolated().scheduleTask(in: Self.handshakeTimeout) {
-            if self.peerSite == nil && channel.isActive {
-                self.transport.logger.warning(
-                    "federation connection closed: no handshake within \(Self.handshakeTimeout.nanoseconds / 1_000_000_000) s",
-                    metadata: ["remote": "\(channel.remoteAddress.map(NodeState.describe) ?? "?")"]
-                )
-                channel.close(promise: nil)
-            }
-        }
-        context.fireChannelActive()
-    }
-
-    static let handshakeTimeout = TimeAmount.seconds(10)
-
-    func channelInactive(context: ChannelHandlerContext) {
-        transport.closed(role: role, handler: self, channel: context.channel)
-        context.fireChannelInactive()
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !failed else { return }
-        let buffer = unwrapInboundIn(data)
-        decoder.append(buffer.readableBytesView)
-        var before = decoder.bufferedBytes
-        do {
-            while let frame = try decoder.next() {
-                let size = before - decoder.bufferedBytes
-                before = decoder.bufferedBytes
-                transport.received(frame, bytes: size, role: role, handler: self, channel: context.channel)
-            }
-        } catch {
-            failed = true
-            transport.malformed(error, role: role, handler: self, channel: context.channel)
-        }
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        transport.connectionFailed(error, role: role, channel: context.channel)
-        context.close(promise: nil)
     }
 }

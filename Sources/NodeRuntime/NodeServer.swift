@@ -62,6 +62,17 @@ public final class NodeServer: Service, Sendable {
         bound.succeed(port)
         logger.info("node listening for clients", metadata: ["node.name": "\(configuration.node.name)", "client.address": "\(address.host):\(port)"])
 
+        let controlPlane = ControlPlaneRuntime(state: state, logger: logger)
+        try await state.eventLoop.submit { state.controlPlane = controlPlane }.get()
+        do {
+            try await controlPlane.start()
+        } catch {
+            channel.close(promise: nil)
+            await controlPlane.stop()
+            try? await group.shutdownGracefully()
+            throw NodeServerError(message: "cannot listen for peers on \(configuration.node.peer): \(error)")
+        }
+
         var transport: FederationTransport?
         if let settings = configuration.federationSettings {
             let federation: FederationTransport
@@ -69,6 +80,7 @@ public final class NodeServer: Service, Sendable {
                 federation = try FederationTransport(state: state, settings: settings, logger: logger)
             } catch {
                 channel.close(promise: nil)
+                await controlPlane.stop()
                 try? await group.shutdownGracefully()
                 throw NodeServerError(message: "cannot set up federation TLS: \(error)")
             }
@@ -81,6 +93,7 @@ public final class NodeServer: Service, Sendable {
                 try await federation.start()
             } catch {
                 channel.close(promise: nil)
+                await controlPlane.stop()
                 try? await group.shutdownGracefully()
                 throw NodeServerError(message: "cannot listen for federation peers on \(configuration.node.federation): \(error)")
             }
@@ -101,6 +114,7 @@ public final class NodeServer: Service, Sendable {
         }
         expiry.cancel()
         await transport?.stop()
+        await controlPlane.stop()
         // The listener is closed; commands already read have run (they run synchronously on the
         // loop). Flush and close every client.
         try? await state.eventLoop.submit {

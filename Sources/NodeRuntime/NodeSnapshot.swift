@@ -1,3 +1,4 @@
+import ControlPlane
 import Federation
 import SessionModel
 
@@ -34,6 +35,65 @@ public struct NodeSnapshot: Codable, Sendable {
     /// One digest over every partition's Merkle root: equal at two sites when their data are
     /// equal (computed on /status only; nil in /metrics).
     public var merkleRoot: String?
+    /// The site's control plane as this node sees it (nil before it started).
+    public var controlPlane: ControlPlaneSnapshot?
+}
+
+/// The control plane on /status: this node's Raft state and the cluster map it applied.
+public struct ControlPlaneSnapshot: Codable, Sendable {
+    /// bootstrapping | learner | follower | pre-candidate | candidate | leader
+    public var role: String
+    public var term: UInt64
+    /// The leader's node name, when this node knows one.
+    public var leader: String?
+    public var incarnation: UInt64
+    public var commitIndex: UInt64
+    public var appliedIndex: UInt64
+    public var lastLogIndex: UInt64
+    public var leaderChanges: UInt64
+    public var siteRole: String
+    public var roleEpoch: UInt64
+    public var members: [Member]
+    public var partitions: PartitionSummary
+    public var partitionTable: [Partition]
+    public var peerFramesReceived: UInt64
+    public var peerHandshakesRefused: UInt64
+    public var peerMalformedFrames: UInt64
+
+    public struct Member: Codable, Sendable {
+        public var name: String
+        public var incarnation: UInt64
+        public var voter: Bool
+        /// up | down, as committed in the map.
+        public var state: String
+        /// This node's connection to that member (nil for itself or in a one-node site).
+        public var connection: String?
+        public var lastError: String?
+        public var framesSent: UInt64
+        public var framesDropped: UInt64
+    }
+
+    public struct PartitionSummary: Codable, Sendable {
+        public var count: Int
+        /// Partitions with no primary: writes to them are refused until one is assigned.
+        public var withoutPrimary: Int
+        /// Partitions waiting for their lost primary to come back (no in-sync copy left).
+        public var orphaned: Int
+        /// Partitions with fewer caught-up backups than the site can hold.
+        public var degraded: Int
+        public var recreatedEmpty: UInt64
+        public var highestEpoch: UInt64
+        public var primaries: [String: Int]
+        public var backups: [String: Int]
+    }
+
+    public struct Partition: Codable, Sendable {
+        public var partition: Int
+        public var epoch: UInt64
+        public var primary: String?
+        public var backups: [String]
+        public var inSync: [String]
+    }
 }
 
 /// One federation link as /status shows it: the core's figures plus the connection's.
@@ -95,7 +155,8 @@ extension NodeState {
             deltasProduced: pendingDeltaCount,
             loading: loading,
             federationLinks: federationLinkSnapshots(now: now),
-            merkleRoot: includeMerkleRoot ? merkleRoot() : nil
+            merkleRoot: includeMerkleRoot ? merkleRoot() : nil,
+            controlPlane: controlPlane?.snapshot()
         )
     }
 

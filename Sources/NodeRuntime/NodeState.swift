@@ -41,6 +41,8 @@ final class NodeState: @unchecked Sendable {
     /// The federation state machine and its transport (nil for a site linked to no other).
     var federation: FederationCore?
     var transport: FederationTransport?
+    /// The site's control plane as this node runs it (Raft and the cluster map).
+    var controlPlane: ControlPlaneRuntime?
     /// A federated node starts empty and answers -LOADING until it has recovered the data of
     /// the other sites by anti-entropy (DESIGN.md §4).
     var loading = false

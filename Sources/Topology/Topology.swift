@@ -26,6 +26,12 @@ public struct Topology: Hashable, Sendable {
         /// A starting node answers -LOADING until it has synchronized with every linked site,
         /// or for at most this long when some site is unreachable.
         public var startupSyncTimeoutMilliseconds = 15_000
+        /// A voter that hears no Raft leader for a random time between this and 1.5 times this
+        /// starts an election (DESIGN.md §3).
+        public var electionTimeoutMilliseconds = 1_000
+        /// The Raft leader marks a member down (and moves its partitions) after this long
+        /// without its heartbeat.
+        public var failureTimeoutMilliseconds = 1_000
 
         public init() {}
     }

@@ -157,6 +157,7 @@ struct Reader {
             "partitions", "backupCount", "minInSync", "conflictPolicy", "deletePolicy", "batchIntervalMilliseconds",
             "outboxLimitBytes", "expiryGraceMilliseconds", "maxmemoryBytes", "batchBytes",
             "antiEntropyIntervalMilliseconds", "startupSyncTimeoutMilliseconds",
+            "electionTimeoutMilliseconds", "failureTimeoutMilliseconds",
         ]) {
             defaults.partitions = integer(entries["partitions"], "defaults.partitions", range: 1...16384) ?? defaults.partitions
             defaults.backupCount = integer(entries["backupCount"], "defaults.backupCount", range: 0...4) ?? defaults.backupCount
@@ -170,6 +171,8 @@ struct Reader {
             defaults.batchBytes = integer(entries["batchBytes"], "defaults.batchBytes", range: 1_024...(8 << 20)) ?? defaults.batchBytes
             defaults.antiEntropyIntervalMilliseconds = integer(entries["antiEntropyIntervalMilliseconds"], "defaults.antiEntropyIntervalMilliseconds", range: 0...86_400_000) ?? defaults.antiEntropyIntervalMilliseconds
             defaults.startupSyncTimeoutMilliseconds = integer(entries["startupSyncTimeoutMilliseconds"], "defaults.startupSyncTimeoutMilliseconds", range: 0...3_600_000) ?? defaults.startupSyncTimeoutMilliseconds
+            defaults.electionTimeoutMilliseconds = integer(entries["electionTimeoutMilliseconds"], "defaults.electionTimeoutMilliseconds", range: 100...60_000) ?? defaults.electionTimeoutMilliseconds
+            defaults.failureTimeoutMilliseconds = integer(entries["failureTimeoutMilliseconds"], "defaults.failureTimeoutMilliseconds", range: 100...60_000) ?? defaults.failureTimeoutMilliseconds
         }
 
         var links = Topology.Links.mesh
@@ -313,6 +316,9 @@ struct Reader {
                     addresses[address.description] = "\(node.name).\(field)"
                     if topology.tls == nil, field == "federation", topology.sites.count > 1, !address.isLoopback {
                         fail("\(nodeKey).federation", "plaintext federation is allowed on loopback only: add tls: or use 127.0.0.1")
+                    }
+                    if topology.tls == nil, field == "peer", site.nodes.count > 1, !address.isLoopback {
+                        fail("\(nodeKey).peer", "plaintext peer traffic is allowed on loopback only: add tls: or use 127.0.0.1")
                     }
                 }
             }

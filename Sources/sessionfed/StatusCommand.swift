@@ -55,6 +55,7 @@ struct Status: AsyncParsableCommand {
             }
         }
         print(Self.table(nodes))
+        printControlPlanes(topology: topology, reports: reports)
         var links = [["FROM", "TO", "STATE", "LAG", "LAG MS", "SENT", "RECEIVED", "CONFLICTS", "RESYNCS", "REPAIRED", "LAST ERROR"]]
         for report in reports {
             for link in report.status?.federationLinks ?? [] {
@@ -69,6 +70,32 @@ struct Status: AsyncParsableCommand {
         if links.count > 1 {
             print("\nlinks (as each node sees them; LAG = deltas not yet acknowledged, LAG MS = age of the oldest)")
             print(Self.table(links))
+        }
+    }
+
+    /// Per site: each node's view (role, term, leader) and the cluster map of the node with the
+    /// highest commit index (the leader's, when it answers).
+    func printControlPlanes(topology: Topology, reports: [NodeReport]) {
+        for site in topology.sites {
+            let views = reports.filter { $0.site == site.name }.compactMap { report in report.status?.controlPlane.map { (report.node, $0) } }
+            guard let (_, map) = views.max(by: { ($0.1.commitIndex, $0.1.role == "leader" ? 1 : 0) < ($1.1.commitIndex, $1.1.role == "leader" ? 1 : 0) }) else { continue }
+            let leaders = Set(views.compactMap(\.1.leader))
+            print("\ncontrol plane of \(site.name): leader \(map.leader ?? "NONE") · term \(map.term) · commit index \(map.commitIndex)\(leaders.count > 1 ? " · nodes disagree on the leader: \(leaders.sorted())" : "")")
+            var members = [["MEMBER", "STATE", "VOTER", "ROLE", "TERM", "LEADER", "COMMIT", "PRIMARIES", "BACKUPS"]]
+            for member in map.members {
+                let view = views.first { $0.0 == member.name }?.1
+                members.append([
+                    member.name, member.state, member.voter ? "yes" : "no", view?.role ?? "unreachable", view.map { "\($0.term)" } ?? "-",
+                    view?.leader ?? "-", view.map { "\($0.commitIndex)" } ?? "-",
+                    "\(map.partitions.primaries[member.name] ?? 0)", "\(map.partitions.backups[member.name] ?? 0)",
+                ])
+            }
+            print(Self.table(members))
+            let partitions = map.partitions
+            print(
+                "partitions: \(partitions.count) · without primary \(partitions.withoutPrimary) · orphaned \(partitions.orphaned)"
+                    + " · degraded \(partitions.degraded) · re-created empty \(partitions.recreatedEmpty) · highest epoch \(partitions.highestEpoch)"
+            )
         }
     }
 

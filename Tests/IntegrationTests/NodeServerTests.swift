@@ -132,6 +132,25 @@ import Glibc
             #expect(metrics.contains(name), "\(name)")
         }
     }
+
+    /// A site of one node is its own majority: it elects itself and owns every partition,
+    /// without any peer connection.
+    @Test func oneNodeSite_leadsItsControlPlane() throws {
+        let node = try NodeProcess()
+        defer { #expect(node.terminate() == 0) }
+        var status = ""
+        // Elected after one election timeout (1-1.5 s), then the partitions are placed.
+        for _ in 0..<100 where !(status.contains("\"role\" : \"leader\"") && status.contains("\"withoutPrimary\" : 0")) {
+            Thread.sleep(forTimeInterval: 0.05)
+            status = try httpGet(port: node.adminPort, path: "/status")
+        }
+        #expect(status.contains("\"role\" : \"leader\"") && status.contains("\"leader\" : \"local-1\""), "\(status)")
+        #expect(status.contains("\"withoutPrimary\" : 0"), "\(status)")
+        let metrics = try httpGet(port: node.adminPort, path: "/metrics")
+        for name in ["sessionfed_controlplane_is_leader 1", "sessionfed_controlplane_has_leader 1", "sessionfed_partitions_without_primary 0"] {
+            #expect(metrics.contains(name), "\(name)")
+        }
+    }
 }
 
 /// A one-shot HTTP/1.1 GET over a raw socket (the admin endpoint is plain HTTP on loopback).

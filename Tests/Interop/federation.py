@@ -21,6 +21,25 @@ from conftest import free_ports, wait_until
 SITES = ("seoul", "tokyo", "frankfurt")
 
 
+def node_lines(name, ports, federation_port=None):
+    """One node's entry in a topology file's `nodes:` list."""
+    return [
+        f"      - name: {name}",
+        f"        client: 127.0.0.1:{ports['client']}",
+        f"        peer: 127.0.0.1:{ports['peer']}",
+        f"        federation: 127.0.0.1:{federation_port or ports['federation']}",
+        f"        admin: 127.0.0.1:{ports['admin']}",
+    ]
+
+
+def run_cli(binary, *arguments, check=True):
+    """Runs a `sessionfed` subcommand; raises with its output when it fails and `check`."""
+    result = subprocess.run([binary, *arguments], capture_output=True, text=True, timeout=60)
+    if check and result.returncode != 0:
+        raise AssertionError(f"sessionfed {' '.join(arguments)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
 class Process:
     def __init__(self, argv, log_path):
         self.argv = argv
@@ -118,24 +137,12 @@ class Federation:
             federation = ports["federation"]
             if seen_from is not None and seen_from != site and self.proxies:
                 federation = self.proxy_ports[(seen_from, site)]["listen"]
-            lines += [
-                f"  - name: {site}",
-                f"    id: {index + 1}",
-                "    role: active",
-                "    nodes:",
-                f"      - name: {site}-1",
-                f"        client: 127.0.0.1:{ports['client']}",
-                f"        peer: 127.0.0.1:{ports['peer']}",
-                f"        federation: 127.0.0.1:{federation}",
-                f"        admin: 127.0.0.1:{ports['admin']}",
-            ]
+            lines += [f"  - name: {site}", f"    id: {index + 1}", "    role: active", "    nodes:"]
+            lines += node_lines(f"{site}-1", ports, federation)
         return "\n".join(lines) + "\n"
 
     def run_cli(self, *arguments, check=True):
-        result = subprocess.run([self.binary, *arguments], capture_output=True, text=True, timeout=60)
-        if check and result.returncode != 0:
-            raise AssertionError(f"sessionfed {' '.join(arguments)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-        return result
+        return run_cli(self.binary, *arguments, check=check)
 
     # Nodes
 

@@ -75,6 +75,56 @@ import Testing
         #expect(simulation.outcome.violations.isEmpty)
     }
 
+    @Test func aDeadLeadersPartitionsMoveAtTheNewLeadersFirstDecision() throws {
+        var simulation = Self.converged()
+        let old = simulation.leaders[0]
+        simulation.crash(old.name)
+        let crashedAt = simulation.now
+        var movedAt: UInt64?
+        while movedAt == nil && simulation.now < crashedAt + 5_000 {
+            simulation.advance(until: simulation.now + 10)
+            guard let leader = simulation.leaders.first(where: { $0.name != old.name }), let map = simulation.raft(leader.name)?.map else { continue }
+            if map.members[old.name]?.state == .down, map.partitions.allSatisfy({ $0.primary != nil && $0.primary != old.name }) {
+                movedAt = simulation.now
+            }
+        }
+        let moved = try #require(movedAt, "the dead leader's partitions never moved")
+        // An election follows 1 to 1.5 s of silence; the new leader knows the old one has been
+        // silent that long and moves its partitions at once, not a failure timeout later.
+        #expect(moved - crashedAt <= 1_500 + 200, "the committed map changed \(moved - crashedAt) ms after the crash")
+        #expect(simulation.outcome.violations.isEmpty, "\(simulation.outcome.violations)")
+    }
+
+    /// A node that leads again must not judge members by what it saw in its earlier term: they
+    /// have been reporting to another leader since.
+    @Test func aReElectedLeaderDoesNotMarkLiveMembersDown() {
+        var reElections = 0
+        for seed: UInt64 in 1...12 {
+            var simulation = Self.converged(seed: seed)
+            let first = simulation.leaders[0].name
+            simulation.isolate([first])
+            simulation.advance(until: simulation.now + 3_000)
+            simulation.heal()
+            simulation.advance(until: simulation.now + 3_000)
+            #expect(simulation.convergenceProblem() == nil)
+            // Depose the second leader; whoever wins next, the third node stays up.
+            let second = simulation.leaders.max { $0.term < $1.term }!.name
+            let third = simulation.names.first { $0 != first && $0 != second }!
+            simulation.crash(second)
+            let crashedAt = simulation.now
+            var thirdWentDown = false
+            while simulation.now < crashedAt + 4_000 {
+                simulation.advance(until: simulation.now + 10)
+                for name in [first, third] where simulation.raft(name)?.map.members[third]?.state == .down { thirdWentDown = true }
+            }
+            #expect(!thirdWentDown, "seed \(seed): \(third) was marked down although it never stopped")
+            if simulation.leaders.contains(where: { $0.name == first }) { reElections += 1 }
+            #expect(simulation.outcome.violations.isEmpty, "seed \(seed): \(simulation.outcome.violations)")
+        }
+        // The seeds include runs where the first leader wins again (the case this is about).
+        #expect(reElections > 0)
+    }
+
     @Test func aMinorityPartitionDoesNotDisruptTheLeader() {
         var simulation = Self.converged(nodes: 5)
         let leader = simulation.leaders[0]

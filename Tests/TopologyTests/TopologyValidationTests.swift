@@ -118,6 +118,40 @@ import Testing
         expectError(text, line: 19, key: "sites[1].nodes[0].federation", containing: "plaintext federation is allowed on loopback only")
     }
 
+    @Test func controlPlaneTiming_parsedAndBounded() throws {
+        let timed = Self.valid.replacingOccurrences(of: "topologyVersion: 3", with: "topologyVersion: 3\ndefaults:\n  electionTimeoutMilliseconds: 300\n  failureTimeoutMilliseconds: 400")
+        let topology = try TopologyParser.parse(timed, file: "t.yaml").get()
+        #expect(topology.defaults.electionTimeoutMilliseconds == 300)
+        #expect(topology.defaults.failureTimeoutMilliseconds == 400)
+        #expect(try TopologyParser.parse(Self.valid, file: "t.yaml").get().defaults.electionTimeoutMilliseconds == 1_000)
+        let tooShort = Self.valid.replacingOccurrences(of: "topologyVersion: 3", with: "topologyVersion: 3\ndefaults:\n  electionTimeoutMilliseconds: 5")
+        expectError(tooShort, line: 4, key: "defaults.electionTimeoutMilliseconds", containing: "100")
+    }
+
+    @Test func plaintextPeerOffLoopbackInAMultiNodeSite_refused() {
+        let text = """
+            federation: acme
+            topologyVersion: 1
+            sites:
+              - name: seoul
+                id: 1
+                nodes:
+                  - name: seoul-1
+                    client: 127.0.0.1:6379
+                    peer: 127.0.0.1:7379
+                    federation: 127.0.0.1:8379
+                    admin: 127.0.0.1:9379
+                  - name: seoul-2
+                    client: 127.0.0.1:6381
+                    peer: 192.0.2.11:7381
+                    federation: 127.0.0.1:8381
+                    admin: 127.0.0.1:9381
+            """
+        #expect(errors(text).contains { $0.key == "sites[0].nodes[1].peer" && $0.message.contains("plaintext peer traffic is allowed on loopback only") }, "\(errors(text))")
+        // A one-node site has no peer traffic: its peer address is not checked.
+        #expect(errors(Self.valid.replacingOccurrences(of: "peer: 127.0.0.1:7379", with: "peer: 192.0.2.10:7379")).isEmpty)
+    }
+
     @Test func policies_resolveMergePolicyPerKey() throws {
         let text = Self.valid + "\npolicies:\n  - pattern: \"spring:session:index:*\"\n    deletePolicy: update-wins\ndefaults:\n  conflictPolicy: site-priority"
         let topology = try TopologyParser.parse(text, file: "t.yaml").get()
@@ -129,7 +163,7 @@ import Testing
     @Test func exampleFiles_allValid() throws {
         let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../topologies").standardized
         let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".yaml") }.sorted()
-        #expect(files == ["active-active-3-regions.yaml", "active-passive-dr.yaml", "hub-spoke.yaml", "local-demo.yaml", "single-node.yaml"])
+        #expect(files == ["active-active-3-regions.yaml", "active-passive-dr.yaml", "hub-spoke.yaml", "local-demo.yaml", "local-site.yaml", "single-node.yaml"])
         for file in files {
             let text = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
             let result = TopologyParser.parse(text, file: file)

@@ -1,0 +1,221 @@
+import ControlPlane
+import Logging
+import NIOCore
+import Topology
+
+/// Drives this node's `RaftNode`: the monotonic clock, a random incarnation and seed per
+/// start, timers, the peer transport, and logs of what the cluster map commits.
+/// Confined to the node's event loop, like `NodeState`.
+final class ControlPlaneRuntime: @unchecked Sendable {
+    let state: NodeState
+    let logger: Logger
+    var raft: RaftNode
+    /// Nil for a site of one node: it is its own majority and has nobody to talk to.
+    var transport: PeerTransport?
+    var timer: RepeatedTask?
+    /// The next precise wake-up (the Raft node's next timer) and when it is due.
+    var wakeup: (task: Scheduled<Void>, at: UInt64)?
+    /// Times this node saw the leader change (including to "none").
+    var leaderChanges: UInt64 = 0
+    var knownLeader: MemberID?
+    var knownRole: RaftNode.Role
+
+    /// Timers fire at the Raft node's own deadlines (so two nodes' election timeouts collide
+    /// only within a network round trip, not a tick); this slower tick is a safety net.
+    static let tickInterval = TimeAmount.milliseconds(100)
+
+    init(state: NodeState, logger: Logger) {
+        self.state = state
+        self.logger = logger
+        let configuration = state.configuration
+        let nodes = configuration.site.nodes
+        // No disk: every start is a new incarnation (RaftNode documents why that is safe).
+        raft = RaftNode(
+            id: MemberID(name: configuration.node.name, incarnation: UInt64.random(in: 1...UInt64.max)),
+            voters: nodes.filter(\.voter).map(\.name),
+            nonVoters: nodes.filter { !$0.voter }.map(\.name),
+            partitionCount: configuration.topology.defaults.partitions,
+            backupCount: configuration.topology.defaults.backupCount,
+            settings: configuration.controlPlaneSettings,
+            seed: UInt64.random(in: 0...UInt64.max),
+            now: WallClock.monotonicMilliseconds()
+        )
+        knownRole = raft.role
+    }
+
+    var eventLoop: EventLoop { state.eventLoop }
+
+    func start() async throws {
+        if state.configuration.site.nodes.count > 1 {
+            let transport = try PeerTransport(state: state, logger: logger)
+            try await eventLoop.submit { self.transport = transport }.get()
+            try await transport.start()
+        }
+        try await eventLoop.submit {
+            self.logger.info(
+                "control plane started",
+                metadata: ["incarnation": "\(self.raft.id)", "voters": "\(self.raft.voterNames)", "election_timeout_ms": "\(self.raft.settings.electionTimeoutMilliseconds)"]
+            )
+            self.timer = self.eventLoop.scheduleRepeatedTask(initialDelay: Self.tickInterval, delay: Self.tickInterval) { _ in
+                self.tick()
+            }
+            self.tick()
+        }.get()
+    }
+
+    func stop() async {
+        try? await eventLoop.submit {
+            self.timer?.cancel()
+            self.timer = nil
+            self.wakeup?.task.cancel()
+            self.wakeup = nil
+        }.get()
+        await transport?.stop()
+    }
+
+    // MARK: Steps
+
+    func tick() {
+        guard timer != nil else { return }
+        let now = WallClock.monotonicMilliseconds()
+        // Step first: `transport?.send(raft.tick(…))` would skip the step without a transport.
+        let messages = raft.tick(now: now)
+        transport?.send(messages)
+        observe()
+        scheduleWakeup(now: now)
+    }
+
+    func receive(_ envelope: RaftEnvelope) {
+        guard timer != nil else { return }
+        let now = WallClock.monotonicMilliseconds()
+        let messages = raft.receive(envelope, now: now)
+        transport?.send(messages)
+        observe()
+        scheduleWakeup(now: now)
+    }
+
+    /// Wakes the node at its next deadline. A deadline that moved later (a leader's heartbeat
+    /// pushes the election back) leaves the earlier wake-up in place: it ticks for nothing and
+    /// schedules the next one.
+    func scheduleWakeup(now: UInt64) {
+        let due = max(raft.nextTimerAt, now + 1)
+        if let wakeup, wakeup.at <= due, wakeup.at > now { return }
+        wakeup?.task.cancel()
+        let task = eventLoop.scheduleTask(in: .milliseconds(Int64(due - now))) {
+            self.wakeup = nil
+            self.tick()
+        }
+        wakeup = (task, due)
+    }
+
+    /// Logs role and leader changes and the committed map changes, and drains the applied
+    /// entries (the Raft node keeps them until drained).
+    func observe() {
+        if raft.leader != knownLeader {
+            leaderChanges += 1
+            knownLeader = raft.leader
+            if let leader = raft.leader {
+                logger.notice("control plane leader", metadata: ["leader": "\(leader.name)", "term": "\(raft.term)", "self": "\(leader == raft.id)"])
+            } else {
+                logger.warning("control plane has no leader", metadata: ["term": "\(raft.term)", "role": "\(raft.role.rawValue)"])
+            }
+        }
+        if raft.role != knownRole {
+            logger.info("control plane role", metadata: ["from": "\(knownRole.rawValue)", "to": "\(raft.role.rawValue)", "term": "\(raft.term)"])
+            knownRole = raft.role
+        }
+        var reassigned: [String] = []
+        for entry in raft.drainApplied() {
+            switch entry.command {
+            case .memberState(let name, .down):
+                logger.warning("member down: its partitions move to other nodes", metadata: ["member": "\(name)", "index": "\(entry.index)"])
+            case .memberState(let name, .up):
+                logger.notice("member up", metadata: ["member": "\(name)", "index": "\(entry.index)"])
+            case .memberIncarnation(let name, let incarnation):
+                logger.notice("member joined as a new incarnation", metadata: ["member": "\(MemberID(name: name, incarnation: incarnation))", "index": "\(entry.index)"])
+            case .assign(let assignment):
+                reassigned.append("\(assignment.partition)→\(assignment.primary ?? "none")@\(assignment.epoch)")
+            case .siteRole(let role, let epoch):
+                logger.notice("site role", metadata: ["role": "\(role.rawValue)", "role_epoch": "\(epoch)"])
+            case .noop, .markInSync:
+                break
+            }
+        }
+        if !reassigned.isEmpty {
+            logger.info("partitions assigned (partition→primary@epoch)", metadata: ["count": "\(reassigned.count)", "assignments": "\(reassigned.joined(separator: " "))"])
+        }
+    }
+}
+
+extension NodeConfiguration {
+    /// The control plane's timing from the topology's defaults: elections after 1 to 1.5
+    /// election timeouts of silence, leader heartbeats at a tenth of it, member reports at a
+    /// fifth of the failure timeout.
+    public var controlPlaneSettings: ControlPlaneSettings {
+        let defaults = topology.defaults
+        let election = UInt64(defaults.electionTimeoutMilliseconds)
+        let failure = UInt64(defaults.failureTimeoutMilliseconds)
+        var settings = ControlPlaneSettings()
+        settings.electionTimeoutMilliseconds = election...(election * 3 / 2)
+        settings.leaderHeartbeatMilliseconds = max(10, min(100, election / 10))
+        settings.failureTimeoutMilliseconds = failure
+        settings.memberHeartbeatMilliseconds = max(10, min(200, failure / 5))
+        return settings
+    }
+}
+
+extension ControlPlaneRuntime {
+    func snapshot() -> ControlPlaneSnapshot {
+        let map = raft.map
+        // The copies a partition can have: the backup count, bounded by the other members.
+        let wantedBackups = min(map.backupCount, max(0, map.members.count - 1))
+        var primaries: [String: Int] = [:], backups: [String: Int] = [:]
+        for assignment in map.partitions {
+            if let primary = assignment.primary { primaries[primary, default: 0] += 1 }
+            for backup in assignment.backups { backups[backup, default: 0] += 1 }
+        }
+        let summary = ControlPlaneSnapshot.PartitionSummary(
+            count: map.partitions.count,
+            withoutPrimary: map.partitions.filter { $0.primary == nil }.count,
+            orphaned: map.partitions.filter { $0.orphanedFrom != nil }.count,
+            degraded: map.partitions.filter { $0.primary != nil && $0.backups.filter($0.inSync.contains).count < wantedBackups }.count,
+            recreatedEmpty: map.partitions.reduce(0) { $0 + $1.recreatedEmpty },
+            highestEpoch: map.partitions.map(\.epoch).max() ?? 0,
+            primaries: primaries,
+            backups: backups
+        )
+        let members = map.members.values.sorted { $0.name < $1.name }.map { member in
+            let link = transport?.links[member.name]
+            return ControlPlaneSnapshot.Member(
+                name: member.name,
+                incarnation: member.incarnation,
+                voter: member.voter,
+                state: member.state.rawValue,
+                connection: link?.phase.rawValue,
+                lastError: link?.lastError,
+                framesSent: link?.framesSent ?? 0,
+                framesDropped: link?.framesDropped ?? 0
+            )
+        }
+        return ControlPlaneSnapshot(
+            role: raft.role.rawValue,
+            term: raft.term,
+            leader: raft.leader?.name,
+            incarnation: raft.id.incarnation,
+            commitIndex: raft.commitIndex,
+            appliedIndex: map.appliedIndex,
+            lastLogIndex: raft.lastIndex,
+            leaderChanges: leaderChanges,
+            siteRole: map.role.rawValue,
+            roleEpoch: map.roleEpoch,
+            members: members,
+            partitions: summary,
+            partitionTable: map.partitions.map {
+                ControlPlaneSnapshot.Partition(partition: $0.partition, epoch: $0.epoch, primary: $0.primary, backups: $0.backups, inSync: $0.inSync.sorted())
+            },
+            peerFramesReceived: transport?.counters.framesReceived ?? 0,
+            peerHandshakesRefused: transport?.counters.handshakesRefused ?? 0,
+            peerMalformedFrames: transport?.counters.malformedFrames ?? 0
+        )
+    }
+}

@@ -1,0 +1,140 @@
+"""One site of several real `sessionfed node` processes on loopback, for control-plane stories.
+
+Every node gets fresh loopback ports; with `tls=True` the peer connections use mutual TLS
+with certificates from `sessionfed certs init`. Nodes can be killed (SIGKILL), frozen
+(SIGSTOP) and thawed (SIGCONT); `/status` shows each node's view of the control plane.
+"""
+
+import json
+import signal
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from conftest import free_ports, wait_until
+from federation import Process, node_lines, run_cli
+
+
+class Site:
+    def __init__(self, binary, workdir, nodes=3, tls=True, defaults=None, name="seoul"):
+        self.binary = binary
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.tls = tls
+        self.name = name
+        self.names = [f"{name}-{index + 1}" for index in range(nodes)]
+        self.defaults = {"partitions": 16, "backupCount": 1, "electionTimeoutMilliseconds": 1000, "failureTimeoutMilliseconds": 1000}
+        self.defaults.update(defaults or {})
+        self.ports = {node: dict(zip(("client", "peer", "federation", "admin"), free_ports(4))) for node in self.names}
+        self.processes = {}
+        self.frozen = set()
+        self.topology = self.workdir / "topology.yaml"
+        self.topology.write_text(self.topology_text())
+        if tls:
+            self.run_cli("certs", "init", "--topology", str(self.topology), "--out", str(self.workdir / "certs"))
+
+    def topology_text(self):
+        lines = ["federation: control-plane-stories", "topologyVersion: 1", "defaults:"]
+        lines += [f"  {key}: {value}" for key, value in self.defaults.items()]
+        if self.tls:
+            lines += ["tls:", "  ca: certs/ca.pem", "  directory: certs"]
+        lines += ["sites:", f"  - name: {self.name}", "    id: 1", "    role: active", "    nodes:"]
+        for node in self.names:
+            lines += node_lines(node, self.ports[node])
+        return "\n".join(lines) + "\n"
+
+    def run_cli(self, *arguments, check=True):
+        return run_cli(self.binary, *arguments, check=check)
+
+    # Processes
+
+    def start(self, node):
+        argv = [self.binary, "node", "--topology", str(self.topology), "--node", node]
+        self.processes[node] = Process(argv, self.workdir / f"{node}.log").start()
+        wait_until(lambda: self._answers(node), 20, what=f"{node} to serve /status")
+
+    def start_all(self):
+        for node in self.names:
+            self.start(node)
+
+    def _answers(self, node):
+        process = self.processes[node]
+        if not process.running():
+            raise AssertionError(f"{node} exited with {process.handle.returncode}; log:\n{process.log()}")
+        return self.control(node) is not None
+
+    def kill(self, node):
+        self.processes[node].kill()
+
+    def freeze(self, node):
+        self.processes[node].handle.send_signal(signal.SIGSTOP)
+        self.frozen.add(node)
+
+    def thaw(self, node):
+        self.processes[node].handle.send_signal(signal.SIGCONT)
+        self.frozen.discard(node)
+
+    def stop_all(self):
+        """SIGTERM every node (each must exit 0); returns failure messages."""
+        failures = []
+        for node in list(self.frozen):
+            self.thaw(node)
+        for node, process in self.processes.items():
+            code = process.stop()
+            if code != 0 and code != -signal.SIGKILL:
+                failures.append(f"{node} exited with {code} after SIGTERM; log tail:\n{process.log()[-3000:]}")
+        return failures
+
+    def log(self, node):
+        return self.processes[node].log()
+
+    # State
+
+    def status(self, node, timeout=1.0):
+        url = f"http://127.0.0.1:{self.ports[node]['admin']}/status"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                return json.loads(response.read())
+        except (OSError, urllib.error.URLError, ValueError):
+            return None
+
+    def control(self, node, timeout=1.0):
+        status = self.status(node, timeout)
+        return status["controlPlane"] if status else None
+
+    def running(self):
+        return [node for node in self.names if node in self.processes and self.processes[node].running() and node not in self.frozen]
+
+    def leader_view(self, among=None):
+        """The control plane of a node (among `among`) that says it is the leader, or None."""
+        for node in among or self.running():
+            control = self.control(node)
+            if control and control["role"] == "leader":
+                return control
+        return None
+
+    def converged(self):
+        """One leader that every running node follows at the same commit index, every
+        running node an up member, every partition with a primary and no degraded partition."""
+        views = {node: self.control(node) for node in self.running()}
+        if any(view is None for view in views.values()):
+            return False
+        leaders = [node for node, view in views.items() if view["role"] == "leader"]
+        if len(leaders) != 1:
+            return False
+        leader = views[leaders[0]]
+        states = {member["name"]: member["state"] for member in leader["members"]}
+        if any(states.get(node) != "up" for node in views):
+            return False
+        partitions = leader["partitions"]
+        if partitions["withoutPrimary"] or partitions["degraded"]:
+            return False
+        return all(view.get("leader") == leaders[0] and view["commitIndex"] == leader["commitIndex"] for view in views.values())
+
+    def wait_converged(self, deadline_s=20):
+        try:
+            wait_until(self.converged, deadline_s, interval_s=0.05, what="the site's control plane to converge")
+        except AssertionError:
+            report = self.run_cli("status", "--topology", str(self.topology), check=False).stdout
+            raise AssertionError(f"the control plane did not converge within {deadline_s}s:\n{report}")
+        return self.leader_view()
