@@ -59,8 +59,10 @@ public struct RaftNode: Sendable {
     public private(set) var leader: MemberID?
     var electionDeadline: UInt64 = 0
     var lastLeaderContact: UInt64?
-    /// The last leader this node heard (kept through elections).
+    /// The last leader this node heard (kept through elections until this node leads).
     var previousLeader: MemberID?
+    /// When this node last received anything from each member.
+    var lastHeard: [String: (incarnation: UInt64, at: UInt64)] = [:]
     var votes: Set<String> = []
     var probeReplies: [String: (fresh: Bool, established: Bool, incarnation: UInt64)] = [:]
     var nextMemberHeartbeat: UInt64 = 0
@@ -153,7 +155,7 @@ public struct RaftNode: Sendable {
     public var nextTimerAt: UInt64 {
         switch role {
         case .leader: return min(nextMemberHeartbeat, quorumCheckAt, nextLeaderHeartbeat, nextDecision)
-        case .follower, .preCandidate, .candidate: return min(nextMemberHeartbeat, electionDeadline)
+        case .follower, .preCandidate, .candidate: return isVoter(id) ? min(nextMemberHeartbeat, electionDeadline) : nextMemberHeartbeat
         case .bootstrapping, .learner: return nextMemberHeartbeat
         }
     }
@@ -287,15 +289,22 @@ public struct RaftNode: Sendable {
         for name in voterNames where name != id.name { lastAcknowledged[name] = now }
         // Silence is measured afresh: what an earlier term of this node saw is stale. Every
         // member the map has up counts as just seen, except the leader this node followed
-        // last: it has been silent since this node's last contact with it (an election starts
-        // only after an election timeout of silence), so a dead leader's partitions move at the
-        // first decision instead of a failure timeout later.
+        // last: it has been silent since this node last heard from it (an election starts only
+        // after an election timeout without a leader), so a dead leader's partitions move at
+        // the first decision instead of a failure timeout later. A deposed leader that is alive
+        // keeps reporting to every voter, which `lastHeard` records.
         memberSeen = [:]
         memberInSync = [:]
         for member in map.members.values where member.state == .up { memberSeen[member.name] = (member.incarnation, now) }
-        if let previousLeader, previousLeader.name != id.name, let lastLeaderContact, map.members[previousLeader.name]?.state == .up {
-            memberSeen[previousLeader.name] = (previousLeader.incarnation, lastLeaderContact)
+        if let previousLeader, previousLeader.name != id.name, let lastLeaderContact,
+            let member = map.members[previousLeader.name], member.state == .up, member.incarnation == previousLeader.incarnation
+        {
+            var silentSince = lastLeaderContact
+            if let heard = lastHeard[previousLeader.name], heard.incarnation == previousLeader.incarnation { silentSince = max(silentSince, heard.at) }
+            memberSeen[previousLeader.name] = (previousLeader.incarnation, min(silentSince, now))
         }
+        // Used once: a later term of this node must not judge a leader from long ago.
+        previousLeader = nil
         if lastIndex == 0, let bootstrapVoters {
             // The cluster's first entries: the voters' incarnations.
             for (name, incarnation) in bootstrapVoters.sorted(by: { $0.key < $1.key }) {
@@ -317,6 +326,7 @@ public struct RaftNode: Sendable {
     public mutating func receive(_ envelope: RaftEnvelope, now: UInt64) -> [RaftEnvelope] {
         guard envelope.to == id.name, envelope.from.name != id.name else { return [] }
         let from = envelope.from
+        lastHeard[from.name] = (from.incarnation, now)
         switch envelope.message {
         case .voteRequest(let candidateTerm, let lastLogIndex, let lastLogTerm, let preVote):
             return [RaftEnvelope(from: id, to: from.name, message: handleVote(from: from, term: candidateTerm, lastLogIndex: lastLogIndex, lastLogTerm: lastLogTerm, preVote: preVote, now: now))]

@@ -92,7 +92,9 @@ final class MetricsExporter: Sendable {
             counter("sessionfed_partitions_recreated_empty_total", "Partitions re-created empty because every copy was lost.", partitions.recreatedEmpty)
             for member in control.members where member.connection != nil {
                 let peer = [("peer", member.name)]
-                gauge("sessionfed_peer_link_up", "1 when this node's connection to the peer completed its handshake.", member.connection == "connected" ? 1 : 0, labels: peer)
+                let help = "1 when the connection completed its handshake: outbound carries this node's messages to the peer, inbound the peer's here."
+                gauge("sessionfed_peer_link_up", help, member.connection == "connected" ? 1 : 0, labels: peer + [("direction", "outbound")])
+                gauge("sessionfed_peer_link_up", help, member.inboundConnected == true ? 1 : 0, labels: peer + [("direction", "inbound")])
                 counter("sessionfed_peer_frames_dropped_total", "Control-plane messages dropped because the peer was not connected.", member.framesDropped, labels: peer)
             }
             counter("sessionfed_peer_handshakes_refused_total", "Peer connections refused (wrong federation, site, node or certificate).", control.peerHandshakesRefused)

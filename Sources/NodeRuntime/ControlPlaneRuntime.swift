@@ -64,11 +64,12 @@ final class ControlPlaneRuntime: @unchecked Sendable {
     }
 
     func stop() async {
-        try? await eventLoop.submit {
+        let transport = try? await eventLoop.submit { () -> PeerTransport? in
             self.timer?.cancel()
             self.timer = nil
             self.wakeup?.task.cancel()
             self.wakeup = nil
+            return self.transport
         }.get()
         await transport?.stop()
     }
@@ -192,6 +193,7 @@ extension ControlPlaneRuntime {
                 voter: member.voter,
                 state: member.state.rawValue,
                 connection: link?.phase.rawValue,
+                inboundConnected: link == nil ? nil : transport?.inbound[member.name] != nil,
                 lastError: link?.lastError,
                 framesSent: link?.framesSent ?? 0,
                 framesDropped: link?.framesDropped ?? 0

@@ -70,7 +70,9 @@ public final class NodeServer: Service, Sendable {
             channel.close(promise: nil)
             await controlPlane.stop()
             try? await group.shutdownGracefully()
-            throw NodeServerError(message: "cannot listen for peers on \(configuration.node.peer): \(error)")
+            throw NodeServerError(
+                message: error is FederationTLSError ? "cannot set up peer TLS: \(error)" : "cannot listen for peers on \(configuration.node.peer): \(error)"
+            )
         }
 
         var transport: FederationTransport?

@@ -66,8 +66,11 @@ public struct ControlPlaneSnapshot: Codable, Sendable {
         public var voter: Bool
         /// up | down, as committed in the map.
         public var state: String
-        /// This node's connection to that member (nil for itself or in a one-node site).
+        /// This node's connection to that member, which carries this node's messages to it
+        /// (nil for itself or in a one-node site).
         public var connection: String?
+        /// Whether that member's connection to this node (its messages here) is open.
+        public var inboundConnected: Bool?
         public var lastError: String?
         public var framesSent: UInt64
         public var framesDropped: UInt64

@@ -307,6 +307,7 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
     /// TLS or socket failure below the frames.
     func connectionFailed(_ error: Error, handler: Handler, channel: Channel) {
         let (reason, tlsFailure) = connectionFailureReason(error)
+        if tlsFailure { counters.handshakesRefused += 1 }
         if let name = handler.dialedTarget {
             links[name]?.lastError = reason
             if tlsFailure { links[name]?.phase = .refused }

@@ -78,7 +78,10 @@ struct Status: AsyncParsableCommand {
     func printControlPlanes(topology: Topology, reports: [NodeReport]) {
         for site in topology.sites {
             let views = reports.filter { $0.site == site.name }.compactMap { report in report.status?.controlPlane.map { (report.node, $0) } }
-            guard let (_, map) = views.max(by: { ($0.1.commitIndex, $0.1.role == "leader" ? 1 : 0) < ($1.1.commitIndex, $1.1.role == "leader" ? 1 : 0) }) else { continue }
+            guard let (_, map) = views.max(by: { ($0.1.commitIndex, $0.1.role == "leader" ? 1 : 0) < ($1.1.commitIndex, $1.1.role == "leader" ? 1 : 0) }) else {
+                print("\ncontrol plane of \(site.name): no node of the site answered")
+                continue
+            }
             let leaders = Set(views.compactMap(\.1.leader))
             print("\ncontrol plane of \(site.name): leader \(map.leader ?? "NONE") · term \(map.term) · commit index \(map.commitIndex)\(leaders.count > 1 ? " · nodes disagree on the leader: \(leaders.sorted())" : "")")
             var members = [["MEMBER", "STATE", "VOTER", "ROLE", "TERM", "LEADER", "COMMIT", "PRIMARIES", "BACKUPS"]]

@@ -115,7 +115,8 @@ class Site:
 
     def converged(self):
         """One leader that every running node follows at the same commit index, every
-        running node an up member, every partition with a primary and no degraded partition."""
+        running node an up member, every partition with a primary and no degraded partition.
+        Returns the leader's view it checked (or False)."""
         views = {node: self.control(node) for node in self.running()}
         if any(view is None for view in views.values()):
             return False
@@ -129,12 +130,17 @@ class Site:
         partitions = leader["partitions"]
         if partitions["withoutPrimary"] or partitions["degraded"]:
             return False
-        return all(view.get("leader") == leaders[0] and view["commitIndex"] == leader["commitIndex"] for view in views.values())
+        if all(view.get("leader") == leaders[0] and view["commitIndex"] == leader["commitIndex"] for view in views.values()):
+            return leader
+        return False
 
     def wait_converged(self, deadline_s=20):
         try:
-            wait_until(self.converged, deadline_s, interval_s=0.05, what="the site's control plane to converge")
+            return wait_until(self.converged, deadline_s, interval_s=0.05, what="the site's control plane to converge")
         except AssertionError:
             report = self.run_cli("status", "--topology", str(self.topology), check=False).stdout
             raise AssertionError(f"the control plane did not converge within {deadline_s}s:\n{report}")
-        return self.leader_view()
+
+    def control_eventually(self, node, deadline_s=5):
+        """The node's control-plane view, retrying while /status does not answer in time."""
+        return wait_until(lambda: self.control(node), deadline_s, what=f"{node} to answer /status")

@@ -94,8 +94,9 @@ def test_killed_leader_is_replaced_within_two_seconds_and_its_partitions_move(si
     member = next(m for m in back["members"] if m["name"] == old)
     assert member["state"] == "up"
     assert member["incarnation"] != next(m for m in before["members"] if m["name"] == old)["incarnation"]
-    assert back["partitions"]["primaries"].get(old, 0) > 0
     assert back["term"] == after["term"], "the returning node disturbed the leader"
+    # Rebalancing hands it primaries step by step (copy, catch up, switch).
+    wait_until(lambda: ((site.leader_view() or {}).get("partitions", {}).get("primaries", {}).get(old, 0) > 0), 10, what=f"{old} to lead partitions again")
 
 
 def test_frozen_follower_steps_back_in_without_disrupting_the_leader(site_factory):
@@ -107,9 +108,9 @@ def test_frozen_follower_steps_back_in_without_disrupting_the_leader(site_factor
 
     site.freeze(follower)
     try:
-        wait_until(lambda: member_states(site.control(leader)).get(follower) == "down", 5, what=f"{leader} to mark {follower} down")
+        wait_until(lambda: member_states(site.control(leader) or {"members": []}).get(follower) == "down", 5, what=f"{leader} to mark {follower} down")
         time.sleep(4)
-        during = site.control(leader)
+        during = site.control_eventually(leader)
         assert during["role"] == "leader" and during["term"] == before["term"]
     finally:
         site.thaw(follower)
@@ -118,8 +119,8 @@ def test_frozen_follower_steps_back_in_without_disrupting_the_leader(site_factor
     # Pre-vote: the thawed node could not win a pre-vote while the leader is heard, so
     # nobody's term moved and the leader never changed.
     assert after["leader"] == leader and after["term"] == before["term"]
-    assert site.control(follower)["term"] == before["term"]
-    assert site.control(leader)["leaderChanges"] == before["leaderChanges"]
+    assert site.control_eventually(follower)["term"] == before["term"]
+    assert site.control_eventually(leader)["leaderChanges"] == before["leaderChanges"]
     assert member_states(after)[follower] == "up"
 
 
@@ -141,7 +142,7 @@ def test_frozen_leader_steps_down_and_follows_the_new_one(site_factory):
     after = site.wait_converged()
     assert after["leader"] == replaced["leader"], "the thawed old leader disrupted the new one"
     assert after["term"] == replaced["term"]
-    thawed = site.control(old)
+    thawed = site.control_eventually(old)
     assert thawed["role"] == "follower" and thawed["leader"] == replaced["leader"]
     # Caught up: converged means every node applied the leader's commit index.
     assert member_states(after)[old] == "up"
@@ -152,13 +153,15 @@ def test_garbage_on_the_peer_port_closes_only_that_connection(site_factory):
     site.start_all()
     before = site.wait_converged()
     target = before["leader"]
+    closed_before = site.control_eventually(target)
     with socket.create_connection(("127.0.0.1", site.ports[target]["peer"]), timeout=5) as sock:
         sock.sendall(b"\x00\x00\x00\x05hello world, not a frame")
         sock.settimeout(5)
         data = sock.recv(4096)
         while data:
             data = sock.recv(4096)
-    assert "peer connection closed" in site.log(target) or "peer connection refused" in site.log(target)
     after = site.wait_converged()
     assert after["leader"] == target and after["term"] == before["term"]
-    assert site.control(target)["peerMalformedFrames"] + site.control(target)["peerHandshakesRefused"] >= 1
+    now = site.control_eventually(target)
+    closed = lambda view: view["peerMalformedFrames"] + view["peerHandshakesRefused"]
+    assert closed(now) == closed(closed_before) + 1, "the garbage connection was not counted"

@@ -95,6 +95,28 @@ import Testing
         #expect(simulation.outcome.violations.isEmpty, "\(simulation.outcome.violations)")
     }
 
+    /// A leader that can send but no longer hear steps down (check-quorum) and, alive, keeps
+    /// reporting to every voter: its successor must not mark it down as if it were dead.
+    @Test func aDeposedLiveLeaderIsNotMarkedDown() {
+        for seed: UInt64 in 1...8 {
+            var simulation = Self.converged(seed: seed)
+            let old = simulation.leaders[0]
+            for name in simulation.names where name != old.name { simulation.blockOneWay(from: name, to: old.name) }
+            var replaced = false
+            var markedDown = false
+            let cutAt = simulation.now
+            while simulation.now < cutAt + 6_000 {
+                simulation.advance(until: simulation.now + 5)
+                guard let leader = simulation.leaders.filter({ $0.name != old.name }).max(by: { $0.term < $1.term }) else { continue }
+                replaced = true
+                if simulation.raft(leader.name)?.map.members[old.name]?.state == .down { markedDown = true }
+            }
+            #expect(replaced, "seed \(seed): no new leader while the old one could not hear")
+            #expect(!markedDown, "seed \(seed): the deposed leader was marked down although it kept reporting")
+            #expect(simulation.outcome.violations.isEmpty, "seed \(seed): \(simulation.outcome.violations)")
+        }
+    }
+
     /// A node that leads again must not judge members by what it saw in its earlier term: they
     /// have been reporting to another leader since.
     @Test func aReElectedLeaderDoesNotMarkLiveMembersDown() {
