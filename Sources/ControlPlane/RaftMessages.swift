@@ -30,18 +30,21 @@ public enum RaftMessage: Hashable, Sendable {
     /// start). Pre-votes change nothing at the receiver.
     case voteRequest(term: UInt64, lastLogIndex: UInt64, lastLogTerm: UInt64, preVote: Bool)
     case voteReply(term: UInt64, granted: Bool, preVote: Bool)
-    case appendRequest(term: UInt64, previousIndex: UInt64, previousTerm: UInt64, entries: [LogEntry], leaderCommit: UInt64)
+    /// `sentAt`: the leader's clock when sent; the reply echoes it (the leader's lease).
+    case appendRequest(term: UInt64, previousIndex: UInt64, previousTerm: UInt64, entries: [LogEntry], leaderCommit: UInt64, sentAt: UInt64)
     /// `matchIndex` is the follower's last matching index on success; on failure a hint of
-    /// where the leader should retry from.
-    case appendReply(term: UInt64, success: Bool, matchIndex: UInt64)
+    /// where the leader should retry from. `echo`: the request's `sentAt` (0: none).
+    case appendReply(term: UInt64, success: Bool, matchIndex: UInt64, echo: UInt64)
     case snapshot(term: UInt64, lastIndex: UInt64, lastTerm: UInt64, map: ClusterMap)
     /// Every node's periodic report: to the leader when it knows one, else to every voter (a
     /// probe). `fresh` = it has no cluster state yet (bootstrap); `inSync` = the partitions
-    /// (and their epochs) it holds a caught-up copy of.
-    case heartbeat(term: UInt64, fresh: Bool, inSync: [PartitionEpoch])
-    /// The answer to a probe: whether the sender belongs to an established cluster, and the
-    /// leader it follows.
-    case heartbeatReply(term: UInt64, established: Bool, fresh: Bool, leader: MemberID?)
+    /// (and their epochs) it holds a caught-up copy of; `sentAt` = its clock when sent.
+    case heartbeat(term: UInt64, fresh: Bool, inSync: [PartitionEpoch], sentAt: UInt64)
+    /// The answer to a report or probe: whether the sender belongs to an established
+    /// cluster, and the leader it follows. From the leader: `leaseUntil` = the lease it grants,
+    /// on the member's clock (the report's `sentAt` plus at most the leader's own remaining
+    /// lease; 0: none), valid once the member has applied the map up to `leaderCommit`.
+    case heartbeatReply(term: UInt64, established: Bool, fresh: Bool, leader: MemberID?, leaseUntil: UInt64, leaderCommit: UInt64)
 }
 
 public struct PartitionEpoch: Hashable, Sendable, Comparable {

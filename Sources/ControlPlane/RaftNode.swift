@@ -17,6 +17,12 @@ public struct ControlPlaneSettings: Hashable, Sendable {
     /// How long a new copy of a partition takes to catch up before the member reports it in
     /// sync (until the data plane reports real catch-up).
     public var catchUpMilliseconds: UInt64 = 0
+    /// How long a node may act on the cluster map (as primary of its partitions) after the
+    /// last report the leader answered (the leader: after the latest append a majority
+    /// answered), counted from when it sent it. Shorter than the failure timeout and the
+    /// election timeout by a margin for clock-rate drift: by the time the leader moves a
+    /// silent member's partitions, or a new leader is elected, the old holder has stopped.
+    public var leaseMilliseconds: UInt64 = 750
 
     public init() {}
 }
@@ -56,6 +62,10 @@ public struct RaftNode: Sendable {
     var bootstrapVoters: [String: UInt64]?
 
     public private(set) var role: Role
+    /// Until when (this node's clock) it may act as primary of the partitions its map gives it.
+    public private(set) var leaseUntil: UInt64 = 0
+    /// Leader: per voter, the send time of the latest append it answered in this term.
+    var acknowledgedSentAt: [String: UInt64] = [:]
     public private(set) var leader: MemberID?
     var electionDeadline: UInt64 = 0
     var lastLeaderContact: UInt64?
@@ -175,6 +185,7 @@ public struct RaftNode: Sendable {
                 }
                 quorumCheckAt = now + settings.electionTimeoutMilliseconds.lowerBound
             }
+            if quorum == 1 { leaseUntil = max(leaseUntil, now + settings.leaseMilliseconds) }
             if now >= nextLeaderHeartbeat {
                 out += replicateToAll(now: now)
                 nextLeaderHeartbeat = now + settings.leaderHeartbeatMilliseconds
@@ -206,7 +217,7 @@ public struct RaftNode: Sendable {
         // The leader hears itself directly (`decide` records its own copies).
         guard role != .leader else { return [] }
         let inSync = copiesInSync(now: now)
-        let message = RaftMessage.heartbeat(term: term, fresh: !isEstablished, inSync: inSync)
+        let message = RaftMessage.heartbeat(term: term, fresh: !isEstablished, inSync: inSync, sentAt: now)
         if let leader, role != .bootstrapping {
             return [RaftEnvelope(from: id, to: leader.name, message: message)]
         }
@@ -285,6 +296,7 @@ public struct RaftNode: Sendable {
         nextIndex = [:]
         matchIndex = [:]
         lastAcknowledged = [:]
+        acknowledgedSentAt = [:]
         quorumCheckAt = now + settings.electionTimeoutMilliseconds.lowerBound
         for name in voterNames where name != id.name { lastAcknowledged[name] = now }
         // Silence is measured afresh: what an earlier term of this node saw is stale. Every
@@ -332,15 +344,28 @@ public struct RaftNode: Sendable {
             return [RaftEnvelope(from: id, to: from.name, message: handleVote(from: from, term: candidateTerm, lastLogIndex: lastLogIndex, lastLogTerm: lastLogTerm, preVote: preVote, now: now))]
         case .voteReply(let replyTerm, let granted, let preVote):
             return handleVoteReply(from: from, term: replyTerm, granted: granted, preVote: preVote, now: now)
-        case .appendRequest(let leaderTerm, let previousIndex, let previousTerm, let entries, let leaderCommit):
-            return handleAppend(from: from, term: leaderTerm, previousIndex: previousIndex, previousTerm: previousTerm, entries: entries, leaderCommit: leaderCommit, now: now)
-        case .appendReply(let replyTerm, let success, let match):
-            return handleAppendReply(from: from, term: replyTerm, success: success, matchIndex: match, now: now)
+        case .appendRequest(let leaderTerm, let previousIndex, let previousTerm, let entries, let leaderCommit, let sentAt):
+            var replies = handleAppend(from: from, term: leaderTerm, previousIndex: previousIndex, previousTerm: previousTerm, entries: entries, leaderCommit: leaderCommit, now: now)
+            for index in replies.indices {
+                if case .appendReply(let term, let success, let match, _) = replies[index].message {
+                    replies[index].message = .appendReply(term: term, success: success, matchIndex: match, echo: sentAt)
+                }
+            }
+            return replies
+        case .appendReply(let replyTerm, let success, let match, let echo):
+            return handleAppendReply(from: from, term: replyTerm, success: success, matchIndex: match, echo: echo, now: now)
         case .snapshot(let leaderTerm, let snapshotLastIndex, let snapshotLastTerm, let snapshot):
             return handleSnapshot(from: from, term: leaderTerm, lastIndex: snapshotLastIndex, lastTerm: snapshotLastTerm, map: snapshot, now: now)
-        case .heartbeat(let memberTerm, let fresh, let inSync):
-            return handleHeartbeat(from: from, term: memberTerm, fresh: fresh, inSync: inSync, now: now)
-        case .heartbeatReply(_, let established, let fresh, let knownLeader):
+        case .heartbeat(let memberTerm, let fresh, let inSync, let sentAt):
+            return handleHeartbeat(from: from, term: memberTerm, fresh: fresh, inSync: inSync, sentAt: sentAt, now: now)
+        case .heartbeatReply(_, let established, let fresh, let knownLeader, let granted, let leaderCommit):
+            // The leader itself answered this node's report and granted a lease: it counts
+            // this node as alive from then, so this node may act until the lease it computed
+            // from the report's send time — once its map is as new as the leader's was (a stale
+            // map may still name it primary of partitions that moved).
+            if knownLeader == from, granted > 0, granted <= now + settings.leaseMilliseconds, map.appliedIndex >= leaderCommit {
+                leaseUntil = max(leaseUntil, granted)
+            }
             probeReplies[from.name] = (fresh, established, from.incarnation)
             if established && role == .bootstrapping {
                 // A cluster exists: join it as a learner; its leader will adopt this incarnation.
@@ -390,7 +415,7 @@ public struct RaftNode: Sendable {
         from sender: MemberID, term leaderTerm: UInt64, previousIndex: UInt64, previousTerm: UInt64, entries: [LogEntry], leaderCommit: UInt64, now: UInt64
     ) -> [RaftEnvelope] {
         guard leaderTerm >= term else {
-            return [RaftEnvelope(from: id, to: sender.name, message: .appendReply(term: term, success: false, matchIndex: 0))]
+            return [RaftEnvelope(from: id, to: sender.name, message: .appendReply(term: term, success: false, matchIndex: 0, echo: 0))]
         }
         becomeFollower(term: leaderTerm, leader: sender, now: now)
         lastLeaderContact = now
@@ -399,7 +424,7 @@ public struct RaftNode: Sendable {
         guard previousIndex <= lastIndex, previousIndex < snapshotIndex || term(at: previousIndex) == previousTerm else {
             // Missing or conflicting: hint the leader back to what might match.
             let hint = min(lastIndex, previousIndex > 0 ? previousIndex - 1 : 0)
-            return [RaftEnvelope(from: id, to: sender.name, message: .appendReply(term: term, success: false, matchIndex: max(hint, commitIndex)))]
+            return [RaftEnvelope(from: id, to: sender.name, message: .appendReply(term: term, success: false, matchIndex: max(hint, commitIndex), echo: 0))]
         }
         for entry in entries where entry.index > snapshotIndex {
             if let existing = term(at: entry.index) {
@@ -416,12 +441,12 @@ public struct RaftNode: Sendable {
             applyCommitted()
         }
         if isVoter(id) && role == .learner { role = .follower }
-        return [RaftEnvelope(from: id, to: sender.name, message: .appendReply(term: term, success: true, matchIndex: matched))]
+        return [RaftEnvelope(from: id, to: sender.name, message: .appendReply(term: term, success: true, matchIndex: matched, echo: 0))]
     }
 
     mutating func handleSnapshot(from sender: MemberID, term leaderTerm: UInt64, lastIndex snapshotLastIndex: UInt64, lastTerm snapshotLastTerm: UInt64, map snapshot: ClusterMap, now: UInt64) -> [RaftEnvelope] {
         guard leaderTerm >= term else {
-            return [RaftEnvelope(from: id, to: sender.name, message: .appendReply(term: term, success: false, matchIndex: 0))]
+            return [RaftEnvelope(from: id, to: sender.name, message: .appendReply(term: term, success: false, matchIndex: 0, echo: 0))]
         }
         becomeFollower(term: leaderTerm, leader: sender, now: now)
         lastLeaderContact = now
@@ -441,10 +466,10 @@ public struct RaftNode: Sendable {
             applied.append(LogEntry(index: snapshotLastIndex, term: snapshotLastTerm, command: .noop))
         }
         if isVoter(id) && role == .learner { role = .follower }
-        return [RaftEnvelope(from: id, to: sender.name, message: .appendReply(term: term, success: true, matchIndex: max(snapshotLastIndex, commitIndex)))]
+        return [RaftEnvelope(from: id, to: sender.name, message: .appendReply(term: term, success: true, matchIndex: max(snapshotLastIndex, commitIndex), echo: 0))]
     }
 
-    mutating func handleAppendReply(from follower: MemberID, term replyTerm: UInt64, success: Bool, matchIndex match: UInt64, now: UInt64) -> [RaftEnvelope] {
+    mutating func handleAppendReply(from follower: MemberID, term replyTerm: UInt64, success: Bool, matchIndex match: UInt64, echo: UInt64, now: UInt64) -> [RaftEnvelope] {
         if replyTerm > term {
             becomeFollower(term: replyTerm, leader: nil, now: now)
             return []
@@ -453,7 +478,13 @@ public struct RaftNode: Sendable {
         notePeer(follower)
         // Check-quorum counts voters only: a learner (a restarted node's new incarnation)
         // answering does not make a leader that lost its majority legitimate.
-        if isVoter(follower) { lastAcknowledged[follower.name] = now }
+        if isVoter(follower) {
+            lastAcknowledged[follower.name] = now
+            if echo > 0, echo <= now {
+                acknowledgedSentAt[follower.name] = max(acknowledgedSentAt[follower.name] ?? 0, echo)
+                extendLeaderLease()
+            }
+        }
         if success {
             matchIndex[follower.name] = max(matchIndex[follower.name] ?? 0, match)
             nextIndex[follower.name] = max(nextIndex[follower.name] ?? 1, match + 1)
@@ -465,7 +496,7 @@ public struct RaftNode: Sendable {
         return [replicate(to: follower.name, now: now)]
     }
 
-    mutating func handleHeartbeat(from member: MemberID, term memberTerm: UInt64, fresh: Bool, inSync: [PartitionEpoch], now: UInt64) -> [RaftEnvelope] {
+    mutating func handleHeartbeat(from member: MemberID, term memberTerm: UInt64, fresh: Bool, inSync: [PartitionEpoch], sentAt: UInt64, now: UInt64) -> [RaftEnvelope] {
         if role == .bootstrapping { probeReplies[member.name] = (fresh, !fresh, member.incarnation) }
         if role == .leader {
             memberSeen[member.name] = (member.incarnation, now)
@@ -476,7 +507,10 @@ public struct RaftNode: Sendable {
         return [
             RaftEnvelope(
                 from: id, to: member.name,
-                message: .heartbeatReply(term: term, established: isEstablished, fresh: !isEstablished, leader: role == .leader ? id : leader)
+                message: .heartbeatReply(
+                    term: term, established: isEstablished, fresh: !isEstablished, leader: role == .leader ? id : leader,
+                    leaseUntil: grantedLease(to: member, sentAt: sentAt, now: now), leaderCommit: commitIndex
+                )
             )
         ]
     }
@@ -499,8 +533,50 @@ public struct RaftNode: Sendable {
         let entries = next <= lastIndex ? Array(log[Int(next - snapshotIndex - 1)..<min(log.count, Int(next - snapshotIndex - 1) + settings.maximumEntriesPerMessage)]) : []
         return RaftEnvelope(
             from: id, to: name,
-            message: .appendRequest(term: term, previousIndex: previous, previousTerm: term(at: previous) ?? 0, entries: entries, leaderCommit: commitIndex)
+            message: .appendRequest(term: term, previousIndex: previous, previousTerm: term(at: previous) ?? 0, entries: entries, leaderCommit: commitIndex, sentAt: now)
         )
+    }
+
+    /// The leader's lease: a majority (itself included) answered appends it sent at or after
+    /// the quorum's oldest such send time. Until that time plus a lease, no other node can
+    /// have won an election (a voter answering this leader does not vote for another
+    /// within an election timeout).
+    mutating func extendLeaderLease() {
+        let others = voters.keys.filter { $0 != id.name }.compactMap { acknowledgedSentAt[$0] }.sorted(by: >)
+        guard quorum >= 2, others.count >= quorum - 1 else { return }
+        leaseUntil = max(leaseUntil, others[quorum - 2] + settings.leaseMilliseconds)
+    }
+
+    /// The leader grants a member a lease only while the map has that incarnation up and no
+    /// proposed entry takes it down: once the leader has decided a member is gone, a late
+    /// report must not let it act again before the decision is committed.
+    func grantsLease(to member: MemberID) -> Bool {
+        guard let known = map.members[member.name], known.state == .up, known.incarnation == member.incarnation else { return false }
+        for entry in log where entry.index > map.appliedIndex {
+            switch entry.command {
+            case .memberState(member.name, .down), .memberIncarnation(member.name, _): return false
+            default: continue
+            }
+        }
+        return true
+    }
+
+    /// The lease a leader grants for a report sent at `sentAt` (the member's clock): a lease
+    /// from then, but no longer than the leader's own remaining lease — a leader that has
+    /// been replaced without knowing it must not keep members acting past its own end.
+    func grantedLease(to member: MemberID, sentAt: UInt64, now: UInt64) -> UInt64 {
+        guard role == .leader, sentAt > 0, leaseUntil > now, grantsLease(to: member) else { return 0 }
+        return sentAt + min(settings.leaseMilliseconds, leaseUntil - now)
+    }
+
+    /// Whether this node may act as primary of the partitions its map gives it now.
+    public func holdsLease(now: UInt64) -> Bool { now < leaseUntil }
+
+    /// The partitions this node may act as primary for now: its applied map has this
+    /// incarnation up and names it their primary, and its lease is valid.
+    public func actingPrimaries(now: UInt64) -> [PartitionEpoch] {
+        guard holdsLease(now: now), let member = map.members[id.name], member.incarnation == id.incarnation, member.state == .up else { return [] }
+        return map.partitions.filter { $0.primary == id.name }.map { PartitionEpoch(partition: $0.partition, epoch: $0.epoch) }
     }
 
     /// Records which incarnation answers for a name. A new incarnation starts with an empty

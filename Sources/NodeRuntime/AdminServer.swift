@@ -80,6 +80,7 @@ final class MetricsExporter: Sendable {
             gauge("sessionfed_controlplane_is_leader", "1 on the node that leads the site's control plane.", control.role == "leader" ? 1 : 0)
             gauge("sessionfed_controlplane_has_leader", "1 while this node knows a control-plane leader.", control.leader == nil ? 0 : 1)
             gauge("sessionfed_controlplane_term", "The Raft term this node is in.", Int(control.term))
+            gauge("sessionfed_controlplane_lease_valid", "1 while this node's lease lets it act as primary of its partitions.", control.leaseRemainingMilliseconds > 0 ? 1 : 0)
             gauge("sessionfed_controlplane_commit_index", "Index of the last committed cluster-map change this node knows.", Int(control.commitIndex))
             counter("sessionfed_controlplane_leader_changes_total", "Times this node saw the leader change (or go missing).", control.leaderChanges)
             for state in ["up", "down"] {

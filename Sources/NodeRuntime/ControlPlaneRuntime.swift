@@ -151,7 +151,7 @@ final class ControlPlaneRuntime: @unchecked Sendable {
 extension NodeConfiguration {
     /// The control plane's timing from the topology's defaults: elections after 1 to 1.5
     /// election timeouts of silence, leader heartbeats at a tenth of it, member reports at a
-    /// fifth of the failure timeout.
+    /// fifth of the failure timeout, leases of three quarters of the shorter timeout.
     public var controlPlaneSettings: ControlPlaneSettings {
         let defaults = topology.defaults
         let election = UInt64(defaults.electionTimeoutMilliseconds)
@@ -161,6 +161,7 @@ extension NodeConfiguration {
         settings.leaderHeartbeatMilliseconds = max(10, min(100, election / 10))
         settings.failureTimeoutMilliseconds = failure
         settings.memberHeartbeatMilliseconds = max(10, min(200, failure / 5))
+        settings.leaseMilliseconds = min(election, failure) * 3 / 4
         return settings
     }
 }
@@ -168,6 +169,7 @@ extension NodeConfiguration {
 extension ControlPlaneRuntime {
     func snapshot() -> ControlPlaneSnapshot {
         let map = raft.map
+        let now = WallClock.monotonicMilliseconds()
         // The copies a partition can have: the backup count, bounded by the other members.
         let wantedBackups = min(map.backupCount, max(0, map.members.count - 1))
         var primaries: [String: Int] = [:], backups: [String: Int] = [:]
@@ -208,6 +210,8 @@ extension ControlPlaneRuntime {
             appliedIndex: map.appliedIndex,
             lastLogIndex: raft.lastIndex,
             leaderChanges: leaderChanges,
+            leaseRemainingMilliseconds: raft.leaseUntil > now ? raft.leaseUntil - now : 0,
+            actingPrimaries: raft.actingPrimaries(now: now).count,
             siteRole: map.role.rawValue,
             roleEpoch: map.roleEpoch,
             members: members,

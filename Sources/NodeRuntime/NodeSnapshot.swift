@@ -51,6 +51,11 @@ public struct ControlPlaneSnapshot: Codable, Sendable {
     public var appliedIndex: UInt64
     public var lastLogIndex: UInt64
     public var leaderChanges: UInt64
+    /// How much longer this node may act as primary of its partitions without hearing from
+    /// the leader (0: lease lapsed; it must not act on its map).
+    public var leaseRemainingMilliseconds: UInt64
+    /// Partitions this node may act as primary for now (its map names it and its lease holds).
+    public var actingPrimaries: Int
     public var siteRole: String
     public var roleEpoch: UInt64
     public var members: [Member]

@@ -12,6 +12,9 @@ public struct Checkers: Sendable {
     var mapAfter: [UInt64: ClusterMap] = [:]
     /// No two primaries per partition epoch.
     var primaryByEpoch: [PartitionEpoch: String] = [:]
+    /// Members just committed down: the simulation checks that each had stopped acting as a
+    /// primary (its lease had run out) before its partitions could move.
+    var committedDown: [(index: UInt64, member: MemberID)] = []
 
     public init() {}
 
@@ -32,6 +35,9 @@ public struct Checkers: Sendable {
                 }
             } else {
                 committed[entry.index] = entry
+                if case .memberState(let name, .down) = entry.command, let member = raft.map.members[name] {
+                    committedDown.append((entry.index, MemberID(name: name, incarnation: member.incarnation)))
+                }
             }
         }
         if !applied.isEmpty {

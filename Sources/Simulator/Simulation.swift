@@ -375,6 +375,16 @@ public struct Simulation {
                 outcome.violations.append("t=\(now) ms: \(violation)")
             }
         }
+        // Lease safety: when a member is committed down (its partitions move next), that very
+        // incarnation must already have stopped acting as primary.
+        for (index, member) in checkers.committedDown {
+            guard let node = nodes.firstIndex(where: { $0.name == member.name }), let raft = nodes[node].raft, raft.id == member else { continue }
+            let acting = raft.actingPrimaries(now: localTime(node))
+            if !acting.isEmpty {
+                outcome.violations.append("t=\(now) ms: \(member) was committed down at index \(index) while still acting as primary of \(acting.count) partition(s) under a valid lease")
+            }
+        }
+        checkers.committedDown = []
         outcome.leaderElections = checkers.leaderByTerm.count
     }
 }

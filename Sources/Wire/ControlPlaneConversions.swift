@@ -149,19 +149,21 @@ extension RaftEnvelope {
             reply.granted = granted
             reply.preVote = preVote
             wire.message = .voteReply(reply)
-        case .appendRequest(let term, let previousIndex, let previousTerm, let entries, let leaderCommit):
+        case .appendRequest(let term, let previousIndex, let previousTerm, let entries, let leaderCommit, let sentAt):
             var request = Sessionfed_V1_AppendRequest()
             request.term = term
             request.previousIndex = previousIndex
             request.previousTerm = previousTerm
             request.entries = entries.map(Sessionfed_V1_LogEntry.init)
             request.leaderCommit = leaderCommit
+            request.sentAtMs = sentAt
             wire.message = .appendRequest(request)
-        case .appendReply(let term, let success, let matchIndex):
+        case .appendReply(let term, let success, let matchIndex, let echo):
             var reply = Sessionfed_V1_AppendReply()
             reply.term = term
             reply.success = success
             reply.matchIndex = matchIndex
+            reply.echoSentAtMs = echo
             wire.message = .appendReply(reply)
         case .snapshot(let term, let lastIndex, let lastTerm, let map):
             var snapshot = Sessionfed_V1_InstallSnapshot()
@@ -170,9 +172,10 @@ extension RaftEnvelope {
             snapshot.lastTerm = lastTerm
             snapshot.map = Sessionfed_V1_ClusterMap(map)
             wire.message = .snapshot(snapshot)
-        case .heartbeat(let term, let fresh, let inSync):
+        case .heartbeat(let term, let fresh, let inSync, let sentAt):
             var heartbeat = Sessionfed_V1_MemberHeartbeat()
             heartbeat.term = term
+            heartbeat.sentAtMs = sentAt
             heartbeat.fresh = fresh
             heartbeat.inSync = inSync.map { copy in
                 var wire = Sessionfed_V1_PartitionEpoch()
@@ -181,9 +184,11 @@ extension RaftEnvelope {
                 return wire
             }
             wire.message = .heartbeat(heartbeat)
-        case .heartbeatReply(let term, let established, let fresh, let leader):
+        case .heartbeatReply(let term, let established, let fresh, let leader, let leaseUntil, let leaderCommit):
             var reply = Sessionfed_V1_MemberHeartbeatReply()
             reply.term = term
+            reply.leaseUntilMs = leaseUntil
+            reply.leaderCommit = leaderCommit
             reply.established = established
             reply.fresh = fresh
             if let leader { reply.leader = Sessionfed_V1_MemberId(leader) }
@@ -207,15 +212,18 @@ extension RaftEnvelope {
             for (offset, entry) in entries.enumerated() where entry.index != request.previousIndex + UInt64(offset) + 1 {
                 throw .invalidValue(message: "AppendRequest", field: "entries", reason: "index \(entry.index) out of sequence")
             }
-            message = .appendRequest(term: request.term, previousIndex: request.previousIndex, previousTerm: request.previousTerm, entries: entries, leaderCommit: request.leaderCommit)
+            message = .appendRequest(term: request.term, previousIndex: request.previousIndex, previousTerm: request.previousTerm, entries: entries, leaderCommit: request.leaderCommit, sentAt: request.sentAtMs)
         case .appendReply(let reply):
-            message = .appendReply(term: reply.term, success: reply.success, matchIndex: reply.matchIndex)
+            message = .appendReply(term: reply.term, success: reply.success, matchIndex: reply.matchIndex, echo: reply.echoSentAtMs)
         case .snapshot(let snapshot):
             message = .snapshot(term: snapshot.term, lastIndex: snapshot.lastIndex, lastTerm: snapshot.lastTerm, map: try snapshot.map.model())
         case .heartbeat(let heartbeat):
-            message = .heartbeat(term: heartbeat.term, fresh: heartbeat.fresh, inSync: heartbeat.inSync.map { PartitionEpoch(partition: Int($0.partition), epoch: $0.epoch) })
+            message = .heartbeat(term: heartbeat.term, fresh: heartbeat.fresh, inSync: heartbeat.inSync.map { PartitionEpoch(partition: Int($0.partition), epoch: $0.epoch) }, sentAt: heartbeat.sentAtMs)
         case .heartbeatReply(let reply):
-            message = .heartbeatReply(term: reply.term, established: reply.established, fresh: reply.fresh, leader: reply.hasLeader ? try reply.leader.model(in: "MemberHeartbeatReply.leader") : nil)
+            message = .heartbeatReply(
+                term: reply.term, established: reply.established, fresh: reply.fresh, leader: reply.hasLeader ? try reply.leader.model(in: "MemberHeartbeatReply.leader") : nil,
+                leaseUntil: reply.leaseUntilMs, leaderCommit: reply.leaderCommit
+            )
         case nil:
             throw .missingField(message: "RaftEnvelope", field: "message")
         }

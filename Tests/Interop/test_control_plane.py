@@ -43,6 +43,8 @@ def test_killed_leader_is_replaced_within_two_seconds_and_its_partitions_move(si
     held = [row for row in before["partitionTable"] if row["primary"] == old or old in row["backups"]]
     assert held, f"the leader {old} holds no partition: {before['partitionTable']}"
     survivors = [node for node in site.names if node != old]
+    # Leases: every partition has exactly one node acting as its primary.
+    wait_until(lambda: sum((site.control(node) or {}).get("actingPrimaries", 0) for node in site.names) == len(before["partitionTable"]), 5, what="leases to cover every partition")
 
     killed_at = time.monotonic()
     site.kill(old)
@@ -80,6 +82,7 @@ def test_killed_leader_is_replaced_within_two_seconds_and_its_partitions_move(si
         return len({json.dumps((view.get("commitIndex"), view.get("partitionTable"))) for view in views}) == 1
 
     wait_until(same_map, 5, what="both survivors to apply the same map")
+    wait_until(lambda: sum((site.control(node) or {}).get("actingPrimaries", 0) for node in survivors) == len(before["partitionTable"]), 5, what="the survivors' leases to cover every partition")
 
     # The status command names the new leader; --json carries the same view.
     report = site.run_cli("status", "--topology", str(site.topology)).stdout

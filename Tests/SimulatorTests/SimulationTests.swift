@@ -147,6 +147,33 @@ import Testing
         #expect(reElections > 0)
     }
 
+    static func acting(_ simulation: Simulation, _ name: String) -> [PartitionEpoch] {
+        simulation.raft(name)?.actingPrimaries(now: simulation.localTime(simulation.names.firstIndex(of: name)!)) ?? []
+    }
+
+    @Test func leasesCoverEachPartitionOnceAndLapseBeforeAFailover() throws {
+        var simulation = Self.converged()
+        simulation.advance(until: simulation.now + 500)
+        // Steady state: every partition has exactly one node acting as its primary.
+        let acting = simulation.names.flatMap { Self.acting(simulation, $0).map(\.partition) }
+        #expect(acting.sorted() == Array(0..<simulation.options.partitions), "\(acting)")
+        let old = simulation.leaders[0].name
+        #expect(!Self.acting(simulation, old).isEmpty)
+        simulation.isolate([old])
+        let isolatedAt = simulation.now
+        var lapsedAt: UInt64?
+        var movedAt: UInt64?
+        while movedAt == nil && simulation.now < isolatedAt + 5_000 {
+            simulation.advance(until: simulation.now + 1)
+            if lapsedAt == nil && Self.acting(simulation, old).isEmpty { lapsedAt = simulation.now }
+            if simulation.names.contains(where: { $0 != old && simulation.raft($0)?.map.members[old]?.state == .down }) { movedAt = simulation.now }
+        }
+        let lapsed = try #require(lapsedAt, "the isolated leader kept acting as primary")
+        let moved = try #require(movedAt, "the isolated leader's partitions never moved")
+        #expect(lapsed < moved, "the isolated leader acted as primary until \(lapsed - isolatedAt) ms, its partitions moved at \(moved - isolatedAt) ms")
+        #expect(simulation.outcome.violations.isEmpty, "\(simulation.outcome.violations)")
+    }
+
     @Test func aMinorityPartitionDoesNotDisruptTheLeader() {
         var simulation = Self.converged(nodes: 5)
         let leader = simulation.leaders[0]

@@ -408,6 +408,9 @@ public nonisolated struct Sessionfed_V1_AppendRequest: Sendable {
 
   public var leaderCommit: UInt64 = 0
 
+  /// the leader's clock when sent; echoed back for its lease
+  public var sentAtMs: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -423,6 +426,9 @@ public nonisolated struct Sessionfed_V1_AppendReply: Sendable {
   public var success: Bool = false
 
   public var matchIndex: UInt64 = 0
+
+  /// the request's sent_at_ms (0: none)
+  public var echoSentAtMs: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -467,6 +473,9 @@ public nonisolated struct Sessionfed_V1_MemberHeartbeat: Sendable {
 
   public var inSync: [Sessionfed_V1_PartitionEpoch] = []
 
+  /// the member's clock when sent; echoed back for its lease
+  public var sentAtMs: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -492,6 +501,12 @@ public nonisolated struct Sessionfed_V1_MemberHeartbeatReply: Sendable {
   public var hasLeader: Bool {self._leader != nil}
   /// Clears the value of `leader`. Subsequent reads from it will return its default value.
   public mutating func clearLeader() {self._leader = nil}
+
+  /// on the member's clock: its report's sent_at_ms plus the lease
+  public var leaseUntilMs: UInt64 = 0
+
+  /// granted, at most the leader's own remaining lease (0: none)
+  public var leaderCommit: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1271,7 +1286,7 @@ nonisolated extension Sessionfed_V1_VoteReply: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Sessionfed_V1_AppendRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AppendRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}term\0\u{3}previous_index\0\u{3}previous_term\0\u{1}entries\0\u{3}leader_commit\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}term\0\u{3}previous_index\0\u{3}previous_term\0\u{1}entries\0\u{3}leader_commit\0\u{3}sent_at_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1284,6 +1299,7 @@ nonisolated extension Sessionfed_V1_AppendRequest: SwiftProtobuf.Message, SwiftP
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.previousTerm) }()
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.entries) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.leaderCommit) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.sentAtMs) }()
       default: break
       }
     }
@@ -1305,6 +1321,9 @@ nonisolated extension Sessionfed_V1_AppendRequest: SwiftProtobuf.Message, SwiftP
     if self.leaderCommit != 0 {
       try visitor.visitSingularUInt64Field(value: self.leaderCommit, fieldNumber: 5)
     }
+    if self.sentAtMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.sentAtMs, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1314,6 +1333,7 @@ nonisolated extension Sessionfed_V1_AppendRequest: SwiftProtobuf.Message, SwiftP
     if lhs.previousTerm != rhs.previousTerm {return false}
     if lhs.entries != rhs.entries {return false}
     if lhs.leaderCommit != rhs.leaderCommit {return false}
+    if lhs.sentAtMs != rhs.sentAtMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1321,7 +1341,7 @@ nonisolated extension Sessionfed_V1_AppendRequest: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Sessionfed_V1_AppendReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AppendReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}term\0\u{1}success\0\u{3}match_index\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}term\0\u{1}success\0\u{3}match_index\0\u{3}echo_sent_at_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1332,6 +1352,7 @@ nonisolated extension Sessionfed_V1_AppendReply: SwiftProtobuf.Message, SwiftPro
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.term) }()
       case 2: try { try decoder.decodeSingularBoolField(value: &self.success) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.matchIndex) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.echoSentAtMs) }()
       default: break
       }
     }
@@ -1347,6 +1368,9 @@ nonisolated extension Sessionfed_V1_AppendReply: SwiftProtobuf.Message, SwiftPro
     if self.matchIndex != 0 {
       try visitor.visitSingularUInt64Field(value: self.matchIndex, fieldNumber: 3)
     }
+    if self.echoSentAtMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.echoSentAtMs, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1354,6 +1378,7 @@ nonisolated extension Sessionfed_V1_AppendReply: SwiftProtobuf.Message, SwiftPro
     if lhs.term != rhs.term {return false}
     if lhs.success != rhs.success {return false}
     if lhs.matchIndex != rhs.matchIndex {return false}
+    if lhs.echoSentAtMs != rhs.echoSentAtMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1410,7 +1435,7 @@ nonisolated extension Sessionfed_V1_InstallSnapshot: SwiftProtobuf.Message, Swif
 
 nonisolated extension Sessionfed_V1_MemberHeartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MemberHeartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}term\0\u{1}fresh\0\u{3}in_sync\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}term\0\u{1}fresh\0\u{3}in_sync\0\u{3}sent_at_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1421,6 +1446,7 @@ nonisolated extension Sessionfed_V1_MemberHeartbeat: SwiftProtobuf.Message, Swif
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.term) }()
       case 2: try { try decoder.decodeSingularBoolField(value: &self.fresh) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.inSync) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.sentAtMs) }()
       default: break
       }
     }
@@ -1436,6 +1462,9 @@ nonisolated extension Sessionfed_V1_MemberHeartbeat: SwiftProtobuf.Message, Swif
     if !self.inSync.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.inSync, fieldNumber: 3)
     }
+    if self.sentAtMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.sentAtMs, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1443,6 +1472,7 @@ nonisolated extension Sessionfed_V1_MemberHeartbeat: SwiftProtobuf.Message, Swif
     if lhs.term != rhs.term {return false}
     if lhs.fresh != rhs.fresh {return false}
     if lhs.inSync != rhs.inSync {return false}
+    if lhs.sentAtMs != rhs.sentAtMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1450,7 +1480,7 @@ nonisolated extension Sessionfed_V1_MemberHeartbeat: SwiftProtobuf.Message, Swif
 
 nonisolated extension Sessionfed_V1_MemberHeartbeatReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MemberHeartbeatReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}term\0\u{1}established\0\u{1}fresh\0\u{1}leader\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}term\0\u{1}established\0\u{1}fresh\0\u{1}leader\0\u{3}lease_until_ms\0\u{3}leader_commit\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1462,6 +1492,8 @@ nonisolated extension Sessionfed_V1_MemberHeartbeatReply: SwiftProtobuf.Message,
       case 2: try { try decoder.decodeSingularBoolField(value: &self.established) }()
       case 3: try { try decoder.decodeSingularBoolField(value: &self.fresh) }()
       case 4: try { try decoder.decodeSingularMessageField(value: &self._leader) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.leaseUntilMs) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.leaderCommit) }()
       default: break
       }
     }
@@ -1484,6 +1516,12 @@ nonisolated extension Sessionfed_V1_MemberHeartbeatReply: SwiftProtobuf.Message,
     try { if let v = self._leader {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
     } }()
+    if self.leaseUntilMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.leaseUntilMs, fieldNumber: 5)
+    }
+    if self.leaderCommit != 0 {
+      try visitor.visitSingularUInt64Field(value: self.leaderCommit, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1492,6 +1530,8 @@ nonisolated extension Sessionfed_V1_MemberHeartbeatReply: SwiftProtobuf.Message,
     if lhs.established != rhs.established {return false}
     if lhs.fresh != rhs.fresh {return false}
     if lhs._leader != rhs._leader {return false}
+    if lhs.leaseUntilMs != rhs.leaseUntilMs {return false}
+    if lhs.leaderCommit != rhs.leaderCommit {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
