@@ -40,6 +40,14 @@ public final class NodeServer: Service, Sendable {
     public func run() async throws {
         let state = self.state
         let address = configuration.node.client
+        // A federated node answers -LOADING from its first client on, until it has recovered
+        // the other sites' data: set before the listener opens.
+        if let settings = configuration.federationSettings {
+            try await state.eventLoop.submit {
+                state.federation = FederationCore(settings: settings, incarnation: UInt64.random(in: 1...UInt64.max))
+                state.loading = true
+            }.get()
+        }
         let channel: Channel
         do {
             channel = try await ServerBootstrap(group: group)
@@ -86,11 +94,7 @@ public final class NodeServer: Service, Sendable {
                 try? await group.shutdownGracefully()
                 throw NodeServerError(message: "cannot set up federation TLS: \(error)")
             }
-            try await state.eventLoop.submit {
-                state.federation = FederationCore(settings: settings, incarnation: UInt64.random(in: 1...UInt64.max))
-                state.transport = federation
-                state.loading = true
-            }.get()
+            try await state.eventLoop.submit { state.transport = federation }.get()
             do {
                 try await federation.start()
             } catch {

@@ -137,7 +137,7 @@ import Testing
         try FederationCertificates.write(try FederationCertificates.issue(for: topology, validityDays: 1), to: second + "/certs", force: false)
         try await Self.withSites(topology, directories: [first, second]) { servers in
             try await Self.eventually("seoul to report the TLS failure") {
-                try await servers[0].snapshot().federationLinks[0].lastError?.contains("TLS handshake failed") == true
+                try await servers[0].snapshot().federationLinks.first?.lastError?.contains("TLS handshake failed") == true
             }
             let link = try await servers[0].snapshot().federationLinks[0]
             #expect(link.state == "refused")

@@ -242,14 +242,23 @@ import Testing
     @Test(arguments: [
         // Bootstrap deadlock: a voter that had bootstrapped (no log yet) answered "established",
         // so the others waited as learners for a leader that could never be elected.
-        (UInt64(16), FaultProfile.lossy),
+        (UInt64(16), FaultProfile.lossy, 3),
         // A partition orphaned when its primary was cut off with no in-sync backup, then the
         // primary restarted: the partition stayed without a primary for ever.
-        (UInt64(6), FaultProfile.chaos),
-        (UInt64(8), FaultProfile.chaos),
+        (UInt64(6), FaultProfile.chaos, 3),
+        (UInt64(8), FaultProfile.chaos, 3),
+        // Leases: a report arriving after the leader had decided its sender down renewed the
+        // sender's lease before the decision was committed.
+        (UInt64(7), FaultProfile.partitions, 3),
+        // Leases: a stale "down" entry for a node was committed by that node as the new leader
+        // while it still acted on its own lease.
+        (UInt64(8), FaultProfile.partitions, 3),
+        // Leases: a leader replaced without knowing it kept granting leases to a member the
+        // new leader then took down.
+        (UInt64(19), FaultProfile.chaos, 5),
     ])
-    func pinnedRegressionSeeds(_ seed: UInt64, _ profile: FaultProfile) {
-        var simulation = Simulation(options: SimulationOptions(seed: seed, nodes: 3, faults: profile, steps: 20_000))
+    func pinnedRegressionSeeds(_ seed: UInt64, _ profile: FaultProfile, _ nodes: Int) {
+        var simulation = Simulation(options: SimulationOptions(seed: seed, nodes: nodes, faults: profile, steps: 20_000))
         let outcome = simulation.run()
         #expect(outcome.passed, "\(outcome.violations)")
     }
