@@ -56,11 +56,13 @@ final class NodeProcess {
         try waitUntilListening()
     }
 
+    /// Until both the client and the admin listener accept (they open independently).
     func waitUntilListening() throws {
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
-            if let client = try? RESPTestClient(port: clientPort) {
+            if let client = try? RESPTestClient(port: clientPort), let admin = try? RESPTestClient(port: adminPort) {
                 client.close()
+                admin.close()
                 return
             }
             guard process.isRunning else { throw NodeProcessError.exited(log) }

@@ -18,7 +18,9 @@ indirect enum Reply: Equatable {
 
 /// A blocking RESP2 client over a plain socket: sends exact bytes, reads exact replies.
 final class RESPTestClient {
-    let fd: Int32
+    /// -1 once closed: a descriptor number is closed once only (tests run in parallel in
+    /// one process, and a second close could hit another test's new socket).
+    private(set) var fd: Int32
     var buffer: [UInt8] = []
 
     init(port: Int, timeoutSeconds: Int = 5) throws {
@@ -33,17 +35,19 @@ final class RESPTestClient {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard result == 0 else {
-            Glibc.close(fd)
+            close()
             throw ClientError.connectFailed
         }
     }
 
     func close() {
+        guard fd >= 0 else { return }
         Glibc.close(fd)
+        fd = -1
     }
 
     deinit {
-        Glibc.close(fd)
+        close()
     }
 
     func send(raw bytes: [UInt8]) {

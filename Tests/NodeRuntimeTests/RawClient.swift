@@ -4,7 +4,7 @@ import Glibc
 
 /// A blocking loopback socket that sends and reads raw RESP text.
 final class RawClient {
-    let fd: Int32
+    private(set) var fd: Int32
 
     init(port: Int) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -19,11 +19,13 @@ final class RawClient {
         }
         guard result == 0 else {
             Glibc.close(fd)
+            fd = -1
             throw RawClientError.connectFailed
         }
     }
 
-    deinit { Glibc.close(fd) }
+    /// Closed once only: a second close could hit another parallel test's new socket.
+    deinit { if fd >= 0 { Glibc.close(fd) } }
 
     func close() { shutdown(fd, Int32(SHUT_RDWR)) }
 
