@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "Tests" / "Interop"))
 
-from cluster import Site  # noqa: E402
+from cluster import Site, moved_away  # noqa: E402
 
 
 def main():
@@ -61,9 +61,7 @@ def main():
                     view = site.leader_view(survivors)
                     if view and view["term"] > before["term"]:
                         elected = elected or elapsed
-                        down = any(m["name"] == old and m["state"] == "down" for m in view["members"])
-                        moved = all(row["primary"] not in (None, old) and old not in row["backups"] for row in view["partitionTable"])
-                        if down and moved:
+                        if moved_away(view, old):
                             maps.append(elapsed)
                             elections.append(elected)
                             break

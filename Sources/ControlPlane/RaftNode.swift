@@ -345,13 +345,10 @@ public struct RaftNode: Sendable {
         case .voteReply(let replyTerm, let granted, let preVote):
             return handleVoteReply(from: from, term: replyTerm, granted: granted, preVote: preVote, now: now)
         case .appendRequest(let leaderTerm, let previousIndex, let previousTerm, let entries, let leaderCommit, let sentAt):
-            var replies = handleAppend(from: from, term: leaderTerm, previousIndex: previousIndex, previousTerm: previousTerm, entries: entries, leaderCommit: leaderCommit, now: now)
-            for index in replies.indices {
-                if case .appendReply(let term, let success, let match, _) = replies[index].message {
-                    replies[index].message = .appendReply(term: term, success: success, matchIndex: match, echo: sentAt)
-                }
-            }
-            return replies
+            return handleAppend(
+                from: from, term: leaderTerm, previousIndex: previousIndex, previousTerm: previousTerm, entries: entries, leaderCommit: leaderCommit,
+                sentAt: sentAt, now: now
+            )
         case .appendReply(let replyTerm, let success, let match, let echo):
             return handleAppendReply(from: from, term: replyTerm, success: success, matchIndex: match, echo: echo, now: now)
         case .snapshot(let leaderTerm, let snapshotLastIndex, let snapshotLastTerm, let snapshot):
@@ -412,10 +409,12 @@ public struct RaftNode: Sendable {
     }
 
     mutating func handleAppend(
-        from sender: MemberID, term leaderTerm: UInt64, previousIndex: UInt64, previousTerm: UInt64, entries: [LogEntry], leaderCommit: UInt64, now: UInt64
+        from sender: MemberID, term leaderTerm: UInt64, previousIndex: UInt64, previousTerm: UInt64, entries: [LogEntry], leaderCommit: UInt64,
+        sentAt: UInt64, now: UInt64
     ) -> [RaftEnvelope] {
+        // Every answer echoes the request's send time (the leader's lease).
         guard leaderTerm >= term else {
-            return [RaftEnvelope(from: id, to: sender.name, message: .appendReply(term: term, success: false, matchIndex: 0, echo: 0))]
+            return [RaftEnvelope(from: id, to: sender.name, message: .appendReply(term: term, success: false, matchIndex: 0, echo: sentAt))]
         }
         becomeFollower(term: leaderTerm, leader: sender, now: now)
         lastLeaderContact = now
@@ -424,7 +423,7 @@ public struct RaftNode: Sendable {
         guard previousIndex <= lastIndex, previousIndex < snapshotIndex || term(at: previousIndex) == previousTerm else {
             // Missing or conflicting: hint the leader back to what might match.
             let hint = min(lastIndex, previousIndex > 0 ? previousIndex - 1 : 0)
-            return [RaftEnvelope(from: id, to: sender.name, message: .appendReply(term: term, success: false, matchIndex: max(hint, commitIndex), echo: 0))]
+            return [RaftEnvelope(from: id, to: sender.name, message: .appendReply(term: term, success: false, matchIndex: max(hint, commitIndex), echo: sentAt))]
         }
         for entry in entries where entry.index > snapshotIndex {
             if let existing = term(at: entry.index) {
@@ -441,7 +440,7 @@ public struct RaftNode: Sendable {
             applyCommitted()
         }
         if isVoter(id) && role == .learner { role = .follower }
-        return [RaftEnvelope(from: id, to: sender.name, message: .appendReply(term: term, success: true, matchIndex: matched, echo: 0))]
+        return [RaftEnvelope(from: id, to: sender.name, message: .appendReply(term: term, success: true, matchIndex: matched, echo: sentAt))]
     }
 
     mutating func handleSnapshot(from sender: MemberID, term leaderTerm: UInt64, lastIndex snapshotLastIndex: UInt64, lastTerm snapshotLastTerm: UInt64, map snapshot: ClusterMap, now: UInt64) -> [RaftEnvelope] {

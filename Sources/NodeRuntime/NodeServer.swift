@@ -72,15 +72,18 @@ public final class NodeServer: Service, Sendable {
 
         let controlPlane = ControlPlaneRuntime(state: state, logger: logger)
         try await state.eventLoop.submit { state.controlPlane = controlPlane }.get()
-        do {
-            try await controlPlane.start()
-        } catch {
+        let group = self.group
+        /// Undoes what started so far; the error to throw.
+        func abandon(_ message: String) async -> NodeServerError {
             channel.close(promise: nil)
             await controlPlane.stop()
             try? await group.shutdownGracefully()
-            throw NodeServerError(
-                message: error is FederationTLSError ? "cannot set up peer TLS: \(error)" : "cannot listen for peers on \(configuration.node.peer): \(error)"
-            )
+            return NodeServerError(message: message)
+        }
+        do {
+            try await controlPlane.start()
+        } catch {
+            throw await abandon(error is FederationTLSError ? "cannot set up peer TLS: \(error)" : "cannot listen for peers on \(configuration.node.peer): \(error)")
         }
 
         var transport: FederationTransport?
@@ -89,19 +92,13 @@ public final class NodeServer: Service, Sendable {
             do {
                 federation = try FederationTransport(state: state, settings: settings, logger: logger)
             } catch {
-                channel.close(promise: nil)
-                await controlPlane.stop()
-                try? await group.shutdownGracefully()
-                throw NodeServerError(message: "cannot set up federation TLS: \(error)")
+                throw await abandon("cannot set up federation TLS: \(error)")
             }
             try await state.eventLoop.submit { state.transport = federation }.get()
             do {
                 try await federation.start()
             } catch {
-                channel.close(promise: nil)
-                await controlPlane.stop()
-                try? await group.shutdownGracefully()
-                throw NodeServerError(message: "cannot listen for federation peers on \(configuration.node.federation): \(error)")
+                throw await abandon("cannot listen for federation peers on \(configuration.node.federation): \(error)")
             }
             transport = federation
         }

@@ -15,6 +15,12 @@ from conftest import free_ports, wait_until
 from federation import Process, node_lines, run_cli
 
 
+def moved_away(control, node):
+    """Whether this control-plane view has `node` down and none of its copies left."""
+    down = any(member["name"] == node and member["state"] == "down" for member in control["members"])
+    return down and all(row["primary"] not in (None, node) and node not in row["backups"] for row in control["partitionTable"])
+
+
 class Site:
     def __init__(self, binary, workdir, nodes=3, tls=True, defaults=None, name="seoul"):
         self.binary = binary
@@ -101,6 +107,10 @@ class Site:
     def control(self, node, timeout=1.0):
         status = self.status(node, timeout)
         return status["controlPlane"] if status else None
+
+    def acting_primaries(self, nodes):
+        """Partitions the given nodes act as primary for under a valid lease, summed."""
+        return sum((self.control(node) or {}).get("actingPrimaries", 0) for node in nodes)
 
     def running(self):
         return [node for node in self.names if node in self.processes and self.processes[node].running() and node not in self.frozen]

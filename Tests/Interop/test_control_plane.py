@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import wait_until
-from cluster import Site
+from cluster import Site, moved_away
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_killed_leader_is_replaced_within_two_seconds_and_its_partitions_move(si
     assert held, f"the leader {old} holds no partition: {before['partitionTable']}"
     survivors = [node for node in site.names if node != old]
     # Leases: every partition has exactly one node acting as its primary.
-    wait_until(lambda: sum((site.control(node) or {}).get("actingPrimaries", 0) for node in site.names) == len(before["partitionTable"]), 5, what="leases to cover every partition")
+    wait_until(lambda: site.acting_primaries(site.names) == len(before["partitionTable"]), 5, what="leases to cover every partition")
 
     killed_at = time.monotonic()
     site.kill(old)
@@ -62,12 +62,7 @@ def test_killed_leader_is_replaced_within_two_seconds_and_its_partitions_move(si
 
     def reassigned():
         control = site.leader_view(survivors)
-        if not control or member_states(control).get(old) != "down":
-            return None
-        table = control["partitionTable"]
-        if any(row["primary"] in (None, old) or old in row["backups"] for row in table):
-            return None
-        return control
+        return control if control and moved_away(control, old) else None
 
     after = wait_until(reassigned, 10, what=f"the committed map to move {old}'s partitions")
     epochs = {row["partition"]: row["epoch"] for row in before["partitionTable"]}
@@ -82,7 +77,7 @@ def test_killed_leader_is_replaced_within_two_seconds_and_its_partitions_move(si
         return len({json.dumps((view.get("commitIndex"), view.get("partitionTable"))) for view in views}) == 1
 
     wait_until(same_map, 5, what="both survivors to apply the same map")
-    wait_until(lambda: sum((site.control(node) or {}).get("actingPrimaries", 0) for node in survivors) == len(before["partitionTable"]), 5, what="the survivors' leases to cover every partition")
+    wait_until(lambda: site.acting_primaries(survivors) == len(before["partitionTable"]), 5, what="the survivors' leases to cover every partition")
 
     # The status command names the new leader; --json carries the same view.
     report = site.run_cli("status", "--topology", str(site.topology)).stdout
