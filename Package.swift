@@ -29,7 +29,7 @@ let package = Package(
         .target(
             name: "Wire",
             dependencies: [
-                "SessionModel", "ControlPlane",
+                "SessionModel", "ControlPlane", "Replication",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
@@ -41,6 +41,8 @@ let package = Package(
         .target(name: "Federation", dependencies: ["SessionModel", "Wire", "Keyspace"]),
         // Pure: Raft among a site's voters and the replicated cluster map (DESIGN.md §3).
         .target(name: "ControlPlane", dependencies: ["SessionModel"]),
+        // Pure: a partition's primary and backup state machines (DESIGN.md §3).
+        .target(name: "Replication", dependencies: ["SessionModel"]),
         // Deterministic simulation of a site's control plane with seeded faults and checkers.
         .target(name: "Simulator", dependencies: ["ControlPlane", "SessionModel", "Wire"]),
         // Topology file model, YAML parsing and validation (DESIGN.md §9).
@@ -49,7 +51,7 @@ let package = Package(
         .target(
             name: "NodeRuntime",
             dependencies: [
-                "SessionModel", "Wire", "RESP", "Keyspace", "Topology", "Federation", "ControlPlane",
+                "SessionModel", "Wire", "RESP", "Keyspace", "Topology", "Federation", "ControlPlane", "Replication",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -71,11 +73,12 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SessionModelTests", dependencies: ["SessionModel", "Wire"]),
-        .testTarget(name: "WireTests", dependencies: ["SessionModel", "Wire"]),
+        .testTarget(name: "WireTests", dependencies: ["SessionModel", "Wire", "Replication"]),
         .testTarget(name: "RESPTests", dependencies: ["RESP", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "KeyspaceTests", dependencies: ["Keyspace", "RESP", "SessionModel"]),
         .testTarget(name: "FederationTests", dependencies: ["Federation", "Keyspace", "SessionModel", "Wire", "RESP"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "ControlPlane", "SessionModel", "Wire"]),
+        .testTarget(name: "ReplicationTests", dependencies: ["Replication", "SessionModel"]),
         .testTarget(name: "TopologyTests", dependencies: ["Topology", "SessionModel"]),
         .testTarget(
             name: "NodeRuntimeTests",

@@ -470,6 +470,11 @@ extension Frame {
         case .bucketDigests: return "BucketDigests"
         case .bucketRepair: return "BucketRepair"
         case .raft: return "RaftEnvelope"
+        case .forwardedCommand: return "ForwardedCommand"
+        case .forwardedReply: return "ForwardedReply"
+        case .partitionWrites: return "PartitionWrites"
+        case .transferChunk: return "TransferChunk"
+        case .backupReport: return "BackupReport"
         }
     }
 }

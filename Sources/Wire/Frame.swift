@@ -68,6 +68,12 @@ public enum Frame: Hashable, Sendable {
     case bucketRepair(BucketRepair)
     /// A control-plane message between nodes of one site.
     case raft(RaftEnvelope)
+    /// The data plane between nodes of one site (`ReplicationFrames.swift`).
+    case forwardedCommand(ForwardedCommand)
+    case forwardedReply(ForwardedReply)
+    case partitionWrites(PartitionWrites)
+    case transferChunk(TransferChunk)
+    case backupReport(BackupReport)
 }
 
 extension Frame {
@@ -156,6 +162,8 @@ extension Frame {
             frame.body = .bucketRepair(wire)
         case .raft(let envelope):
             frame.body = .raft(envelope.wire)
+        case .forwardedCommand, .forwardedReply, .partitionWrites, .transferChunk, .backupReport:
+            frame.body = replicationBody
         }
         return frame
     }
@@ -229,6 +237,8 @@ extension Frame {
             )
         case .raft(let envelope):
             self = .raft(try RaftEnvelope(wire: envelope))
+        case .forwardedCommand, .forwardedReply, .partitionWrites, .transferChunk, .backupReport:
+            self = try Frame.replication(from: wire.body!)!
         case nil:
             throw .missingField(message: "Frame", field: "body")
         }

@@ -1,0 +1,74 @@
+import Foundation
+import Replication
+import SessionModel
+import SwiftProtobuf
+import Testing
+@testable import Wire
+
+@Suite struct ReplicationFrameTests {
+    static let frames: [Frame] = [
+        .forwardedCommand(ForwardedCommand(request: 7, arguments: [Array("SET".utf8), [0, 255], []], protocolVersion: 3)),
+        .forwardedReply(ForwardedReply(request: 7, reply: Array("+OK\r\n".utf8), notPrimary: false)),
+        .forwardedReply(ForwardedReply(request: UInt64.max, reply: [], notPrimary: true)),
+        .partitionWrites(
+            PartitionWrites(
+                partition: 63, epoch: 9, firstSequence: 100,
+                writes: [ReplicatedWrite(deltas: Samples.deltas(), expiredKeys: [[1], []]), ReplicatedWrite()]
+            )
+        ),
+        .transferChunk(
+            TransferChunk(
+                partition: 2, epoch: 3, attempt: 4, chunk: 5, baseSequence: 6,
+                keys: [TransferredKey(key: [9], state: Samples.state())], last: true
+            )
+        ),
+        .backupReport(BackupReport(partition: 1, epoch: 2, message: .acknowledge(sequence: 3))),
+        .backupReport(BackupReport(partition: 1, epoch: 2, message: .requestTransfer(attempt: 4))),
+        .backupReport(BackupReport(partition: 1, epoch: 2, message: .acknowledgeChunk(attempt: 4, chunk: 5))),
+    ]
+
+    @Test(arguments: frames) func replicationFrame_roundTrips_evenByteByByte(frame: Frame) throws {
+        let bytes = FrameCodec.encode(frame)
+        var decoder = FrameDecoder()
+        for byte in bytes.dropLast() {
+            decoder.append([byte])
+            #expect(try decoder.next() == nil)
+        }
+        decoder.append([bytes.last!])
+        #expect(try decoder.next() == frame)
+        #expect(decoder.bufferedBytes == 0)
+    }
+
+    static func decode(_ body: Sessionfed_V1_Frame.OneOf_Body) throws(WireError) -> Frame {
+        var frame = Sessionfed_V1_Frame()
+        frame.body = body
+        return try Frame(wire: frame)
+    }
+
+    @Test func forwardedCommand_withoutArguments_isRefused() {
+        var wire = Sessionfed_V1_ForwardedCommand()
+        wire.protocol = 2
+        #expect(throws: WireError.missingField(message: "ForwardedCommand", field: "arguments")) { try Self.decode(.forwardedCommand(wire)) }
+    }
+
+    @Test func forwardedCommand_unknownProtocol_isRefused() {
+        var wire = Sessionfed_V1_ForwardedCommand()
+        wire.arguments = [Data("PING".utf8)]
+        wire.protocol = 4
+        #expect(throws: WireError.self) { try Self.decode(.forwardedCommand(wire)) }
+    }
+
+    @Test func partitionWrites_sequenceZeroOrOverflowing_isRefused() {
+        var wire = Sessionfed_V1_PartitionWrites()
+        wire.writes = [Sessionfed_V1_ReplicatedWrite()]
+        #expect(throws: WireError.self) { try Self.decode(.partitionWrites(wire)) }
+        wire.firstSequence = UInt64.max
+        #expect(throws: WireError.self) { try Self.decode(.partitionWrites(wire)) }
+        wire.firstSequence = UInt64.max - 1
+        #expect(throws: Never.self) { try Self.decode(.partitionWrites(wire)) }
+    }
+
+    @Test func backupReport_withoutKind_isRefused() {
+        #expect(throws: WireError.missingField(message: "BackupReport", field: "kind")) { try Self.decode(.backupReport(Sessionfed_V1_BackupReport())) }
+    }
+}
