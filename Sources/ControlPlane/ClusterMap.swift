@@ -20,6 +20,9 @@ public struct MemberID: Hashable, Comparable, Sendable, CustomStringConvertible 
 /// One partition's placement (DESIGN.md §3): the primary orders writes; backups copy them;
 /// the in-sync set holds the backups that have every acknowledged write. `epoch` fences: it
 /// changes whenever the primary changes, and a copy refuses anything from an older epoch.
+/// A new epoch starts with an empty in-sync set: surviving backups may hold different
+/// suffixes of the old primary's unacknowledged writes, so each copies the partition from
+/// the new primary again before it counts.
 public struct PartitionAssignment: Hashable, Sendable {
     public var partition: Int
     public var epoch: UInt64
@@ -189,7 +192,7 @@ public struct ClusterMap: Hashable, Sendable {
                 if let promoted = assignment.backups.first(where: { assignment.inSync.contains($0) }) {
                     assignment.primary = promoted
                     assignment.backups.removeAll { $0 == promoted }
-                    assignment.inSync.remove(promoted)
+                    assignment.inSync = []
                     assignment.epoch += 1
                     load.remove(promoted, primary: false)
                     load.add(promoted, primary: true)
@@ -206,7 +209,7 @@ public struct ClusterMap: Hashable, Sendable {
                 // The only complete copy is back (it was unreachable, not restarted).
                 assignment.primary = orphan.name
                 assignment.backups.removeAll { $0 == orphan.name }
-                assignment.inSync.remove(orphan.name)
+                assignment.inSync = []
                 assignment.orphanedFrom = nil
                 assignment.epoch += 1
                 load.add(orphan.name, primary: true)
@@ -219,6 +222,7 @@ public struct ClusterMap: Hashable, Sendable {
                 // keys back from the other sites.
                 assignment.primary = chosen
                 assignment.orphanedFrom = nil
+                assignment.inSync = []
                 assignment.epoch += 1
                 assignment.recreatedEmpty += 1
                 load.add(chosen, primary: true)
@@ -267,8 +271,7 @@ public struct ClusterMap: Hashable, Sendable {
                     .min(by: { (load.primaries[$0]!, $0) < (load.primaries[$1]!, $1) })
                 else { continue }
                 assignment.backups = assignment.backups.map { $0 == target ? busiest.key : $0 }
-                assignment.inSync.remove(target)
-                assignment.inSync.insert(busiest.key)
+                assignment.inSync = []
                 assignment.primary = target
                 assignment.epoch += 1
                 return [.assign(assignment)]

@@ -78,6 +78,9 @@ public struct RaftNode: Sendable {
     var nextMemberHeartbeat: UInt64 = 0
     var applied: [LogEntry] = []
     var copiesHeldSince: [PartitionEpoch: UInt64] = [:]
+    /// Set by a runtime whose data plane copies partitions: the copies it reports caught up
+    /// (nil: every copy counts as caught up `catchUpMilliseconds` after the map gave it).
+    public var caughtUpCopies: Set<PartitionEpoch>?
 
     // Leader state.
     var nextIndex: [String: UInt64] = [:]
@@ -227,6 +230,10 @@ public struct RaftNode: Sendable {
     /// The copies this node holds that count as caught up: held for `catchUpMilliseconds` (the
     /// data plane's state transfer; immediate until synchronous replication exists).
     mutating func copiesInSync(now: UInt64) -> [PartitionEpoch] {
+        if let caughtUpCopies {
+            return map.partitions.filter { $0.holders.contains(id.name) }.map { PartitionEpoch(partition: $0.partition, epoch: $0.epoch) }
+                .filter(caughtUpCopies.contains)
+        }
         var inSync: [PartitionEpoch] = []
         var held: [PartitionEpoch: UInt64] = [:]
         for assignment in map.partitions where assignment.holders.contains(id.name) {
@@ -576,6 +583,15 @@ public struct RaftNode: Sendable {
     public func actingPrimaries(now: UInt64) -> [PartitionEpoch] {
         guard holdsLease(now: now), let member = map.members[id.name], member.incarnation == id.incarnation, member.state == .up else { return [] }
         return map.partitions.filter { $0.primary == id.name }.map { PartitionEpoch(partition: $0.partition, epoch: $0.epoch) }
+    }
+
+    /// The epoch at which this node may act as primary of `partition` now (see
+    /// `actingPrimaries`), or nil.
+    public func actingPrimaryEpoch(of partition: Int, now: UInt64) -> UInt64? {
+        guard holdsLease(now: now), partition >= 0, partition < map.partitions.count, map.partitions[partition].primary == id.name,
+            let member = map.members[id.name], member.incarnation == id.incarnation, member.state == .up
+        else { return nil }
+        return map.partitions[partition].epoch
     }
 
     /// Records which incarnation answers for a name. A new incarnation starts with an empty

@@ -201,6 +201,7 @@ extension Keyspace {
         context.events.removeAll()
         if !configuration.retainTombstones {
             keys.removeAll()
+            partitionKeys = partitionKeys.map { _ in [] }
             expiryQueue.removeAll()
             usedMemoryBytes = 0
         }

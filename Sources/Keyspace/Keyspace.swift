@@ -27,19 +27,25 @@ public struct KeyspaceConfiguration: Sendable {
     public var expiryGraceMilliseconds: UInt64
     /// `maxmemory` in bytes of estimated data; 0 means no limit.
     public var maximumMemoryBytes: Int
+    /// Set on a node that shares its site with others: the keyspace then indexes its keys by
+    /// partition (a partition is copied, discarded and expired as a unit) and records the
+    /// keys its expiry released, for the partition's backups.
+    public var partitioning: Partitioning?
 
     public init(
         site: SiteID,
         policy: MergePolicy = .default,
         retainTombstones: Bool = false,
         expiryGraceMilliseconds: UInt64 = 60_000,
-        maximumMemoryBytes: Int = 0
+        maximumMemoryBytes: Int = 0,
+        partitioning: Partitioning? = nil
     ) {
         self.site = site
         self.policy = policy
         self.retainTombstones = retainTombstones
         self.expiryGraceMilliseconds = expiryGraceMilliseconds
         self.maximumMemoryBytes = maximumMemoryBytes
+        self.partitioning = partitioning
     }
 }
 
@@ -77,9 +83,14 @@ public struct Keyspace: Sendable {
     var revisionCounter: UInt64 = 0
     public internal(set) var usedMemoryBytes = 0
     public internal(set) var statistics = KeyspaceStatistics()
+    /// With `partitioning`: the stored keys of each partition.
+    var partitionKeys: [Set<[UInt8]>]
+    /// With `partitioning`: keys expiry released since the last `drainReleasedByExpiry`.
+    var releasedByExpiry: [[UInt8]] = []
 
     public init(configuration: KeyspaceConfiguration) {
         self.configuration = configuration
+        partitionKeys = Array(repeating: [], count: configuration.partitioning?.partitionCount ?? 0)
     }
 
     var policy: MergePolicy { configuration.policy }
@@ -203,11 +214,13 @@ public struct Keyspace: Sendable {
         }
         if stored.state.isEmpty && !configuration.retainTombstones {
             keys[key] = nil
+            if let partitioning = configuration.partitioning { partitionKeys[partitioning.partition(of: key)].remove(key) }
             return
         }
         stored.estimatedBytes = Self.estimateBytes(key: key, state: stored.state)
         usedMemoryBytes += stored.estimatedBytes
         keys[key] = stored
+        if let partitioning = configuration.partitioning { partitionKeys[partitioning.partition(of: key)].insert(key) }
     }
 
     /// Handles a key found expired: announces it once; a single-site node drops it at once,
@@ -225,21 +238,68 @@ public struct Keyspace: Sendable {
             stored.revision = revisionCounter
         }
         if !configuration.retainTombstones {
-            usedMemoryBytes -= stored.estimatedBytes
-            keys[key] = nil
+            release(key)
+            if configuration.partitioning != nil { releasedByExpiry.append(key) }
         } else {
             keys[key] = stored
         }
     }
 
+    /// Drops a key's state outright.
+    mutating func release(_ key: [UInt8]) {
+        guard let stored = keys.removeValue(forKey: key) else { return }
+        usedMemoryBytes -= stored.estimatedBytes
+        if let partitioning = configuration.partitioning { partitionKeys[partitioning.partition(of: key)].remove(key) }
+    }
+
+    // MARK: Partitions (a node sharing its site with others)
+
+    /// The keys of `partition` stored now (tombstones included), for a state transfer.
+    public func keys(inPartition partition: Int) -> [[UInt8]] {
+        Array(partitionKeys[partition])
+    }
+
+    /// Drops every key of `partition`: this node no longer holds a copy of it, or starts a
+    /// fresh one.
+    public mutating func discard(partition: Int) {
+        for key in partitionKeys[partition] {
+            if let stored = keys.removeValue(forKey: key) { usedMemoryBytes -= stored.estimatedBytes }
+        }
+        partitionKeys[partition] = []
+    }
+
+    /// The keys expiry released since the last call (their partitions' backups drop them too).
+    public mutating func drainReleasedByExpiry() -> [[UInt8]] {
+        defer { releasedByExpiry = [] }
+        return releasedByExpiry
+    }
+
+    /// A backup's copy of what its primary's expiry did: releases the key whatever this
+    /// node's clock says (inside a site only the primary decides expiry).
+    public mutating func releaseExpired(_ key: [UInt8]) {
+        release(key)
+    }
+
+    /// Puts every key of `partition` with an expiry back in the expiry queue: this node has
+    /// just become its primary, and as a backup it skipped their expiry.
+    public mutating func scheduleExpiries(ofPartition partition: Int) {
+        for key in partitionKeys[partition] {
+            if let at = keys[key]?.state.expireAt { expiryQueue.insert(key, at: at) }
+        }
+    }
+
     /// The active expiry cycle: handles at most `budget` due keys, so one tick's work is bounded.
     /// Returns the `expired` events.
-    public mutating func sweepExpired(now: UInt64, budget: Int) -> [KeyspaceEvent] {
+    /// `expires`: which partitions this node expires (those it is primary of); a due key of
+    /// another partition leaves the queue (`scheduleExpiries` puts it back if this node becomes
+    /// its primary).
+    public mutating func sweepExpired(now: UInt64, budget: Int, expires: (Int) -> Bool = { _ in true }) -> [KeyspaceEvent] {
         var events: [KeyspaceEvent] = []
         var handled = 0
         while handled < budget, let due = expiryQueue.popDue(now: now) {
             handled += 1
             guard let stored = keys[due.key], stored.state.expireAt == due.at else { continue }
+            if let partitioning = configuration.partitioning, !expires(partitioning.partition(of: due.key)) { continue }
             expire(due.key, now: now, events: &events)
         }
         return events

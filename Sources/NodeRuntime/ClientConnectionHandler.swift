@@ -4,8 +4,12 @@ import RESP
 import SessionModel
 
 /// One client connection: parses requests, runs them against the node state, writes replies.
-/// Pipelined requests that arrive together are answered with one flush.
-final class ClientConnectionHandler: ChannelInboundHandler {
+/// Pipelined requests that arrive together are answered with one flush. In a site of several
+/// nodes a data command may wait (for its partition's backups, or for the primary it was
+/// forwarded to): the connection then reads no further command until it is answered, so a
+/// client's replies never change order. Confined to the node's event loop (hence
+/// `@unchecked Sendable`: the data plane calls back on that loop).
+final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -21,10 +25,25 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     /// The time of the command being run, read once per command.
     var now: UInt64 = 0
     let allocator = ByteBufferAllocator()
+    /// A data command is waiting for its reply: no further input is parsed.
+    var suspended = false
+    /// Inside the parse loop (a reply that arrives then needs no restart of it).
+    var parsing = false
+    /// Inside EXEC on a site of several nodes: the commits the transaction's reply waits for.
+    var transactionWaits: [(partition: Int, sequence: UInt64)] = []
+    var context: ChannelHandlerContext?
 
     init(state: NodeState) {
         self.state = state
         parser = RESPRequestParser(limits: state.configuration.limits)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -63,7 +82,14 @@ final class ClientConnectionHandler: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
-        while !closing {
+        parseInput(context: context)
+    }
+
+    /// Runs the complete commands buffered, until one waits for its reply.
+    func parseInput(context: ChannelHandlerContext) {
+        parsing = true
+        defer { parsing = false }
+        while !closing && !suspended, input != nil {
             switch parser.next(from: &input!) {
             case .incomplete:
                 if input!.readableBytes == 0 { input = nil }
@@ -77,6 +103,20 @@ final class ClientConnectionHandler: ChannelInboundHandler {
                 execute(arguments, context: context)
             }
         }
+    }
+
+    /// The reply of a command that waited: write it, then go on with the buffered input.
+    func resume(with routed: RoutedReply) {
+        switch routed {
+        case .value(let value): reply(value)
+        case .encoded(let bytes):
+            if output == nil { output = allocator.buffer(capacity: bytes.count) }
+            output!.writeBytes(bytes)
+        }
+        suspended = false
+        guard !parsing, let context else { return }
+        parseInput(context: context)
+        flush(context: context)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -211,6 +251,17 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     }
 
     func runData(_ arguments: [[UInt8]], name: String) {
+        if let dataPlane = state.dataPlane, let spec = CommandTable.spec(for: name) {
+            if capturedReplies != nil {
+                runInTransaction(arguments, name: name, spec: spec, dataPlane: dataPlane)
+                return
+            }
+            suspended = true
+            dataPlane.route(arguments, name: name, spec: spec, protocolVersion: session.protocolVersion) { routed in
+                self.resume(with: routed)
+            }
+            return
+        }
         guard let result = state.keyspace.execute(arguments, name: name, now: now) else {
             reply(RedisError.unknownCommand(arguments))
             return
@@ -218,6 +269,38 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         state.replicate(result.deltas, now: now)
         reply(result.reply)
         state.notify(result.events)
+    }
+}
+
+extension ClientConnectionHandler {
+    /// A data command inside EXEC on a site of several nodes: it runs here, now, on this
+    /// node's primary copies (EXEC checked that it is primary of every key); the commits are
+    /// collected and EXEC's reply waits for all of them.
+    func runInTransaction(_ arguments: [[UInt8]], name: String, spec: CommandSpec, dataPlane: DataPlane) {
+        let partitions = Set(spec.keys(in: arguments).map(dataPlane.partitioning.partition(of:)))
+        guard !partitions.isEmpty, dataPlane.actsAsPrimary(of: partitions, now: WallClock.monotonicMilliseconds()) else {
+            reply(.error("ERR this node is not the primary of this command's keys any more"))
+            return
+        }
+        let outcome = dataPlane.executeAsPrimary(arguments, name: name, partitions: partitions, now: now)
+        transactionWaits += outcome.waits
+        reply(outcome.result.reply)
+        dataPlane.publish(outcome.result)
+    }
+
+    /// Where a transaction can run on a site of several nodes: every data command's keys on
+    /// partitions this node is primary of. Nil when it can run; else the error for EXEC.
+    func transactionRefusal(_ queued: [[[UInt8]]], dataPlane: DataPlane) -> RESPValue? {
+        var partitions = Set<Int>()
+        for arguments in queued {
+            let name = String(decoding: arguments[0], as: UTF8.self).lowercased()
+            guard Keyspace.isDataCommand(name), let spec = CommandTable.spec(for: name) else { continue }
+            let keys = spec.keys(in: arguments)
+            if keys.isEmpty { return .error("EXECABORT '\(name)' over every node of a site is not supported in a transaction yet") }
+            partitions.formUnion(keys.map(dataPlane.partitioning.partition(of:)))
+        }
+        guard !partitions.isEmpty, !dataPlane.actsAsPrimary(of: partitions, now: WallClock.monotonicMilliseconds()) else { return nil }
+        return .error("EXECABORT this version runs a transaction only on the node that is primary of all its keys; connect to it or use a hash tag")
     }
 }
 

@@ -269,8 +269,13 @@ extension ClientConnectionHandler {
             reply(.nullArray)
             return
         }
+        if let dataPlane = state.dataPlane, let refusal = transactionRefusal(queued, dataPlane: dataPlane) {
+            reply(refusal)
+            return
+        }
         // Every queued command runs now, back to back on this event loop: nothing interleaves.
         capturedReplies = []
+        transactionWaits = []
         for arguments in queued {
             let name = String(decoding: arguments[0], as: UTF8.self).lowercased()
             guard let spec = CommandTable.spec(for: name) else { continue }
@@ -279,7 +284,14 @@ extension ClientConnectionHandler {
         }
         let replies = capturedReplies ?? []
         capturedReplies = nil
-        reply(.array(replies))
+        guard let dataPlane = state.dataPlane, !transactionWaits.isEmpty else {
+            reply(.array(replies))
+            return
+        }
+        // On a site of several nodes the reply waits for the partitions' backups.
+        suspended = true
+        dataPlane.whenCommitted(transactionWaits, then: { self.resume(with: .value(.array(replies))) }, otherwise: { self.resume(with: .value($0)) })
+        transactionWaits = []
     }
 
     func watch(_ arguments: [[UInt8]]) {

@@ -145,6 +145,7 @@ final class ControlPlaneRuntime: @unchecked Sendable {
         if !reassigned.isEmpty {
             logger.info("partitions assigned (partition→primary@epoch)", metadata: ["count": "\(reassigned.count)", "assignments": "\(reassigned.joined(separator: " "))"])
         }
+        state.dataPlane?.followMap()
     }
 }
 

@@ -45,7 +45,8 @@ public struct NodeConfiguration: Sendable {
             policy: topology.defaultMergePolicy,
             retainTombstones: topology.sites.count > 1,
             expiryGraceMilliseconds: UInt64(topology.defaults.expiryGraceMilliseconds),
-            maximumMemoryBytes: topology.defaults.maxmemoryBytes
+            maximumMemoryBytes: topology.defaults.maxmemoryBytes,
+            partitioning: site.nodes.count > 1 ? Partitioning(partitionCount: topology.defaults.partitions) : nil
         )
     }
 }

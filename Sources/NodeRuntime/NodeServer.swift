@@ -80,6 +80,13 @@ public final class NodeServer: Service, Sendable {
             try? await group.shutdownGracefully()
             return NodeServerError(message: message)
         }
+        if configuration.site.nodes.count > 1 {
+            let dataPlane = DataPlane(state: state, logger: logger)
+            try await state.eventLoop.submit {
+                state.dataPlane = dataPlane
+                dataPlane.start()
+            }.get()
+        }
         do {
             try await controlPlane.start()
         } catch {
@@ -116,6 +123,7 @@ public final class NodeServer: Service, Sendable {
             channel.close(promise: nil)
         }
         expiry.cancel()
+        try? await state.eventLoop.submit { state.dataPlane?.stop() }.get()
         await transport?.stop()
         await controlPlane.stop()
         // The listener is closed; commands already read have run (they run synchronously on the

@@ -37,6 +37,8 @@ public struct NodeSnapshot: Codable, Sendable {
     public var merkleRoot: String?
     /// The site's control plane as this node sees it (nil before it started).
     public var controlPlane: ControlPlaneSnapshot?
+    /// The partition copies this node holds and their replication (nil on a one-node site).
+    public var dataPlane: DataPlaneSnapshot?
 }
 
 /// The control plane on /status: this node's Raft state and the cluster map it applied.
@@ -164,7 +166,8 @@ extension NodeState {
             loading: loading,
             federationLinks: federationLinkSnapshots(now: now),
             merkleRoot: includeMerkleRoot ? merkleRoot() : nil,
-            controlPlane: controlPlane?.snapshot()
+            controlPlane: controlPlane?.snapshot(),
+            dataPlane: dataPlane?.summary()
         )
     }
 

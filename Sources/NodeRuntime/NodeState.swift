@@ -43,6 +43,9 @@ final class NodeState: @unchecked Sendable {
     var transport: FederationTransport?
     /// The site's control plane as this node runs it (Raft and the cluster map).
     var controlPlane: ControlPlaneRuntime?
+    /// Partition copies, routing and replication inside the site (nil for a site of one
+    /// node: it holds every partition and has no backups).
+    var dataPlane: DataPlane?
     /// A federated node starts empty and answers -LOADING until it has recovered the data of
     /// the other sites by anti-entropy (DESIGN.md §4).
     var loading = false
@@ -154,6 +157,10 @@ final class NodeState: @unchecked Sendable {
 
     /// One active expiry cycle (runs on the event loop timer).
     func runExpiryCycle() {
+        if let dataPlane {
+            dataPlane.runExpiryCycle()
+            return
+        }
         let events = keyspace.sweepExpired(now: WallClock.nowMilliseconds(), budget: configuration.expiryKeysPerCycle)
         notify(events)
     }

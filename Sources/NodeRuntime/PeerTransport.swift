@@ -54,6 +54,8 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
     var listener: Channel?
     var timers: [RepeatedTask] = []
     var stopped = false
+    /// Nodes whose dialed connection has data-plane frames written but not flushed yet.
+    var flushPending: Set<String> = []
 
     /// A dialer sends a heartbeat this often and the listener echoes it, so both ends notice
     /// a peer that vanished without closing its socket (a host gone, not a process).
@@ -213,6 +215,8 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
                 return
             }
             state.controlPlane?.receive(envelope)
+        case .forwardedCommand, .forwardedReply, .partitionWrites, .transferChunk, .backupReport:
+            state.dataPlane?.received(frame, from: peer)
         case .heartbeat:
             send(frame, on: channel)
             channel.flush()
@@ -297,9 +301,11 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
     func closed(handler: Handler, channel: Channel) {
         if let name = handler.dialedTarget {
             guard links[name]?.channel === channel || links[name]?.channel == nil else { return }
+            if links[name]?.phase == .connected { state.dataPlane?.linkLost(name) }
             dialFailed(name, reason: links[name]?.lastError ?? "connection closed")
         } else if let peer = handler.peer, inbound[peer] === channel {
             inbound[peer] = nil
+            state.dataPlane?.linkLost(peer)
             logger.info("peer disconnected", metadata: ["peer": "\(peer)", "direction": "inbound"])
         }
     }
@@ -339,6 +345,27 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
 
     func send(_ frame: Frame, on channel: Channel) {
         counters.bytesSent += UInt64(write(frame, on: channel))
+    }
+
+    /// Sends a data-plane frame to `node` on the connection this node dialed, flushed once
+    /// per event-loop turn however many frames the turn sends. Returns false when that
+    /// connection is not up, or the frame exceeds the frame limit (the caller decides).
+    func sendData(_ frame: Frame, to node: String) -> Bool {
+        guard let link = links[node], link.phase == .connected, let channel = link.channel,
+            let bytes = FrameCodec.encodeIfFits(frame)
+        else { return false }
+        var buffer = channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        channel.write(buffer, promise: nil)
+        counters.bytesSent += UInt64(bytes.count)
+        links[node]!.framesSent += 1
+        if flushPending.insert(node).inserted {
+            eventLoop.execute {
+                self.flushPending.remove(node)
+                self.links[node]?.channel?.flush()
+            }
+        }
+        return true
     }
 
     func heartbeat() {

@@ -251,6 +251,15 @@ public enum FrameCodec {
     /// broken or hostile peer, and buffering it would let one link exhaust a node's memory.
     public static let maximumFrameBytes: UInt32 = 16 << 20
 
+    /// The encoded frame, or nil when it would exceed `maximumFrameBytes` (a caller that
+    /// cannot bound its frames in advance — a command's reply, a key's state — checks here).
+    public static func encodeIfFits(_ frame: Frame) -> [UInt8]? {
+        let payload = WireMessage.encode(frame.wire)
+        guard payload.count <= maximumFrameBytes else { return nil }
+        let length = UInt32(payload.count)
+        return [UInt8(length >> 24), UInt8((length >> 16) & 0xff), UInt8((length >> 8) & 0xff), UInt8(length & 0xff)] + payload
+    }
+
     public static func encode(_ frame: Frame) -> [UInt8] {
         let payload = WireMessage.encode(frame.wire)
         precondition(payload.count <= maximumFrameBytes, "Invalid state: a frame of \(payload.count) bytes was built")

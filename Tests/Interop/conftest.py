@@ -245,3 +245,23 @@ def start_node(sessionfed_bin, tmp_path_factory):
 def node(start_node):
     """A node without authentication, shared by one test module."""
     return start_node()
+
+
+@pytest.fixture
+def site_factory(sessionfed_bin, tmp_path_factory):
+    """Makes sites of several real nodes (`cluster.Site`); stops them all at the end, each
+    of which must exit 0 on SIGTERM."""
+    from cluster import Site
+
+    sites = []
+
+    def make(**options):
+        site = Site(sessionfed_bin, tmp_path_factory.mktemp("site"), **options)
+        sites.append(site)
+        return site
+
+    yield make
+    failures = []
+    for site in sites:
+        failures += site.stop_all()
+    assert not failures, "\n".join(failures)

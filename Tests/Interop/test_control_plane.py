@@ -15,22 +15,6 @@ from conftest import wait_until
 from cluster import Site, moved_away
 
 
-@pytest.fixture
-def site_factory(sessionfed_bin, tmp_path_factory):
-    sites = []
-
-    def make(**options):
-        site = Site(sessionfed_bin, tmp_path_factory.mktemp("site"), **options)
-        sites.append(site)
-        return site
-
-    yield make
-    failures = []
-    for site in sites:
-        failures += site.stop_all()
-    assert not failures, "\n".join(failures)
-
-
 def member_states(control):
     return {member["name"]: member["state"] for member in control["members"]}
 

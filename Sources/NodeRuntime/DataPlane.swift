@@ -1,0 +1,570 @@
+import ControlPlane
+import Keyspace
+import Logging
+import NIOCore
+import RESP
+import Replication
+import SessionModel
+import Wire
+
+/// What a routed command answers: a value to encode for the client, or bytes a primary on
+/// another node already encoded for it.
+enum RoutedReply {
+    case value(RESPValue)
+    case encoded([UInt8])
+}
+
+/// The data plane of a node that shares its site with others (DESIGN.md §3): it follows the
+/// committed cluster map — this node's partitions as primary (`PartitionPrimary`) or backup
+/// (`PartitionBackup`) — runs commands on the partitions it may act as primary of, forwards
+/// the others to their primary over the peer connections, and replicates every write to the
+/// partition's backups before its reply leaves. Confined to the node's event loop, like
+/// `NodeState`.
+final class DataPlane: @unchecked Sendable {
+    let state: NodeState
+    let logger: Logger
+    let partitioning: Partitioning
+    let nodeName: String
+    let settings = ReplicationSettings()
+    var primaries: [Int: PrimaryCopy] = [:]
+    var backups: [Int: PartitionBackup] = [:]
+    /// The map index this node's copies follow.
+    var followedIndex: UInt64?
+    var forwards: [UInt64: Forward] = [:]
+    var nextRequest: UInt64 = 1
+    var commits: [UInt64: PendingCommit] = [:]
+    var nextCommit: UInt64 = 1
+    var timer: RepeatedTask?
+    var counters = Counters()
+
+    /// A command forwarded to a primary may take this long before the client is told its
+    /// outcome is unknown (the primary died or was cut off with it).
+    static let forwardTimeoutMilliseconds: UInt64 = 5_000
+    /// A command whose partition has no reachable primary (a failover is under way) is
+    /// routed again this often, for at most `routeDeadlineMilliseconds`, then answered
+    /// `-TRYAGAIN`: a failover takes one to two seconds.
+    static let routeRetryMilliseconds: Int64 = 20
+    static let routeDeadlineMilliseconds: UInt64 = 5_000
+    static let tickInterval = TimeAmount.milliseconds(50)
+
+    struct PrimaryCopy {
+        var machine: PartitionPrimary
+        /// Commands waiting for a commit of this partition, in sequence order.
+        var waiting: [(sequence: UInt64, commit: UInt64)] = []
+    }
+
+    /// A command run here whose reply waits for commits in one or more partitions.
+    struct PendingCommit {
+        var remaining: Int
+        let finish: () -> Void
+        let fail: (RESPValue) -> Void
+    }
+
+    struct Forward {
+        let target: String
+        let sentAt: UInt64
+        let retry: () -> Void
+        let done: (RoutedReply) -> Void
+    }
+
+    struct Counters {
+        var forwarded: UInt64 = 0
+        var forwardRetries: UInt64 = 0
+        var tryAgainReplies: UInt64 = 0
+        var unknownOutcomes: UInt64 = 0
+        var transfersCompleted: UInt64 = 0
+        var writesReplicated: UInt64 = 0
+        var writesApplied: UInt64 = 0
+    }
+
+    init(state: NodeState, logger: Logger) {
+        self.state = state
+        self.logger = logger
+        partitioning = Partitioning(partitionCount: state.configuration.topology.defaults.partitions)
+        nodeName = state.configuration.node.name
+    }
+
+    var eventLoop: EventLoop { state.eventLoop }
+    var transport: PeerTransport? { state.controlPlane?.transport }
+
+    func start() {
+        timer = eventLoop.scheduleRepeatedTask(initialDelay: Self.tickInterval, delay: Self.tickInterval) { _ in self.tick() }
+    }
+
+    func stop() {
+        timer?.cancel()
+        timer = nil
+    }
+
+    // MARK: Following the map
+
+    /// Brings this node's copies in line with the applied cluster map: new primaries start
+    /// numbering writes, new backups copy their partition, copies given away are dropped.
+    func followMap() {
+        guard let controlPlane = state.controlPlane else { return }
+        let map = controlPlane.raft.map
+        guard map.appliedIndex != followedIndex else { return }
+        followedIndex = map.appliedIndex
+        let now = WallClock.monotonicMilliseconds()
+        for assignment in map.partitions {
+            let partition = assignment.partition
+            if assignment.primary == nodeName {
+                if primaries[partition]?.machine.epoch != assignment.epoch {
+                    let wasPrimary = primaries[partition] != nil
+                    dropPrimary(partition, reason: "a new epoch of this partition started")
+                    let backup = backups.removeValue(forKey: partition)
+                    // A caught-up backup (promotion) or the old primary itself (its copy came
+                    // back whole) keeps its keys; anything else starts empty.
+                    if !(backup?.isCaughtUp ?? false) && !wasPrimary { state.keyspace.discard(partition: partition) }
+                    primaries[partition] = PrimaryCopy(machine: PartitionPrimary(partition: partition, epoch: assignment.epoch, settings: settings))
+                    state.keyspace.scheduleExpiries(ofPartition: partition)
+                }
+                perform(primaries[partition]!.machine.updateBackups(assignment.backups, inSync: assignment.inSync, now: now), partition: partition)
+            } else if assignment.backups.contains(nodeName), let primary = assignment.primary {
+                guard backups[partition]?.epoch != assignment.epoch || backups[partition]?.primary != primary else { continue }
+                dropPrimary(partition, reason: "this node is a backup of the partition now")
+                var backup = PartitionBackup(partition: partition, epoch: assignment.epoch, primary: primary, settings: settings, now: now)
+                let actions = backup.start(now: now)
+                backups[partition] = backup
+                perform(actions, partition: partition)
+            } else {
+                let held = primaries[partition] != nil || backups[partition] != nil
+                dropPrimary(partition, reason: "this node no longer holds the partition")
+                backups[partition] = nil
+                // An orphaned partition waits for this node's copy: keep it.
+                if held && assignment.orphanedFrom?.name != nodeName { state.keyspace.discard(partition: partition) }
+            }
+        }
+        reportCaughtUp()
+    }
+
+    /// Ends this node's time as primary of `partition`: writes still waiting for their
+    /// commit get an error that says their outcome is unknown (the new primary may hold them).
+    func dropPrimary(_ partition: Int, reason: String) {
+        guard let copy = primaries.removeValue(forKey: partition) else { return }
+        for waiter in copy.waiting {
+            guard let pending = commits.removeValue(forKey: waiter.commit) else { continue }
+            counters.unknownOutcomes += 1
+            pending.fail(.error("ERR the partition's primary changed before this write was confirmed by its backups; it may or may not have been applied"))
+        }
+        if !copy.waiting.isEmpty {
+            logger.warning("writes unconfirmed at a change of primary", metadata: ["partition.id": "\(partition)", "writes": "\(copy.waiting.count)", "reason": "\(reason)"])
+        }
+    }
+
+    /// Tells the control plane which copies hold their whole partition.
+    func reportCaughtUp() {
+        var copies = Set(primaries.map { PartitionEpoch(partition: $0.key, epoch: $0.value.machine.epoch) })
+        for (partition, backup) in backups where backup.isCaughtUp {
+            copies.insert(PartitionEpoch(partition: partition, epoch: backup.epoch))
+        }
+        state.controlPlane?.raft.caughtUpCopies = copies
+    }
+
+    // MARK: Routing
+
+    /// Runs a data command for a client: here when this node may act as primary of every
+    /// partition it touches, else at the primary they share. Calls `done` once (perhaps
+    /// before returning).
+    func route(
+        _ arguments: [[UInt8]], name: String, spec: CommandSpec, protocolVersion: RESPVersion,
+        deadline: UInt64? = nil, done: @escaping (RoutedReply) -> Void
+    ) {
+        let now = WallClock.monotonicMilliseconds()
+        let deadline = deadline ?? now + Self.routeDeadlineMilliseconds
+        let keys = spec.keys(in: arguments)
+        guard !keys.isEmpty else {
+            done(.value(.error("ERR '\(name)' over every node of a site is not supported yet: run it against a single-node site")))
+            return
+        }
+        let partitions = Set(keys.map(partitioning.partition(of:)))
+        if actsAsPrimary(of: partitions, now: now) {
+            runAsPrimary(arguments, name: name, partitions: partitions) { done(.value($0)) }
+            return
+        }
+        let retry = {
+            guard WallClock.monotonicMilliseconds() < deadline else {
+                self.counters.tryAgainReplies += 1
+                done(.value(.error("TRYAGAIN the primary of this key's partition is changing; retry the command")))
+                return
+            }
+            self.counters.forwardRetries += 1
+            let later = NIOLoopBound(done, eventLoop: self.eventLoop)
+            self.eventLoop.scheduleTask(in: .milliseconds(Self.routeRetryMilliseconds)) {
+                self.route(arguments, name: name, spec: spec, protocolVersion: protocolVersion, deadline: deadline, done: later.value)
+            }
+        }
+        guard let map = state.controlPlane?.raft.map else { return retry() }
+        let owners = Set(partitions.map { map.partitions[$0].primary })
+        guard owners.count == 1, let owner = owners.first! else {
+            if owners.contains(nil) { return retry() }
+            done(.value(.error("ERR the keys of this command live on different nodes of the site; this version runs a multi-key command only where one node is primary of all its keys")))
+            return
+        }
+        // This node, but without a valid lease yet (or any more): wait for the map.
+        guard owner != nodeName else { return retry() }
+        let request = nextRequest
+        nextRequest += 1
+        let command = ForwardedCommand(request: request, arguments: arguments, protocolVersion: UInt32(protocolVersion.rawValue))
+        guard let transport, transport.sendData(.forwardedCommand(command), to: owner) else {
+            if arguments.reduce(0, { $0 + $1.count }) > Int(FrameCodec.maximumFrameBytes) - 1_024 {
+                done(.value(.error("ERR command too large to forward to its partition's primary (the limit between nodes is \(FrameCodec.maximumFrameBytes) bytes)")))
+                return
+            }
+            return retry()
+        }
+        counters.forwarded += 1
+        forwards[request] = Forward(target: owner, sentAt: now, retry: retry, done: done)
+    }
+
+    /// Whether this node may act as primary of every partition now (lease and map agree,
+    /// and its copy follows that epoch).
+    func actsAsPrimary(of partitions: Set<Int>, now: UInt64) -> Bool {
+        guard let raft = state.controlPlane?.raft else { return false }
+        return partitions.allSatisfy { partition in
+            guard let epoch = raft.actingPrimaryEpoch(of: partition, now: now) else { return false }
+            return primaries[partition]?.machine.epoch == epoch
+        }
+    }
+
+    /// Runs a command on this node's primary copies and calls `done` with its reply once
+    /// every partition it wrote (or could see writes of) committed.
+    func runAsPrimary(_ arguments: [[UInt8]], name: String, partitions: Set<Int>, done: @escaping (RESPValue) -> Void) {
+        let outcome = executeAsPrimary(arguments, name: name, partitions: partitions, now: WallClock.nowMilliseconds())
+        whenCommitted(outcome.waits, then: {
+            done(outcome.result.reply)
+            self.publish(outcome.result)
+        }, otherwise: done)
+    }
+
+    /// What a command run here as primary produced, and the commits its reply waits for.
+    struct PrimaryOutcome {
+        var result: CommandResult
+        var waits: [(partition: Int, sequence: UInt64)]
+    }
+
+    /// Runs one command on this node's primary copies (the caller checked `actsAsPrimary`)
+    /// and hands its writes to the partitions' backups.
+    func executeAsPrimary(_ arguments: [[UInt8]], name: String, partitions: Set<Int>, now: UInt64) -> PrimaryOutcome {
+        let result = state.keyspace.execute(arguments, name: name, now: now) ?? CommandResult(reply: RedisError.unknownCommand(arguments))
+        var writes: [Int: ReplicatedWrite] = [:]
+        for delta in result.deltas { writes[partitioning.partition(of: delta.key), default: ReplicatedWrite()].deltas.append(delta) }
+        for key in state.keyspace.drainReleasedByExpiry() {
+            writes[partitioning.partition(of: key), default: ReplicatedWrite()].expiredKeys.append(key)
+        }
+        var waits = submit(writes)
+        // A read waits for the writes it may have seen: answered before they commit, it could
+        // show a value a failover then loses.
+        for partition in partitions where writes[partition] == nil {
+            guard let copy = primaries[partition] else { continue }
+            if copy.machine.committedSequence < copy.machine.readBarrier { waits.append((partition, copy.machine.readBarrier)) }
+        }
+        return PrimaryOutcome(result: result, waits: waits)
+    }
+
+    /// Numbers each partition's write and sends it to the backups; returns the commits to
+    /// wait for (writes that committed at once need no wait).
+    func submit(_ writes: [Int: ReplicatedWrite]) -> [(partition: Int, sequence: UInt64)] {
+        let now = WallClock.monotonicMilliseconds()
+        var waits: [(partition: Int, sequence: UInt64)] = []
+        for partition in writes.keys.sorted() {
+            guard primaries[partition] != nil else {
+                preconditionFailure("Invalid state: a write to partition \(partition) on a node that is not its primary")
+            }
+            let (sequence, actions) = primaries[partition]!.machine.submit(writes[partition]!, now: now)
+            counters.writesReplicated += 1
+            perform(actions, partition: partition)
+            if let copy = primaries[partition], copy.machine.committedSequence < sequence { waits.append((partition, sequence)) }
+        }
+        return waits
+    }
+
+    /// Calls `then` once every wait is committed (at once when there is none), or `otherwise`
+    /// with the error if a partition's primary role ends first.
+    func whenCommitted(_ waits: [(partition: Int, sequence: UInt64)], then: @escaping () -> Void, otherwise: @escaping (RESPValue) -> Void) {
+        guard !waits.isEmpty else { return then() }
+        let id = nextCommit
+        nextCommit += 1
+        commits[id] = PendingCommit(remaining: waits.count, finish: then, fail: otherwise)
+        for wait in waits { primaries[wait.partition]!.waiting.append((wait.sequence, id)) }
+    }
+
+    /// After a command's commit: keyspace events to this node's subscribers, deltas to the
+    /// other sites (a delta leaves the site only once every in-sync backup holds it).
+    func publish(_ result: CommandResult) {
+        state.notify(result.events)
+        state.replicate(result.deltas, now: WallClock.nowMilliseconds())
+    }
+
+    // MARK: Replication
+
+    func perform(_ actions: [PrimaryAction], partition: Int) {
+        guard let epoch = primaries[partition]?.machine.epoch else { return }
+        for action in actions {
+            switch action {
+            case .replicate(let backup, let first, let writes):
+                sendWrites(writes, firstSequence: first, partition: partition, epoch: epoch, to: backup)
+            case .sendChunk(let backup, let attempt, let chunk, let base, let keys, let last):
+                let records = keys.compactMap { key in state.keyspace.state(of: key).map { TransferredKey(key: key, state: $0) } }
+                let frame = Frame.transferChunk(
+                    TransferChunk(partition: UInt32(partition), epoch: epoch, attempt: attempt, chunk: chunk, baseSequence: base, keys: records, last: last)
+                )
+                if transport?.sendData(frame, to: backup) != true, transport?.links[backup]?.phase == .connected {
+                    logger.error("state transfer chunk over the frame limit: the copy cannot complete", metadata: ["partition.id": "\(partition)", "peer": "\(backup)"])
+                }
+            case .commit(let sequence):
+                release(partition, upTo: sequence)
+            }
+        }
+    }
+
+    /// Sends writes in frames under the frame limit (a long resend is split).
+    func sendWrites(_ writes: [ReplicatedWrite], firstSequence: UInt64, partition: Int, epoch: UInt64, to backup: String) {
+        guard let transport, transport.links[backup]?.phase == .connected else { return }
+        let frame = Frame.partitionWrites(PartitionWrites(partition: UInt32(partition), epoch: epoch, firstSequence: firstSequence, writes: writes))
+        if transport.sendData(frame, to: backup) { return }
+        guard writes.count > 1 else {
+            logger.error("a write over the frame limit cannot reach a backup", metadata: ["partition.id": "\(partition)", "peer": "\(backup)", "sequence": "\(firstSequence)"])
+            return
+        }
+        let half = writes.count / 2
+        sendWrites(Array(writes[..<half]), firstSequence: firstSequence, partition: partition, epoch: epoch, to: backup)
+        sendWrites(Array(writes[half...]), firstSequence: firstSequence + UInt64(half), partition: partition, epoch: epoch, to: backup)
+    }
+
+    /// Releases the commands waiting for commits up to `sequence` of `partition`.
+    func release(_ partition: Int, upTo sequence: UInt64) {
+        guard let waiting = primaries[partition]?.waiting, !waiting.isEmpty else { return }
+        let ready = waiting.prefix { $0.sequence <= sequence }
+        primaries[partition]!.waiting.removeFirst(ready.count)
+        for waiter in ready {
+            guard var pending = commits[waiter.commit] else { continue }
+            pending.remaining -= 1
+            if pending.remaining == 0 {
+                commits[waiter.commit] = nil
+                pending.finish()
+            } else {
+                commits[waiter.commit] = pending
+            }
+        }
+    }
+
+    func perform(_ actions: [BackupAction], partition: Int) {
+        guard let backup = backups[partition] else { return }
+        let now = WallClock.nowMilliseconds()
+        for action in actions {
+            switch action {
+            case .discardPartition:
+                state.keyspace.discard(partition: partition)
+            case .merge(let keys):
+                for key in keys { _ = state.keyspace.merge(state: key.state, key: key.key, now: now) }
+            case .apply(let write):
+                counters.writesApplied += 1
+                for delta in write.deltas { _ = state.keyspace.merge(delta, now: now) }
+                for key in write.expiredKeys { state.keyspace.releaseExpired(key) }
+            case .send(let message):
+                _ = transport?.sendData(.backupReport(BackupReport(partition: UInt32(partition), epoch: backup.epoch, message: message)), to: backup.primary)
+            case .reportCaughtUp:
+                counters.transfersCompleted += 1
+                logger.info("partition copy caught up", metadata: ["partition.id": "\(partition)", "epoch": "\(backup.epoch)", "primary": "\(backup.primary)"])
+                reportCaughtUp()
+            }
+        }
+    }
+
+    // MARK: Frames from other nodes of the site
+
+    func received(_ frame: Frame, from peer: String) {
+        let now = WallClock.monotonicMilliseconds()
+        switch frame {
+        case .forwardedCommand(let command):
+            runForwarded(command, from: peer)
+        case .forwardedReply(let reply):
+            guard let forward = forwards.removeValue(forKey: reply.request), forward.target == peer else { return }
+            if reply.notPrimary { forward.retry() } else { forward.done(.encoded(reply.reply)) }
+        case .partitionWrites(let batch):
+            let partition = Int(batch.partition)
+            // Writes of another epoch are refused: an old primary's never count again, a new
+            // one's are taken once this node follows the map that names it.
+            guard var backup = backups[partition], backup.epoch == batch.epoch, backup.primary == peer else { return }
+            let actions = backup.receive(firstSequence: batch.firstSequence, writes: batch.writes, now: now)
+            backups[partition] = backup
+            perform(actions, partition: partition)
+        case .transferChunk(let chunk):
+            let partition = Int(chunk.partition)
+            guard var backup = backups[partition], backup.epoch == chunk.epoch, backup.primary == peer else { return }
+            let actions = backup.receiveChunk(attempt: chunk.attempt, chunk: chunk.chunk, baseSequence: chunk.baseSequence, keys: chunk.keys, last: chunk.last, now: now)
+            backups[partition] = backup
+            perform(actions, partition: partition)
+        case .backupReport(let report):
+            let partition = Int(report.partition)
+            guard var copy = primaries[partition], copy.machine.epoch == report.epoch else { return }
+            let actions: [PrimaryAction]
+            switch report.message {
+            case .acknowledge(let sequence):
+                actions = copy.machine.acknowledge(from: peer, sequence: sequence, now: now)
+            case .requestTransfer(let attempt):
+                actions = copy.machine.requestTransfer(from: peer, attempt: attempt, keys: state.keyspace.keys(inPartition: partition), now: now)
+            case .acknowledgeChunk(let attempt, let chunk):
+                actions = copy.machine.acknowledgeChunk(from: peer, attempt: attempt, chunk: chunk, now: now)
+            }
+            primaries[partition]!.machine = copy.machine
+            perform(actions, partition: partition)
+        default:
+            logger.error("unexpected frame for the data plane", metadata: ["peer": "\(peer)", "frame": "\(frame.kind)"])
+        }
+    }
+
+    /// A command another node forwarded: run it if this node may act as primary of its
+    /// partitions, else say so (the sender routes it again on its map).
+    func runForwarded(_ command: ForwardedCommand, from peer: String) {
+        let name = String(decoding: command.arguments[0], as: UTF8.self).lowercased()
+        let version = RESPVersion(rawValue: Int(command.protocolVersion)) ?? .v2
+        func answer(_ value: RESPValue) {
+            var buffer = ByteBufferAllocator().buffer(capacity: 64)
+            RESPEncoder.encode(value, version: version, into: &buffer)
+            var bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
+            if bytes.count > Int(FrameCodec.maximumFrameBytes) - 1_024 {
+                var error = ByteBufferAllocator().buffer(capacity: 128)
+                RESPEncoder.encode(.error("ERR reply too large to return through another node of the site; connect to the node that is primary of this key"), version: version, into: &error)
+                bytes = error.readBytes(length: error.readableBytes) ?? []
+            }
+            _ = transport?.sendData(.forwardedReply(ForwardedReply(request: command.request, reply: bytes, notPrimary: false)), to: peer)
+        }
+        guard let spec = CommandTable.spec(for: name), Keyspace.isDataCommand(name), spec.acceptsArgumentCount(command.arguments.count) else {
+            answer(RedisError.unknownCommand(command.arguments))
+            return
+        }
+        let partitions = Set(spec.keys(in: command.arguments).map(partitioning.partition(of:)))
+        guard !partitions.isEmpty, actsAsPrimary(of: partitions, now: WallClock.monotonicMilliseconds()) else {
+            _ = transport?.sendData(.forwardedReply(ForwardedReply(request: command.request, reply: [], notPrimary: true)), to: peer)
+            return
+        }
+        if spec.flags.contains(.denyOOM) && state.keyspace.isOverMemoryLimit {
+            state.statistics.rejectedForMemory += 1
+            answer(RedisError.outOfMemory)
+            return
+        }
+        if state.loading {
+            answer(.error("LOADING sessionfed is recovering its data from the other sites of the federation"))
+            return
+        }
+        state.statistics.commandsByName[name, default: 0] += 1
+        runAsPrimary(command.arguments, name: name, partitions: partitions, done: answer)
+    }
+
+    /// The connection to or from `peer` closed: commands forwarded to it may never be answered.
+    func linkLost(_ peer: String) {
+        for (request, forward) in forwards where forward.target == peer {
+            forwards[request] = nil
+            counters.unknownOutcomes += 1
+            forward.done(.value(.error("ERR the connection to the partition's primary (\(peer)) closed before it answered; the command may or may not have been applied")))
+        }
+    }
+
+    // MARK: Timers
+
+    func tick() {
+        guard timer != nil else { return }
+        let now = WallClock.monotonicMilliseconds()
+        for partition in primaries.keys.sorted() {
+            let actions = primaries[partition]!.machine.tick(now: now)
+            perform(actions, partition: partition)
+        }
+        for partition in backups.keys.sorted() {
+            guard var backup = backups[partition] else { continue }
+            let actions = backup.tick(now: now)
+            backups[partition] = backup
+            perform(actions, partition: partition)
+        }
+        for (request, forward) in forwards where now >= forward.sentAt + Self.forwardTimeoutMilliseconds {
+            forwards[request] = nil
+            counters.unknownOutcomes += 1
+            forward.done(.value(.error("ERR the partition's primary (\(forward.target)) did not answer in time; the command may or may not have been applied")))
+        }
+    }
+
+    /// The active expiry cycle on the partitions this node is primary of; what it releases
+    /// goes to their backups like any write.
+    func runExpiryCycle() {
+        let monotonic = WallClock.monotonicMilliseconds()
+        let acting = Set(primaries.keys.filter { actsAsPrimary(of: [$0], now: monotonic) })
+        let events = state.keyspace.sweepExpired(now: WallClock.nowMilliseconds(), budget: state.configuration.expiryKeysPerCycle, expires: acting.contains)
+        var writes: [Int: ReplicatedWrite] = [:]
+        for key in state.keyspace.drainReleasedByExpiry() {
+            writes[partitioning.partition(of: key), default: ReplicatedWrite()].expiredKeys.append(key)
+        }
+        _ = submit(writes)
+        state.notify(events)
+    }
+
+    // MARK: Status
+
+    /// Per partition held here: role, epoch and replication lag (writes not acknowledged).
+    func snapshot() -> [DataPlaneSnapshot.Copy] {
+        var copies: [DataPlaneSnapshot.Copy] = []
+        for (partition, copy) in primaries {
+            copies.append(
+                DataPlaneSnapshot.Copy(
+                    partition: partition, epoch: copy.machine.epoch, role: "primary", caughtUp: true,
+                    lastSequence: copy.machine.lastSequence, committedSequence: copy.machine.committedSequence,
+                    lagWrites: copy.machine.lagWrites, waitingCommands: copy.waiting.count, primary: nodeName
+                )
+            )
+        }
+        for (partition, backup) in backups {
+            copies.append(
+                DataPlaneSnapshot.Copy(
+                    partition: partition, epoch: backup.epoch, role: "backup", caughtUp: backup.isCaughtUp,
+                    lastSequence: backup.appliedSequence, committedSequence: backup.appliedSequence,
+                    lagWrites: [:], waitingCommands: 0, primary: backup.primary
+                )
+            )
+        }
+        return copies.sorted { $0.partition < $1.partition }
+    }
+}
+
+/// The data plane in `/status`: the copies this node holds and what its routing did.
+public struct DataPlaneSnapshot: Codable, Sendable {
+    public struct Copy: Codable, Sendable {
+        public var partition: Int
+        public var epoch: UInt64
+        /// primary | backup
+        public var role: String
+        /// A backup that holds its whole partition (a primary always does).
+        public var caughtUp: Bool
+        /// Primary: the last write numbered; backup: the last applied.
+        public var lastSequence: UInt64
+        /// Primary: every in-sync backup applied up to here.
+        public var committedSequence: UInt64
+        /// Primary: per backup, writes it has not acknowledged (the replication lag).
+        public var lagWrites: [String: UInt64]
+        /// Primary: commands whose reply waits for a commit.
+        public var waitingCommands: Int
+        public var primary: String
+    }
+
+    public var copies: [Copy]
+    /// Commands sent to another node's primary, retried on a new map, answered -TRYAGAIN,
+    /// or whose outcome was unknown (their primary died with them).
+    public var forwarded: UInt64
+    public var forwardRetries: UInt64
+    public var tryAgainReplies: UInt64
+    public var unknownOutcomes: UInt64
+    public var transfersCompleted: UInt64
+    public var writesReplicated: UInt64
+    public var writesApplied: UInt64
+    public var forwardsInFlight: Int
+}
+
+extension DataPlane {
+    func summary() -> DataPlaneSnapshot {
+        DataPlaneSnapshot(
+            copies: snapshot(), forwarded: counters.forwarded, forwardRetries: counters.forwardRetries,
+            tryAgainReplies: counters.tryAgainReplies, unknownOutcomes: counters.unknownOutcomes,
+            transfersCompleted: counters.transfersCompleted, writesReplicated: counters.writesReplicated,
+            writesApplied: counters.writesApplied, forwardsInFlight: forwards.count
+        )
+    }
+}
