@@ -475,6 +475,12 @@ extension Frame {
         case .partitionWrites: return "PartitionWrites"
         case .transferChunk: return "TransferChunk"
         case .backupReport: return "BackupReport"
+        case .siteMessages: return "SiteMessages"
+        case .subscriberInterest: return "SubscriberInterest"
+        case .lockRequest: return "LockRequest"
+        case .lockReply: return "LockReply"
+        case .transactionWrites: return "TransactionWrites"
+        case .transactionDone: return "TransactionDone"
         }
     }
 }

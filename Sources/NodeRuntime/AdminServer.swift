@@ -89,6 +89,7 @@ final class MetricsExporter: Sendable {
             gauge("sessionfed_partitions_without_primary", "Partitions with no primary (writes to them refused).", partitions.withoutPrimary)
             gauge("sessionfed_partitions_orphaned", "Partitions waiting for their lost primary (no in-sync copy left).", partitions.orphaned)
             gauge("sessionfed_partitions_degraded", "Partitions with fewer caught-up backups than the site can hold.", partitions.degraded)
+            gauge("sessionfed_partitions_refusing_writes", "Partitions with fewer copies in sync than minInSync (writes get -NOREPLICAS).", partitions.refusingWrites)
             gauge("sessionfed_partitions_primary", "Partitions this node is primary for.", partitions.primaries[snapshot.node] ?? 0)
             counter("sessionfed_partitions_recreated_empty_total", "Partitions re-created empty because every copy was lost.", partitions.recreatedEmpty)
             for member in control.members where member.connection != nil {

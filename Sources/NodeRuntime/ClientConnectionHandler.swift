@@ -2,6 +2,7 @@ import Keyspace
 import NIOCore
 import RESP
 import SessionModel
+import Wire
 
 /// One client connection: parses requests, runs them against the node state, writes replies.
 /// Pipelined requests that arrive together are answered with one flush. In a site of several
@@ -241,7 +242,10 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
         case "subscribe", "psubscribe": subscribe(arguments, patterns: name == "psubscribe")
         case "unsubscribe", "punsubscribe": unsubscribe(arguments, patterns: name == "punsubscribe")
         case "publish":
+            // As in Redis Cluster, the count is of this node's receivers; the other nodes of
+            // the site deliver it to theirs.
             reply(.integer(Int64(state.publish(channel: arguments[1], message: arguments[2]))))
+            state.dataPlane?.broadcast(published: PublishedMessage(channel: arguments[1], message: arguments[2]))
         case "pubsub": pubsub(arguments)
         case "evalsha": reply(.error("NOSCRIPT No matching script. Please use EVAL."))
         case "eval", "script": reply(.error("ERR scripting is not supported by this server: sessionfed does not run Lua scripts"))
@@ -282,25 +286,71 @@ extension ClientConnectionHandler {
             reply(.error("ERR this node is not the primary of this command's keys any more"))
             return
         }
+        if spec.flags.contains(.write), dataPlane.lacksReplicas(partitions) {
+            reply(DataPlane.noReplicas)
+            return
+        }
         let outcome = dataPlane.executeAsPrimary(arguments, name: name, partitions: partitions, now: now)
         transactionWaits += outcome.waits
         reply(outcome.result.reply)
         dataPlane.publish(outcome.result)
     }
 
-    /// Where a transaction can run on a site of several nodes: every data command's keys on
-    /// partitions this node is primary of. Nil when it can run; else the error for EXEC.
-    func transactionRefusal(_ queued: [[[UInt8]]], dataPlane: DataPlane) -> RESPValue? {
-        var partitions = Set<Int>()
+    enum TransactionPlacement {
+        /// Every data command's keys are on partitions this node is primary of.
+        case here
+        /// Keys of several nodes: a cross-node transaction over these keys.
+        case acrossNodes([[UInt8]])
+        case refused(RESPValue)
+    }
+
+    /// Where a transaction runs on a site of several nodes.
+    func placement(of queued: [[[UInt8]]], dataPlane: DataPlane) -> TransactionPlacement {
+        var keys: [[UInt8]] = []
         for arguments in queued {
             let name = String(decoding: arguments[0], as: UTF8.self).lowercased()
             guard Keyspace.isDataCommand(name), let spec = CommandTable.spec(for: name) else { continue }
-            let keys = spec.keys(in: arguments)
-            if keys.isEmpty { return .error("EXECABORT '\(name)' over every node of a site is not supported in a transaction yet") }
-            partitions.formUnion(keys.map(dataPlane.partitioning.partition(of:)))
+            let commandKeys = spec.keys(in: arguments)
+            if commandKeys.isEmpty { return .refused(.error("EXECABORT '\(name)' over every node of a site is not supported in a transaction yet")) }
+            keys += commandKeys
         }
-        guard !partitions.isEmpty, !dataPlane.actsAsPrimary(of: partitions, now: WallClock.monotonicMilliseconds()) else { return nil }
-        return .error("EXECABORT this version runs a transaction only on the node that is primary of all its keys; connect to it or use a hash tag")
+        let partitions = Set(keys.map(dataPlane.partitioning.partition(of:)))
+        if partitions.isEmpty || (dataPlane.actsAsPrimary(of: partitions, now: WallClock.monotonicMilliseconds()) && !dataPlane.isLocked(partitions)) {
+            return .here
+        }
+        return .acrossNodes(keys)
+    }
+
+    /// EXEC over keys of several nodes: the queued commands run back to back on the locked
+    /// states of their keys (`CrossNodeCommands.swift`), so the transaction stays atomic.
+    func execAcrossNodes(_ queued: [[[UInt8]]], keys: [[UInt8]], dataPlane: DataPlane, context: ChannelHandlerContext) {
+        suspended = true
+        dataPlane.runAcrossNodes(keys: keys, body: { scratch, now in
+            self.capturedReplies = []
+            var deltas: [Delta] = []
+            var events: [KeyspaceEvent] = []
+            for arguments in queued {
+                let name = String(decoding: arguments[0], as: UTF8.self).lowercased()
+                guard let spec = CommandTable.spec(for: name) else { continue }
+                self.state.statistics.commandsByName[name, default: 0] += 1
+                guard Keyspace.isDataCommand(name) else {
+                    self.run(name, spec, arguments, context: context)
+                    continue
+                }
+                if spec.flags.contains(.denyOOM) && self.state.keyspace.isOverMemoryLimit {
+                    self.state.statistics.rejectedForMemory += 1
+                    self.capturedReplies!.append(RedisError.outOfMemory)
+                    continue
+                }
+                let result = scratch.execute(arguments, name: name, now: now) ?? CommandResult(reply: RedisError.unknownCommand(arguments))
+                self.capturedReplies!.append(result.reply)
+                deltas += result.deltas
+                events += result.events
+            }
+            let replies = self.capturedReplies ?? []
+            self.capturedReplies = nil
+            return CommandResult(reply: .array(replies), deltas: deltas, events: events)
+        }, done: { self.resume(with: .value($0)) })
     }
 }
 

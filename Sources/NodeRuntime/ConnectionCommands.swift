@@ -197,6 +197,7 @@ extension ClientConnectionHandler {
         state.clients[clientID]?.protocolVersion = .v2
         session = ClientSession()
         session.authenticated = !state.requiresAuthentication
+        state.dataPlane?.subscribersChanged()
         reply(.simpleString("RESET"))
     }
 
@@ -269,9 +270,17 @@ extension ClientConnectionHandler {
             reply(.nullArray)
             return
         }
-        if let dataPlane = state.dataPlane, let refusal = transactionRefusal(queued, dataPlane: dataPlane) {
-            reply(refusal)
-            return
+        if let dataPlane = state.dataPlane {
+            switch placement(of: queued, dataPlane: dataPlane) {
+            case .refused(let error):
+                reply(error)
+                return
+            case .acrossNodes(let keys):
+                execAcrossNodes(queued, keys: keys, dataPlane: dataPlane, context: context)
+                return
+            case .here:
+                break
+            }
         }
         // Every queued command runs now, back to back on this event loop: nothing interleaves.
         capturedReplies = []
@@ -321,6 +330,7 @@ extension ClientConnectionHandler {
             }
             reply(.push([.bulk(patterns ? "psubscribe" : "subscribe"), .bulkString(name), .integer(Int64(session.channelCount + session.patternCount))]))
         }
+        state.dataPlane?.subscribersChanged()
     }
 
     func unsubscribe(_ arguments: [[UInt8]], patterns: Bool) {
@@ -347,6 +357,7 @@ extension ClientConnectionHandler {
             }
             reply(.push([.bulk(kind), .bulkString(name), .integer(Int64(session.channelCount + session.patternCount))]))
         }
+        state.dataPlane?.subscribersChanged()
     }
 
     func pubsub(_ arguments: [[UInt8]]) {

@@ -183,6 +183,8 @@ extension ControlPlaneRuntime {
             withoutPrimary: map.partitions.filter { $0.primary == nil }.count,
             orphaned: map.partitions.filter { $0.orphanedFrom != nil }.count,
             degraded: map.partitions.filter { $0.primary != nil && $0.backups.filter($0.inSync.contains).count < wantedBackups }.count,
+            refusingWrites: state.configuration.site.nodes.count > 1
+                ? map.partitions.filter { $0.primary != nil && 1 + $0.inSync.count < state.configuration.topology.defaults.minInSync }.count : 0,
             recreatedEmpty: map.partitions.reduce(0) { $0 + $1.recreatedEmpty },
             highestEpoch: map.partitions.map(\.epoch).max() ?? 0,
             primaries: primaries,

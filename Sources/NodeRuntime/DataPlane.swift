@@ -36,6 +36,14 @@ final class DataPlane: @unchecked Sendable {
     var nextCommit: UInt64 = 1
     var timer: RepeatedTask?
     var counters = Counters()
+    /// Partitions locked here for a cross-node command, and the ones this node coordinates.
+    var locks: [Int: HeldLock] = [:]
+    var transactions: [UInt64: CrossNodeTransaction] = [:]
+    var nextTransaction: UInt64 = 1
+    /// Nodes of the site whose clients subscribe to something.
+    var listeningPeers: Set<String> = []
+    /// What this node last told the others about its own subscribers.
+    var announcedListening = false
 
     /// A command forwarded to a primary may take this long before the client is told its
     /// outcome is unknown (the primary died or was cut off with it).
@@ -178,7 +186,7 @@ final class DataPlane: @unchecked Sendable {
             return
         }
         let partitions = Set(keys.map(partitioning.partition(of:)))
-        if actsAsPrimary(of: partitions, now: now) {
+        if actsAsPrimary(of: partitions, now: now) && !isLocked(partitions) {
             runAsPrimary(arguments, name: name, partitions: partitions) { done(.value($0)) }
             return
         }
@@ -198,7 +206,10 @@ final class DataPlane: @unchecked Sendable {
         let owners = Set(partitions.map { map.partitions[$0].primary })
         guard owners.count == 1, let owner = owners.first! else {
             if owners.contains(nil) { return retry() }
-            done(.value(.error("ERR the keys of this command live on different nodes of the site; this version runs a multi-key command only where one node is primary of all its keys")))
+            // Keys of several nodes: a small transaction over their primaries.
+            runAcrossNodes(keys: keys, deadline: deadline, body: { scratch, now in
+                scratch.execute(arguments, name: name, now: now) ?? CommandResult(reply: RedisError.unknownCommand(arguments))
+            }, done: { done(.value($0)) })
             return
         }
         // This node, but without a valid lease yet (or any more): wait for the map.
@@ -230,11 +241,26 @@ final class DataPlane: @unchecked Sendable {
     /// Runs a command on this node's primary copies and calls `done` with its reply once
     /// every partition it wrote (or could see writes of) committed.
     func runAsPrimary(_ arguments: [[UInt8]], name: String, partitions: Set<Int>, done: @escaping (RESPValue) -> Void) {
+        if CommandTable.spec(for: name)?.flags.contains(.write) == true, lacksReplicas(partitions) {
+            done(Self.noReplicas)
+            return
+        }
         let outcome = executeAsPrimary(arguments, name: name, partitions: partitions, now: WallClock.nowMilliseconds())
         whenCommitted(outcome.waits, then: {
             done(outcome.result.reply)
             self.publish(outcome.result)
         }, otherwise: done)
+    }
+
+    /// Redis's answer when `min-replicas-to-write` is not met.
+    static let noReplicas = RESPValue.error("NOREPLICAS Not enough good replicas to write.")
+
+    /// Whether any of `partitions` has fewer copies in sync (primary included) than
+    /// `minInSync`: such a partition refuses writes and serves reads.
+    func lacksReplicas(_ partitions: Set<Int>) -> Bool {
+        let minimum = state.configuration.topology.defaults.minInSync
+        guard minimum > 1, let map = state.controlPlane?.raft.map else { return false }
+        return partitions.contains { 1 + map.partitions[$0].inSync.count < minimum }
     }
 
     /// What a command run here as primary produced, and the commits its reply waits for.
@@ -292,7 +318,7 @@ final class DataPlane: @unchecked Sendable {
     /// After a command's commit: keyspace events to this node's subscribers, deltas to the
     /// other sites (a delta leaves the site only once every in-sync backup holds it).
     func publish(_ result: CommandResult) {
-        state.notify(result.events)
+        state.announce(result.events)
         state.replicate(result.deltas, now: WallClock.nowMilliseconds())
     }
 
@@ -374,11 +400,12 @@ final class DataPlane: @unchecked Sendable {
 
     // MARK: Frames from other nodes of the site
 
-    func received(_ frame: Frame, from peer: String) {
+    /// `channel`: the connection the frame came on; requests are answered on it.
+    func received(_ frame: Frame, from peer: String, on channel: Channel) {
         let now = WallClock.monotonicMilliseconds()
         switch frame {
         case .forwardedCommand(let command):
-            runForwarded(command, from: peer)
+            runForwarded(command, from: peer, on: channel)
         case .forwardedReply(let reply):
             guard let forward = forwards.removeValue(forKey: reply.request), forward.target == peer else { return }
             if reply.notPrimary { forward.retry() } else { forward.done(.encoded(reply.reply)) }
@@ -410,6 +437,16 @@ final class DataPlane: @unchecked Sendable {
             }
             primaries[partition]!.machine = copy.machine
             perform(actions, partition: partition)
+        case .siteMessages(let published, let events):
+            for message in published { state.publish(channel: message.channel, message: message.message) }
+            let local = events.compactMap { event in
+                KeyspaceEvent.EventClass(rawValue: event.eventClass).map { KeyspaceEvent(event.name, key: event.key, eventClass: $0) }
+            }
+            state.notify(local)
+        case .subscriberInterest(let listening):
+            if listening { listeningPeers.insert(peer) } else { listeningPeers.remove(peer) }
+        case .lockRequest, .lockReply, .transactionWrites, .transactionDone:
+            receivedTransactionFrame(frame, from: peer, on: channel)
         default:
             logger.error("unexpected frame for the data plane", metadata: ["peer": "\(peer)", "frame": "\(frame.kind)"])
         }
@@ -417,7 +454,7 @@ final class DataPlane: @unchecked Sendable {
 
     /// A command another node forwarded: run it if this node may act as primary of its
     /// partitions, else say so (the sender routes it again on its map).
-    func runForwarded(_ command: ForwardedCommand, from peer: String) {
+    func runForwarded(_ command: ForwardedCommand, from peer: String, on channel: Channel) {
         let name = String(decoding: command.arguments[0], as: UTF8.self).lowercased()
         let version = RESPVersion(rawValue: Int(command.protocolVersion)) ?? .v2
         func answer(_ value: RESPValue) {
@@ -429,15 +466,15 @@ final class DataPlane: @unchecked Sendable {
                 RESPEncoder.encode(.error("ERR reply too large to return through another node of the site; connect to the node that is primary of this key"), version: version, into: &error)
                 bytes = error.readBytes(length: error.readableBytes) ?? []
             }
-            _ = transport?.sendData(.forwardedReply(ForwardedReply(request: command.request, reply: bytes, notPrimary: false)), to: peer)
+            transport?.sendReply(.forwardedReply(ForwardedReply(request: command.request, reply: bytes, notPrimary: false)), on: channel)
         }
         guard let spec = CommandTable.spec(for: name), Keyspace.isDataCommand(name), spec.acceptsArgumentCount(command.arguments.count) else {
             answer(RedisError.unknownCommand(command.arguments))
             return
         }
         let partitions = Set(spec.keys(in: command.arguments).map(partitioning.partition(of:)))
-        guard !partitions.isEmpty, actsAsPrimary(of: partitions, now: WallClock.monotonicMilliseconds()) else {
-            _ = transport?.sendData(.forwardedReply(ForwardedReply(request: command.request, reply: [], notPrimary: true)), to: peer)
+        guard !partitions.isEmpty, actsAsPrimary(of: partitions, now: WallClock.monotonicMilliseconds()), !isLocked(partitions) else {
+            transport?.sendReply(.forwardedReply(ForwardedReply(request: command.request, reply: [], notPrimary: true)), on: channel)
             return
         }
         if spec.flags.contains(.denyOOM) && state.keyspace.isOverMemoryLimit {
@@ -453,8 +490,19 @@ final class DataPlane: @unchecked Sendable {
         runAsPrimary(command.arguments, name: name, partitions: partitions, done: answer)
     }
 
-    /// The connection to or from `peer` closed: commands forwarded to it may never be answered.
-    func linkLost(_ peer: String) {
+    /// The connection to or from `peer` closed: commands forwarded to it may never be
+    /// answered. Its word on its subscribers came on the connection it dialed (`inbound`
+    /// here): it says again whether it listens when it reconnects.
+    func linkLost(_ peer: String, inbound: Bool) {
+        if inbound { listeningPeers.remove(peer) }
+        releaseLocks(of: peer)
+        for (id, transaction) in transactions where transaction.owners[peer] != nil {
+            if transaction.applying?.contains(peer) == true {
+                applyConfirmed(transaction: id, applied: false, from: peer)
+            } else if transaction.applying == nil {
+                lockReplied(LockReply(transaction: id, granted: false), from: peer)
+            }
+        }
         for (request, forward) in forwards where forward.target == peer {
             forwards[request] = nil
             counters.unknownOutcomes += 1
@@ -477,6 +525,7 @@ final class DataPlane: @unchecked Sendable {
             backups[partition] = backup
             perform(actions, partition: partition)
         }
+        expireTransactions(now: now)
         for (request, forward) in forwards where now >= forward.sentAt + Self.forwardTimeoutMilliseconds {
             forwards[request] = nil
             counters.unknownOutcomes += 1
@@ -495,7 +544,37 @@ final class DataPlane: @unchecked Sendable {
             writes[partitioning.partition(of: key), default: ReplicatedWrite()].expiredKeys.append(key)
         }
         _ = submit(writes)
-        state.notify(events)
+        state.announce(events)
+    }
+
+    // MARK: Pub/sub across the site
+
+    /// Sends keyspace events raised here to the nodes whose clients subscribe.
+    func broadcast(events: [KeyspaceEvent]) {
+        guard !events.isEmpty, !listeningPeers.isEmpty else { return }
+        let site = events.map { SiteKeyspaceEvent(name: $0.name, key: $0.key, eventClass: $0.eventClass.rawValue) }
+        for peer in listeningPeers.sorted() { _ = transport?.sendData(.siteMessages(published: [], events: site), to: peer) }
+    }
+
+    /// Sends a PUBLISH made here to the nodes whose clients subscribe.
+    func broadcast(published: PublishedMessage) {
+        for peer in listeningPeers.sorted() { _ = transport?.sendData(.siteMessages(published: [published], events: []), to: peer) }
+    }
+
+    /// Subscriptions on this node changed: tell the other nodes when it starts or stops
+    /// having subscribers.
+    func subscribersChanged() {
+        let listening = state.hasSubscribers
+        guard listening != announcedListening else { return }
+        announcedListening = listening
+        for peer in state.configuration.site.nodes.map(\.name) where peer != nodeName {
+            _ = transport?.sendData(.subscriberInterest(listening: listening), to: peer)
+        }
+    }
+
+    /// This node's connection to `peer` is up: it learns whether this node listens.
+    func linkUp(_ peer: String) {
+        _ = transport?.sendData(.subscriberInterest(listening: state.hasSubscribers), to: peer)
     }
 
     // MARK: Status

@@ -305,7 +305,7 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
                 if case .outbound(let site) = connection { dials[site]?.lastError = reason }
                 channel(for: connection)?.close(promise: nil)
             case .notify(let events):
-                state.notify(events)
+                state.announce(events)
             case .log(let log):
                 let metadata = log.metadata.mapValues { Logger.MetadataValue.string($0) }
                 switch log.level {

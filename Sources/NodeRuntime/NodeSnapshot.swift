@@ -91,6 +91,9 @@ public struct ControlPlaneSnapshot: Codable, Sendable {
         public var orphaned: Int
         /// Partitions with fewer caught-up backups than the site can hold.
         public var degraded: Int
+        /// Partitions with fewer copies in sync (primary included) than `minInSync`: they
+        /// refuse writes with -NOREPLICAS and serve reads.
+        public var refusingWrites: Int
         public var recreatedEmpty: UInt64
         public var highestEpoch: UInt64
         public var primaries: [String: Int]

@@ -80,6 +80,7 @@ final class NodeState: @unchecked Sendable {
         for pattern in record.patterns { patternSubscribers[pattern]?.remove(id) }
         channelSubscribers = channelSubscribers.filter { !$0.value.isEmpty }
         patternSubscribers = patternSubscribers.filter { !$0.value.isEmpty }
+        dataPlane?.subscribersChanged()
     }
 
     static func describe(_ address: SocketAddress) -> String {
@@ -114,7 +115,19 @@ final class NodeState: @unchecked Sendable {
         record.channel.writeAndFlush(buffer, promise: nil)
     }
 
-    /// Publishes keyspace events the `notify-keyspace-events` setting enables.
+    /// Keyspace events raised here: to this node's subscribers and, in a site of several
+    /// nodes, to the other nodes' (each delivers them to its own subscribers once).
+    func announce(_ events: [KeyspaceEvent]) {
+        notify(events)
+        dataPlane?.broadcast(events: events)
+    }
+
+    /// Whether any client of this node subscribes to anything (other nodes of the site send
+    /// their messages and events only to nodes that do).
+    var hasSubscribers: Bool { !channelSubscribers.isEmpty || !patternSubscribers.isEmpty }
+
+    /// Publishes keyspace events the `notify-keyspace-events` setting enables, to this node's
+    /// subscribers.
     func notify(_ events: [KeyspaceEvent]) {
         guard !events.isEmpty, notificationFlags.keyspace || notificationFlags.keyevent,
             !channelSubscribers.isEmpty || !patternSubscribers.isEmpty

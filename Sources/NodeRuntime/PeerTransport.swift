@@ -215,8 +215,9 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
                 return
             }
             state.controlPlane?.receive(envelope)
-        case .forwardedCommand, .forwardedReply, .partitionWrites, .transferChunk, .backupReport:
-            state.dataPlane?.received(frame, from: peer)
+        case .forwardedCommand, .partitionWrites, .transferChunk, .backupReport, .siteMessages, .subscriberInterest,
+            .lockRequest, .transactionWrites:
+            state.dataPlane?.received(frame, from: peer, on: channel)
         case .heartbeat:
             send(frame, on: channel)
             channel.flush()
@@ -271,8 +272,12 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
             links[name]?.failures = 0
             links[name]?.lastError = nil
             logger.info("peer connected", metadata: ["peer": "\(name)", "direction": "outbound"])
+            state.dataPlane?.linkUp(name)
         case .heartbeat where handler.peer != nil:
             break
+        case .forwardedReply, .lockReply, .transactionDone where handler.peer != nil:
+            // Answers come back on the connection their request left on.
+            state.dataPlane?.received(frame, from: name, on: channel)
         default:
             protocolError(channel, peer: name, reason: "unexpected \(frame.kind) frame on a dialed peer connection")
         }
@@ -301,11 +306,11 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
     func closed(handler: Handler, channel: Channel) {
         if let name = handler.dialedTarget {
             guard links[name]?.channel === channel || links[name]?.channel == nil else { return }
-            if links[name]?.phase == .connected { state.dataPlane?.linkLost(name) }
+            if links[name]?.phase == .connected { state.dataPlane?.linkLost(name, inbound: false) }
             dialFailed(name, reason: links[name]?.lastError ?? "connection closed")
         } else if let peer = handler.peer, inbound[peer] === channel {
             inbound[peer] = nil
-            state.dataPlane?.linkLost(peer)
+            state.dataPlane?.linkLost(peer, inbound: true)
             logger.info("peer disconnected", metadata: ["peer": "\(peer)", "direction": "inbound"])
         }
     }
@@ -345,6 +350,16 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
 
     func send(_ frame: Frame, on channel: Channel) {
         counters.bytesSent += UInt64(write(frame, on: channel))
+    }
+
+    /// Answers a request on the connection it came on (the requester's dialed connection):
+    /// the answer needs no connection of this node's own, which may be reconnecting.
+    func sendReply(_ frame: Frame, on channel: Channel) {
+        guard let bytes = FrameCodec.encodeIfFits(frame) else { return }
+        var buffer = channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        counters.bytesSent += UInt64(bytes.count)
+        channel.writeAndFlush(buffer, promise: nil)
     }
 
     /// Sends a data-plane frame to `node` on the connection this node dialed, flushed once

@@ -74,6 +74,14 @@ public enum Frame: Hashable, Sendable {
     case partitionWrites(PartitionWrites)
     case transferChunk(TransferChunk)
     case backupReport(BackupReport)
+    /// Pub/sub between nodes of one site.
+    case siteMessages(published: [PublishedMessage], events: [SiteKeyspaceEvent])
+    case subscriberInterest(listening: Bool)
+    /// Multi-key commands over the primaries of several nodes.
+    case lockRequest(LockRequest)
+    case lockReply(LockReply)
+    case transactionWrites(transaction: UInt64, [PartitionWrites])
+    case transactionDone(transaction: UInt64, applied: Bool)
 }
 
 extension Frame {
@@ -162,7 +170,8 @@ extension Frame {
             frame.body = .bucketRepair(wire)
         case .raft(let envelope):
             frame.body = .raft(envelope.wire)
-        case .forwardedCommand, .forwardedReply, .partitionWrites, .transferChunk, .backupReport:
+        case .forwardedCommand, .forwardedReply, .partitionWrites, .transferChunk, .backupReport, .siteMessages, .subscriberInterest,
+            .lockRequest, .lockReply, .transactionWrites, .transactionDone:
             frame.body = replicationBody
         }
         return frame
@@ -237,7 +246,8 @@ extension Frame {
             )
         case .raft(let envelope):
             self = .raft(try RaftEnvelope(wire: envelope))
-        case .forwardedCommand, .forwardedReply, .partitionWrites, .transferChunk, .backupReport:
+        case .forwardedCommand, .forwardedReply, .partitionWrites, .transferChunk, .backupReport, .siteMessages, .subscriberInterest,
+            .lockRequest, .lockReply, .transactionWrites, .transactionDone:
             self = try Frame.replication(from: wire.body!)!
         case nil:
             throw .missingField(message: "Frame", field: "body")

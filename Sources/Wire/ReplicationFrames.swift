@@ -85,6 +85,60 @@ public struct BackupReport: Hashable, Sendable {
     }
 }
 
+/// A message published at one node of a site, for subscribers on the others.
+public struct PublishedMessage: Hashable, Sendable {
+    public var channel: [UInt8]
+    public var message: [UInt8]
+
+    public init(channel: [UInt8], message: [UInt8]) {
+        self.channel = channel
+        self.message = message
+    }
+}
+
+/// A keyspace event raised at one node of a site (where the key's primary ran the command).
+public struct SiteKeyspaceEvent: Hashable, Sendable {
+    public var name: String
+    public var key: [UInt8]
+    /// Its `notify-keyspace-events` letter (g $ h s x e n).
+    public var eventClass: Character
+
+    public init(name: String, key: [UInt8], eventClass: Character) {
+        self.name = name
+        self.key = key
+        self.eventClass = eventClass
+    }
+}
+
+/// Coordinator → primary: lock these partitions and send the states of these keys.
+public struct LockRequest: Hashable, Sendable {
+    public var transaction: UInt64
+    public var partitions: [UInt32]
+    public var keys: [[UInt8]]
+
+    public init(transaction: UInt64, partitions: [UInt32], keys: [[UInt8]]) {
+        self.transaction = transaction
+        self.partitions = partitions
+        self.keys = keys
+    }
+}
+
+/// Primary → coordinator: the lock (with the partitions' epochs and the keys' states), or a
+/// refusal (not primary of them all now, or one is locked by another transaction).
+public struct LockReply: Hashable, Sendable {
+    public var transaction: UInt64
+    public var granted: Bool
+    public var epochs: [UInt32: UInt64]
+    public var keys: [TransferredKey]
+
+    public init(transaction: UInt64, granted: Bool, epochs: [UInt32: UInt64] = [:], keys: [TransferredKey] = []) {
+        self.transaction = transaction
+        self.granted = granted
+        self.epochs = epochs
+        self.keys = keys
+    }
+}
+
 extension Sessionfed_V1_ReplicatedWrite {
     init(_ write: ReplicatedWrite) {
         self.init()
@@ -148,6 +202,61 @@ extension Frame {
                 wire.kind = .acknowledgeChunk(ack)
             }
             return .backupReport(wire)
+        case .siteMessages(let published, let events):
+            var wire = Sessionfed_V1_SiteMessages()
+            wire.published = published.map { message in
+                var entry = Sessionfed_V1_PublishedMessage()
+                entry.channel = Data(message.channel)
+                entry.message = Data(message.message)
+                return entry
+            }
+            wire.events = events.map { event in
+                var entry = Sessionfed_V1_SiteKeyspaceEvent()
+                entry.name = event.name
+                entry.key = Data(event.key)
+                entry.eventClass = String(event.eventClass)
+                return entry
+            }
+            return .siteMessages(wire)
+        case .subscriberInterest(let listening):
+            var wire = Sessionfed_V1_SubscriberInterest()
+            wire.listening = listening
+            return .subscriberInterest(wire)
+        case .lockRequest(let request):
+            var wire = Sessionfed_V1_LockRequest()
+            wire.transaction = request.transaction
+            wire.partitions = request.partitions
+            wire.keys = request.keys.map { Data($0) }
+            return .lockRequest(wire)
+        case .lockReply(let reply):
+            var wire = Sessionfed_V1_LockReply()
+            wire.transaction = reply.transaction
+            wire.granted = reply.granted
+            wire.epochs = reply.epochs.keys.sorted().map { partition in
+                var entry = Sessionfed_V1_PartitionEpoch()
+                entry.partition = partition
+                entry.epoch = reply.epochs[partition]!
+                return entry
+            }
+            wire.states = reply.keys.map { Sessionfed_V1_KeyState(key: $0.key, state: $0.state) }
+            return .lockReply(wire)
+        case .transactionWrites(let transaction, let writes):
+            var wire = Sessionfed_V1_TransactionWrites()
+            wire.transaction = transaction
+            wire.writes = writes.map { batch in
+                var entry = Sessionfed_V1_PartitionWrites()
+                entry.partition = batch.partition
+                entry.epoch = batch.epoch
+                entry.firstSequence = batch.firstSequence
+                entry.writes = batch.writes.map(Sessionfed_V1_ReplicatedWrite.init)
+                return entry
+            }
+            return .transactionWrites(wire)
+        case .transactionDone(let transaction, let applied):
+            var wire = Sessionfed_V1_TransactionDone()
+            wire.transaction = transaction
+            wire.applied = applied
+            return .transactionDone(wire)
         default:
             return nil
         }
@@ -198,6 +307,40 @@ extension Frame {
             case nil: throw .missingField(message: "BackupReport", field: "kind")
             }
             return .backupReport(BackupReport(partition: wire.partition, epoch: wire.epoch, message: message))
+        case .siteMessages(let wire):
+            var events: [SiteKeyspaceEvent] = []
+            for event in wire.events {
+                guard event.eventClass.count == 1, let letter = event.eventClass.first, "g$hsxen".contains(letter) else {
+                    throw .invalidValue(message: "SiteKeyspaceEvent", field: "event_class", reason: "'\(event.eventClass.prefix(8))' is not a keyspace event class")
+                }
+                events.append(SiteKeyspaceEvent(name: event.name, key: Array(event.key), eventClass: letter))
+            }
+            return .siteMessages(
+                published: wire.published.map { PublishedMessage(channel: Array($0.channel), message: Array($0.message)) }, events: events
+            )
+        case .subscriberInterest(let wire):
+            return .subscriberInterest(listening: wire.listening)
+        case .lockRequest(let wire):
+            return .lockRequest(LockRequest(transaction: wire.transaction, partitions: wire.partitions, keys: wire.keys.map { Array($0) }))
+        case .lockReply(let wire):
+            var epochs: [UInt32: UInt64] = [:]
+            for entry in wire.epochs { epochs[entry.partition] = entry.epoch }
+            var keys: [TransferredKey] = []
+            for state in wire.states {
+                let (key, model) = try state.model()
+                keys.append(TransferredKey(key: key, state: model))
+            }
+            return .lockReply(LockReply(transaction: wire.transaction, granted: wire.granted, epochs: epochs, keys: keys))
+        case .transactionWrites(let wire):
+            var batches: [PartitionWrites] = []
+            for entry in wire.writes {
+                var writes: [ReplicatedWrite] = []
+                for write in entry.writes { writes.append(try write.model()) }
+                batches.append(PartitionWrites(partition: entry.partition, epoch: entry.epoch, firstSequence: entry.firstSequence, writes: writes))
+            }
+            return .transactionWrites(transaction: wire.transaction, batches)
+        case .transactionDone(let wire):
+            return .transactionDone(transaction: wire.transaction, applied: wire.applied)
         default:
             return nil
         }

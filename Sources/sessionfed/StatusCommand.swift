@@ -97,7 +97,7 @@ struct Status: AsyncParsableCommand {
             let partitions = map.partitions
             print(
                 "partitions: \(partitions.count) · without primary \(partitions.withoutPrimary) · orphaned \(partitions.orphaned)"
-                    + " · degraded \(partitions.degraded) · re-created empty \(partitions.recreatedEmpty) · highest epoch \(partitions.highestEpoch)"
+                    + " · degraded \(partitions.degraded) · refusing writes \(partitions.refusingWrites) · re-created empty \(partitions.recreatedEmpty) · highest epoch \(partitions.highestEpoch)"
             )
         }
     }

@@ -35,6 +35,14 @@ def partition_of(key, partitions=16):
     return slot(key) * partitions // 16384
 
 
+def started_site(site_factory, **options):
+    """A site of three nodes, converged, and a redis-py client per node."""
+    site = site_factory(**options)
+    site.start_all()
+    site.wait_converged()
+    return site, clients(site)
+
+
 def clients(site):
     return {node: redis.Redis(port=site.ports[node]["client"], socket_timeout=15, decode_responses=True) for node in site.names}
 
@@ -94,10 +102,7 @@ def check_every_acknowledged_write(site, writers):
 
 
 def test_write_acknowledged_by_one_node_is_read_at_once_by_every_other(site_factory):
-    site = site_factory()
-    site.start_all()
-    site.wait_converged()
-    nodes = clients(site)
+    site, nodes = started_site(site_factory)
     names = site.names
     for index in range(60):
         writer = names[index % 3]
@@ -120,28 +125,35 @@ def test_write_acknowledged_by_one_node_is_read_at_once_by_every_other(site_fact
 
 
 def test_sigkill_of_a_node_under_load_loses_no_acknowledged_write(site_factory):
-    site = site_factory()
-    site.start_all()
-    site.wait_converged()
-    victim = site.names[1]
+    site, _ = started_site(site_factory)
+    # Right after start the placement may still be rebalancing: kill a node once every node
+    # is primary of some partitions (the follower with the most).
+    followers = [node for node in site.names if node != site.leader_view()["leader"]]
+    wait_until(lambda: len(set(primaries(site).values())) == 3, 20, what="every node to lead partitions")
     table = primaries(site)
+    victim = max(followers, key=lambda node: list(table.values()).count(node))
     writers = [Writer(f"w{index}", site.ports[node]["client"]) for index, node in enumerate(site.names)]
     for writer in writers:
         writer.start()
     time.sleep(1.0)
     site.kill(victim)  # returns once the process is gone
     killed_at = time.monotonic()
+    survivors = [writer for writer, node in zip(writers, site.names) if node != victim]
+
+    def moved():
+        # Writes sent after the kill: one already in flight may still have been answered by
+        # the victim in the moment before SIGKILL took it.
+        return [at - killed_at for writer in survivors for sent, at, key in list(writer.acknowledged_at)
+                if sent > killed_at and table[partition_of(key)] == victim]
+
     # The survivors' writers go on; the victim's writer only meets connection errors.
-    time.sleep(4.0)
+    wait_until(lambda: moved(), 10, what="a write to a partition of the killed node")
+    time.sleep(2.0)
     for writer in writers:
         writer.stop.set()
     for writer in writers:
         writer.join(20)
-    survivors = [writer for writer, node in zip(writers, site.names) if node != victim]
-    # Writes sent after the kill: one already in flight may still have been answered by the
-    # victim in the moment before SIGKILL took it.
-    moved = [at - killed_at for writer in survivors for sent, at, key in writer.acknowledged_at
-             if sent > killed_at and table[partition_of(key)] == victim]
+    moved = moved()
     assert moved, "no write to a partition of the killed node succeeded after the kill"
     print(f"kill -> first acknowledged write to a moved partition: {min(moved):.3f}s")
     for writer in survivors:
@@ -157,13 +169,11 @@ def test_sigkill_of_a_node_under_load_loses_no_acknowledged_write(site_factory):
 
 
 def test_thawed_primary_never_returns_a_value_overwritten_while_it_was_frozen(site_factory):
-    site = site_factory()
-    site.start_all()
-    site.wait_converged()
+    site, nodes = started_site(site_factory)
+    wait_until(lambda: len(set(primaries(site).values())) == 3, 20, what="every node to lead partitions")
     table = primaries(site)
     frozen = site.names[0]
     key = next(f"cart:{index}" for index in range(1000) if table[partition_of(f"cart:{index}")] == frozen)
-    nodes = clients(site)
     other = site.names[1]
     assert nodes[other].set(key, "old") is True
     site.freeze(frozen)
@@ -188,3 +198,109 @@ def test_thawed_primary_never_returns_a_value_overwritten_while_it_was_frozen(si
             reads.append(f"error: {error}")
     assert "old" not in reads, f"the thawed node answered the overwritten value: {reads[:10]}"
     assert reads[-1] == "new", reads[-5:]
+
+
+def keys_on_different_primaries(site, prefix, count=2):
+    """`count` keys whose partitions have different primaries."""
+    wait_until(lambda: len(set(primaries(site).values())) >= count, 20, what=f"{count} nodes to lead partitions")
+    table = primaries(site)
+    chosen, owners = [], set()
+    for index in range(10000):
+        key = f"{prefix}{index}"
+        owner = table[partition_of(key)]
+        if owner not in owners:
+            chosen.append(key)
+            owners.add(owner)
+        if len(chosen) == count:
+            return chosen
+    raise AssertionError("no keys on different primaries")
+
+
+def test_multi_key_commands_and_transactions_over_keys_of_several_nodes(site_factory):
+    site, nodes = started_site(site_factory)
+    first, second, third = site.names
+    a, b, c = keys_on_different_primaries(site, "k", 3)
+    assert nodes[first].mset({a: "1", b: "2", c: "3"}) is True
+    assert nodes[second].mget(a, b, c, "missing") == ["1", "2", "3", None]
+    assert nodes[third].exists(a, b, c, "missing") == 3
+    # MULTI/EXEC over three primaries is atomic and answers every command.
+    with nodes[second].pipeline(transaction=True) as pipe:
+        pipe.incr(a).set(b, "two").get(c).hset(f"{c}:h", "f", "v")
+        assert pipe.execute() == [2, True, "3", 1]
+    assert nodes[third].mget(a, b) == ["2", "two"]
+    assert nodes[first].delete(a, b, "missing") == 2
+    assert nodes[second].mget(a, b, c) == [None, None, "3"]
+    assert nodes[first].msetnx({a: "x", c: "y"}) is False
+    assert nodes[third].get(a) is None, "MSETNX sets nothing when one key exists"
+
+
+def test_spring_session_story_across_nodes(site_factory):
+    site, nodes = started_site(site_factory)
+    first, second, third = site.names
+    old_key, new_key = keys_on_different_primaries(site, "spring:session:sessions:", 2)
+    # Spring's indexed repository: keyspace events for expiry and deletes, on one connection.
+    assert nodes[second].config_set("notify-keyspace-events", "Egx") is True
+    listener = nodes[second].pubsub()
+    listener.subscribe("__keyevent@0__:expired", "__keyevent@0__:del", "spring:session:event:0:created:1")
+    assert listener.get_message(timeout=2)["type"] == "subscribe"
+    # Created at node 1 (the save sequence Spring sends), read at node 2.
+    assert nodes[first].exists(old_key) == 0
+    assert nodes[first].hset(old_key, mapping={"creationTime": "1", "lastAccessedTime": "1", "maxInactiveInterval": "1800", "sessionAttr:user": "ann"}) == 4
+    assert nodes[first].pexpireat(old_key, int(time.time() * 1000) + 600_000) is True
+    assert nodes[third].publish("spring:session:event:0:created:1", "created") == 0
+    assert nodes[second].hgetall(old_key)["sessionAttr:user"] == "ann"
+    # Login: a new session id by RENAME, at node 3, to a key of another primary.
+    assert nodes[third].rename(old_key, new_key) is True
+    assert nodes[first].exists(old_key) == 0 and nodes[first].hget(new_key, "sessionAttr:user") == "ann"
+    assert nodes[second].pttl(new_key) > 500_000, "RENAME keeps the expiry"
+    try:
+        nodes[first].rename(old_key, new_key)
+        raise AssertionError("RENAME of a missing key must fail")
+    except redis.ResponseError as error:
+        assert str(error) == "no such key"
+    # The `expires:` key lapses on whichever node is its primary: node 2's subscriber hears it.
+    table = primaries(site)
+    expires_key = next(f"spring:session:sessions:expires:{index}" for index in range(1000)
+                       if table[partition_of(f"spring:session:sessions:expires:{index}")] != second)
+    assert nodes[first].append(expires_key, "") == 0
+    assert nodes[first].pexpire(expires_key, 300) is True
+    assert nodes[third].delete(new_key) == 1
+    heard = []
+    deadline = time.monotonic() + 5
+    expired = ("__keyevent@0__:expired", expires_key)
+    while time.monotonic() < deadline and expired not in heard:
+        message = listener.get_message(timeout=0.5)
+        if message and message["type"] == "message":
+            heard.append((message["channel"], message["data"]))
+    time.sleep(0.5)  # a duplicate would arrive within this
+    while (message := listener.get_message(timeout=0.1)) is not None:
+        if message["type"] == "message":
+            heard.append((message["channel"], message["data"]))
+    listener.close()
+    assert ("spring:session:event:0:created:1", "created") in heard, heard
+    assert ("__keyevent@0__:del", new_key) in heard, heard
+    assert expired in heard, heard
+    assert heard.count(expired) == 1 and heard.count(("__keyevent@0__:del", new_key)) == 1, f"each event exactly once: {heard}"
+
+
+def test_partition_below_min_in_sync_refuses_writes_and_serves_reads(site_factory):
+    site, nodes = started_site(site_factory, defaults={"backupCount": 2, "minInSync": 3})
+    first = site.names[0]
+    assert nodes[first].set("session:min", "kept") is True
+    leader = site.leader_view()["leader"]
+    victim = next(node for node in site.names if node != leader)
+    site.kill(victim)
+    survivor = next(node for node in site.names if node not in (victim,))
+    wait_until(lambda: ((site.control(leader) or {}).get("partitions") or {}).get("refusingWrites") == 16, 10,
+               what="every partition to refuse writes with two of three copies")
+    try:
+        nodes[survivor].set("session:min", "lost?")
+        raise AssertionError("a write below minInSync must be refused")
+    except redis.ResponseError as error:
+        assert str(error) == "NOREPLICAS Not enough good replicas to write."
+    assert nodes[survivor].get("session:min") == "kept", "reads are still served"
+    # The node returns, copies the partitions again, and writes are accepted.
+    site.start(victim)
+    site.wait_converged()
+    assert nodes[survivor].set("session:min", "new") is True
+    assert nodes[victim].get("session:min") == "new"

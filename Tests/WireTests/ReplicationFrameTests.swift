@@ -25,6 +25,19 @@ import Testing
         .backupReport(BackupReport(partition: 1, epoch: 2, message: .acknowledge(sequence: 3))),
         .backupReport(BackupReport(partition: 1, epoch: 2, message: .requestTransfer(attempt: 4))),
         .backupReport(BackupReport(partition: 1, epoch: 2, message: .acknowledgeChunk(attempt: 4, chunk: 5))),
+        .siteMessages(
+            published: [PublishedMessage(channel: Array("spring:session:event:0:created:1".utf8), message: [0, 1])],
+            events: [SiteKeyspaceEvent(name: "expired", key: Array("k".utf8), eventClass: "x"), SiteKeyspaceEvent(name: "hset", key: [], eventClass: "h")]
+        ),
+        .siteMessages(published: [], events: []),
+        .subscriberInterest(listening: true),
+        .subscriberInterest(listening: false),
+        .lockRequest(LockRequest(transaction: 3, partitions: [1, 15], keys: [Array("a".utf8), []])),
+        .lockReply(LockReply(transaction: 3, granted: true, epochs: [1: 4, 15: 2], keys: [TransferredKey(key: [1], state: Samples.state())])),
+        .lockReply(LockReply(transaction: 3, granted: false)),
+        .transactionWrites(transaction: 3, [PartitionWrites(partition: 1, epoch: 4, firstSequence: 0, writes: [ReplicatedWrite(deltas: Samples.deltas())])]),
+        .transactionWrites(transaction: 3, []),
+        .transactionDone(transaction: 3, applied: true),
     ]
 
     @Test(arguments: frames) func replicationFrame_roundTrips_evenByteByByte(frame: Frame) throws {
@@ -66,6 +79,17 @@ import Testing
         #expect(throws: WireError.self) { try Self.decode(.partitionWrites(wire)) }
         wire.firstSequence = UInt64.max - 1
         #expect(throws: Never.self) { try Self.decode(.partitionWrites(wire)) }
+    }
+
+    @Test func siteKeyspaceEvent_unknownClass_isRefused() {
+        var event = Sessionfed_V1_SiteKeyspaceEvent()
+        event.name = "del"
+        event.eventClass = "gx"
+        var wire = Sessionfed_V1_SiteMessages()
+        wire.events = [event]
+        #expect(throws: WireError.self) { try Self.decode(.siteMessages(wire)) }
+        wire.events[0].eventClass = "q"
+        #expect(throws: WireError.self) { try Self.decode(.siteMessages(wire)) }
     }
 
     @Test func backupReport_withoutKind_isRefused() {

@@ -466,6 +466,139 @@ public nonisolated struct Sessionfed_V1_BackupReport: Sendable {
   public init() {}
 }
 
+/// Pub/sub across the nodes of a site: messages published and keyspace events raised at one
+/// node, for the subscribers on the others. Sent only to nodes that said they listen.
+public nonisolated struct Sessionfed_V1_SiteMessages: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var published: [Sessionfed_V1_PublishedMessage] = []
+
+  public var events: [Sessionfed_V1_SiteKeyspaceEvent] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Sessionfed_V1_PublishedMessage: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var channel: Data = Data()
+
+  public var message: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Sessionfed_V1_SiteKeyspaceEvent: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// "del", "expired", "hset", "rename_from", ...
+  public var name: String = String()
+
+  public var key: Data = Data()
+
+  /// its notify-keyspace-events letter: g $ h s x e n
+  public var eventClass: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Whether the sending node has pub/sub subscribers now (sent on connect and on every change).
+public nonisolated struct Sessionfed_V1_SubscriberInterest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var listening: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A command (or MULTI/EXEC) over partitions whose primaries are on several nodes: the node
+/// that runs it (the coordinator) locks the partitions at their primaries, which answer with
+/// the keys' states; it runs the command on those states and sends each primary its part of
+/// the writes, which the primary applies, replicates and then unlocks.
+public nonisolated struct Sessionfed_V1_LockRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var transaction: UInt64 = 0
+
+  public var partitions: [UInt32] = []
+
+  /// keys of these partitions whose states the coordinator needs
+  public var keys: [Data] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Sessionfed_V1_LockReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var transaction: UInt64 = 0
+
+  /// false: not primary of them all now, or one is locked: retry
+  public var granted: Bool = false
+
+  public var epochs: [Sessionfed_V1_PartitionEpoch] = []
+
+  /// the keys' states (missing keys are absent)
+  public var states: [Sessionfed_V1_KeyState] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The coordinator's writes for one node's locked partitions; an empty list only unlocks.
+public nonisolated struct Sessionfed_V1_TransactionWrites: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var transaction: UInt64 = 0
+
+  /// first_sequence unused (0)
+  public var writes: [Sessionfed_V1_PartitionWrites] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Sessionfed_V1_TransactionDone: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var transaction: UInt64 = 0
+
+  /// false: this node had lost the lock or the primary role
+  public var applied: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Sessionfed_V1_Frame: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -618,6 +751,54 @@ public nonisolated struct Sessionfed_V1_Frame: Sendable {
     set {body = .backupReport(newValue)}
   }
 
+  public var siteMessages: Sessionfed_V1_SiteMessages {
+    get {
+      if case .siteMessages(let v)? = body {return v}
+      return Sessionfed_V1_SiteMessages()
+    }
+    set {body = .siteMessages(newValue)}
+  }
+
+  public var subscriberInterest: Sessionfed_V1_SubscriberInterest {
+    get {
+      if case .subscriberInterest(let v)? = body {return v}
+      return Sessionfed_V1_SubscriberInterest()
+    }
+    set {body = .subscriberInterest(newValue)}
+  }
+
+  public var lockRequest: Sessionfed_V1_LockRequest {
+    get {
+      if case .lockRequest(let v)? = body {return v}
+      return Sessionfed_V1_LockRequest()
+    }
+    set {body = .lockRequest(newValue)}
+  }
+
+  public var lockReply: Sessionfed_V1_LockReply {
+    get {
+      if case .lockReply(let v)? = body {return v}
+      return Sessionfed_V1_LockReply()
+    }
+    set {body = .lockReply(newValue)}
+  }
+
+  public var transactionWrites: Sessionfed_V1_TransactionWrites {
+    get {
+      if case .transactionWrites(let v)? = body {return v}
+      return Sessionfed_V1_TransactionWrites()
+    }
+    set {body = .transactionWrites(newValue)}
+  }
+
+  public var transactionDone: Sessionfed_V1_TransactionDone {
+    get {
+      if case .transactionDone(let v)? = body {return v}
+      return Sessionfed_V1_TransactionDone()
+    }
+    set {body = .transactionDone(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -640,6 +821,12 @@ public nonisolated struct Sessionfed_V1_Frame: Sendable {
     case partitionWrites(Sessionfed_V1_PartitionWrites)
     case transferChunk(Sessionfed_V1_TransferChunk)
     case backupReport(Sessionfed_V1_BackupReport)
+    case siteMessages(Sessionfed_V1_SiteMessages)
+    case subscriberInterest(Sessionfed_V1_SubscriberInterest)
+    case lockRequest(Sessionfed_V1_LockRequest)
+    case lockReply(Sessionfed_V1_LockReply)
+    case transactionWrites(Sessionfed_V1_TransactionWrites)
+    case transactionDone(Sessionfed_V1_TransactionDone)
 
   }
 
@@ -1593,9 +1780,304 @@ nonisolated extension Sessionfed_V1_BackupReport: SwiftProtobuf.Message, SwiftPr
   }
 }
 
+nonisolated extension Sessionfed_V1_SiteMessages: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SiteMessages"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}published\0\u{1}events\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.published) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.events) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.published.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.published, fieldNumber: 1)
+    }
+    if !self.events.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.events, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_SiteMessages, rhs: Sessionfed_V1_SiteMessages) -> Bool {
+    if lhs.published != rhs.published {return false}
+    if lhs.events != rhs.events {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_PublishedMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PublishedMessage"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}channel\0\u{1}message\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.channel) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.message) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.channel.isEmpty {
+      try visitor.visitSingularBytesField(value: self.channel, fieldNumber: 1)
+    }
+    if !self.message.isEmpty {
+      try visitor.visitSingularBytesField(value: self.message, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_PublishedMessage, rhs: Sessionfed_V1_PublishedMessage) -> Bool {
+    if lhs.channel != rhs.channel {return false}
+    if lhs.message != rhs.message {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_SiteKeyspaceEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SiteKeyspaceEvent"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}key\0\u{3}event_class\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.key) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.eventClass) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.key.isEmpty {
+      try visitor.visitSingularBytesField(value: self.key, fieldNumber: 2)
+    }
+    if !self.eventClass.isEmpty {
+      try visitor.visitSingularStringField(value: self.eventClass, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_SiteKeyspaceEvent, rhs: Sessionfed_V1_SiteKeyspaceEvent) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.key != rhs.key {return false}
+    if lhs.eventClass != rhs.eventClass {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_SubscriberInterest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SubscriberInterest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}listening\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBoolField(value: &self.listening) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.listening != false {
+      try visitor.visitSingularBoolField(value: self.listening, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_SubscriberInterest, rhs: Sessionfed_V1_SubscriberInterest) -> Bool {
+    if lhs.listening != rhs.listening {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_LockRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LockRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}transaction\0\u{1}partitions\0\u{1}keys\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.transaction) }()
+      case 2: try { try decoder.decodeRepeatedUInt32Field(value: &self.partitions) }()
+      case 3: try { try decoder.decodeRepeatedBytesField(value: &self.keys) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.transaction != 0 {
+      try visitor.visitSingularUInt64Field(value: self.transaction, fieldNumber: 1)
+    }
+    if !self.partitions.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.partitions, fieldNumber: 2)
+    }
+    if !self.keys.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.keys, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_LockRequest, rhs: Sessionfed_V1_LockRequest) -> Bool {
+    if lhs.transaction != rhs.transaction {return false}
+    if lhs.partitions != rhs.partitions {return false}
+    if lhs.keys != rhs.keys {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_LockReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LockReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}transaction\0\u{1}granted\0\u{1}epochs\0\u{1}states\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.transaction) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.granted) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.epochs) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.states) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.transaction != 0 {
+      try visitor.visitSingularUInt64Field(value: self.transaction, fieldNumber: 1)
+    }
+    if self.granted != false {
+      try visitor.visitSingularBoolField(value: self.granted, fieldNumber: 2)
+    }
+    if !self.epochs.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.epochs, fieldNumber: 3)
+    }
+    if !self.states.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.states, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_LockReply, rhs: Sessionfed_V1_LockReply) -> Bool {
+    if lhs.transaction != rhs.transaction {return false}
+    if lhs.granted != rhs.granted {return false}
+    if lhs.epochs != rhs.epochs {return false}
+    if lhs.states != rhs.states {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_TransactionWrites: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TransactionWrites"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}transaction\0\u{1}writes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.transaction) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.writes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.transaction != 0 {
+      try visitor.visitSingularUInt64Field(value: self.transaction, fieldNumber: 1)
+    }
+    if !self.writes.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.writes, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_TransactionWrites, rhs: Sessionfed_V1_TransactionWrites) -> Bool {
+    if lhs.transaction != rhs.transaction {return false}
+    if lhs.writes != rhs.writes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_TransactionDone: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TransactionDone"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}transaction\0\u{1}applied\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.transaction) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.applied) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.transaction != 0 {
+      try visitor.visitSingularUInt64Field(value: self.transaction, fieldNumber: 1)
+    }
+    if self.applied != false {
+      try visitor.visitSingularBoolField(value: self.applied, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_TransactionDone, rhs: Sessionfed_V1_TransactionDone) -> Bool {
+    if lhs.transaction != rhs.transaction {return false}
+    if lhs.applied != rhs.applied {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Sessionfed_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Frame"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}delta_batch\0\u{3}delta_batch_ack\0\u{3}key_state_batch\0\u{1}hello\0\u{3}hello_reply\0\u{1}heartbeat\0\u{3}merkle_roots_request\0\u{3}merkle_roots\0\u{3}merkle_leaves_request\0\u{3}merkle_leaves\0\u{3}bucket_digests\0\u{3}bucket_repair\0\u{1}raft\0\u{3}forwarded_command\0\u{3}forwarded_reply\0\u{3}partition_writes\0\u{3}transfer_chunk\0\u{3}backup_report\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}delta_batch\0\u{3}delta_batch_ack\0\u{3}key_state_batch\0\u{1}hello\0\u{3}hello_reply\0\u{1}heartbeat\0\u{3}merkle_roots_request\0\u{3}merkle_roots\0\u{3}merkle_leaves_request\0\u{3}merkle_leaves\0\u{3}bucket_digests\0\u{3}bucket_repair\0\u{1}raft\0\u{3}forwarded_command\0\u{3}forwarded_reply\0\u{3}partition_writes\0\u{3}transfer_chunk\0\u{3}backup_report\0\u{3}site_messages\0\u{3}subscriber_interest\0\u{3}lock_request\0\u{3}lock_reply\0\u{3}transaction_writes\0\u{3}transaction_done\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1837,6 +2319,84 @@ nonisolated extension Sessionfed_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf.
           self.body = .backupReport(v)
         }
       }()
+      case 19: try {
+        var v: Sessionfed_V1_SiteMessages?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .siteMessages(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .siteMessages(v)
+        }
+      }()
+      case 20: try {
+        var v: Sessionfed_V1_SubscriberInterest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .subscriberInterest(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .subscriberInterest(v)
+        }
+      }()
+      case 21: try {
+        var v: Sessionfed_V1_LockRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .lockRequest(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .lockRequest(v)
+        }
+      }()
+      case 22: try {
+        var v: Sessionfed_V1_LockReply?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .lockReply(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .lockReply(v)
+        }
+      }()
+      case 23: try {
+        var v: Sessionfed_V1_TransactionWrites?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .transactionWrites(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .transactionWrites(v)
+        }
+      }()
+      case 24: try {
+        var v: Sessionfed_V1_TransactionDone?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .transactionDone(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .transactionDone(v)
+        }
+      }()
       default: break
       }
     }
@@ -1919,6 +2479,30 @@ nonisolated extension Sessionfed_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf.
     case .backupReport?: try {
       guard case .backupReport(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 18)
+    }()
+    case .siteMessages?: try {
+      guard case .siteMessages(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
+    }()
+    case .subscriberInterest?: try {
+      guard case .subscriberInterest(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+    }()
+    case .lockRequest?: try {
+      guard case .lockRequest(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+    }()
+    case .lockReply?: try {
+      guard case .lockReply(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
+    }()
+    case .transactionWrites?: try {
+      guard case .transactionWrites(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
+    }()
+    case .transactionDone?: try {
+      guard case .transactionDone(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
     }()
     case nil: break
     }
