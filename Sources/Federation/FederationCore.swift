@@ -481,6 +481,8 @@ extension Frame {
         case .lockReply: return "LockReply"
         case .transactionWrites: return "TransactionWrites"
         case .transactionDone: return "TransactionDone"
+        case .partitionQuery: return "PartitionQuery"
+        case .partitionQueryReply: return "PartitionQueryReply"
         }
     }
 }

@@ -143,29 +143,23 @@ extension Keyspace {
             }
             index += 2
         }
-        // The `countHint` smallest hashes at or above the cursor.
-        var batch: [(hash: UInt64, key: [UInt8])] = []
-        for key in keys.keys {
-            let hash = Self.scanHash(key)
-            guard hash >= cursor else { continue }
-            if batch.count < countHint {
-                batch.append((hash, key))
-                if batch.count == countHint { batch.sort { $0.hash < $1.hash } }
-            } else if hash < batch[batch.count - 1].hash {
-                let position = batch.firstIndex { $0.hash > hash } ?? batch.count - 1
-                batch.insert((hash, key), at: position)
-                batch.removeLast()
+        let batch: [(hash: UInt64, key: [UInt8])]
+        var next: UInt64
+        if let partitioning = configuration.partitioning {
+            // A site of several nodes: the cursor names a partition (top bits) and a position
+            // in it, and each call visits one partition, on its primary.
+            let partition = Self.scanPartition(ofCursor: cursor)
+            guard partition < partitioning.partitionCount else { return RedisError.invalidCursor }
+            (batch, next) = Self.scanBatch(partitionKeys[partition], cursor: cursor & Self.scanPositionMask, count: countHint) {
+                max(1, Self.scanHash($0) >> UInt64(Self.scanPartitionBits))
             }
-        }
-        batch.sort { $0.hash < $1.hash }
-        var next: UInt64 = 0
-        if batch.count == countHint, let last = batch.last {
-            // Keys sharing the last hash are all in this batch or all in the next one.
-            let boundary = last.hash
-            let sameHash = keys.keys.filter { Self.scanHash($0) == boundary }
-            batch.removeAll { $0.hash == boundary }
-            batch += sameHash.map { (boundary, $0) }
-            next = boundary == UInt64.max ? 0 : boundary + 1
+            if next == 0 && partition + 1 < partitioning.partitionCount {
+                next = UInt64(partition + 1) << UInt64(64 - Self.scanPartitionBits)
+            } else if next != 0 {
+                next |= UInt64(partition) << UInt64(64 - Self.scanPartitionBits)
+            }
+        } else {
+            (batch, next) = Self.scanBatch(keys.keys, cursor: cursor, count: countHint, hash: Self.scanHash)
         }
         var found: [RESPValue] = []
         for (_, key) in batch {
@@ -181,6 +175,83 @@ extension Keyspace {
     /// The SCAN order: a fixed hash, never 0 (cursor 0 means "start" and "done").
     static func scanHash(_ key: [UInt8]) -> UInt64 {
         max(1, StateDigest(of: key).low)
+    }
+
+    /// With partitions, a cursor's top bits are the partition (16,384 at most: 14 bits).
+    static let scanPartitionBits = 14
+    static let scanPositionMask: UInt64 = (1 << UInt64(64 - scanPartitionBits)) - 1
+
+    /// The partition a SCAN cursor visits on a site of several nodes.
+    public static func scanPartition(ofCursor cursor: UInt64) -> Int {
+        Int(cursor >> UInt64(64 - scanPartitionBits))
+    }
+
+    /// The `count` keys of `candidates` with the smallest hashes at or above `cursor`, and the
+    /// next cursor (0: none left). Keys sharing the last hash are all in this batch or all in
+    /// the next one.
+    static func scanBatch(
+        _ candidates: some Collection<[UInt8]>, cursor: UInt64, count: Int, hash: ([UInt8]) -> UInt64
+    ) -> (batch: [(hash: UInt64, key: [UInt8])], next: UInt64) {
+        var batch: [(hash: UInt64, key: [UInt8])] = []
+        for key in candidates {
+            let value = hash(key)
+            guard value >= cursor else { continue }
+            if batch.count < count {
+                batch.append((value, key))
+                if batch.count == count { batch.sort { $0.hash < $1.hash } }
+            } else if value < batch[batch.count - 1].hash {
+                let position = batch.firstIndex { $0.hash > value } ?? batch.count - 1
+                batch.insert((value, key), at: position)
+                batch.removeLast()
+            }
+        }
+        batch.sort { $0.hash < $1.hash }
+        var next: UInt64 = 0
+        if batch.count == count, let last = batch.last {
+            let boundary = last.hash
+            let sameHash = candidates.filter { hash($0) == boundary }
+            batch.removeAll { $0.hash == boundary }
+            batch += sameHash.map { (boundary, $0) }
+            next = boundary == UInt64.max ? 0 : boundary + 1
+        }
+        return (batch, next)
+    }
+
+    // MARK: Several partitions of a site (each node answers for the partitions it leads)
+
+    /// Visible keys in `partitions` (DBSIZE over a site of several nodes).
+    public func count(now: UInt64, inPartitions partitions: Set<Int>) -> Int {
+        partitions.reduce(0) { total, partition in
+            total + partitionKeys[partition].count { key in keys[key].map { isVisible($0.state, now: now) } ?? false }
+        }
+    }
+
+    /// Visible keys in `partitions` matching `pattern` (KEYS over a site of several nodes).
+    /// Expired keys are skipped, not expired here: that stays the sweep's work.
+    public func keys(matching pattern: [UInt8], inPartitions partitions: Set<Int>, now: UInt64) -> [[UInt8]] {
+        let glob = GlobPattern(pattern)
+        return partitions.sorted().flatMap { partition in
+            partitionKeys[partition].filter { key in
+                (glob.matchesEverything || glob.matches(key)) && (keys[key].map { isVisible($0.state, now: now) } ?? false)
+            }
+        }
+    }
+
+    /// Deletes every key of `partitions` (FLUSHALL over a site of several nodes); returns the
+    /// deltas to replicate.
+    public mutating func flush(partitions: Set<Int>, now: UInt64) -> [Delta] {
+        var deltas: [Delta] = []
+        for partition in partitions.sorted() {
+            for key in Array(partitionKeys[partition]) {
+                guard let stored = keys[key], isVisible(stored.state, now: now) || stored.state.isExpired(now: now) else { continue }
+                if let delta = write(key, .delete, now: now) { deltas.append(delta) }
+            }
+        }
+        return deltas
+    }
+
+    func isVisible(_ state: KeyState, now: UInt64) -> Bool {
+        !state.isEmpty && !state.isExpired(now: now) && state.visibleType(policy: conflict) != nil
     }
 
     mutating func keysMatching(_ context: inout CommandContext) -> RESPValue {

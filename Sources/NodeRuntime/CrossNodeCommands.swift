@@ -136,11 +136,7 @@ extension DataPlane {
             for key in reply.keys { _ = scratch.merge(state: key.state, key: key.key, now: now) }
         }
         let result = transaction.body(&scratch, now)
-        var writes: [Int: ReplicatedWrite] = [:]
-        for delta in result.deltas { writes[partitioning.partition(of: delta.key), default: ReplicatedWrite()].deltas.append(delta) }
-        for key in scratch.drainReleasedByExpiry() {
-            writes[partitioning.partition(of: key), default: ReplicatedWrite()].expiredKeys.append(key)
-        }
+        let writes = writes(result.deltas, expired: scratch.drainReleasedByExpiry())
         if lacksReplicas(Set(writes.keys)) {
             abandon(transaction)
             transaction.done(Self.noReplicas)

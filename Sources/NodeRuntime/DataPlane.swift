@@ -40,6 +40,8 @@ final class DataPlane: @unchecked Sendable {
     var locks: [Int: HeldLock] = [:]
     var transactions: [UInt64: CrossNodeTransaction] = [:]
     var nextTransaction: UInt64 = 1
+    /// Keyless commands this node is answering for the whole site.
+    var queries: [UInt64: SiteQuery] = [:]
     /// Nodes of the site whose clients subscribe to something.
     var listeningPeers: Set<String> = []
     /// What this node last told the others about its own subscribers.
@@ -181,11 +183,10 @@ final class DataPlane: @unchecked Sendable {
         let now = WallClock.monotonicMilliseconds()
         let deadline = deadline ?? now + Self.routeDeadlineMilliseconds
         let keys = spec.keys(in: arguments)
-        guard !keys.isEmpty else {
-            done(.value(.error("ERR '\(name)' over every node of a site is not supported yet: run it against a single-node site")))
+        guard let partitions = partitions(of: arguments, name: name, spec: spec) else {
+            runSiteWide(arguments, name: name) { done(.value($0)) }
             return
         }
-        let partitions = Set(keys.map(partitioning.partition(of:)))
         if actsAsPrimary(of: partitions, now: now) && !isLocked(partitions) {
             runAsPrimary(arguments, name: name, partitions: partitions) { done(.value($0)) }
             return
@@ -273,11 +274,7 @@ final class DataPlane: @unchecked Sendable {
     /// and hands its writes to the partitions' backups.
     func executeAsPrimary(_ arguments: [[UInt8]], name: String, partitions: Set<Int>, now: UInt64) -> PrimaryOutcome {
         let result = state.keyspace.execute(arguments, name: name, now: now) ?? CommandResult(reply: RedisError.unknownCommand(arguments))
-        var writes: [Int: ReplicatedWrite] = [:]
-        for delta in result.deltas { writes[partitioning.partition(of: delta.key), default: ReplicatedWrite()].deltas.append(delta) }
-        for key in state.keyspace.drainReleasedByExpiry() {
-            writes[partitioning.partition(of: key), default: ReplicatedWrite()].expiredKeys.append(key)
-        }
+        let writes = writes(result.deltas, expired: state.keyspace.drainReleasedByExpiry())
         var waits = submit(writes)
         // A read waits for the writes it may have seen: answered before they commit, it could
         // show a value a failover then loses.
@@ -286,6 +283,14 @@ final class DataPlane: @unchecked Sendable {
             if copy.machine.committedSequence < copy.machine.readBarrier { waits.append((partition, copy.machine.readBarrier)) }
         }
         return PrimaryOutcome(result: result, waits: waits)
+    }
+
+    /// A command's deltas and the keys its expiry released, as one write per partition.
+    func writes(_ deltas: [Delta], expired: [[UInt8]] = []) -> [Int: ReplicatedWrite] {
+        var writes: [Int: ReplicatedWrite] = [:]
+        for delta in deltas { writes[partitioning.partition(of: delta.key), default: ReplicatedWrite()].deltas.append(delta) }
+        for key in expired { writes[partitioning.partition(of: key), default: ReplicatedWrite()].expiredKeys.append(key) }
+        return writes
     }
 
     /// Numbers each partition's write and sends it to the backups; returns the commits to
@@ -447,6 +452,10 @@ final class DataPlane: @unchecked Sendable {
             if listening { listeningPeers.insert(peer) } else { listeningPeers.remove(peer) }
         case .lockRequest, .lockReply, .transactionWrites, .transactionDone:
             receivedTransactionFrame(frame, from: peer, on: channel)
+        case .partitionQuery(let query):
+            answer(query) { self.transport?.sendReply(.partitionQueryReply($0), on: channel) }
+        case .partitionQueryReply(let reply):
+            queryAnswered(reply, from: peer)
         default:
             logger.error("unexpected frame for the data plane", metadata: ["peer": "\(peer)", "frame": "\(frame.kind)"])
         }
@@ -472,7 +481,7 @@ final class DataPlane: @unchecked Sendable {
             answer(RedisError.unknownCommand(command.arguments))
             return
         }
-        let partitions = Set(spec.keys(in: command.arguments).map(partitioning.partition(of:)))
+        let partitions = partitions(of: command.arguments, name: name, spec: spec) ?? []
         guard !partitions.isEmpty, actsAsPrimary(of: partitions, now: WallClock.monotonicMilliseconds()), !isLocked(partitions) else {
             transport?.sendReply(.forwardedReply(ForwardedReply(request: command.request, reply: [], notPrimary: true)), on: channel)
             return
@@ -496,6 +505,9 @@ final class DataPlane: @unchecked Sendable {
     func linkLost(_ peer: String, inbound: Bool) {
         if inbound { listeningPeers.remove(peer) }
         releaseLocks(of: peer)
+        for (request, query) in queries where query.waiting.contains(peer) {
+            queryAnswered(PartitionQueryReply(request: request, notPrimary: true), from: peer)
+        }
         for (id, transaction) in transactions where transaction.owners[peer] != nil {
             if transaction.applying?.contains(peer) == true {
                 applyConfirmed(transaction: id, applied: false, from: peer)
@@ -526,6 +538,7 @@ final class DataPlane: @unchecked Sendable {
             perform(actions, partition: partition)
         }
         expireTransactions(now: now)
+        expireQueries(now: now)
         for (request, forward) in forwards where now >= forward.sentAt + Self.forwardTimeoutMilliseconds {
             forwards[request] = nil
             counters.unknownOutcomes += 1
@@ -539,11 +552,7 @@ final class DataPlane: @unchecked Sendable {
         let monotonic = WallClock.monotonicMilliseconds()
         let acting = Set(primaries.keys.filter { actsAsPrimary(of: [$0], now: monotonic) })
         let events = state.keyspace.sweepExpired(now: WallClock.nowMilliseconds(), budget: state.configuration.expiryKeysPerCycle, expires: acting.contains)
-        var writes: [Int: ReplicatedWrite] = [:]
-        for key in state.keyspace.drainReleasedByExpiry() {
-            writes[partitioning.partition(of: key), default: ReplicatedWrite()].expiredKeys.append(key)
-        }
-        _ = submit(writes)
+        _ = submit(writes([], expired: state.keyspace.drainReleasedByExpiry()))
         state.announce(events)
     }
 

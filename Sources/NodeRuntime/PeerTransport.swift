@@ -216,7 +216,7 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
             }
             state.controlPlane?.receive(envelope)
         case .forwardedCommand, .partitionWrites, .transferChunk, .backupReport, .siteMessages, .subscriberInterest,
-            .lockRequest, .transactionWrites:
+            .lockRequest, .transactionWrites, .partitionQuery:
             state.dataPlane?.received(frame, from: peer, on: channel)
         case .heartbeat:
             send(frame, on: channel)
@@ -275,7 +275,7 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
             state.dataPlane?.linkUp(name)
         case .heartbeat where handler.peer != nil:
             break
-        case .forwardedReply, .lockReply, .transactionDone where handler.peer != nil:
+        case .forwardedReply, .lockReply, .transactionDone, .partitionQueryReply where handler.peer != nil:
             // Answers come back on the connection their request left on.
             state.dataPlane?.received(frame, from: name, on: channel)
         default:

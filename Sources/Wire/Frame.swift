@@ -82,6 +82,9 @@ public enum Frame: Hashable, Sendable {
     case lockReply(LockReply)
     case transactionWrites(transaction: UInt64, [PartitionWrites])
     case transactionDone(transaction: UInt64, applied: Bool)
+    /// Keyless commands over a site of several nodes.
+    case partitionQuery(PartitionQuery)
+    case partitionQueryReply(PartitionQueryReply)
 }
 
 extension Frame {
@@ -171,7 +174,7 @@ extension Frame {
         case .raft(let envelope):
             frame.body = .raft(envelope.wire)
         case .forwardedCommand, .forwardedReply, .partitionWrites, .transferChunk, .backupReport, .siteMessages, .subscriberInterest,
-            .lockRequest, .lockReply, .transactionWrites, .transactionDone:
+            .lockRequest, .lockReply, .transactionWrites, .transactionDone, .partitionQuery, .partitionQueryReply:
             frame.body = replicationBody
         }
         return frame
@@ -247,7 +250,7 @@ extension Frame {
         case .raft(let envelope):
             self = .raft(try RaftEnvelope(wire: envelope))
         case .forwardedCommand, .forwardedReply, .partitionWrites, .transferChunk, .backupReport, .siteMessages, .subscriberInterest,
-            .lockRequest, .lockReply, .transactionWrites, .transactionDone:
+            .lockRequest, .lockReply, .transactionWrites, .transactionDone, .partitionQuery, .partitionQueryReply:
             self = try Frame.replication(from: wire.body!)!
         case nil:
             throw .missingField(message: "Frame", field: "body")

@@ -139,6 +139,40 @@ public struct LockReply: Hashable, Sendable {
     }
 }
 
+/// Coordinator → primary: a question about partitions it leads (a keyless command over a
+/// site of several nodes).
+public struct PartitionQuery: Hashable, Sendable {
+    public enum Kind: Hashable, Sendable {
+        case count
+        case keysMatching([UInt8])
+        case flush
+    }
+
+    public var request: UInt64
+    public var partitions: [UInt32]
+    public var kind: Kind
+
+    public init(request: UInt64, partitions: [UInt32], kind: Kind) {
+        self.request = request
+        self.partitions = partitions
+        self.kind = kind
+    }
+}
+
+public struct PartitionQueryReply: Hashable, Sendable {
+    public var request: UInt64
+    public var notPrimary: Bool
+    public var count: UInt64
+    public var keys: [[UInt8]]
+
+    public init(request: UInt64, notPrimary: Bool, count: UInt64 = 0, keys: [[UInt8]] = []) {
+        self.request = request
+        self.notPrimary = notPrimary
+        self.count = count
+        self.keys = keys
+    }
+}
+
 extension Sessionfed_V1_ReplicatedWrite {
     init(_ write: ReplicatedWrite) {
         self.init()
@@ -257,6 +291,23 @@ extension Frame {
             wire.transaction = transaction
             wire.applied = applied
             return .transactionDone(wire)
+        case .partitionQuery(let query):
+            var wire = Sessionfed_V1_PartitionQuery()
+            wire.request = query.request
+            wire.partitions = query.partitions
+            switch query.kind {
+            case .count: wire.kind = .count(true)
+            case .keysMatching(let pattern): wire.kind = .keysMatching(Data(pattern))
+            case .flush: wire.kind = .flush(true)
+            }
+            return .partitionQuery(wire)
+        case .partitionQueryReply(let reply):
+            var wire = Sessionfed_V1_PartitionQueryReply()
+            wire.request = reply.request
+            wire.notPrimary = reply.notPrimary
+            wire.count = reply.count
+            wire.keys = reply.keys.map { Data($0) }
+            return .partitionQueryReply(wire)
         default:
             return nil
         }
@@ -341,6 +392,17 @@ extension Frame {
             return .transactionWrites(transaction: wire.transaction, batches)
         case .transactionDone(let wire):
             return .transactionDone(transaction: wire.transaction, applied: wire.applied)
+        case .partitionQuery(let wire):
+            let kind: PartitionQuery.Kind
+            switch wire.kind {
+            case .count: kind = .count
+            case .keysMatching(let pattern): kind = .keysMatching(Array(pattern))
+            case .flush: kind = .flush
+            case nil: throw .missingField(message: "PartitionQuery", field: "kind")
+            }
+            return .partitionQuery(PartitionQuery(request: wire.request, partitions: wire.partitions, kind: kind))
+        case .partitionQueryReply(let wire):
+            return .partitionQueryReply(PartitionQueryReply(request: wire.request, notPrimary: wire.notPrimary, count: wire.count, keys: wire.keys.map { Array($0) }))
         default:
             return nil
         }

@@ -234,6 +234,29 @@ def test_multi_key_commands_and_transactions_over_keys_of_several_nodes(site_fac
     assert nodes[third].get(a) is None, "MSETNX sets nothing when one key exists"
 
 
+def test_keyless_commands_cover_every_node_of_the_site(site_factory):
+    site, nodes = started_site(site_factory)
+    first, second, third = site.names
+    sessions = {f"sess:{index}": f"data{index}" for index in range(200)}
+    assert nodes[first].mset(sessions) is True
+    assert nodes[second].set("other", "1") is True
+    assert nodes[third].dbsize() == 201
+    assert sorted(nodes[first].keys("sess:1*")) == sorted(key for key in sessions if key.startswith("sess:1"))
+    # connect-redis's all()/clear(): SCAN MATCH sess:* COUNT 100, then MGET / DEL.
+    scanned = list(nodes[second].scan_iter(match="sess:*", count=100))
+    assert sorted(scanned) == sorted(sessions), "SCAN visits every partition of every node once"
+    assert nodes[third].mget(scanned[:50]) == [sessions[key] for key in scanned[:50]]
+    assert nodes[first].scan(cursor=0, count=5)[0] != 0, "a cursor is returned while partitions remain"
+    try:
+        nodes[first].execute_command("SCAN", "notanumber")
+        raise AssertionError("an invalid cursor must be refused")
+    except redis.ResponseError as error:
+        assert str(error) == "invalid cursor"
+    assert nodes[third].flushall() is True
+    assert [nodes[node].dbsize() for node in site.names] == [0, 0, 0]
+    assert nodes[second].get("sess:3") is None
+
+
 def test_spring_session_story_across_nodes(site_factory):
     site, nodes = started_site(site_factory)
     first, second, third = site.names

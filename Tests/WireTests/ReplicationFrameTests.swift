@@ -38,6 +38,11 @@ import Testing
         .transactionWrites(transaction: 3, [PartitionWrites(partition: 1, epoch: 4, firstSequence: 0, writes: [ReplicatedWrite(deltas: Samples.deltas())])]),
         .transactionWrites(transaction: 3, []),
         .transactionDone(transaction: 3, applied: true),
+        .partitionQuery(PartitionQuery(request: 9, partitions: [0, 3], kind: .count)),
+        .partitionQuery(PartitionQuery(request: 9, partitions: [], kind: .keysMatching(Array("sess:*".utf8)))),
+        .partitionQuery(PartitionQuery(request: 9, partitions: [5], kind: .flush)),
+        .partitionQueryReply(PartitionQueryReply(request: 9, notPrimary: false, count: 12, keys: [[1], []])),
+        .partitionQueryReply(PartitionQueryReply(request: 9, notPrimary: true)),
     ]
 
     @Test(arguments: frames) func replicationFrame_roundTrips_evenByteByByte(frame: Frame) throws {

@@ -599,6 +599,80 @@ public nonisolated struct Sessionfed_V1_TransactionDone: Sendable {
   public init() {}
 }
 
+/// DBSIZE, KEYS, FLUSHDB and FLUSHALL over a site of several nodes: the receiving node asks
+/// each primary about the partitions it leads and combines the answers.
+public nonisolated struct Sessionfed_V1_PartitionQuery: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var request: UInt64 = 0
+
+  public var partitions: [UInt32] = []
+
+  public var kind: Sessionfed_V1_PartitionQuery.OneOf_Kind? = nil
+
+  /// DBSIZE
+  public var count: Bool {
+    get {
+      if case .count(let v)? = kind {return v}
+      return false
+    }
+    set {kind = .count(newValue)}
+  }
+
+  /// KEYS pattern
+  public var keysMatching: Data {
+    get {
+      if case .keysMatching(let v)? = kind {return v}
+      return Data()
+    }
+    set {kind = .keysMatching(newValue)}
+  }
+
+  /// FLUSHDB / FLUSHALL
+  public var flush: Bool {
+    get {
+      if case .flush(let v)? = kind {return v}
+      return false
+    }
+    set {kind = .flush(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Kind: Equatable, Sendable {
+    /// DBSIZE
+    case count(Bool)
+    /// KEYS pattern
+    case keysMatching(Data)
+    /// FLUSHDB / FLUSHALL
+    case flush(Bool)
+
+  }
+
+  public init() {}
+}
+
+public nonisolated struct Sessionfed_V1_PartitionQueryReply: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var request: UInt64 = 0
+
+  /// not primary of them all now: ask again on a newer map
+  public var notPrimary: Bool = false
+
+  public var count: UInt64 = 0
+
+  public var keys: [Data] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Sessionfed_V1_Frame: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -799,6 +873,22 @@ public nonisolated struct Sessionfed_V1_Frame: Sendable {
     set {body = .transactionDone(newValue)}
   }
 
+  public var partitionQuery: Sessionfed_V1_PartitionQuery {
+    get {
+      if case .partitionQuery(let v)? = body {return v}
+      return Sessionfed_V1_PartitionQuery()
+    }
+    set {body = .partitionQuery(newValue)}
+  }
+
+  public var partitionQueryReply: Sessionfed_V1_PartitionQueryReply {
+    get {
+      if case .partitionQueryReply(let v)? = body {return v}
+      return Sessionfed_V1_PartitionQueryReply()
+    }
+    set {body = .partitionQueryReply(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -827,6 +917,8 @@ public nonisolated struct Sessionfed_V1_Frame: Sendable {
     case lockReply(Sessionfed_V1_LockReply)
     case transactionWrites(Sessionfed_V1_TransactionWrites)
     case transactionDone(Sessionfed_V1_TransactionDone)
+    case partitionQuery(Sessionfed_V1_PartitionQuery)
+    case partitionQueryReply(Sessionfed_V1_PartitionQueryReply)
 
   }
 
@@ -2075,9 +2167,133 @@ nonisolated extension Sessionfed_V1_TransactionDone: SwiftProtobuf.Message, Swif
   }
 }
 
+nonisolated extension Sessionfed_V1_PartitionQuery: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PartitionQuery"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}request\0\u{1}partitions\0\u{1}count\0\u{3}keys_matching\0\u{1}flush\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.request) }()
+      case 2: try { try decoder.decodeRepeatedUInt32Field(value: &self.partitions) }()
+      case 3: try {
+        var v: Bool?
+        try decoder.decodeSingularBoolField(value: &v)
+        if let v = v {
+          if self.kind != nil {try decoder.handleConflictingOneOf()}
+          self.kind = .count(v)
+        }
+      }()
+      case 4: try {
+        var v: Data?
+        try decoder.decodeSingularBytesField(value: &v)
+        if let v = v {
+          if self.kind != nil {try decoder.handleConflictingOneOf()}
+          self.kind = .keysMatching(v)
+        }
+      }()
+      case 5: try {
+        var v: Bool?
+        try decoder.decodeSingularBoolField(value: &v)
+        if let v = v {
+          if self.kind != nil {try decoder.handleConflictingOneOf()}
+          self.kind = .flush(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.request != 0 {
+      try visitor.visitSingularUInt64Field(value: self.request, fieldNumber: 1)
+    }
+    if !self.partitions.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.partitions, fieldNumber: 2)
+    }
+    switch self.kind {
+    case .count?: try {
+      guard case .count(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularBoolField(value: v, fieldNumber: 3)
+    }()
+    case .keysMatching?: try {
+      guard case .keysMatching(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularBytesField(value: v, fieldNumber: 4)
+    }()
+    case .flush?: try {
+      guard case .flush(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularBoolField(value: v, fieldNumber: 5)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_PartitionQuery, rhs: Sessionfed_V1_PartitionQuery) -> Bool {
+    if lhs.request != rhs.request {return false}
+    if lhs.partitions != rhs.partitions {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_PartitionQueryReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PartitionQueryReply"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}request\0\u{3}not_primary\0\u{1}count\0\u{1}keys\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.request) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.notPrimary) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.count) }()
+      case 4: try { try decoder.decodeRepeatedBytesField(value: &self.keys) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.request != 0 {
+      try visitor.visitSingularUInt64Field(value: self.request, fieldNumber: 1)
+    }
+    if self.notPrimary != false {
+      try visitor.visitSingularBoolField(value: self.notPrimary, fieldNumber: 2)
+    }
+    if self.count != 0 {
+      try visitor.visitSingularUInt64Field(value: self.count, fieldNumber: 3)
+    }
+    if !self.keys.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.keys, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_PartitionQueryReply, rhs: Sessionfed_V1_PartitionQueryReply) -> Bool {
+    if lhs.request != rhs.request {return false}
+    if lhs.notPrimary != rhs.notPrimary {return false}
+    if lhs.count != rhs.count {return false}
+    if lhs.keys != rhs.keys {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Sessionfed_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Frame"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}delta_batch\0\u{3}delta_batch_ack\0\u{3}key_state_batch\0\u{1}hello\0\u{3}hello_reply\0\u{1}heartbeat\0\u{3}merkle_roots_request\0\u{3}merkle_roots\0\u{3}merkle_leaves_request\0\u{3}merkle_leaves\0\u{3}bucket_digests\0\u{3}bucket_repair\0\u{1}raft\0\u{3}forwarded_command\0\u{3}forwarded_reply\0\u{3}partition_writes\0\u{3}transfer_chunk\0\u{3}backup_report\0\u{3}site_messages\0\u{3}subscriber_interest\0\u{3}lock_request\0\u{3}lock_reply\0\u{3}transaction_writes\0\u{3}transaction_done\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}delta_batch\0\u{3}delta_batch_ack\0\u{3}key_state_batch\0\u{1}hello\0\u{3}hello_reply\0\u{1}heartbeat\0\u{3}merkle_roots_request\0\u{3}merkle_roots\0\u{3}merkle_leaves_request\0\u{3}merkle_leaves\0\u{3}bucket_digests\0\u{3}bucket_repair\0\u{1}raft\0\u{3}forwarded_command\0\u{3}forwarded_reply\0\u{3}partition_writes\0\u{3}transfer_chunk\0\u{3}backup_report\0\u{3}site_messages\0\u{3}subscriber_interest\0\u{3}lock_request\0\u{3}lock_reply\0\u{3}transaction_writes\0\u{3}transaction_done\0\u{3}partition_query\0\u{3}partition_query_reply\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2397,6 +2613,32 @@ nonisolated extension Sessionfed_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf.
           self.body = .transactionDone(v)
         }
       }()
+      case 25: try {
+        var v: Sessionfed_V1_PartitionQuery?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .partitionQuery(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .partitionQuery(v)
+        }
+      }()
+      case 26: try {
+        var v: Sessionfed_V1_PartitionQueryReply?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .partitionQueryReply(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .partitionQueryReply(v)
+        }
+      }()
       default: break
       }
     }
@@ -2503,6 +2745,14 @@ nonisolated extension Sessionfed_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf.
     case .transactionDone?: try {
       guard case .transactionDone(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
+    }()
+    case .partitionQuery?: try {
+      guard case .partitionQuery(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
+    }()
+    case .partitionQueryReply?: try {
+      guard case .partitionQueryReply(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
     }()
     case nil: break
     }
