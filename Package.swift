@@ -42,7 +42,7 @@ let package = Package(
         // Pure: Raft among a site's voters and the replicated cluster map (DESIGN.md §3).
         .target(name: "ControlPlane", dependencies: ["SessionModel"]),
         // Pure: a partition's primary and backup state machines (DESIGN.md §3).
-        .target(name: "Replication", dependencies: ["SessionModel"]),
+        .target(name: "Replication", dependencies: ["SessionModel", "ControlPlane"]),
         // Deterministic simulation of a site's control plane with seeded faults and checkers.
         .target(name: "Simulator", dependencies: ["ControlPlane", "SessionModel", "Wire"]),
         // Topology file model, YAML parsing and validation (DESIGN.md §9).

@@ -194,7 +194,7 @@ extension DataPlane {
         var epochs: [UInt32: UInt64] = [:]
         for partition in parts {
             locks[partition] = HeldLock(coordinator: coordinator, transaction: request.transaction, since: now)
-            epochs[UInt32(partition)] = primaries[partition]!.machine.epoch
+            epochs[UInt32(partition)] = copies.primaries[partition]!.epoch
         }
         let keys = request.keys.filter { parts.contains(partitioning.partition(of: $0)) }.compactMap { key in
             state.keyspace.state(of: key).map { TransferredKey(key: key, state: $0) }
@@ -212,7 +212,7 @@ extension DataPlane {
         let held = { (partition: Int) in self.locks[partition].map { $0.coordinator == coordinator && $0.transaction == transaction } ?? false }
         let valid = batches.allSatisfy { batch in
             let partition = Int(batch.partition)
-            return partition >= 0 && partition < partitioning.partitionCount && held(partition) && primaries[partition]?.machine.epoch == batch.epoch
+            return partition >= 0 && partition < partitioning.partitionCount && held(partition) && copies.primaries[partition]?.epoch == batch.epoch
         }
         // Unlock what this transaction holds here, applied or not.
         for (partition, lock) in locks where lock.coordinator == coordinator && lock.transaction == transaction { locks[partition] = nil }

@@ -25,9 +25,10 @@ final class DataPlane: @unchecked Sendable {
     let logger: Logger
     let partitioning: Partitioning
     let nodeName: String
-    let settings = ReplicationSettings()
-    var primaries: [Int: PrimaryCopy] = [:]
-    var backups: [Int: PartitionBackup] = [:]
+    /// The partitions this node holds, as primary or backup.
+    var copies: PartitionCopies
+    /// Per partition this node leads: commands waiting for a commit, in sequence order.
+    var waiting: [Int: [(sequence: UInt64, commit: UInt64)]] = [:]
     /// The map index this node's copies follow.
     var followedIndex: UInt64?
     var forwards: [UInt64: Forward] = [:]
@@ -56,12 +57,6 @@ final class DataPlane: @unchecked Sendable {
     static let routeRetryMilliseconds: Int64 = 20
     static let routeDeadlineMilliseconds: UInt64 = 5_000
     static let tickInterval = TimeAmount.milliseconds(50)
-
-    struct PrimaryCopy {
-        var machine: PartitionPrimary
-        /// Commands waiting for a commit of this partition, in sequence order.
-        var waiting: [(sequence: UInt64, commit: UInt64)] = []
-    }
 
     /// A command run here whose reply waits for commits in one or more partitions.
     struct PendingCommit {
@@ -92,6 +87,7 @@ final class DataPlane: @unchecked Sendable {
         self.logger = logger
         partitioning = Partitioning(partitionCount: state.configuration.topology.defaults.partitions)
         nodeName = state.configuration.node.name
+        copies = PartitionCopies(node: nodeName)
     }
 
     var eventLoop: EventLoop { state.eventLoop }
@@ -115,60 +111,27 @@ final class DataPlane: @unchecked Sendable {
         let map = controlPlane.raft.map
         guard map.appliedIndex != followedIndex else { return }
         followedIndex = map.appliedIndex
-        let now = WallClock.monotonicMilliseconds()
-        for assignment in map.partitions {
-            let partition = assignment.partition
-            if assignment.primary == nodeName {
-                if primaries[partition]?.machine.epoch != assignment.epoch {
-                    let wasPrimary = primaries[partition] != nil
-                    dropPrimary(partition, reason: "a new epoch of this partition started")
-                    let backup = backups.removeValue(forKey: partition)
-                    // A caught-up backup (promotion) or the old primary itself (its copy came
-                    // back whole) keeps its keys; anything else starts empty.
-                    if !(backup?.isCaughtUp ?? false) && !wasPrimary { state.keyspace.discard(partition: partition) }
-                    primaries[partition] = PrimaryCopy(machine: PartitionPrimary(partition: partition, epoch: assignment.epoch, settings: settings))
-                    state.keyspace.scheduleExpiries(ofPartition: partition)
-                }
-                perform(primaries[partition]!.machine.updateBackups(assignment.backups, inSync: assignment.inSync, now: now), partition: partition)
-            } else if assignment.backups.contains(nodeName), let primary = assignment.primary {
-                guard backups[partition]?.epoch != assignment.epoch || backups[partition]?.primary != primary else { continue }
-                dropPrimary(partition, reason: "this node is a backup of the partition now")
-                var backup = PartitionBackup(partition: partition, epoch: assignment.epoch, primary: primary, settings: settings, now: now)
-                let actions = backup.start(now: now)
-                backups[partition] = backup
-                perform(actions, partition: partition)
-            } else {
-                let held = primaries[partition] != nil || backups[partition] != nil
-                dropPrimary(partition, reason: "this node no longer holds the partition")
-                backups[partition] = nil
-                // An orphaned partition waits for this node's copy: keep it.
-                if held && assignment.orphanedFrom?.name != nodeName { state.keyspace.discard(partition: partition) }
-            }
-        }
+        perform(copies.follow(map.partitions, now: WallClock.monotonicMilliseconds()))
         reportCaughtUp()
     }
 
     /// Ends this node's time as primary of `partition`: writes still waiting for their
     /// commit get an error that says their outcome is unknown (the new primary may hold them).
-    func dropPrimary(_ partition: Int, reason: String) {
-        guard let copy = primaries.removeValue(forKey: partition) else { return }
-        for waiter in copy.waiting {
+    func failWaiting(_ partition: Int) {
+        let waiters = waiting.removeValue(forKey: partition) ?? []
+        for waiter in waiters {
             guard let pending = commits.removeValue(forKey: waiter.commit) else { continue }
             counters.unknownOutcomes += 1
             pending.fail(.error("ERR the partition's primary changed before this write was confirmed by its backups; it may or may not have been applied"))
         }
-        if !copy.waiting.isEmpty {
-            logger.warning("writes unconfirmed at a change of primary", metadata: ["partition.id": "\(partition)", "writes": "\(copy.waiting.count)", "reason": "\(reason)"])
+        if !waiters.isEmpty {
+            logger.warning("writes unconfirmed at a change of primary", metadata: ["partition.id": "\(partition)", "writes": "\(waiters.count)"])
         }
     }
 
     /// Tells the control plane which copies hold their whole partition.
     func reportCaughtUp() {
-        var copies = Set(primaries.map { PartitionEpoch(partition: $0.key, epoch: $0.value.machine.epoch) })
-        for (partition, backup) in backups where backup.isCaughtUp {
-            copies.insert(PartitionEpoch(partition: partition, epoch: backup.epoch))
-        }
-        state.controlPlane?.raft.caughtUpCopies = copies
+        state.controlPlane?.raft.caughtUpCopies = copies.caughtUpCopies
     }
 
     // MARK: Routing
@@ -235,7 +198,7 @@ final class DataPlane: @unchecked Sendable {
         guard let raft = state.controlPlane?.raft else { return false }
         return partitions.allSatisfy { partition in
             guard let epoch = raft.actingPrimaryEpoch(of: partition, now: now) else { return false }
-            return primaries[partition]?.machine.epoch == epoch
+            return copies.primaries[partition]?.epoch == epoch
         }
     }
 
@@ -279,8 +242,8 @@ final class DataPlane: @unchecked Sendable {
         // A read waits for the writes it may have seen: answered before they commit, it could
         // show a value a failover then loses.
         for partition in partitions where writes[partition] == nil {
-            guard let copy = primaries[partition] else { continue }
-            if copy.machine.committedSequence < copy.machine.readBarrier { waits.append((partition, copy.machine.readBarrier)) }
+            guard let primary = copies.primaries[partition] else { continue }
+            if primary.committedSequence < primary.readBarrier { waits.append((partition, primary.readBarrier)) }
         }
         return PrimaryOutcome(result: result, waits: waits)
     }
@@ -299,13 +262,10 @@ final class DataPlane: @unchecked Sendable {
         let now = WallClock.monotonicMilliseconds()
         var waits: [(partition: Int, sequence: UInt64)] = []
         for partition in writes.keys.sorted() {
-            guard primaries[partition] != nil else {
-                preconditionFailure("Invalid state: a write to partition \(partition) on a node that is not its primary")
-            }
-            let (sequence, actions) = primaries[partition]!.machine.submit(writes[partition]!, now: now)
+            let (sequence, actions) = copies.submit(writes[partition]!, partition: partition, now: now)
             counters.writesReplicated += 1
-            perform(actions, partition: partition)
-            if let copy = primaries[partition], copy.machine.committedSequence < sequence { waits.append((partition, sequence)) }
+            perform(actions)
+            if let primary = copies.primaries[partition], primary.committedSequence < sequence { waits.append((partition, sequence)) }
         }
         return waits
     }
@@ -317,7 +277,7 @@ final class DataPlane: @unchecked Sendable {
         let id = nextCommit
         nextCommit += 1
         commits[id] = PendingCommit(remaining: waits.count, finish: then, fail: otherwise)
-        for wait in waits { primaries[wait.partition]!.waiting.append((wait.sequence, id)) }
+        for wait in waits { waiting[wait.partition, default: []].append((wait.sequence, id)) }
     }
 
     /// After a command's commit: keyspace events to this node's subscribers, deltas to the
@@ -329,13 +289,19 @@ final class DataPlane: @unchecked Sendable {
 
     // MARK: Replication
 
-    func perform(_ actions: [PrimaryAction], partition: Int) {
-        guard let epoch = primaries[partition]?.machine.epoch else { return }
+    func perform(_ actions: [CopyAction]) {
+        let now = WallClock.nowMilliseconds()
         for action in actions {
             switch action {
-            case .replicate(let backup, let first, let writes):
+            case .discard(let partition):
+                state.keyspace.discard(partition: partition)
+            case .becamePrimary(let partition, _):
+                state.keyspace.scheduleExpiries(ofPartition: partition)
+            case .stoppedPrimary(let partition):
+                failWaiting(partition)
+            case .primary(let partition, let epoch, .replicate(let backup, let first, let writes)):
                 sendWrites(writes, firstSequence: first, partition: partition, epoch: epoch, to: backup)
-            case .sendChunk(let backup, let attempt, let chunk, let base, let keys, let last):
+            case .primary(let partition, let epoch, .sendChunk(let backup, let attempt, let chunk, let base, let keys, let last)):
                 let records = keys.compactMap { key in state.keyspace.state(of: key).map { TransferredKey(key: key, state: $0) } }
                 let frame = Frame.transferChunk(
                     TransferChunk(partition: UInt32(partition), epoch: epoch, attempt: attempt, chunk: chunk, baseSequence: base, keys: records, last: last)
@@ -343,8 +309,22 @@ final class DataPlane: @unchecked Sendable {
                 if transport?.sendData(frame, to: backup) != true, transport?.links[backup]?.phase == .connected {
                     logger.error("state transfer chunk over the frame limit: the copy cannot complete", metadata: ["partition.id": "\(partition)", "peer": "\(backup)"])
                 }
-            case .commit(let sequence):
+            case .primary(let partition, _, .commit(let sequence)):
                 release(partition, upTo: sequence)
+            case .backup(let partition, _, _, .discardPartition):
+                state.keyspace.discard(partition: partition)
+            case .backup(_, _, _, .merge(let keys)):
+                for key in keys { _ = state.keyspace.merge(state: key.state, key: key.key, now: now) }
+            case .backup(_, _, _, .apply(let write)):
+                counters.writesApplied += 1
+                for delta in write.deltas { _ = state.keyspace.merge(delta, now: now) }
+                for key in write.expiredKeys { state.keyspace.releaseExpired(key) }
+            case .backup(let partition, let epoch, let primary, .send(let message)):
+                _ = transport?.sendData(.backupReport(BackupReport(partition: UInt32(partition), epoch: epoch, message: message)), to: primary)
+            case .backup(let partition, let epoch, let primary, .reportCaughtUp):
+                counters.transfersCompleted += 1
+                logger.info("partition copy caught up", metadata: ["partition.id": "\(partition)", "epoch": "\(epoch)", "primary": "\(primary)"])
+                reportCaughtUp()
             }
         }
     }
@@ -365,9 +345,9 @@ final class DataPlane: @unchecked Sendable {
 
     /// Releases the commands waiting for commits up to `sequence` of `partition`.
     func release(_ partition: Int, upTo sequence: UInt64) {
-        guard let waiting = primaries[partition]?.waiting, !waiting.isEmpty else { return }
-        let ready = waiting.prefix { $0.sequence <= sequence }
-        primaries[partition]!.waiting.removeFirst(ready.count)
+        guard let queue = waiting[partition], !queue.isEmpty else { return }
+        let ready = queue.prefix { $0.sequence <= sequence }
+        waiting[partition]!.removeFirst(ready.count)
         for waiter in ready {
             guard var pending = commits[waiter.commit] else { continue }
             pending.remaining -= 1
@@ -376,29 +356,6 @@ final class DataPlane: @unchecked Sendable {
                 pending.finish()
             } else {
                 commits[waiter.commit] = pending
-            }
-        }
-    }
-
-    func perform(_ actions: [BackupAction], partition: Int) {
-        guard let backup = backups[partition] else { return }
-        let now = WallClock.nowMilliseconds()
-        for action in actions {
-            switch action {
-            case .discardPartition:
-                state.keyspace.discard(partition: partition)
-            case .merge(let keys):
-                for key in keys { _ = state.keyspace.merge(state: key.state, key: key.key, now: now) }
-            case .apply(let write):
-                counters.writesApplied += 1
-                for delta in write.deltas { _ = state.keyspace.merge(delta, now: now) }
-                for key in write.expiredKeys { state.keyspace.releaseExpired(key) }
-            case .send(let message):
-                _ = transport?.sendData(.backupReport(BackupReport(partition: UInt32(partition), epoch: backup.epoch, message: message)), to: backup.primary)
-            case .reportCaughtUp:
-                counters.transfersCompleted += 1
-                logger.info("partition copy caught up", metadata: ["partition.id": "\(partition)", "epoch": "\(backup.epoch)", "primary": "\(backup.primary)"])
-                reportCaughtUp()
             }
         }
     }
@@ -415,33 +372,20 @@ final class DataPlane: @unchecked Sendable {
             guard let forward = forwards.removeValue(forKey: reply.request), forward.target == peer else { return }
             if reply.notPrimary { forward.retry() } else { forward.done(.encoded(reply.reply)) }
         case .partitionWrites(let batch):
-            let partition = Int(batch.partition)
             // Writes of another epoch are refused: an old primary's never count again, a new
             // one's are taken once this node follows the map that names it.
-            guard var backup = backups[partition], backup.epoch == batch.epoch, backup.primary == peer else { return }
-            let actions = backup.receive(firstSequence: batch.firstSequence, writes: batch.writes, now: now)
-            backups[partition] = backup
-            perform(actions, partition: partition)
+            perform(copies.receiveWrites(from: peer, partition: Int(batch.partition), epoch: batch.epoch, firstSequence: batch.firstSequence, writes: batch.writes, now: now))
         case .transferChunk(let chunk):
-            let partition = Int(chunk.partition)
-            guard var backup = backups[partition], backup.epoch == chunk.epoch, backup.primary == peer else { return }
-            let actions = backup.receiveChunk(attempt: chunk.attempt, chunk: chunk.chunk, baseSequence: chunk.baseSequence, keys: chunk.keys, last: chunk.last, now: now)
-            backups[partition] = backup
-            perform(actions, partition: partition)
+            perform(
+                copies.receiveChunk(
+                    from: peer, partition: Int(chunk.partition), epoch: chunk.epoch, attempt: chunk.attempt, chunk: chunk.chunk,
+                    baseSequence: chunk.baseSequence, keys: chunk.keys, last: chunk.last, now: now
+                )
+            )
         case .backupReport(let report):
             let partition = Int(report.partition)
-            guard var copy = primaries[partition], copy.machine.epoch == report.epoch else { return }
-            let actions: [PrimaryAction]
-            switch report.message {
-            case .acknowledge(let sequence):
-                actions = copy.machine.acknowledge(from: peer, sequence: sequence, now: now)
-            case .requestTransfer(let attempt):
-                actions = copy.machine.requestTransfer(from: peer, attempt: attempt, keys: state.keyspace.keys(inPartition: partition), now: now)
-            case .acknowledgeChunk(let attempt, let chunk):
-                actions = copy.machine.acknowledgeChunk(from: peer, attempt: attempt, chunk: chunk, now: now)
-            }
-            primaries[partition]!.machine = copy.machine
-            perform(actions, partition: partition)
+            guard partition >= 0, partition < partitioning.partitionCount else { return }
+            perform(copies.receive(report.message, from: peer, partition: partition, epoch: report.epoch, keys: { self.state.keyspace.keys(inPartition: partition) }, now: now))
         case .siteMessages(let published, let events):
             for message in published { state.publish(channel: message.channel, message: message.message) }
             let local = events.compactMap { event in
@@ -527,16 +471,7 @@ final class DataPlane: @unchecked Sendable {
     func tick() {
         guard timer != nil else { return }
         let now = WallClock.monotonicMilliseconds()
-        for partition in primaries.keys.sorted() {
-            let actions = primaries[partition]!.machine.tick(now: now)
-            perform(actions, partition: partition)
-        }
-        for partition in backups.keys.sorted() {
-            guard var backup = backups[partition] else { continue }
-            let actions = backup.tick(now: now)
-            backups[partition] = backup
-            perform(actions, partition: partition)
-        }
+        perform(copies.tick(now: now))
         expireTransactions(now: now)
         expireQueries(now: now)
         for (request, forward) in forwards where now >= forward.sentAt + Self.forwardTimeoutMilliseconds {
@@ -550,7 +485,7 @@ final class DataPlane: @unchecked Sendable {
     /// goes to their backups like any write.
     func runExpiryCycle() {
         let monotonic = WallClock.monotonicMilliseconds()
-        let acting = Set(primaries.keys.filter { actsAsPrimary(of: [$0], now: monotonic) })
+        let acting = Set(copies.primaries.keys.filter { actsAsPrimary(of: [$0], now: monotonic) })
         let events = state.keyspace.sweepExpired(now: WallClock.nowMilliseconds(), budget: state.configuration.expiryKeysPerCycle, expires: acting.contains)
         _ = submit(writes([], expired: state.keyspace.drainReleasedByExpiry()))
         state.announce(events)
@@ -591,16 +526,16 @@ final class DataPlane: @unchecked Sendable {
     /// Per partition held here: role, epoch and replication lag (writes not acknowledged).
     func snapshot() -> [DataPlaneSnapshot.Copy] {
         var copies: [DataPlaneSnapshot.Copy] = []
-        for (partition, copy) in primaries {
+        for (partition, primary) in self.copies.primaries {
             copies.append(
                 DataPlaneSnapshot.Copy(
-                    partition: partition, epoch: copy.machine.epoch, role: "primary", caughtUp: true,
-                    lastSequence: copy.machine.lastSequence, committedSequence: copy.machine.committedSequence,
-                    lagWrites: copy.machine.lagWrites, waitingCommands: copy.waiting.count, primary: nodeName
+                    partition: partition, epoch: primary.epoch, role: "primary", caughtUp: true,
+                    lastSequence: primary.lastSequence, committedSequence: primary.committedSequence,
+                    lagWrites: primary.lagWrites, waitingCommands: waiting[partition]?.count ?? 0, primary: nodeName
                 )
             )
         }
-        for (partition, backup) in backups {
+        for (partition, backup) in self.copies.backups {
             copies.append(
                 DataPlaneSnapshot.Copy(
                     partition: partition, epoch: backup.epoch, role: "backup", caughtUp: backup.isCaughtUp,

@@ -1,0 +1,150 @@
+import ControlPlane
+
+/// What a node's partition copies ask the shell to do. Actions of one step are performed in
+/// order (a discard before the transfer request that follows it; replication messages before
+/// the commits that release replies).
+public enum CopyAction: Hashable, Sendable {
+    /// Drop every key of the partition: the copy was given away, or a new one starts empty.
+    case discard(partition: Int)
+    /// This node is the partition's primary from now on, at `epoch`: its keys' expiries are
+    /// its to run (a backup skipped them).
+    case becamePrimary(partition: Int, epoch: UInt64)
+    /// This node is no longer the partition's primary: commands waiting for its commits will
+    /// never see them (their outcome is unknown: the new primary may hold them).
+    case stoppedPrimary(partition: Int)
+    /// The primary's machine asks for this.
+    case primary(partition: Int, epoch: UInt64, PrimaryAction)
+    /// A backup's machine asks for this; `primary` is where its messages go.
+    case backup(partition: Int, epoch: UInt64, primary: String, BackupAction)
+}
+
+/// Every partition copy one node holds, following the committed cluster map (DESIGN.md §3):
+/// a `PartitionPrimary` for each partition the map makes it primary of, a `PartitionBackup`
+/// for each it backs up. It decides what becomes of a copy when the map changes:
+/// - a new epoch as primary keeps the keys if this node held a whole copy (a caught-up backup
+///   promoted, or its own copy coming back), else starts empty;
+/// - a new backup role (or a new primary to follow) starts a fresh copy: discard, then a
+///   state transfer;
+/// - a partition given away is discarded, unless it waits, orphaned, for this node's copy.
+///
+/// Pure: the node's runtime and the simulator drive the same code.
+public struct PartitionCopies: Sendable {
+    public let node: String
+    public let settings: ReplicationSettings
+    public private(set) var primaries: [Int: PartitionPrimary] = [:]
+    public private(set) var backups: [Int: PartitionBackup] = [:]
+
+    public init(node: String, settings: ReplicationSettings = ReplicationSettings()) {
+        self.node = node
+        self.settings = settings
+    }
+
+    /// Brings the copies in line with the map's partition table.
+    public mutating func follow(_ partitions: [PartitionAssignment], now: UInt64) -> [CopyAction] {
+        var actions: [CopyAction] = []
+        for assignment in partitions {
+            let partition = assignment.partition
+            if assignment.primary == node {
+                if primaries[partition]?.epoch != assignment.epoch {
+                    let wasPrimary = primaries[partition] != nil
+                    if wasPrimary { actions.append(.stoppedPrimary(partition: partition)) }
+                    let backup = backups.removeValue(forKey: partition)
+                    if !(backup?.isCaughtUp ?? false) && !wasPrimary { actions.append(.discard(partition: partition)) }
+                    primaries[partition] = PartitionPrimary(partition: partition, epoch: assignment.epoch, settings: settings)
+                    actions.append(.becamePrimary(partition: partition, epoch: assignment.epoch))
+                }
+                actions += primary(partition, primaries[partition]!.updateBackups(assignment.backups, inSync: assignment.inSync, now: now))
+            } else if assignment.backups.contains(node), let primary = assignment.primary {
+                guard backups[partition]?.epoch != assignment.epoch || backups[partition]?.primary != primary else { continue }
+                if primaries.removeValue(forKey: partition) != nil { actions.append(.stoppedPrimary(partition: partition)) }
+                var backup = PartitionBackup(partition: partition, epoch: assignment.epoch, primary: primary, settings: settings, now: now)
+                let started = backup.start(now: now)
+                backups[partition] = backup
+                actions += self.backup(partition, started)
+            } else {
+                let held = primaries[partition] != nil || backups[partition] != nil
+                if primaries.removeValue(forKey: partition) != nil { actions.append(.stoppedPrimary(partition: partition)) }
+                backups[partition] = nil
+                // An orphaned partition waits for this node's copy: keep it.
+                if held && assignment.orphanedFrom?.name != node { actions.append(.discard(partition: partition)) }
+            }
+        }
+        return actions
+    }
+
+    /// The copies that hold their whole partition (reported to the control plane).
+    public var caughtUpCopies: Set<PartitionEpoch> {
+        var copies = Set(primaries.map { PartitionEpoch(partition: $0.key, epoch: $0.value.epoch) })
+        for (partition, backup) in backups where backup.isCaughtUp {
+            copies.insert(PartitionEpoch(partition: partition, epoch: backup.epoch))
+        }
+        return copies
+    }
+
+    // MARK: As primary
+
+    /// Numbers a write of `partition` (this node must be its primary) and sends it on.
+    public mutating func submit(_ write: ReplicatedWrite, partition: Int, now: UInt64) -> (sequence: UInt64, actions: [CopyAction]) {
+        guard primaries[partition] != nil else { preconditionFailure("Invalid state: a write to partition \(partition) on a node that is not its primary") }
+        let (sequence, actions) = primaries[partition]!.submit(write, now: now)
+        return (sequence, primary(partition, actions))
+    }
+
+    /// A backup's message about `partition` at `epoch`; one about another epoch is ignored.
+    /// `keys`: the partition's keys now, read only for a transfer request.
+    public mutating func receive(_ message: BackupMessage, from backup: String, partition: Int, epoch: UInt64, keys: () -> [[UInt8]], now: UInt64) -> [CopyAction] {
+        guard primaries[partition]?.epoch == epoch else { return [] }
+        let actions: [PrimaryAction]
+        switch message {
+        case .acknowledge(let sequence): actions = primaries[partition]!.acknowledge(from: backup, sequence: sequence, now: now)
+        case .requestTransfer(let attempt): actions = primaries[partition]!.requestTransfer(from: backup, attempt: attempt, keys: keys(), now: now)
+        case .acknowledgeChunk(let attempt, let chunk): actions = primaries[partition]!.acknowledgeChunk(from: backup, attempt: attempt, chunk: chunk, now: now)
+        }
+        return primary(partition, actions)
+    }
+
+    // MARK: As backup
+
+    /// Writes from `sender` for `partition` at `epoch`: taken only by the backup of that epoch
+    /// that follows that primary (an old primary's writes never count again).
+    public mutating func receiveWrites(from sender: String, partition: Int, epoch: UInt64, firstSequence: UInt64, writes: [ReplicatedWrite], now: UInt64) -> [CopyAction] {
+        guard var copy = backups[partition], copy.epoch == epoch, copy.primary == sender else { return [] }
+        let actions = copy.receive(firstSequence: firstSequence, writes: writes, now: now)
+        backups[partition] = copy
+        return backup(partition, actions)
+    }
+
+    public mutating func receiveChunk(
+        from sender: String, partition: Int, epoch: UInt64, attempt: UInt64, chunk: UInt32, baseSequence: UInt64, keys: [TransferredKey], last: Bool, now: UInt64
+    ) -> [CopyAction] {
+        guard var copy = backups[partition], copy.epoch == epoch, copy.primary == sender else { return [] }
+        let actions = copy.receiveChunk(attempt: attempt, chunk: chunk, baseSequence: baseSequence, keys: keys, last: last, now: now)
+        backups[partition] = copy
+        return backup(partition, actions)
+    }
+
+    // MARK: Timers
+
+    /// Resends stalled writes (primaries) and retries stalled transfers (backups).
+    public mutating func tick(now: UInt64) -> [CopyAction] {
+        var actions: [CopyAction] = []
+        for partition in primaries.keys.sorted() {
+            actions += primary(partition, primaries[partition]!.tick(now: now))
+        }
+        for partition in backups.keys.sorted() {
+            let step = backups[partition]!.tick(now: now)
+            actions += backup(partition, step)
+        }
+        return actions
+    }
+
+    func primary(_ partition: Int, _ actions: [PrimaryAction]) -> [CopyAction] {
+        let epoch = primaries[partition]!.epoch
+        return actions.map { .primary(partition: partition, epoch: epoch, $0) }
+    }
+
+    func backup(_ partition: Int, _ actions: [BackupAction]) -> [CopyAction] {
+        let copy = backups[partition]!
+        return actions.map { .backup(partition: partition, epoch: copy.epoch, primary: copy.primary, $0) }
+    }
+}
