@@ -44,7 +44,7 @@ let package = Package(
         // Pure: a partition's primary and backup state machines (DESIGN.md §3).
         .target(name: "Replication", dependencies: ["SessionModel", "ControlPlane"]),
         // Deterministic simulation of a site's control plane with seeded faults and checkers.
-        .target(name: "Simulator", dependencies: ["ControlPlane", "SessionModel", "Wire"]),
+        .target(name: "Simulator", dependencies: ["ControlPlane", "SessionModel", "Wire", "Replication", "Keyspace", "RESP"]),
         // Topology file model, YAML parsing and validation (DESIGN.md §9).
         .target(name: "Topology", dependencies: ["SessionModel", .product(name: "Yams", package: "Yams")]),
         // Drives the pure modules: NIO servers, clocks, admin HTTP, metrics, services.
@@ -77,8 +77,8 @@ let package = Package(
         .testTarget(name: "RESPTests", dependencies: ["RESP", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "KeyspaceTests", dependencies: ["Keyspace", "RESP", "SessionModel"]),
         .testTarget(name: "FederationTests", dependencies: ["Federation", "Keyspace", "SessionModel", "Wire", "RESP"]),
-        .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "ControlPlane", "SessionModel", "Wire"]),
-        .testTarget(name: "ReplicationTests", dependencies: ["Replication", "SessionModel"]),
+        .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "ControlPlane", "SessionModel", "Wire", "Replication"]),
+        .testTarget(name: "ReplicationTests", dependencies: ["Replication", "SessionModel", "ControlPlane"]),
         .testTarget(name: "TopologyTests", dependencies: ["Topology", "SessionModel"]),
         .testTarget(
             name: "NodeRuntimeTests",

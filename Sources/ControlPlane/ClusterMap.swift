@@ -33,13 +33,18 @@ public struct PartitionAssignment: Hashable, Sendable {
     /// primary (writes refused) until this member comes back with the same incarnation (its
     /// copy is then whole) and is reinstated.
     public var orphanedFrom: MemberID?
+    /// With `orphanedFrom`: the in-sync backups that went down with it. Their copies are
+    /// complete too; whichever of them (or the old primary) returns with the same incarnation
+    /// becomes primary. Only when every one of them came back restarted is the partition
+    /// re-created empty.
+    public var orphanedCopies: [MemberID] = []
     /// How often the partition was re-created empty because every copy was lost (its orphaned
     /// primary came back restarted). The keys come back from the other sites by anti-entropy.
     public var recreatedEmpty: UInt64 = 0
 
     public init(
         partition: Int, epoch: UInt64 = 0, primary: String? = nil, backups: [String] = [], inSync: Set<String> = [],
-        orphanedFrom: MemberID? = nil
+        orphanedFrom: MemberID? = nil, orphanedCopies: [MemberID] = []
     ) {
         self.partition = partition
         self.epoch = epoch
@@ -47,6 +52,7 @@ public struct PartitionAssignment: Hashable, Sendable {
         self.backups = backups
         self.inSync = inSync
         self.orphanedFrom = orphanedFrom
+        self.orphanedCopies = orphanedCopies
     }
 
     /// Every node holding a copy.
@@ -197,35 +203,40 @@ public struct ClusterMap: Hashable, Sendable {
                     load.remove(promoted, primary: false)
                     load.add(promoted, primary: true)
                 } else {
-                    // No copy with every write survives: the partition stays without a primary
-                    // (writes refused) rather than silently losing acknowledged writes.
+                    // No up copy has every write: the partition stays without a primary
+                    // (writes refused) rather than silently losing acknowledged writes, until
+                    // the old primary or an in-sync backup that went down with it returns.
                     assignment.orphanedFrom = MemberID(name: primary, incarnation: members[primary]?.incarnation ?? 0)
+                    assignment.orphanedCopies = original.backups.filter { original.inSync.contains($0) && !up.contains($0) }
+                        .map { MemberID(name: $0, incarnation: members[$0]?.incarnation ?? 0) }
                     assignment.primary = nil
                 }
             }
-            if assignment.primary == nil, let orphan = assignment.orphanedFrom, up.contains(orphan.name),
-                members[orphan.name]?.incarnation == orphan.incarnation
-            {
-                // The only complete copy is back (it was unreachable, not restarted).
-                assignment.primary = orphan.name
-                assignment.backups.removeAll { $0 == orphan.name }
-                assignment.inSync = []
-                assignment.orphanedFrom = nil
-                assignment.epoch += 1
-                load.add(orphan.name, primary: true)
-            } else if assignment.primary == nil, let orphan = assignment.orphanedFrom,
-                members[orphan.name].map({ $0.incarnation != orphan.incarnation }) ?? false,
-                let chosen = load.primaryCandidate(excluding: Set(assignment.holders))
-            {
-                // The orphan restarted: no copy exists in this site any more. Re-create the
-                // partition empty so the site serves again; federation anti-entropy brings the
-                // keys back from the other sites.
-                assignment.primary = chosen
-                assignment.orphanedFrom = nil
-                assignment.inSync = []
-                assignment.epoch += 1
-                assignment.recreatedEmpty += 1
-                load.add(chosen, primary: true)
+            if assignment.primary == nil, let orphan = assignment.orphanedFrom {
+                let completeCopies = [orphan] + assignment.orphanedCopies
+                if let back = completeCopies.first(where: { up.contains($0.name) && members[$0.name]?.incarnation == $0.incarnation }) {
+                    // A complete copy is back (it was unreachable, not restarted).
+                    assignment.primary = back.name
+                    assignment.backups.removeAll { $0 == back.name }
+                    assignment.inSync = []
+                    assignment.orphanedFrom = nil
+                    assignment.orphanedCopies = []
+                    assignment.epoch += 1
+                    load.add(back.name, primary: true)
+                } else if completeCopies.allSatisfy({ copy in members[copy.name].map { $0.incarnation != copy.incarnation } ?? false }),
+                    let chosen = load.primaryCandidate(excluding: Set(assignment.holders))
+                {
+                    // Every complete copy restarted: none exists in this site any more.
+                    // Re-create the partition empty so the site serves again; federation
+                    // anti-entropy brings the keys back from the other sites.
+                    assignment.primary = chosen
+                    assignment.orphanedFrom = nil
+                    assignment.orphanedCopies = []
+                    assignment.inSync = []
+                    assignment.epoch += 1
+                    assignment.recreatedEmpty += 1
+                    load.add(chosen, primary: true)
+                }
             }
             if assignment.primary == nil && assignment.epoch == 0 {
                 // Never assigned yet (a new site): nothing can be lost; take the least loaded.

@@ -665,6 +665,10 @@ public struct RaftNode: Sendable {
             case .down:
                 guard alive, let seen else { continue }
                 if seen.incarnation != member.incarnation {
+                    // The old incarnation's copies must be gone from the map first (promoted
+                    // away, or orphaned): admitted while the map still names it primary, the
+                    // new incarnation — which holds nothing — would inherit the role.
+                    if map.partitions.contains(where: { $0.holders.contains(name) }) { continue }
                     if member.voter {
                         guard peers[name]?.incarnation == seen.incarnation, (matchIndex[name] ?? 0) >= commitIndex else { continue }
                     }

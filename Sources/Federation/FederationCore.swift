@@ -453,38 +453,4 @@ public struct FederationCore: Sendable {
     }
 }
 
-extension Frame {
-    /// The frame's kind, for logs.
-    public var kind: String {
-        switch self {
-        case .deltaBatch: return "DeltaBatch"
-        case .deltaBatchAck: return "DeltaBatchAck"
-        case .keyStates: return "KeyStateBatch"
-        case .hello: return "Hello"
-        case .helloReply: return "HelloReply"
-        case .heartbeat: return "Heartbeat"
-        case .merkleRootsRequest: return "MerkleRootsRequest"
-        case .merkleRoots: return "MerkleRoots"
-        case .merkleLeavesRequest: return "MerkleLeavesRequest"
-        case .merkleLeaves: return "MerkleLeaves"
-        case .bucketDigests: return "BucketDigests"
-        case .bucketRepair: return "BucketRepair"
-        case .raft: return "RaftEnvelope"
-        case .forwardedCommand: return "ForwardedCommand"
-        case .forwardedReply: return "ForwardedReply"
-        case .partitionWrites: return "PartitionWrites"
-        case .transferChunk: return "TransferChunk"
-        case .backupReport: return "BackupReport"
-        case .siteMessages: return "SiteMessages"
-        case .subscriberInterest: return "SubscriberInterest"
-        case .lockRequest: return "LockRequest"
-        case .lockReply: return "LockReply"
-        case .transactionWrites: return "TransactionWrites"
-        case .transactionDone: return "TransactionDone"
-        case .partitionQuery: return "PartitionQuery"
-        case .partitionQueryReply: return "PartitionQueryReply"
-        }
-    }
-}
-
 extension Keyspace: AntiEntropyStore {}

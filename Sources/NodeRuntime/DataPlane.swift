@@ -111,7 +111,8 @@ final class DataPlane: @unchecked Sendable {
         let map = controlPlane.raft.map
         guard map.appliedIndex != followedIndex else { return }
         followedIndex = map.appliedIndex
-        perform(copies.follow(map.partitions, now: WallClock.monotonicMilliseconds()))
+        let adopted = map.members[nodeName]?.incarnation == controlPlane.raft.id.incarnation
+        perform(copies.follow(map.partitions, adopted: adopted, now: WallClock.monotonicMilliseconds()))
         reportCaughtUp()
     }
 

@@ -27,8 +27,8 @@ public enum BackupAction: Hashable, Sendable {
 /// sequence order, acknowledging cumulatively. Anything from an older epoch is refused by
 /// construction: the shell routes messages by (partition, epoch) and a `PartitionBackup`
 /// exists for one epoch only. A copy is caught up once the last chunk is merged; from then
-/// on it has every write the primary committed (the primary waited for its acknowledgement
-/// of each one after the transfer began, or the chunk carried it).
+/// on it has every write the primary committed: the primary waits for it from the end of
+/// the transfer on, and every write committed before arrived ahead of the final chunk.
 ///
 /// Pure: time comes in as `now`, effects go out as actions.
 public struct PartitionBackup: Sendable {
@@ -40,7 +40,8 @@ public struct PartitionBackup: Sendable {
     enum Phase: Hashable, Sendable {
         /// Asked for a copy; writes are ignored until it starts. (`attempt` 0: not asked yet.)
         case requesting(attempt: UInt64, askedAt: UInt64)
-        /// Merging chunks of `attempt`; writes after the base already apply.
+        /// Merging chunks of `attempt`; writes after the base already apply. `heardAt`: the
+        /// last chunk.
         case transferring(attempt: UInt64, nextChunk: UInt32, heardAt: UInt64)
         /// Holds the whole partition.
         case following
@@ -73,14 +74,9 @@ public struct PartitionBackup: Sendable {
 
     /// Writes `firstSequence`, `firstSequence + 1`, … from the primary.
     public mutating func receive(firstSequence: UInt64, writes: [ReplicatedWrite], now: UInt64) -> [BackupAction] {
-        switch phase {
-        case .requesting:
-            return []
-        case .transferring(let attempt, let nextChunk, _):
-            phase = .transferring(attempt: attempt, nextChunk: nextChunk, heardAt: now)
-        case .following:
-            break
-        }
+        // Writes say nothing of the transfer's progress: a chunk acknowledgement lost with a
+        // connection would stall it for ever if they kept its timeout from running out.
+        if case .requesting = phase { return [] }
         var actions: [BackupAction] = []
         for (offset, write) in writes.enumerated() {
             let sequence = firstSequence + UInt64(offset)
@@ -111,12 +107,14 @@ public struct PartitionBackup: Sendable {
             if case .transferring(let current, _, _) = phase, current == attempt { return start(now: now) }
             return []
         }
-        actions.append(.merge(keys))
-        actions.append(.send(.acknowledgeChunk(attempt: attempt, chunk: chunk)))
+        if !keys.isEmpty { actions.append(.merge(keys)) }
         if last {
+            // The primary counts this copy for its commits from now on (it sent this chunk
+            // only after the others were acknowledged): it may report itself caught up.
             phase = .following
             actions.append(.reportCaughtUp)
         } else {
+            actions.append(.send(.acknowledgeChunk(attempt: attempt, chunk: chunk)))
             phase = .transferring(attempt: attempt, nextChunk: chunk + 1, heardAt: now)
         }
         return actions

@@ -33,40 +33,56 @@ public struct PartitionCopies: Sendable {
     public let settings: ReplicationSettings
     public private(set) var primaries: [Int: PartitionPrimary] = [:]
     public private(set) var backups: [Int: PartitionBackup] = [:]
+    /// Partitions orphaned from this node (as their primary or an in-sync backup): it holds a
+    /// complete copy, kept for the moment the map reinstates it.
+    public private(set) var orphanedCopies: Set<Int> = []
 
     public init(node: String, settings: ReplicationSettings = ReplicationSettings()) {
         self.node = node
         self.settings = settings
     }
 
-    /// Brings the copies in line with the map's partition table.
-    public mutating func follow(_ partitions: [PartitionAssignment], now: UInt64) -> [CopyAction] {
+    /// Brings the copies in line with the map's partition table. `adopted`: the map's member
+    /// entry for this node is this process's incarnation. Until it is (a restarted node whose
+    /// map still shows its previous life), the roles the map names are the old incarnation's,
+    /// whose copies died with it: this node holds nothing.
+    public mutating func follow(_ partitions: [PartitionAssignment], adopted: Bool = true, now: UInt64) -> [CopyAction] {
         var actions: [CopyAction] = []
-        for assignment in partitions {
+        for var assignment in partitions {
+            if !adopted {
+                assignment = PartitionAssignment(partition: assignment.partition, epoch: assignment.epoch)
+            }
             let partition = assignment.partition
             if assignment.primary == node {
                 if primaries[partition]?.epoch != assignment.epoch {
                     let wasPrimary = primaries[partition] != nil
                     if wasPrimary { actions.append(.stoppedPrimary(partition: partition)) }
                     let backup = backups.removeValue(forKey: partition)
-                    if !(backup?.isCaughtUp ?? false) && !wasPrimary { actions.append(.discard(partition: partition)) }
+                    let wasOrphanedHere = orphanedCopies.remove(partition) != nil
+                    if !(backup?.isCaughtUp ?? false) && !wasPrimary && !wasOrphanedHere { actions.append(.discard(partition: partition)) }
                     primaries[partition] = PartitionPrimary(partition: partition, epoch: assignment.epoch, settings: settings)
                     actions.append(.becamePrimary(partition: partition, epoch: assignment.epoch))
                 }
                 actions += primary(partition, primaries[partition]!.updateBackups(assignment.backups, inSync: assignment.inSync, now: now))
             } else if assignment.backups.contains(node), let primary = assignment.primary {
                 guard backups[partition]?.epoch != assignment.epoch || backups[partition]?.primary != primary else { continue }
+                orphanedCopies.remove(partition)
                 if primaries.removeValue(forKey: partition) != nil { actions.append(.stoppedPrimary(partition: partition)) }
                 var backup = PartitionBackup(partition: partition, epoch: assignment.epoch, primary: primary, settings: settings, now: now)
                 let started = backup.start(now: now)
                 backups[partition] = backup
                 actions += self.backup(partition, started)
             } else {
-                let held = primaries[partition] != nil || backups[partition] != nil
+                let held = primaries[partition] != nil || backups[partition] != nil || orphanedCopies.contains(partition)
                 if primaries.removeValue(forKey: partition) != nil { actions.append(.stoppedPrimary(partition: partition)) }
                 backups[partition] = nil
-                // An orphaned partition waits for this node's copy: keep it.
-                if held && assignment.orphanedFrom?.name != node { actions.append(.discard(partition: partition)) }
+                if assignment.orphanedFrom?.name == node || assignment.orphanedCopies.contains(where: { $0.name == node }) {
+                    // The partition waits for this node's copy: keep it, and remember it.
+                    if held { orphanedCopies.insert(partition) }
+                } else {
+                    orphanedCopies.remove(partition)
+                    if held { actions.append(.discard(partition: partition)) }
+                }
             }
         }
         return actions

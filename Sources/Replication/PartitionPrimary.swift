@@ -6,7 +6,8 @@ public enum PrimaryAction: Hashable, Sendable {
     case replicate(to: String, firstSequence: UInt64, writes: [ReplicatedWrite])
     /// Send `backup` the current state of these keys as chunk `chunk` of transfer `attempt`;
     /// writes after `baseSequence` reach it as ordinary replication. The shell skips keys
-    /// that no longer exist.
+    /// that no longer exist. `last` (a chunk without keys) ends the transfer: the primary
+    /// counts the backup for every commit from now on, so it may report itself caught up.
     case sendChunk(to: String, attempt: UInt64, chunk: UInt32, baseSequence: UInt64, keys: [[UInt8]], last: Bool)
     /// Every in-sync backup applied every write up to `sequence`: release the replies
     /// waiting for it (and ship those writes to other sites).
@@ -68,6 +69,9 @@ public struct PartitionPrimary: Sendable {
             if case .awaitingRequest = phase { return false }
             return true
         }
+
+        /// Commits wait for this backup.
+        var counts: Bool { inSync || phase == .live }
     }
 
     public init(partition: Int, epoch: UInt64, settings: ReplicationSettings = ReplicationSettings()) {
@@ -144,7 +148,14 @@ public struct PartitionPrimary: Sendable {
         return nextChunk(for: name)
     }
 
-    /// The backup merged chunk `chunk` of transfer `attempt`: send the next one.
+    /// The backup merged chunk `chunk` of transfer `attempt`: send the next one, or — all
+    /// keys sent — count the backup for commits and end the transfer.
+    ///
+    /// Why the order matters: the control plane adds the copy to the in-sync set once the
+    /// backup reports it caught up, and may promote it after that. Every write this primary
+    /// commits from then on must have waited for the backup. The backup reports only on the
+    /// `last` chunk, which leaves after the primary started counting it; writes committed
+    /// before left before that chunk on the same connection, so the backup applied them first.
     public mutating func acknowledgeChunk(from name: String, attempt: UInt64, chunk: UInt32, now: UInt64) -> [PrimaryAction] {
         guard var follower = followers[name], case .transferring(let transfer) = follower.phase,
             transfer.attempt == attempt, transfer.nextChunk == chunk + 1
@@ -153,7 +164,7 @@ public struct PartitionPrimary: Sendable {
         if transfer.nextKey >= transfer.keys.count {
             follower.phase = .live
             followers[name] = follower
-            return []
+            return [.sendChunk(to: name, attempt: attempt, chunk: transfer.nextChunk, baseSequence: follower.acknowledged, keys: [], last: true)]
         }
         followers[name] = follower
         return nextChunk(for: name)
@@ -167,12 +178,7 @@ public struct PartitionPrimary: Sendable {
         transfer.nextKey = end
         transfer.nextChunk += 1
         followers[name]!.phase = .transferring(transfer)
-        return [
-            .sendChunk(
-                to: name, attempt: transfer.attempt, chunk: chunk, baseSequence: followers[name]!.acknowledged,
-                keys: keys, last: end == transfer.keys.count
-            )
-        ]
+        return [.sendChunk(to: name, attempt: transfer.attempt, chunk: chunk, baseSequence: followers[name]!.acknowledged, keys: keys, last: false)]
     }
 
     /// Resends to backups whose acknowledgements stalled (frames lost with a connection).
@@ -186,7 +192,10 @@ public struct PartitionPrimary: Sendable {
             follower.progressAt = now
             follower.sent = lastSequence
             followers[name] = follower
-            var first = follower.acknowledged + 1
+            // (A follower behind the log's start cannot be caught up from it; only one that
+            // joined at `updateBackups` as in sync without a transfer could be, and every epoch
+            // starts with an empty in-sync set.)
+            var first = max(follower.acknowledged + 1, logStart)
             while first <= lastSequence {
                 let last = min(lastSequence, first + UInt64(settings.maximumWritesPerMessage) - 1)
                 let writes = Array(log[Int(first - logStart)...Int(last - logStart)])
@@ -197,9 +206,10 @@ public struct PartitionPrimary: Sendable {
         return actions
     }
 
-    /// Commits up to the lowest acknowledgement among in-sync backups (all writes when none).
+    /// Commits up to the lowest acknowledgement among the backups that count: those in the
+    /// map's in-sync set and those whose transfer from this primary ended (all writes when none).
     mutating func advanceCommit() -> [PrimaryAction] {
-        let target = followers.values.filter(\.inSync).map(\.acknowledged).min() ?? lastSequence
+        let target = followers.values.filter(\.counts).map(\.acknowledged).min() ?? lastSequence
         guard target > committedSequence else { return [] }
         committedSequence = target
         assertInvariants()
@@ -211,13 +221,13 @@ public struct PartitionPrimary: Sendable {
     /// transfer (it will ask again) instead of growing the log further.
     mutating func trimLog() {
         if log.count > settings.maximumLogWrites {
-            for name in followers.keys where !followers[name]!.inSync && followers[name]!.receivesWrites
+            for name in followers.keys where !followers[name]!.counts && followers[name]!.receivesWrites
                 && followers[name]!.acknowledged < lastSequence - UInt64(settings.maximumLogWrites / 2)
             {
                 followers[name]!.phase = .awaitingRequest
             }
         }
-        let floor = followers.values.filter(\.receivesWrites).map(\.acknowledged).min() ?? lastSequence
+        let floor = max(followers.values.filter(\.receivesWrites).map(\.acknowledged).min() ?? lastSequence, logStart - 1)
         let drop = Int(min(floor, lastSequence) + 1 - logStart)
         guard drop > 0 else { return }
         log.removeFirst(drop)

@@ -25,13 +25,15 @@ extension Sessionfed_V1_PartitionAssignment {
         backups = assignment.backups
         inSync = assignment.inSync.sorted()
         if let orphan = assignment.orphanedFrom { orphanedFrom = Sessionfed_V1_MemberId(orphan) }
+        orphanedCopies = assignment.orphanedCopies.map(Sessionfed_V1_MemberId.init)
         recreatedEmpty = assignment.recreatedEmpty
     }
 
     var model: PartitionAssignment {
         var assignment = PartitionAssignment(
             partition: Int(partition), epoch: epoch, primary: primary.isEmpty ? nil : primary, backups: backups, inSync: Set(inSync),
-            orphanedFrom: hasOrphanedFrom ? MemberID(name: orphanedFrom.name, incarnation: orphanedFrom.incarnation) : nil
+            orphanedFrom: hasOrphanedFrom ? MemberID(name: orphanedFrom.name, incarnation: orphanedFrom.incarnation) : nil,
+            orphanedCopies: orphanedCopies.map { MemberID(name: $0.name, incarnation: $0.incarnation) }
         )
         assignment.recreatedEmpty = recreatedEmpty
         return assignment

@@ -2,7 +2,9 @@ import ArgumentParser
 import Foundation
 import Simulator
 
-/// `sessionfed simulate`: one deterministic run of a site's control plane under seeded faults.
+/// `sessionfed simulate`: one deterministic run of a site under seeded faults — its control
+/// plane, or with `--data-plane` the whole site: partitions replicated, clients on every node,
+/// and the linearizability, single-writer and identical-copies checks.
 struct Simulate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a site's control plane in a deterministic simulation with seeded faults; exit 1 if an invariant fails."
@@ -12,6 +14,8 @@ struct Simulate: ParsableCommand {
     @Option(help: "Voter nodes in the site.") var nodes = 3
     @Option(help: "none, lossy, partitions, crashes or chaos.") var faults = "chaos"
     @Option(help: "Simulated milliseconds with faults on (a liveness phase follows).") var steps: UInt64 = 20_000
+    @Flag(help: "With --data-plane: print the story of a failing run (commands, replies, map changes).") var trace = false
+    @Flag(help: "Simulate the data plane too: replicated partitions and client traffic, with the linearizability checker.") var dataPlane = false
 
     func run() throws {
         guard let profile = FaultProfile(rawValue: faults) else {
@@ -22,6 +26,25 @@ struct Simulate: ParsableCommand {
         let options = SimulationOptions(seed: seed, nodes: nodes, faults: profile, steps: steps)
         print("simulate: \(options)")
         let started = Date()
+        if dataPlane {
+            var simulation = DataPlaneSimulation(options: options)
+            simulation.tracing = trace
+            let outcome = simulation.run()
+            let seconds = Date().timeIntervalSince(started)
+            print(
+                "outcome: \(outcome.passed ? "passed" : "FAILED") in \(String(format: "%.2f", seconds)) s — "
+                    + "\(simulation.acknowledged) writes acknowledged, \(simulation.history.values.reduce(0) { $0 + $1.count }) operations checked, "
+                    + "\(simulation.tryAgain) -TRYAGAIN, \(simulation.unknown) unknown outcomes; \(outcome.messagesDelivered) messages delivered, "
+                    + "\(outcome.messagesDropped) dropped, \(outcome.crashes) crashes, \(outcome.partitionsInjected) partitions"
+            )
+            if !outcome.passed {
+                for line in simulation.trace { print("trace: \(line)") }
+                for violation in outcome.violations { print("violation: \(violation)") }
+                print("replay: \(simulation.replayCommand)")
+                throw ExitCode(1)
+            }
+            return
+        }
         var simulation = Simulation(options: options)
         let outcome = simulation.run()
         let seconds = Date().timeIntervalSince(started)

@@ -230,6 +230,27 @@ struct ReplicationPair {
         #expect(pair.backup.appliedSequence == 13)
     }
 
+    /// The leader adds a copy to the in-sync set when the backup reports it caught up. Every
+    /// write the primary commits from then on must wait for that backup: a commit in between
+    /// could be lost when the backup is promoted. So the backup reports only after the
+    /// primary has started counting it, which the primary says with the final chunk.
+    @Test func transferEnd_primaryCountsTheBackupBeforeItCanReportCaughtUp() {
+        var pair = ReplicationPair()
+        _ = pair.write(pair.primaryCopy.set("a", "1"))
+        pair.primaryDid(pair.primary.updateBackups(["node-2"], inSync: [], now: 0))
+        pair.backupDid(pair.backup.start(now: 0))
+        pair.deliverToPrimary(1)    // the request
+        pair.deliverToBackup(1)     // chunk 0 (the only key chunk): merged, acknowledged
+        #expect(!pair.caughtUp, "key chunks alone do not make a copy caught up")
+        pair.deliverToPrimary(1)    // its acknowledgement: the primary counts the backup now
+        let sequence = pair.write(pair.primaryCopy.set("b", "2"))
+        #expect(pair.committed < sequence, "a write after the transfer waits for the backup, in sync in the map or not")
+        pair.deliverAll()
+        #expect(pair.caughtUp)
+        #expect(pair.committed == sequence)
+        #expect(pair.backupCopy.keys == pair.primaryCopy.keys)
+    }
+
     @Test func writesBeforeTheTransferStarts_areIgnoredByTheBackup() {
         var pair = ReplicationPair()
         pair.backupDid(pair.backup.start(now: 0))
@@ -251,6 +272,30 @@ struct ReplicationPair {
         pair.toBackup.insert(lost, at: 0)
         pair.deliverToBackup(1)
         #expect(!pair.caughtUp)
+        pair.deliverAll()
+        #expect(pair.caughtUp)
+        #expect(pair.backupCopy.keys == pair.primaryCopy.keys)
+    }
+
+    /// Found by `sessionfed simulate --seed 14 --nodes 5 --faults chaos --steps 4000
+    /// --data-plane`: a chunk's acknowledgement was lost; the writes that kept arriving kept
+    /// the transfer's timeout from running out, and the copy never caught up.
+    @Test func lostChunkAcknowledgement_writesKeepFlowing_transferRestartsAfterTimeout() {
+        var pair = ReplicationPair()
+        _ = pair.write(pair.primaryCopy.set("a", "1"))
+        pair.primaryDid(pair.primary.updateBackups(["node-2"], inSync: [], now: 0))
+        pair.backupDid(pair.backup.start(now: 0))
+        pair.deliverToPrimary(1)
+        pair.deliverToBackup(1)
+        pair.toPrimary.removeAll()  // the chunk's acknowledgement is lost
+        for second in 1...3 {
+            pair.now = UInt64(second) * 1_000
+            _ = pair.write(pair.primaryCopy.set("b", "\(second)"))
+            pair.deliverToBackup(pair.toBackup.count)
+            pair.toPrimary.removeAll()
+        }
+        pair.backupDid(pair.backup.tick(now: pair.now))
+        #expect(pair.toPrimary.contains(.requestTransfer(attempt: 2)), "the silent transfer starts again")
         pair.deliverAll()
         #expect(pair.caughtUp)
         #expect(pair.backupCopy.keys == pair.primaryCopy.keys)
@@ -279,10 +324,9 @@ struct ReplicationPair {
         var pair = ReplicationPair(settings: settings)
         pair.primaryDid(pair.primary.updateBackups(["node-2"], inSync: [], now: 0))
         pair.backupDid(pair.backup.start(now: 0))
-        pair.deliverAll()
-        #expect(pair.caughtUp)
+        pair.deliverToPrimary(1)  // the transfer starts; the backup goes silent
         pair.toBackup = []
-        // The backup stops acknowledging: its writes pile up until the bound.
+        // Its writes pile up until the bound.
         for index in 0..<11 { _ = pair.write(pair.primaryCopy.set("k\(index)", "v")) }
         pair.toBackup = []
         pair.primaryDid(pair.primary.tick(now: 10_000))

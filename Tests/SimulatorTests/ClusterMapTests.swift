@@ -112,3 +112,51 @@ import Testing
     }
 }
 
+
+@Suite struct OrphanedPartitionTests {
+    /// Found by `sessionfed simulate --seed 206 --data-plane --steps 5000`: the primary crashed
+    /// while its in-sync backup was cut off from the leader; both went down in one decision.
+    /// The backup's copy is complete too: when it returns (the same incarnation) it must be
+    /// made primary, not forgotten while the partition is re-created empty.
+    @Test func primaryLostWhileInSyncBackupUnreachable_backupReturning_becomesPrimary() {
+        var map = ClusterMapTests.map(members: ["a", "b", "c"], partitions: 3)
+        ClusterMapTests.applyAll(map.repairs(), to: &map)
+        ClusterMapTests.markAllInSync(&map)
+        let partition = map.partitions.first { $0.primary == "a" }!
+        let backup = partition.backups[0]
+        ClusterMapTests.applyAll([.memberState(name: "a", state: .down), .memberState(name: backup, state: .down)], to: &map)
+        ClusterMapTests.applyAll(map.repairs(), to: &map)
+        let orphaned = map.partitions[partition.partition]
+        #expect(orphaned.primary == nil, "no up copy holds every acknowledged write")
+        #expect(orphaned.orphanedCopies.map(\.name) == [backup])
+        // The primary comes back restarted (its copy is gone); the backup comes back whole.
+        ClusterMapTests.applyAll([.memberIncarnation(name: "a", incarnation: 99), .memberState(name: "a", state: .up)], to: &map)
+        ClusterMapTests.applyAll(map.repairs(), to: &map)
+        #expect(map.partitions[partition.partition].primary == nil, "not re-created empty while a complete copy may return")
+        #expect(map.partitions[partition.partition].recreatedEmpty == 0)
+        ClusterMapTests.applyAll([.memberState(name: backup, state: .up)], to: &map)
+        ClusterMapTests.applyAll(map.repairs(), to: &map)
+        let reinstated = map.partitions[partition.partition]
+        #expect(reinstated.primary == backup)
+        #expect(reinstated.epoch > orphaned.epoch)
+        #expect(reinstated.recreatedEmpty == 0)
+        #expect(reinstated.orphanedFrom == nil && reinstated.orphanedCopies.isEmpty)
+    }
+
+    @Test func everyCompleteCopyRestarted_partitionIsRecreatedEmpty() {
+        var map = ClusterMapTests.map(members: ["a", "b", "c"], partitions: 3)
+        ClusterMapTests.applyAll(map.repairs(), to: &map)
+        ClusterMapTests.markAllInSync(&map)
+        let partition = map.partitions.first { $0.primary == "a" }!
+        let backup = partition.backups[0]
+        ClusterMapTests.applyAll([.memberState(name: "a", state: .down), .memberState(name: backup, state: .down)], to: &map)
+        ClusterMapTests.applyAll(map.repairs(), to: &map)
+        ClusterMapTests.applyAll(
+            [.memberIncarnation(name: "a", incarnation: 99), .memberState(name: "a", state: .up), .memberIncarnation(name: backup, incarnation: 98), .memberState(name: backup, state: .up)],
+            to: &map
+        )
+        ClusterMapTests.applyAll(map.repairs(), to: &map)
+        #expect(map.partitions[partition.partition].primary != nil)
+        #expect(map.partitions[partition.partition].recreatedEmpty == 1)
+    }
+}

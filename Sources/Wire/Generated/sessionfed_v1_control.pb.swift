@@ -66,6 +66,9 @@ public nonisolated struct Sessionfed_V1_PartitionAssignment: Sendable {
   /// times re-created empty after every copy was lost
   public var recreatedEmpty: UInt64 = 0
 
+  /// in-sync backups that went down with the primary
+  public var orphanedCopies: [Sessionfed_V1_MemberId] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -556,7 +559,7 @@ nonisolated extension Sessionfed_V1_MemberId: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Sessionfed_V1_PartitionAssignment: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PartitionAssignment"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{1}epoch\0\u{1}primary\0\u{1}backups\0\u{3}in_sync\0\u{3}orphaned_from\0\u{3}recreated_empty\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{1}epoch\0\u{1}primary\0\u{1}backups\0\u{3}in_sync\0\u{3}orphaned_from\0\u{3}recreated_empty\0\u{3}orphaned_copies\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -571,6 +574,7 @@ nonisolated extension Sessionfed_V1_PartitionAssignment: SwiftProtobuf.Message, 
       case 5: try { try decoder.decodeRepeatedStringField(value: &self.inSync) }()
       case 6: try { try decoder.decodeSingularMessageField(value: &self._orphanedFrom) }()
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.recreatedEmpty) }()
+      case 8: try { try decoder.decodeRepeatedMessageField(value: &self.orphanedCopies) }()
       default: break
       }
     }
@@ -602,6 +606,9 @@ nonisolated extension Sessionfed_V1_PartitionAssignment: SwiftProtobuf.Message, 
     if self.recreatedEmpty != 0 {
       try visitor.visitSingularUInt64Field(value: self.recreatedEmpty, fieldNumber: 7)
     }
+    if !self.orphanedCopies.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.orphanedCopies, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -613,6 +620,7 @@ nonisolated extension Sessionfed_V1_PartitionAssignment: SwiftProtobuf.Message, 
     if lhs.inSync != rhs.inSync {return false}
     if lhs._orphanedFrom != rhs._orphanedFrom {return false}
     if lhs.recreatedEmpty != rhs.recreatedEmpty {return false}
+    if lhs.orphanedCopies != rhs.orphanedCopies {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,718 @@
+import ControlPlane
+import Keyspace
+import RESP
+import Replication
+import SessionModel
+import Wire
+
+/// A whole site — control plane and data plane — in one process, driven by one seed
+/// (DESIGN.md §8). Every node runs the real `RaftNode`, `PartitionCopies` (primary and backup
+/// state machines) and `Keyspace`; this type is their shell, as `DataPlane` is in a node:
+/// it routes each client command to its partition's primary (forwarding over the simulated
+/// network, retrying on a new map, `-TRYAGAIN` after a bound), holds replies until the
+/// partition's backups acknowledged, and follows the committed map. Replication frames cross
+/// the network through the real protobuf encoding.
+///
+/// Faults: loss, duplication, reordering, partitions, crashes with memory loss, restarts,
+/// pauses (a frozen process: no timers, its messages wait) and clock drift. Clients on every
+/// node write and read string keys and hash fields; checkers then require
+/// - per-register linearizability of the recorded client history (so no acknowledged write
+///   is lost: a final read of every register follows the faults);
+/// - one writing primary per partition at a time: acknowledged writes of a partition come
+///   from one node per epoch, and epochs never go back in real time;
+/// - copies of a partition identical at rest, once the site has converged.
+public struct DataPlaneSimulation {
+    struct Node {
+        var name: String
+        var raft: RaftNode?
+        var keyspace: Keyspace
+        var copies: PartitionCopies
+        var followed: UInt64?
+        /// Per partition led here: requests waiting for a commit.
+        var waiting: [Int: [(sequence: UInt64, request: RequestID)]] = [:]
+        var pending: [RequestID: PendingReply] = [:]
+        var driftPPM: Int64
+        var downUntil: UInt64 = 0
+        var pausedUntil: UInt64 = 0
+    }
+
+    /// A client request: the node it arrived at and its number there.
+    struct RequestID: Hashable {
+        var node: String
+        var number: UInt64
+    }
+
+    /// A reply waiting for commits, to go to `request.node`.
+    struct PendingReply {
+        var remaining: Int
+        var reply: RESPValue
+    }
+
+    struct Client {
+        var node: Int
+        var operation: Operation?
+        var nextAt: UInt64
+    }
+
+    /// A client operation in flight.
+    struct Operation {
+        var client: Int
+        var request: RequestID
+        var register: String
+        var kind: RegisterOperation.Kind
+        var arguments: [[UInt8]]
+        var invokedAt: UInt64
+        var sentAt: UInt64
+        var deadline: UInt64
+    }
+
+    enum Payload {
+        /// A frame (control plane or replication) through the real encoding.
+        case frame(from: String, [UInt8])
+        case forward(RequestID, arguments: [[UInt8]], from: String, deadline: UInt64)
+        case reply(RequestID, RESPValue?, from: String)
+    }
+
+    struct InFlight: Comparable {
+        var deliverAt: UInt64
+        var sequence: UInt64
+        var to: String
+        var payload: Payload
+
+        static func < (lhs: InFlight, rhs: InFlight) -> Bool { (lhs.deliverAt, lhs.sequence) < (rhs.deliverAt, rhs.sequence) }
+        static func == (lhs: InFlight, rhs: InFlight) -> Bool { (lhs.deliverAt, lhs.sequence) == (rhs.deliverAt, rhs.sequence) }
+    }
+
+    public let options: SimulationOptions
+    var nodes: [Node]
+    var names: [String]
+    var now: UInt64 = 0
+    var inFlight = MinHeap<InFlight>()
+    var sequence: UInt64 = 0
+    var network: SeededGenerator
+    var faults: SeededGenerator
+    var workload: SeededGenerator
+    var incarnationSource: SeededGenerator
+    var blocked: Set<[String]> = []
+    /// Per (from, to): when the last ordered message is delivered.
+    var lastDelivery: [[String]: UInt64] = [:]
+    var faultsOn = true
+    var clients: [Client] = []
+    var nextRequest: UInt64 = 1
+    var nextValue = 1
+    /// Event counter: invocations and replies are ordered by it, never by millisecond ties.
+    var event: UInt64 = 0
+    public private(set) var history: [String: [RegisterOperation]] = [:]
+    /// Acknowledged writes per partition: when their primary accepted them (event), its epoch and name.
+    var acknowledgedWrites: [Int: [(event: UInt64, epoch: UInt64, node: String)]] = [:]
+    var controlPlaneCheckers = Checkers()
+    public var outcome: SimulationOutcome
+    public private(set) var acknowledged = 0
+    public private(set) var tryAgain = 0
+    public private(set) var unknown = 0
+    /// With `tracing`: what happened, for a failing seed's story (`sessionfed simulate --trace`).
+    public var tracing = false
+    /// A box, so a line can be noted while the simulation is being changed.
+    final class TraceLog {
+        var lines: [String] = []
+    }
+
+    let traceLog = TraceLog()
+    public var trace: [String] { traceLog.lines }
+
+    func note(_ line: @autoclosure () -> String) {
+        if tracing { traceLog.lines.append("t=\(now) e=\(event) \(line())") }
+    }
+
+    static let epoch: UInt64 = 1_700_000_000_000
+    static let clientCount = 4
+    static let stringKeys = ["session:a", "session:b", "cart:{1}", "user:7"]
+    static let hashKeys = ["spring:session:sessions:1", "spring:session:sessions:2"]
+    static let fields = ["lastAccessedTime", "sessionAttr:user"]
+    /// A client gives up on a reply after this long (its outcome is then unknown).
+    static let clientTimeoutMilliseconds: UInt64 = 6_000
+    static let routeDeadlineMilliseconds: UInt64 = 3_000
+    static let routeRetryMilliseconds: UInt64 = 5
+
+    public init(options: SimulationOptions) {
+        self.options = options
+        var root = SeededGenerator(seed: options.seed ^ 0x6461_7461_706c_616e)
+        network = root.split()
+        faults = root.split()
+        workload = root.split()
+        incarnationSource = root.split()
+        var drift = root.split()
+        names = (1...options.nodes).map { "node-\($0)" }
+        let partitioning = Partitioning(partitionCount: options.partitions)
+        nodes = names.map { name in
+            let ppm = options.maximumDriftPPM == 0 ? 0 : Int64(drift.next() % UInt64(2 * options.maximumDriftPPM + 1)) - options.maximumDriftPPM
+            return Node(
+                name: name, keyspace: Keyspace(configuration: KeyspaceConfiguration(site: SiteID(1), partitioning: partitioning)),
+                copies: PartitionCopies(node: name), driftPPM: ppm
+            )
+        }
+        outcome = SimulationOutcome(options: options, violations: [])
+        for index in nodes.indices { start(index) }
+        for index in 0..<Self.clientCount {
+            clients.append(Client(node: index % options.nodes, nextAt: 1 + workload.next() % 20))
+        }
+    }
+
+    var partitioning: Partitioning { Partitioning(partitionCount: options.partitions) }
+
+    func localTime(_ index: Int) -> UInt64 {
+        let elapsed = Int64(now)
+        return Self.epoch + UInt64(elapsed + elapsed * nodes[index].driftPPM / 1_000_000)
+    }
+
+    mutating func start(_ index: Int) {
+        let name = nodes[index].name
+        note("\(name) starts")
+        var raft = RaftNode(
+            id: MemberID(name: name, incarnation: incarnationSource.next() | 1), voters: names,
+            partitionCount: options.partitions, backupCount: options.backupCount, settings: options.settings,
+            seed: incarnationSource.next(), now: localTime(index)
+        )
+        raft.caughtUpCopies = []
+        nodes[index].raft = raft
+        nodes[index].keyspace = Keyspace(configuration: KeyspaceConfiguration(site: SiteID(1), partitioning: partitioning))
+        nodes[index].copies = PartitionCopies(node: name)
+        nodes[index].followed = nil
+        nodes[index].waiting = [:]
+        nodes[index].pending = [:]
+        nodes[index].pausedUntil = 0
+    }
+
+    mutating func crash(_ index: Int) {
+        note("\(nodes[index].name) crashes (memory lost)")
+        nodes[index].raft = nil
+        nodes[index].waiting = [:]
+        nodes[index].pending = [:]
+        outcome.crashes += 1
+    }
+
+    func isUp(_ index: Int) -> Bool { nodes[index].raft != nil }
+    func isRunning(_ index: Int) -> Bool { isUp(index) && nodes[index].pausedUntil <= now }
+
+    // MARK: Running
+
+    /// The fault phase, then healing and the liveness phase, then final reads and the checks.
+    public mutating func run() -> SimulationOutcome {
+        advance(until: options.steps)
+        faultsOn = false
+        blocked = []
+        for index in nodes.indices {
+            nodes[index].pausedUntil = 0
+            if !isUp(index) { start(index) }
+        }
+        let deadline = options.steps + options.livenessMilliseconds
+        while now < deadline && outcome.violations.isEmpty && convergenceProblem() != nil {
+            advance(until: min(deadline, now + 100))
+        }
+        if let problem = convergenceProblem(), outcome.violations.isEmpty {
+            outcome.violations.append("liveness: \(options.livenessMilliseconds) ms after the faults stopped: \(problem)")
+        }
+        // Let the clients' last operations finish, then read every register once more.
+        let drain = now + Self.clientTimeoutMilliseconds + 100
+        while now < drain && clients.contains(where: { $0.operation != nil }) && outcome.violations.isEmpty { advance(until: now + 10, issue: false) }
+        finalReads()
+        check()
+        return outcome
+    }
+
+    mutating func advance(until time: UInt64, issue: Bool = true) {
+        while now < time && outcome.violations.isEmpty {
+            now += 1
+            if faultsOn { injectFaults() }
+            deliver()
+            for index in nodes.indices where isRunning(index) {
+                let envelopes = nodes[index].raft!.tick(now: localTime(index))
+                sendRaft(envelopes, from: index)
+                followMap(index)
+                if now % 10 == 0 { perform(nodes[index].copies.tick(now: localTime(index)), at: index) }
+            }
+            observeControlPlane()
+            runClients(issue: issue)
+        }
+    }
+
+    // MARK: Network
+
+    /// Control-plane messages may be lost, duplicated and reordered. Data-plane ones travel
+    /// on a TCP connection in the nodes (`ordered`): lost only while the link is cut, never
+    /// duplicated or reordered.
+    mutating func enqueue(_ payload: Payload, from: String, to: String, ordered: Bool = true) {
+        // A TCP connection loses nothing it delivers: only a cut link loses data-plane frames.
+        if blocked.contains([from, to]) || (!ordered && faultsOn && chance(options.dropProbability)) {
+            outcome.messagesDropped += 1
+            return
+        }
+        let copies = !ordered && faultsOn && chance(options.duplicateProbability) ? 2 : 1
+        for _ in 0..<copies {
+            sequence += 1
+            var deliverAt = now + 1 + network.next() % options.maximumDelayMilliseconds
+            if ordered {
+                deliverAt = max(deliverAt, lastDelivery[[from, to]] ?? 0)
+                lastDelivery[[from, to]] = deliverAt
+            }
+            inFlight.push(InFlight(deliverAt: deliverAt, sequence: sequence, to: to, payload: payload))
+        }
+    }
+
+    mutating func send(_ frame: Frame, from index: Int, to name: String) {
+        let ordered: Bool
+        if case .raft = frame { ordered = false } else { ordered = true }
+        enqueue(.frame(from: nodes[index].name, FrameCodec.encode(frame)), from: nodes[index].name, to: name, ordered: ordered)
+    }
+
+    mutating func sendRaft(_ envelopes: [RaftEnvelope], from index: Int) {
+        for envelope in envelopes { send(.raft(envelope), from: index, to: envelope.to) }
+    }
+
+    mutating func chance(_ probability: Double) -> Bool {
+        probability > 0 && Double(network.next() % 1_000_000) / 1_000_000 < probability
+    }
+
+    mutating func deliver() {
+        while let next = inFlight.peek(), next.deliverAt <= now {
+            var item = inFlight.pop()!
+            guard let index = names.firstIndex(of: item.to), isUp(index) else { continue }
+            if nodes[index].pausedUntil > now {
+                // A frozen process reads nothing; its socket buffers what arrives.
+                item.deliverAt = nodes[index].pausedUntil
+                inFlight.push(item)
+                continue
+            }
+            outcome.messagesDelivered += 1
+            switch item.payload {
+            case .frame(let from, let bytes):
+                var decoder = FrameDecoder()
+                decoder.append(bytes)
+                guard let frame = try? decoder.next() else {
+                    outcome.violations.append("wire: a frame did not survive its encoding")
+                    return
+                }
+                received(frame, from: from, at: index)
+            case .forward(let request, let arguments, let from, let deadline):
+                runForwarded(request, arguments: arguments, from: from, deadline: deadline, at: index)
+            case .reply(let request, let reply, _):
+                replyArrived(request, reply, at: index)
+            }
+        }
+    }
+
+    mutating func received(_ frame: Frame, from: String, at index: Int) {
+        let time = localTime(index)
+        switch frame {
+        case .raft(let envelope):
+            sendRaft(nodes[index].raft!.receive(envelope, now: time), from: index)
+            followMap(index)
+        case .partitionWrites(let batch):
+            perform(nodes[index].copies.receiveWrites(from: from, partition: Int(batch.partition), epoch: batch.epoch, firstSequence: batch.firstSequence, writes: batch.writes, now: time), at: index)
+        case .transferChunk(let chunk):
+            perform(
+                nodes[index].copies.receiveChunk(
+                    from: from, partition: Int(chunk.partition), epoch: chunk.epoch, attempt: chunk.attempt, chunk: chunk.chunk,
+                    baseSequence: chunk.baseSequence, keys: chunk.keys, last: chunk.last, now: time
+                ), at: index
+            )
+        case .backupReport(let report):
+            let partition = Int(report.partition)
+            let keys = nodes[index].keyspace.keys(inPartition: partition).sorted { $0.lexicographicallyPrecedes($1) }
+            perform(nodes[index].copies.receive(report.message, from: from, partition: partition, epoch: report.epoch, keys: { keys }, now: time), at: index)
+        default:
+            outcome.violations.append("wire: unexpected \(frame.kind) between simulated nodes")
+        }
+    }
+
+    // MARK: The shell of one node
+
+    mutating func followMap(_ index: Int) {
+        guard let raft = nodes[index].raft, raft.map.appliedIndex != nodes[index].followed else { return }
+        nodes[index].followed = raft.map.appliedIndex
+        note("\(nodes[index].name) follows map \(raft.map.appliedIndex): \(raft.map.partitions.map { "\($0.partition):\($0.primary ?? "-")@\($0.epoch)\($0.backups)\($0.inSync.sorted())" }.joined(separator: " "))")
+        let adopted = raft.map.members[nodes[index].name]?.incarnation == raft.id.incarnation
+        perform(nodes[index].copies.follow(raft.map.partitions, adopted: adopted, now: localTime(index)), at: index)
+        let caughtUp = nodes[index].copies.caughtUpCopies
+        nodes[index].raft!.caughtUpCopies = caughtUp
+    }
+
+    mutating func perform(_ actions: [CopyAction], at index: Int) {
+        let time = localTime(index)
+        for action in actions {
+            switch action {
+            case .discard(let partition):
+                note("\(nodes[index].name) discards \(partition)")
+                nodes[index].keyspace.discard(partition: partition)
+            case .becamePrimary(let partition, _):
+                nodes[index].keyspace.scheduleExpiries(ofPartition: partition)
+            case .stoppedPrimary(let partition):
+                note("\(nodes[index].name) stops being primary of \(partition)")
+                for waiter in nodes[index].waiting.removeValue(forKey: partition) ?? [] where nodes[index].pending.removeValue(forKey: waiter.request) != nil {
+                    reply(waiter.request, nil, from: index)
+                }
+            case .primary(let partition, let epoch, .replicate(let backup, let first, let writes)):
+                send(.partitionWrites(PartitionWrites(partition: UInt32(partition), epoch: epoch, firstSequence: first, writes: writes)), from: index, to: backup)
+            case .primary(let partition, let epoch, .sendChunk(let backup, let attempt, let chunk, let base, let keys, let last)):
+                note("\(nodes[index].name) sends \(backup) chunk \(chunk) of \(partition)@\(epoch) attempt \(attempt)\(last ? " (last)" : "")")
+                let records = keys.compactMap { key in nodes[index].keyspace.state(of: key).map { TransferredKey(key: key, state: $0) } }
+                send(.transferChunk(TransferChunk(partition: UInt32(partition), epoch: epoch, attempt: attempt, chunk: chunk, baseSequence: base, keys: records, last: last)), from: index, to: backup)
+            case .primary(let partition, _, .commit(let committed)):
+                let queue = nodes[index].waiting[partition] ?? []
+                let ready = queue.prefix { $0.sequence <= committed }
+                nodes[index].waiting[partition]?.removeFirst(ready.count)
+                for waiter in ready {
+                    guard var pending = nodes[index].pending[waiter.request] else { continue }
+                    pending.remaining -= 1
+                    if pending.remaining == 0 {
+                        nodes[index].pending[waiter.request] = nil
+                        reply(waiter.request, pending.reply, from: index)
+                    } else {
+                        nodes[index].pending[waiter.request] = pending
+                    }
+                }
+            case .backup(let partition, _, _, .discardPartition):
+                nodes[index].keyspace.discard(partition: partition)
+            case .backup(_, _, _, .merge(let keys)):
+                for key in keys { _ = nodes[index].keyspace.merge(state: key.state, key: key.key, now: time) }
+            case .backup(_, _, _, .apply(let write)):
+                for delta in write.deltas { _ = nodes[index].keyspace.merge(delta, now: time) }
+                for key in write.expiredKeys { nodes[index].keyspace.releaseExpired(key) }
+            case .backup(let partition, let epoch, let primary, .send(let message)):
+                if case .requestTransfer(let attempt) = message { note("\(nodes[index].name) asks \(primary) for \(partition)@\(epoch) (attempt \(attempt))") }
+                send(.backupReport(BackupReport(partition: UInt32(partition), epoch: epoch, message: message)), from: index, to: primary)
+            case .backup(let partition, let epoch, _, .reportCaughtUp):
+                note("\(nodes[index].name) caught up on \(partition)@\(epoch)")
+                let caughtUp = nodes[index].copies.caughtUpCopies
+                nodes[index].raft?.caughtUpCopies = caughtUp
+            }
+        }
+    }
+
+    /// The epoch at which node `index` may act as primary of `partition` now, or nil.
+    func actingEpoch(_ partition: Int, at index: Int) -> UInt64? {
+        guard let raft = nodes[index].raft, let epoch = raft.actingPrimaryEpoch(of: partition, now: localTime(index)),
+            nodes[index].copies.primaries[partition]?.epoch == epoch
+        else { return nil }
+        return epoch
+    }
+
+    /// A client's command at node `index`: run here if it may act as primary, else forwarded
+    /// to the map's primary, else retried until the deadline (then -TRYAGAIN).
+    mutating func route(_ request: RequestID, arguments: [[UInt8]], deadline: UInt64, at index: Int) {
+        let partition = partitioning.partition(of: arguments[1])
+        if actingEpoch(partition, at: index) != nil {
+            execute(request, arguments: arguments, at: index)
+            return
+        }
+        if let primary = nodes[index].raft?.map.partitions[partition].primary, primary != nodes[index].name {
+            enqueue(.forward(request, arguments: arguments, from: nodes[index].name, deadline: deadline), from: nodes[index].name, to: primary)
+            return
+        }
+        retry(request, arguments: arguments, deadline: deadline, at: index)
+    }
+
+    mutating func retry(_ request: RequestID, arguments: [[UInt8]], deadline: UInt64, at index: Int) {
+        guard now + Self.routeRetryMilliseconds < deadline else {
+            replyArrived(request, .error("TRYAGAIN the primary of this key's partition is changing"), at: index)
+            return
+        }
+        // The retry travels to this node itself, like a timer.
+        sequence += 1
+        inFlight.push(InFlight(deliverAt: now + Self.routeRetryMilliseconds, sequence: sequence, to: nodes[index].name, payload: .forward(request, arguments: arguments, from: "", deadline: deadline)))
+    }
+
+    mutating func runForwarded(_ request: RequestID, arguments: [[UInt8]], from: String, deadline: UInt64, at index: Int) {
+        if from.isEmpty {
+            // A retry of this node's own client request.
+            route(request, arguments: arguments, deadline: deadline, at: index)
+            return
+        }
+        let partition = partitioning.partition(of: arguments[1])
+        guard actingEpoch(partition, at: index) != nil else {
+            enqueue(.reply(request, .error("MOVED"), from: nodes[index].name), from: nodes[index].name, to: from)
+            return
+        }
+        execute(request, arguments: arguments, at: index)
+    }
+
+    /// Runs a command on this node's primary copy and holds the reply for the commit.
+    mutating func execute(_ request: RequestID, arguments: [[UInt8]], at index: Int) {
+        let partition = partitioning.partition(of: arguments[1])
+        let epoch = nodes[index].copies.primaries[partition]!.epoch
+        note("\(nodes[index].name) runs \(arguments.map { String(decoding: $0, as: UTF8.self) }.joined(separator: " ")) for \(request.node)#\(request.number) as primary of \(partition)@\(epoch) (lease until \(nodes[index].raft!.leaseUntil), now \(localTime(index)))")
+        guard let result = nodes[index].keyspace.execute(arguments, now: localTime(index)) else {
+            reply(request, .error("ERR unknown command"), from: index)
+            return
+        }
+        let write = ReplicatedWrite(deltas: result.deltas, expiredKeys: nodes[index].keyspace.drainReleasedByExpiry())
+        var wait: UInt64?
+        if !write.isEmpty {
+            let (submitted, actions) = nodes[index].copies.submit(write, partition: partition, now: localTime(index))
+            wait = submitted
+            perform(actions, at: index)
+            if !result.deltas.isEmpty { acknowledgedWritesPending[request] = (partition, epoch, nodes[index].name, event) }
+        } else if let primary = nodes[index].copies.primaries[partition], primary.committedSequence < primary.readBarrier {
+            wait = primary.readBarrier
+        }
+        guard let wait, let primary = nodes[index].copies.primaries[partition], primary.committedSequence < wait else {
+            reply(request, result.reply, from: index)
+            return
+        }
+        nodes[index].pending[request] = PendingReply(remaining: 1, reply: result.reply)
+        nodes[index].waiting[partition, default: []].append((wait, request))
+    }
+
+    /// Writes executed but not yet answered: which primary and epoch accepted them.
+    var acknowledgedWritesPending: [RequestID: (partition: Int, epoch: UInt64, node: String, acceptedAt: UInt64)] = [:]
+
+    /// Sends a reply (nil: outcome unknown) from the node that ran the command to the node the
+    /// client is connected to.
+    mutating func reply(_ request: RequestID, _ value: RESPValue?, from index: Int) {
+        if request.node == nodes[index].name {
+            replyArrived(request, value, at: index)
+        } else {
+            enqueue(.reply(request, value, from: nodes[index].name), from: nodes[index].name, to: request.node)
+        }
+    }
+
+    mutating func replyArrived(_ request: RequestID, _ value: RESPValue?, at index: Int) {
+        if case .error(let text)? = value, text == "MOVED" {
+            // The primary it was sent to is not the primary now: route again.
+            guard let client = clients.firstIndex(where: { $0.operation?.request == request }), let operation = clients[client].operation else { return }
+            retry(request, arguments: operation.arguments, deadline: operation.deadline, at: index)
+            return
+        }
+        let accepted = acknowledgedWritesPending.removeValue(forKey: request)
+        note("reply to \(request.node)#\(request.number): \(value.map { "\($0)" } ?? "unknown")")
+        guard let client = clients.firstIndex(where: { $0.operation?.request == request }), var operation = clients[client].operation else { return }
+        event += 1
+        clients[client].operation = nil
+        clients[client].nextAt = now + 1 + workload.next() % 10
+        switch value {
+        case .error(let text)? where text.hasPrefix("TRYAGAIN"):
+            tryAgain += 1  // never run: not part of the history
+        case nil, .error?:
+            unknown += 1
+            if case .write = operation.kind { record(operation, respondedAt: nil) }
+        case let reply?:
+            if case .read = operation.kind { operation.kind = .read(Self.value(of: reply)) }
+            record(operation, respondedAt: event)
+            if let accepted {
+                acknowledged += 1
+                acknowledgedWrites[accepted.partition, default: []].append((accepted.acceptedAt, accepted.epoch, accepted.node))
+            }
+        }
+    }
+
+    static func value(of reply: RESPValue) -> Int? {
+        guard case .bulkString(let bytes) = reply else { return nil }
+        return Int(String(decoding: bytes, as: UTF8.self))
+    }
+
+    mutating func record(_ operation: Operation, respondedAt: UInt64?) {
+        history[operation.register, default: []].append(
+            RegisterOperation(client: operation.client, kind: operation.kind, invokedAt: operation.invokedAt, respondedAt: respondedAt)
+        )
+    }
+
+    // MARK: Clients
+
+    mutating func runClients(issue: Bool) {
+        for client in clients.indices {
+            if let operation = clients[client].operation {
+                if now >= operation.sentAt + Self.clientTimeoutMilliseconds || !isUp(clients[client].node) {
+                    // No reply in time, or its node died with the request: outcome unknown.
+                    acknowledgedWritesPending[operation.request] = nil
+                    unknown += 1
+                    if case .write = operation.kind { record(operation, respondedAt: nil) }
+                    clients[client].operation = nil
+                    clients[client].nextAt = now + 1
+                }
+                continue
+            }
+            guard issue, now >= clients[client].nextAt else { continue }
+            if !isUp(clients[client].node) {
+                clients[client].node = Int(workload.next() % UInt64(nodes.count))
+                continue
+            }
+            issueOperation(client)
+        }
+    }
+
+    mutating func issueOperation(_ client: Int, register fixed: String? = nil, read forcedRead: Bool = false) {
+        let index = clients[client].node
+        let request = RequestID(node: nodes[index].name, number: nextRequest)
+        nextRequest += 1
+        let useHash = fixed.map { $0.contains("#") } ?? (workload.next() % 3 == 0)
+        let key: String, field: String?
+        if let fixed {
+            let parts = fixed.split(separator: "#").map(String.init)
+            key = parts[0]
+            field = parts.count > 1 ? parts[1] : nil
+        } else if useHash {
+            key = Self.hashKeys[Int(workload.next() % UInt64(Self.hashKeys.count))]
+            field = Self.fields[Int(workload.next() % UInt64(Self.fields.count))]
+        } else {
+            key = Self.stringKeys[Int(workload.next() % UInt64(Self.stringKeys.count))]
+            field = nil
+        }
+        let read = forcedRead || workload.next() % 2 == 0
+        let kind: RegisterOperation.Kind
+        let arguments: [String]
+        if read {
+            kind = .read(nil)
+            arguments = field.map { ["HGET", key, $0] } ?? ["GET", key]
+        } else {
+            let value = nextValue
+            nextValue += 1
+            kind = .write(value)
+            arguments = field.map { ["HSET", key, $0, String(value)] } ?? ["SET", key, String(value)]
+        }
+        event += 1
+        let operation = Operation(
+            client: client, request: request, register: field.map { "\(key)#\($0)" } ?? key, kind: kind,
+            arguments: arguments.map { Array($0.utf8) }, invokedAt: event, sentAt: now, deadline: now + Self.routeDeadlineMilliseconds
+        )
+        clients[client].operation = operation
+        route(request, arguments: operation.arguments, deadline: operation.deadline, at: index)
+    }
+
+    /// After everything settled: every register read once more, one at a time.
+    mutating func finalReads() {
+        let registers = Self.stringKeys + Self.hashKeys.flatMap { key in Self.fields.map { "\(key)#\($0)" } }
+        for register in registers {
+            clients[0].node = Int(workload.next() % UInt64(nodes.count))
+            issueOperation(0, register: register, read: true)
+            let deadline = now + Self.clientTimeoutMilliseconds
+            while clients[0].operation != nil && now < deadline && outcome.violations.isEmpty { advance(until: now + 1, issue: false) }
+        }
+    }
+
+    // MARK: Faults
+
+    mutating func injectFaults() {
+        guard options.faultEventProbability > 0, Double(faults.next() % 1_000_000) / 1_000_000 < options.faultEventProbability else { return }
+        let crashes = options.faults == .crashes || options.faults == .chaos
+        let partitions = options.faults == .partitions || options.faults == .chaos
+        let down = nodes.indices.filter { !isUp($0) }
+        switch faults.next() % 5 {
+        case 0 where crashes:
+            if let index = down.first, now >= nodes[index].downUntil {
+                start(index)
+            } else if down.isEmpty, siteHealthy() {
+                let index = Int(faults.next() % UInt64(nodes.count))
+                crash(index)
+                nodes[index].downUntil = now + 200 + faults.next() % 3_000
+            }
+        case 1 where partitions:
+            let size = 1 + Int(faults.next() % UInt64(max(1, nodes.count / 2)))
+            var group: Set<String> = []
+            while group.count < size { group.insert(names[Int(faults.next() % UInt64(names.count))]) }
+            for a in names {
+                for b in names where group.contains(a) != group.contains(b) { blocked.insert([a, b]) }
+            }
+            outcome.partitionsInjected += 1
+        case 2 where partitions:
+            let from = names[Int(faults.next() % UInt64(names.count))]
+            let to = names[Int(faults.next() % UInt64(names.count))]
+            if from != to { blocked.insert([from, to]) }
+        case 3 where crashes:
+            // A pause (SIGSTOP): no timers, no reads, for up to 3 s.
+            let index = Int(faults.next() % UInt64(nodes.count))
+            if isRunning(index) && nodes.indices.allSatisfy({ $0 == index || isRunning($0) }) {
+                nodes[index].pausedUntil = now + 100 + faults.next() % 3_000
+                note("\(nodes[index].name) pauses until t=\(nodes[index].pausedUntil)")
+            }
+        case 4:
+            blocked = []
+            if crashes, let index = down.first, now >= nodes[index].downUntil { start(index) }
+        default:
+            break
+        }
+    }
+
+    /// Every node up with its adopted incarnation and every partition fully in sync: another
+    /// crash loses no data (random crashes stay within what the site promises to survive).
+    func siteHealthy() -> Bool {
+        guard let leader = nodes.compactMap(\.raft).filter({ $0.role == .leader }).max(by: { $0.term < $1.term }) else { return false }
+        let map = leader.map
+        return nodes.allSatisfy { node in
+            guard let raft = node.raft else { return false }
+            return map.members[node.name]?.incarnation == raft.id.incarnation && map.members[node.name]?.state == .up
+        } && map.partitions.allSatisfy { $0.primary != nil && $0.inSync.count == $0.backups.count && $0.backups.count >= min(options.backupCount, options.nodes - 1) }
+    }
+
+    /// Why the site has not converged, or nil: one leader, the same map everywhere, every
+    /// partition placed with every copy caught up.
+    public func convergenceProblem() -> String? {
+        let leaders = nodes.compactMap(\.raft).filter { $0.role == .leader }
+        guard let leader = leaders.max(by: { $0.term < $1.term }), leaders.filter({ $0.term == leader.term }).count == 1 else { return "no single leader" }
+        for node in nodes {
+            guard let raft = node.raft else { return "\(node.name) is down" }
+            if raft.map != leader.map { return "\(node.name) applied \(raft.map.appliedIndex), the leader \(leader.map.appliedIndex)" }
+        }
+        let wanted = min(options.backupCount, options.nodes - 1)
+        for assignment in leader.map.partitions {
+            guard let primary = assignment.primary else { return "partition \(assignment.partition) has no primary" }
+            if assignment.backups.count < wanted || assignment.inSync.count < assignment.backups.count {
+                return "partition \(assignment.partition) is under-replicated"
+            }
+            guard let index = names.firstIndex(of: primary), nodes[index].copies.primaries[assignment.partition]?.epoch == assignment.epoch else {
+                return "partition \(assignment.partition)'s primary does not lead it yet"
+            }
+        }
+        return nil
+    }
+
+    mutating func observeControlPlane() {
+        for index in nodes.indices where isUp(index) {
+            let applied = nodes[index].raft!.drainApplied()
+            if let violation = controlPlaneCheckers.observe(node: nodes[index].name, raft: nodes[index].raft!, applied: applied) {
+                outcome.violations.append("t=\(now) ms: \(violation)")
+            }
+        }
+        controlPlaneCheckers.committedDown = []
+    }
+
+    // MARK: Checks
+
+    mutating func check() {
+        for register in history.keys.sorted() {
+            if let problem = LinearizabilityChecker.check(history[register]!) {
+                outcome.violations.append("linearizability of \(register): \(problem)")
+            }
+        }
+        for partition in acknowledgedWrites.keys.sorted() {
+            var highest: (epoch: UInt64, node: String)?
+            // In the order the primaries accepted them (their replies may come later).
+            for write in acknowledgedWrites[partition]!.sorted(by: { $0.event < $1.event }) {
+                if let current = highest {
+                    if write.epoch < current.epoch || (write.epoch == current.epoch && write.node != current.node) {
+                        outcome.violations.append(
+                            "partition \(partition): a write accepted by \(write.node) at epoch \(write.epoch) after \(current.node) accepted acknowledged writes at epoch \(current.epoch)"
+                        )
+                        break
+                    }
+                }
+                if highest == nil || write.epoch > highest!.epoch { highest = (write.epoch, write.node) }
+            }
+        }
+        guard convergenceProblem() == nil, let leader = nodes.compactMap(\.raft).first(where: { $0.role == .leader }) else { return }
+        for assignment in leader.map.partitions {
+            guard let primary = assignment.primary, let primaryIndex = names.firstIndex(of: primary) else { continue }
+            let keys = Set(nodes[primaryIndex].keyspace.keys(inPartition: assignment.partition))
+            for backup in assignment.backups {
+                guard let backupIndex = names.firstIndex(of: backup) else { continue }
+                let backupKeys = Set(nodes[backupIndex].keyspace.keys(inPartition: assignment.partition))
+                let differing = keys.union(backupKeys).filter { nodes[primaryIndex].keyspace.state(of: $0) != nodes[backupIndex].keyspace.state(of: $0) }
+                if !differing.isEmpty {
+                    outcome.violations.append("partition \(assignment.partition): \(backup)'s copy differs from \(primary)'s in \(differing.count) key(s) at rest")
+                }
+            }
+        }
+    }
+
+    /// The command that replays this run exactly.
+    public var replayCommand: String { options.replayCommand + " --data-plane" }
+}
