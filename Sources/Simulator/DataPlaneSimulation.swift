@@ -73,15 +73,13 @@ public struct DataPlaneSimulation {
         case reply(RequestID, RESPValue?, from: String)
     }
 
-    struct InFlight: Comparable {
-        var deliverAt: UInt64
-        var sequence: UInt64
+    /// A payload addressed to a node.
+    struct Addressed {
         var to: String
         var payload: Payload
-
-        static func < (lhs: InFlight, rhs: InFlight) -> Bool { (lhs.deliverAt, lhs.sequence) < (rhs.deliverAt, rhs.sequence) }
-        static func == (lhs: InFlight, rhs: InFlight) -> Bool { (lhs.deliverAt, lhs.sequence) == (rhs.deliverAt, rhs.sequence) }
     }
+
+    typealias InFlight = Scheduled<Addressed>
 
     public let options: SimulationOptions
     var nodes: [Node]
@@ -255,7 +253,7 @@ public struct DataPlaneSimulation {
                 deliverAt = max(deliverAt, lastDelivery[[from, to]] ?? 0)
                 lastDelivery[[from, to]] = deliverAt
             }
-            inFlight.push(InFlight(deliverAt: deliverAt, sequence: sequence, to: to, payload: payload))
+            inFlight.push(InFlight(deliverAt: deliverAt, sequence: sequence, payload: Addressed(to: to, payload: payload)))
         }
     }
 
@@ -276,7 +274,7 @@ public struct DataPlaneSimulation {
     mutating func deliver() {
         while let next = inFlight.peek(), next.deliverAt <= now {
             var item = inFlight.pop()!
-            guard let index = names.firstIndex(of: item.to), isUp(index) else { continue }
+            guard let index = names.firstIndex(of: item.payload.to), isUp(index) else { continue }
             if nodes[index].pausedUntil > now {
                 // A frozen process reads nothing; its socket buffers what arrives.
                 item.deliverAt = nodes[index].pausedUntil
@@ -284,7 +282,7 @@ public struct DataPlaneSimulation {
                 continue
             }
             outcome.messagesDelivered += 1
-            switch item.payload {
+            switch item.payload.payload {
             case .frame(let from, let bytes):
                 var decoder = FrameDecoder()
                 decoder.append(bytes)
@@ -419,7 +417,9 @@ public struct DataPlaneSimulation {
         }
         // The retry travels to this node itself, like a timer.
         sequence += 1
-        inFlight.push(InFlight(deliverAt: now + Self.routeRetryMilliseconds, sequence: sequence, to: nodes[index].name, payload: .forward(request, arguments: arguments, from: "", deadline: deadline)))
+        inFlight.push(
+            InFlight(deliverAt: now + Self.routeRetryMilliseconds, sequence: sequence, payload: Addressed(to: nodes[index].name, payload: .forward(request, arguments: arguments, from: "", deadline: deadline)))
+        )
     }
 
     mutating func runForwarded(_ request: RequestID, arguments: [[UInt8]], from: String, deadline: UInt64, at index: Int) {

@@ -112,14 +112,7 @@ public struct Simulation {
         var downUntil: UInt64 = 0
     }
 
-    struct InFlight: Comparable {
-        var deliverAt: UInt64
-        var sequence: UInt64
-        var bytes: [UInt8]
-
-        static func < (lhs: InFlight, rhs: InFlight) -> Bool { (lhs.deliverAt, lhs.sequence) < (rhs.deliverAt, rhs.sequence) }
-        static func == (lhs: InFlight, rhs: InFlight) -> Bool { (lhs.deliverAt, lhs.sequence) == (rhs.deliverAt, rhs.sequence) }
-    }
+    typealias InFlight = Scheduled<[UInt8]>
 
     public let options: SimulationOptions
     var nodes: [Node]
@@ -264,7 +257,7 @@ public struct Simulation {
         while let next = inFlight.peek(), next.deliverAt <= now {
             _ = inFlight.pop()
             var decoder = FrameDecoder()
-            decoder.append(next.bytes)
+            decoder.append(next.payload)
             guard case .raft(let envelope)? = try? decoder.next() else {
                 outcome.violations.append("wire: a control-plane message did not survive its encoding")
                 return
@@ -287,7 +280,7 @@ public struct Simulation {
             for _ in 0..<copies {
                 sequence += 1
                 let delay = 1 + network.next() % options.maximumDelayMilliseconds
-                inFlight.push(InFlight(deliverAt: now + delay, sequence: sequence, bytes: bytes))
+                inFlight.push(InFlight(deliverAt: now + delay, sequence: sequence, payload: bytes))
             }
         }
     }
@@ -387,6 +380,16 @@ public struct Simulation {
         checkers.committedDown = []
         outcome.leaderElections = checkers.leaderByTerm.count
     }
+}
+
+/// A message on the simulated network, delivered in (time, send order).
+struct Scheduled<Payload>: Comparable {
+    var deliverAt: UInt64
+    var sequence: UInt64
+    var payload: Payload
+
+    static func < (lhs: Scheduled, rhs: Scheduled) -> Bool { (lhs.deliverAt, lhs.sequence) < (rhs.deliverAt, rhs.sequence) }
+    static func == (lhs: Scheduled, rhs: Scheduled) -> Bool { (lhs.deliverAt, lhs.sequence) == (rhs.deliverAt, rhs.sequence) }
 }
 
 /// A binary min-heap (the simulated network's delivery queue).

@@ -114,11 +114,9 @@ import Testing
 
 
 @Suite struct OrphanedPartitionTests {
-    /// Found by `sessionfed simulate --seed 206 --data-plane --steps 5000`: the primary crashed
-    /// while its in-sync backup was cut off from the leader; both went down in one decision.
-    /// The backup's copy is complete too: when it returns (the same incarnation) it must be
-    /// made primary, not forgotten while the partition is re-created empty.
-    @Test func primaryLostWhileInSyncBackupUnreachable_backupReturning_becomesPrimary() {
+    /// A site of three with every copy in sync; then the primary of a partition and its
+    /// in-sync backup go down in one decision. Returns the map after the repairs.
+    static func primaryAndBackupDownTogether() -> (ClusterMap, PartitionAssignment, String) {
         var map = ClusterMapTests.map(members: ["a", "b", "c"], partitions: 3)
         ClusterMapTests.applyAll(map.repairs(), to: &map)
         ClusterMapTests.markAllInSync(&map)
@@ -126,6 +124,15 @@ import Testing
         let backup = partition.backups[0]
         ClusterMapTests.applyAll([.memberState(name: "a", state: .down), .memberState(name: backup, state: .down)], to: &map)
         ClusterMapTests.applyAll(map.repairs(), to: &map)
+        return (map, partition, backup)
+    }
+
+    /// Found by `sessionfed simulate --seed 206 --data-plane --steps 5000`: the primary crashed
+    /// while its in-sync backup was cut off from the leader; both went down in one decision.
+    /// The backup's copy is complete too: when it returns (the same incarnation) it must be
+    /// made primary, not forgotten while the partition is re-created empty.
+    @Test func primaryLostWhileInSyncBackupUnreachable_backupReturning_becomesPrimary() {
+        var (map, partition, backup) = Self.primaryAndBackupDownTogether()
         let orphaned = map.partitions[partition.partition]
         #expect(orphaned.primary == nil, "no up copy holds every acknowledged write")
         #expect(orphaned.orphanedCopies.map(\.name) == [backup])
@@ -144,13 +151,7 @@ import Testing
     }
 
     @Test func everyCompleteCopyRestarted_partitionIsRecreatedEmpty() {
-        var map = ClusterMapTests.map(members: ["a", "b", "c"], partitions: 3)
-        ClusterMapTests.applyAll(map.repairs(), to: &map)
-        ClusterMapTests.markAllInSync(&map)
-        let partition = map.partitions.first { $0.primary == "a" }!
-        let backup = partition.backups[0]
-        ClusterMapTests.applyAll([.memberState(name: "a", state: .down), .memberState(name: backup, state: .down)], to: &map)
-        ClusterMapTests.applyAll(map.repairs(), to: &map)
+        var (map, partition, backup) = Self.primaryAndBackupDownTogether()
         ClusterMapTests.applyAll(
             [.memberIncarnation(name: "a", incarnation: 99), .memberState(name: "a", state: .up), .memberIncarnation(name: backup, incarnation: 98), .memberState(name: backup, state: .up)],
             to: &map
