@@ -99,7 +99,29 @@ struct Status: AsyncParsableCommand {
                 "partitions: \(partitions.count) · without primary \(partitions.withoutPrimary) · orphaned \(partitions.orphaned)"
                     + " · degraded \(partitions.degraded) · refusing writes \(partitions.refusingWrites) · re-created empty \(partitions.recreatedEmpty) · highest epoch \(partitions.highestEpoch)"
             )
+            if site.nodes.count > 1 { printPartitionTable(map, reports: reports.filter { $0.site == site.name }) }
         }
+    }
+
+    /// Per partition: the committed placement and, from its primary's own report, how far
+    /// the writes went (LAG: writes a backup has not acknowledged; WAITING: replies held for
+    /// them) and which backups copy it at all.
+    func printPartitionTable(_ map: ControlPlaneSnapshot, reports: [NodeReport]) {
+        var copies: [String: [Int: DataPlaneSnapshot.Copy]] = [:]
+        for report in reports {
+            for copy in report.status?.dataPlane?.copies ?? [] { copies[report.node, default: [:]][copy.partition] = copy }
+        }
+        var rows = [["PARTITION", "EPOCH", "PRIMARY", "BACKUPS", "IN SYNC", "LAST WRITE", "COMMITTED", "LAG", "WAITING"]]
+        for row in map.partitionTable {
+            let primary = row.primary.flatMap { copies[$0]?[row.partition] }
+            let lag = primary?.lagWrites.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",") ?? ""
+            rows.append([
+                "\(row.partition)", "\(row.epoch)", row.primary ?? "NONE", row.backups.joined(separator: ","), row.inSync.joined(separator: ","),
+                primary.map { "\($0.lastSequence)" } ?? "-", primary.map { "\($0.committedSequence)" } ?? "-",
+                lag.isEmpty ? (primary == nil ? "-" : "0") : lag, primary.map { "\($0.waitingCommands)" } ?? "-",
+            ])
+        }
+        print(Self.table(rows))
     }
 
     static func table(_ rows: [[String]]) -> String {
