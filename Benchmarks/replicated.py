@@ -1,0 +1,144 @@
+"""Replicated writes, side by side, with one client (`sessionfed bench`) on one machine:
+
+- redis-server with one replica, each write followed by `WAIT 1 0` (acknowledged only once
+  the replica has it: the closest Redis comes to synchronous replication);
+- a 3-node sessionfed site with `backupCount: 1` (every write acknowledged after its
+  partition's in-sync backup applied it), clients spread over the three nodes;
+- a single sessionfed node and a lone redis-server, for what replication costs each.
+
+Loopback only; prints a Markdown table of throughput and p50/p99 latency, and the ratios.
+
+    SESSIONFED_BIN=.build/release/sessionfed python3 Benchmarks/replicated.py [--requests 100000] [--clients 50]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "Tests" / "Interop"))
+
+from cluster import Site  # noqa: E402
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port, deadline_s=20):
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def bench(binary, ports, arguments, extra=()):
+    command = [binary, "bench", "--json", "--requests", str(arguments.requests), "--clients", str(arguments.clients),
+               "--command", arguments.command, *extra]
+    for port in ports:
+        command += ["--port", str(port)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        raise RuntimeError(f"bench failed: {result.stdout}\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def redis_server(port, workdir, replica_of=None):
+    argv = ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(workdir)]
+    if replica_of:
+        argv += ["--replicaof", "127.0.0.1", str(replica_of)]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port)
+    return process
+
+
+def wait_replica_online(port, deadline_s=20):
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        info = subprocess.run(["redis-cli", "-p", str(port), "INFO", "replication"], capture_output=True, text=True).stdout
+        if "connected_slaves:1" in info and "state=online" in info:
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the replica did not come online")
+
+
+def stop(process):
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--command", default="set")
+    arguments = parser.parse_args()
+    binary = os.environ.get("SESSIONFED_BIN", ".build/release/sessionfed")
+    if not shutil.which("redis-server"):
+        raise SystemExit("redis-server is needed (apt-get install redis-server)")
+    rows = []
+    with tempfile.TemporaryDirectory() as directory:
+        workdir = Path(directory)
+        # redis-server alone, then with a replica and WAIT 1 0 after every write.
+        primary_port, replica_port = free_port(), free_port()
+        for name in ("primary", "replica"):
+            (workdir / name).mkdir()
+        primary = redis_server(primary_port, workdir / "primary")
+        try:
+            rows.append(("redis-server, no replica", bench(binary, [primary_port], arguments)))
+            replica = redis_server(replica_port, workdir / "replica", replica_of=primary_port)
+            try:
+                wait_replica_online(primary_port)
+                rows.append(("redis-server + 1 replica, WAIT 1 0 after each write", bench(binary, [primary_port], arguments, ["--wait-replicas", "1"])))
+            finally:
+                stop(replica)
+        finally:
+            stop(primary)
+        # A single sessionfed node (a site of one: no backups).
+        single = Site(binary, workdir / "single", nodes=1, tls=False, defaults={"partitions": 16, "backupCount": 0})
+        try:
+            single.start_all()
+            wait_for_port(single.ports[single.names[0]]["client"])
+            time.sleep(1.0)
+            rows.append(("sessionfed, 1 node", bench(binary, [single.ports[single.names[0]]["client"]], arguments)))
+        finally:
+            single.stop_all()
+        # A site of three with backupCount 1, clients on every node.
+        site = Site(binary, workdir / "site", nodes=3, tls=False, defaults={"partitions": 16, "backupCount": 1})
+        try:
+            site.start_all()
+            site.wait_converged()
+            ports = [site.ports[node]["client"] for node in site.names]
+            rows.append(("sessionfed, 3-node site, backupCount 1", bench(binary, ports, arguments)))
+        finally:
+            site.stop_all()
+    print(f"`sessionfed bench --command {arguments.command} --clients {arguments.clients} --requests {arguments.requests}` (pipeline 1)\n")
+    print("| setup | req/s | p50 µs | p99 µs |")
+    print("| --- | --- | --- | --- |")
+    for name, result in rows:
+        print(f"| {name} | {int(result['requestsPerSecond']):,} | {result['p50Microseconds']:,} | {result['p99Microseconds']:,} |")
+    byname = dict(rows)
+    replicated = byname["sessionfed, 3-node site, backupCount 1"]
+    waited = byname["redis-server + 1 replica, WAIT 1 0 after each write"]
+    print(f"\nreplicated ratio (sessionfed site / redis + WAIT): throughput {replicated['requestsPerSecond'] / waited['requestsPerSecond']:.2f}, "
+          f"p99 {replicated['p99Microseconds'] / waited['p99Microseconds']:.2f} (below 1 is better)")
+
+
+if __name__ == "__main__":
+    main()
