@@ -17,11 +17,16 @@ public struct RaftEnvelope: Hashable, Sendable {
     public var from: MemberID
     public var to: String
     public var message: RaftMessage
+    /// The sender's cluster: a fingerprint of the voters that bootstrapped its history (0:
+    /// none yet). Terms and indexes start again when every voter restarts and the site
+    /// bootstraps anew, so only this tells two histories apart.
+    public var cluster: UInt64
 
-    public init(from: MemberID, to: String, message: RaftMessage) {
+    public init(from: MemberID, to: String, message: RaftMessage, cluster: UInt64 = 0) {
         self.from = from
         self.to = to
         self.message = message
+        self.cluster = cluster
     }
 }
 

@@ -60,6 +60,8 @@ public struct RaftNode: Sendable {
     public private(set) var map: ClusterMap
     /// Set once bootstrapped or taught by a leader.
     var bootstrapVoters: [String: UInt64]?
+    /// Which history this node's log belongs to (`RaftEnvelope.cluster`; 0: none yet).
+    public private(set) var cluster: UInt64 = 0
 
     public private(set) var role: Role
     /// Until when (this node's clock) it may act as primary of the partitions its map gives it.
@@ -175,6 +177,15 @@ public struct RaftNode: Sendable {
 
     /// Advances timers: elections, the leader's heartbeats and decisions, member reports.
     public mutating func tick(now: UInt64) -> [RaftEnvelope] {
+        stamped(advance(now: now))
+    }
+
+    /// Outgoing messages carry this node's cluster.
+    func stamped(_ envelopes: [RaftEnvelope]) -> [RaftEnvelope] {
+        envelopes.map { var envelope = $0; envelope.cluster = cluster; return envelope }
+    }
+
+    mutating func advance(now: UInt64) -> [RaftEnvelope] {
         var out: [RaftEnvelope] = []
         switch role {
         case .leader:
@@ -254,6 +265,7 @@ public struct RaftNode: Sendable {
         var set: [String: UInt64] = [id.name: id.incarnation]
         for name in others { set[name] = probeReplies[name]!.incarnation }
         bootstrapVoters = set
+        cluster = Self.fingerprint(of: set)
         role = .follower
         resetElectionTimer(now: now)
     }
@@ -343,7 +355,42 @@ public struct RaftNode: Sendable {
     // MARK: Receiving
 
     public mutating func receive(_ envelope: RaftEnvelope, now: UInt64) -> [RaftEnvelope] {
+        stamped(handle(envelope, now: now))
+    }
+
+    /// The cluster of the voters that bootstrapped a history (FNV-1a over the sorted
+    /// names and incarnations; never 0).
+    static func fingerprint(of voters: [String: UInt64]) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for (name, incarnation) in voters.sorted(by: { $0.key < $1.key }) {
+            for byte in Array(name.utf8) + withUnsafeBytes(of: incarnation.littleEndian, Array.init) {
+                hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+            }
+        }
+        return max(1, hash)
+    }
+
+    /// Whether a leader's message from `other` cluster may be taken: a node with no history
+    /// adopts the leader's cluster; a non-voter with another history drops it (it has no vote
+    /// and counts for no commitment) and follows; a voter never mixes two histories.
+    mutating func acceptsLeader(of other: UInt64) -> Bool {
+        guard other != 0, other != cluster else { return true }
+        if cluster != 0 && lastIndex > 0 {
+            guard !isVoter(id) else { return false }
+            forgetHistory()
+        }
+        cluster = other
+        return true
+    }
+
+    mutating func handle(_ envelope: RaftEnvelope, now: UInt64) -> [RaftEnvelope] {
         guard envelope.to == id.name, envelope.from.name != id.name else { return [] }
+        switch envelope.message {
+        case .appendRequest, .snapshot:
+            guard acceptsLeader(of: envelope.cluster) else { return [] }
+        default:
+            break
+        }
         let from = envelope.from
         lastHeard[from.name] = (from.incarnation, now)
         switch envelope.message {
@@ -375,7 +422,12 @@ public struct RaftNode: Sendable {
                 // A cluster exists: join it as a learner; its leader will adopt this incarnation.
                 role = .learner
             }
-            if let knownLeader, leader == nil, role == .learner || role == .bootstrapping { leader = knownLeader }
+            if role == .learner || role == .bootstrapping {
+                // A learner reports to the leader it knows; when that node answers that another
+                // one leads (or none), the learner reports there instead — or the real leader,
+                // which replicates only to voters and to members it hears, never reaches it.
+                if leader == nil || (leader?.name == from.name && knownLeader != from) { leader = knownLeader }
+            }
             return []
         }
     }
@@ -419,14 +471,21 @@ public struct RaftNode: Sendable {
         from sender: MemberID, term leaderTerm: UInt64, previousIndex: UInt64, previousTerm: UInt64, entries: [LogEntry], leaderCommit: UInt64,
         sentAt: UInt64, now: UInt64
     ) -> [RaftEnvelope] {
-        // Every answer echoes the request's send time (the leader's lease).
-        guard leaderTerm >= term else {
+        // Every answer echoes the request's send time (the leader's lease). A non-voter takes
+        // no part in elections: it follows whoever leads, whatever term it last knew (after
+        // a re-bootstrap of every voter, its old term is higher than the new cluster's).
+        guard leaderTerm >= term || !isVoter(id) else {
             return [RaftEnvelope(from: id, to: sender.name, message: .appendReply(term: term, success: false, matchIndex: 0, echo: sentAt))]
         }
+        // (Its answers must carry the leader's term, or the leader ignores them.)
+        if !isVoter(id) { term = leaderTerm }
         becomeFollower(term: leaderTerm, leader: sender, now: now)
         lastLeaderContact = now
         previousLeader = sender
         if role == .bootstrapping { role = .learner }
+        if !isVoter(id), contradictsCommitted(previousIndex: previousIndex, previousTerm: previousTerm, entries: entries) {
+            forgetHistory()
+        }
         guard previousIndex <= lastIndex, previousIndex < snapshotIndex || term(at: previousIndex) == previousTerm else {
             // Missing or conflicting: hint the leader back to what might match.
             let hint = min(lastIndex, previousIndex > 0 ? previousIndex - 1 : 0)
@@ -450,14 +509,42 @@ public struct RaftNode: Sendable {
         return [RaftEnvelope(from: id, to: sender.name, message: .appendReply(term: term, success: true, matchIndex: matched, echo: sentAt))]
     }
 
+    /// Whether a leader's entries (or the entry before them) disagree with an entry this node
+    /// applied as committed: the leader belongs to another history (the voters re-bootstrapped).
+    func contradictsCommitted(previousIndex: UInt64, previousTerm: UInt64, entries: [LogEntry]) -> Bool {
+        if previousIndex > snapshotIndex, previousIndex <= commitIndex, let mine = term(at: previousIndex), mine != previousTerm { return true }
+        return entries.contains { entry in
+            entry.index > snapshotIndex && entry.index <= commitIndex && term(at: entry.index).map { $0 != entry.term } == true
+        }
+    }
+
+    /// A non-voter drops the history a leader contradicts and starts again from nothing (it
+    /// holds no vote and counts for no commitment, so nothing depends on what it had).
+    mutating func forgetHistory() {
+        precondition(!isVoter(id), "Invalid state: a voter may never drop committed entries")
+        let nonVoters = map.members.values.filter { !$0.voter }.map(\.name)
+        log = []
+        snapshotIndex = 0
+        snapshotTerm = 0
+        commitIndex = 0
+        bootstrapVoters = nil
+        map = ClusterMap(voters: voterNames, nonVoters: nonVoters, partitionCount: map.partitions.count, backupCount: map.backupCount, role: map.role)
+        snapshotMap = map
+        copiesHeldSince = [:]
+    }
+
     mutating func handleSnapshot(from sender: MemberID, term leaderTerm: UInt64, lastIndex snapshotLastIndex: UInt64, lastTerm snapshotLastTerm: UInt64, map snapshot: ClusterMap, now: UInt64) -> [RaftEnvelope] {
-        guard leaderTerm >= term else {
+        guard leaderTerm >= term || !isVoter(id) else {
             return [RaftEnvelope(from: id, to: sender.name, message: .appendReply(term: term, success: false, matchIndex: 0, echo: 0))]
         }
+        if !isVoter(id) { term = leaderTerm }
         becomeFollower(term: leaderTerm, leader: sender, now: now)
         lastLeaderContact = now
         previousLeader = sender
         if role == .bootstrapping { role = .learner }
+        if !isVoter(id), snapshotLastIndex <= commitIndex, snapshotLastIndex > snapshotIndex, term(at: snapshotLastIndex) != snapshotLastTerm {
+            forgetHistory()
+        }
         if snapshotLastIndex > commitIndex {
             if term(at: snapshotLastIndex) == snapshotLastTerm {
                 log.removeFirst(Int(snapshotLastIndex - snapshotIndex))
@@ -476,7 +563,9 @@ public struct RaftNode: Sendable {
     }
 
     mutating func handleAppendReply(from follower: MemberID, term replyTerm: UInt64, success: Bool, matchIndex match: UInt64, echo: UInt64, now: UInt64) -> [RaftEnvelope] {
-        if replyTerm > term {
+        // Only a voter's higher term deposes a leader: a non-voter's term can be left over
+        // from a cluster that no longer exists.
+        if replyTerm > term, isVoter(follower) {
             becomeFollower(term: replyTerm, leader: nil, now: now)
             return []
         }

@@ -26,6 +26,8 @@ public struct SimulationOptions: Sendable, CustomStringConvertible {
     public var livenessMilliseconds: UInt64 = 15_000
     public var partitions = 8
     public var backupCount = 1
+    /// The last `nonVoters` of the `nodes` follow the site without voting.
+    public var nonVoters = 0
     public var settings = ControlPlaneSettings()
     // Derived from the seed:
     public var dropProbability = 0.0
@@ -159,7 +161,8 @@ public struct Simulation {
         nodes[index].incarnations += 1
         let incarnation = incarnationSource.next() | 1
         nodes[index].raft = RaftNode(
-            id: MemberID(name: nodes[index].name, incarnation: incarnation), voters: names,
+            id: MemberID(name: nodes[index].name, incarnation: incarnation), voters: Array(names.prefix(names.count - options.nonVoters)),
+            nonVoters: Array(names.suffix(options.nonVoters)),
             partitionCount: options.partitions, backupCount: options.backupCount, settings: options.settings,
             seed: incarnationSource.next(), now: localTime(index)
         )

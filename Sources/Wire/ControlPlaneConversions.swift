@@ -137,6 +137,7 @@ extension RaftEnvelope {
         var wire = Sessionfed_V1_RaftEnvelope()
         wire.from = Sessionfed_V1_MemberId(from)
         wire.to = to
+        wire.cluster = cluster
         switch message {
         case .voteRequest(let term, let lastLogIndex, let lastLogTerm, let preVote):
             var request = Sessionfed_V1_VoteRequest()
@@ -229,6 +230,6 @@ extension RaftEnvelope {
         case nil:
             throw .missingField(message: "RaftEnvelope", field: "message")
         }
-        self.init(from: from, to: wire.to, message: message)
+        self.init(from: from, to: wire.to, message: message, cluster: wire.cluster)
     }
 }

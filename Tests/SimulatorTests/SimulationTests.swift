@@ -238,6 +238,34 @@ import Testing
         }
     }
 
+    /// Review finding: every voter restarted at once, so the voters bootstrapped a new
+    /// cluster; a non-voter survived with the old cluster's log, term and commit index. Its
+    /// answers carried its old, higher term and knocked each new leader down, and the new
+    /// leader's entries conflicted with what it had applied as committed (a trap). A
+    /// non-voter takes no part in elections or commitment, so it follows the new cluster:
+    /// its term does not depose leaders and it replaces a history the leader contradicts.
+    @Test func siteRebootstrapped_survivingNonVoterWithTheOldLog_followsTheNewCluster() {
+        var options = SimulationOptions(seed: 11, nodes: 4, faults: .none, steps: 0)
+        options.nonVoters = 1
+        var simulation = Simulation(options: options)
+        while simulation.convergenceProblem() != nil && simulation.now < 20_000 { simulation.advance(until: simulation.now + 100) }
+        #expect(simulation.convergenceProblem() == nil)
+        let nonVoter = simulation.names.last!
+        let oldCommit = simulation.raft(nonVoter)!.commitIndex
+        #expect(oldCommit > 0)
+        let voters = simulation.names.dropLast()
+        for name in voters { simulation.crash(name) }
+        for name in voters { simulation.restart(name) }
+        // A new cluster, a new history: the checkers start again with it.
+        simulation.checkers = Checkers()
+        simulation.advance(until: simulation.now + 15_000)
+        #expect(simulation.outcome.violations.isEmpty, "\(simulation.outcome.violations)")
+        #expect(simulation.convergenceProblem() == nil, "\(simulation.convergenceProblem() ?? "")")
+        let leader = simulation.leaders.first
+        #expect(leader.map { voters.contains($0.name) } == true)
+        #expect(simulation.raft(nonVoter)?.leader?.name == leader?.name)
+    }
+
     /// Seeds that failed during development, pinned with their options.
     @Test(arguments: [
         // Bootstrap deadlock: a voter that had bootstrapped (no log yet) answered "established",

@@ -344,6 +344,9 @@ public nonisolated struct Sessionfed_V1_RaftEnvelope: Sendable {
     set {message = .heartbeatReply(newValue)}
   }
 
+  /// the sender's cluster history (fixed at bootstrap; 0: none yet)
+  public var cluster: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Message: Equatable, Sendable {
@@ -1047,7 +1050,7 @@ nonisolated extension Sessionfed_V1_PartitionEpoch: SwiftProtobuf.Message, Swift
 
 nonisolated extension Sessionfed_V1_RaftEnvelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RaftEnvelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}from\0\u{1}to\0\u{3}vote_request\0\u{3}vote_reply\0\u{3}append_request\0\u{3}append_reply\0\u{1}snapshot\0\u{1}heartbeat\0\u{3}heartbeat_reply\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}from\0\u{1}to\0\u{3}vote_request\0\u{3}vote_reply\0\u{3}append_request\0\u{3}append_reply\0\u{1}snapshot\0\u{1}heartbeat\0\u{3}heartbeat_reply\0\u{1}cluster\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1148,6 +1151,7 @@ nonisolated extension Sessionfed_V1_RaftEnvelope: SwiftProtobuf.Message, SwiftPr
           self.message = .heartbeatReply(v)
         }
       }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.cluster) }()
       default: break
       }
     }
@@ -1195,6 +1199,9 @@ nonisolated extension Sessionfed_V1_RaftEnvelope: SwiftProtobuf.Message, SwiftPr
     }()
     case nil: break
     }
+    if self.cluster != 0 {
+      try visitor.visitSingularUInt64Field(value: self.cluster, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1202,6 +1209,7 @@ nonisolated extension Sessionfed_V1_RaftEnvelope: SwiftProtobuf.Message, SwiftPr
     if lhs._from != rhs._from {return false}
     if lhs.to != rhs.to {return false}
     if lhs.message != rhs.message {return false}
+    if lhs.cluster != rhs.cluster {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
