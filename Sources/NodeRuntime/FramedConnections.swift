@@ -65,7 +65,16 @@ extension FramedTransport {
     /// Encodes and writes (without flushing) one frame; returns its size in bytes.
     @discardableResult
     func write(_ frame: Frame, on channel: Channel) -> Int {
-        let bytes = FrameCodec.encode(frame)
+        guard let written = writeIfFits(frame, on: channel) else {
+            preconditionFailure("Invalid state: a \(frame.kind) frame over \(FrameCodec.maximumFrameBytes) bytes was built")
+        }
+        return written
+    }
+
+    /// Encodes and writes (without flushing) one frame whose size is not bounded in advance
+    /// (a reply, a key's state); returns its size, or nil (nothing written) over the limit.
+    func writeIfFits(_ frame: Frame, on channel: Channel) -> Int? {
+        guard let bytes = FrameCodec.encodeIfFits(frame) else { return nil }
         var buffer = channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
         channel.write(buffer, promise: nil)

@@ -355,11 +355,9 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
     /// Answers a request on the connection it came on (the requester's dialed connection):
     /// the answer needs no connection of this node's own, which may be reconnecting.
     func sendReply(_ frame: Frame, on channel: Channel) {
-        guard let bytes = FrameCodec.encodeIfFits(frame) else { return }
-        var buffer = channel.allocator.buffer(capacity: bytes.count)
-        buffer.writeBytes(bytes)
-        counters.bytesSent += UInt64(bytes.count)
-        channel.writeAndFlush(buffer, promise: nil)
+        guard let written = writeIfFits(frame, on: channel) else { return }
+        counters.bytesSent += UInt64(written)
+        channel.flush()
     }
 
     /// Sends a data-plane frame to `node` on the connection this node dialed, flushed once
@@ -367,12 +365,9 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
     /// connection is not up, or the frame exceeds the frame limit (the caller decides).
     func sendData(_ frame: Frame, to node: String) -> Bool {
         guard let link = links[node], link.phase == .connected, let channel = link.channel,
-            let bytes = FrameCodec.encodeIfFits(frame)
+            let written = writeIfFits(frame, on: channel)
         else { return false }
-        var buffer = channel.allocator.buffer(capacity: bytes.count)
-        buffer.writeBytes(bytes)
-        channel.write(buffer, promise: nil)
-        counters.bytesSent += UInt64(bytes.count)
+        counters.bytesSent += UInt64(written)
         links[node]!.framesSent += 1
         if flushPending.insert(node).inserted {
             eventLoop.execute {

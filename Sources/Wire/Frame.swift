@@ -273,11 +273,10 @@ public enum FrameCodec {
         return [UInt8(length >> 24), UInt8((length >> 16) & 0xff), UInt8((length >> 8) & 0xff), UInt8(length & 0xff)] + payload
     }
 
+    /// The encoded frame; the caller guarantees it fits (a batch bounded in advance).
     public static func encode(_ frame: Frame) -> [UInt8] {
-        let payload = WireMessage.encode(frame.wire)
-        precondition(payload.count <= maximumFrameBytes, "Invalid state: a frame of \(payload.count) bytes was built")
-        let length = UInt32(payload.count)
-        return [UInt8(length >> 24), UInt8((length >> 16) & 0xff), UInt8((length >> 8) & 0xff), UInt8(length & 0xff)] + payload
+        guard let bytes = encodeIfFits(frame) else { preconditionFailure("Invalid state: a \(frame.kind) frame over \(maximumFrameBytes) bytes was built") }
+        return bytes
     }
 }
 
