@@ -212,7 +212,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
                 reply(.error("LOADING sessionfed is recovering its data from the other sites of the federation"))
                 return
             }
-            runData(arguments, name: name)
+            runData(arguments, name: name, spec: spec)
             return
         }
         switch name {
@@ -254,8 +254,8 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
         }
     }
 
-    func runData(_ arguments: [[UInt8]], name: String) {
-        if let dataPlane = state.dataPlane, let spec = CommandTable.spec(for: name) {
+    func runData(_ arguments: [[UInt8]], name: String, spec: CommandSpec) {
+        if let dataPlane = state.dataPlane {
             if capturedReplies != nil {
                 runInTransaction(arguments, name: name, spec: spec, dataPlane: dataPlane)
                 return
@@ -281,16 +281,12 @@ extension ClientConnectionHandler {
     /// node's primary copies (EXEC checked that it is primary of every key); the commits are
     /// collected and EXEC's reply waits for all of them.
     func runInTransaction(_ arguments: [[UInt8]], name: String, spec: CommandSpec, dataPlane: DataPlane) {
-        let partitions = Set(spec.keys(in: arguments).map(dataPlane.partitioning.partition(of:)))
+        let partitions = dataPlane.partitions(of: arguments, name: name, keys: spec.keys(in: arguments)) ?? []
         guard !partitions.isEmpty, dataPlane.actsAsPrimary(of: partitions, now: WallClock.monotonicMilliseconds()) else {
             reply(.error("ERR this node is not the primary of this command's keys any more"))
             return
         }
-        if spec.flags.contains(.write), dataPlane.lacksReplicas(partitions) {
-            reply(DataPlane.noReplicas)
-            return
-        }
-        let outcome = dataPlane.executeAsPrimary(arguments, name: name, partitions: partitions, now: now)
+        let outcome = dataPlane.executeAsPrimary(arguments, name: name, spec: spec, partitions: partitions, now: now)
         transactionWaits += outcome.waits
         reply(outcome.result.reply)
         dataPlane.publish(outcome.result)

@@ -147,12 +147,12 @@ final class DataPlane: @unchecked Sendable {
         let now = WallClock.monotonicMilliseconds()
         let deadline = deadline ?? now + Self.routeDeadlineMilliseconds
         let keys = spec.keys(in: arguments)
-        guard let partitions = partitions(of: arguments, name: name, spec: spec) else {
+        guard let partitions = partitions(of: arguments, name: name, keys: keys) else {
             runSiteWide(arguments, name: name) { done(.value($0)) }
             return
         }
         if actsAsPrimary(of: partitions, now: now) && !isLocked(partitions) {
-            runAsPrimary(arguments, name: name, partitions: partitions) { done(.value($0)) }
+            runAsPrimary(arguments, name: name, spec: spec, partitions: partitions) { done(.value($0)) }
             return
         }
         let retry = {
@@ -205,12 +205,8 @@ final class DataPlane: @unchecked Sendable {
 
     /// Runs a command on this node's primary copies and calls `done` with its reply once
     /// every partition it wrote (or could see writes of) committed.
-    func runAsPrimary(_ arguments: [[UInt8]], name: String, partitions: Set<Int>, done: @escaping (RESPValue) -> Void) {
-        if CommandTable.spec(for: name)?.flags.contains(.write) == true, lacksReplicas(partitions) {
-            done(Self.noReplicas)
-            return
-        }
-        let outcome = executeAsPrimary(arguments, name: name, partitions: partitions, now: WallClock.nowMilliseconds())
+    func runAsPrimary(_ arguments: [[UInt8]], name: String, spec: CommandSpec, partitions: Set<Int>, done: @escaping (RESPValue) -> Void) {
+        let outcome = executeAsPrimary(arguments, name: name, spec: spec, partitions: partitions, now: WallClock.nowMilliseconds())
         whenCommitted(outcome.waits, then: {
             done(outcome.result.reply)
             self.publish(outcome.result)
@@ -235,8 +231,10 @@ final class DataPlane: @unchecked Sendable {
     }
 
     /// Runs one command on this node's primary copies (the caller checked `actsAsPrimary`)
-    /// and hands its writes to the partitions' backups.
-    func executeAsPrimary(_ arguments: [[UInt8]], name: String, partitions: Set<Int>, now: UInt64) -> PrimaryOutcome {
+    /// and hands its writes to the partitions' backups. A write to a partition below
+    /// `minInSync` is refused here, before it runs, whatever path brought it.
+    func executeAsPrimary(_ arguments: [[UInt8]], name: String, spec: CommandSpec, partitions: Set<Int>, now: UInt64) -> PrimaryOutcome {
+        if spec.flags.contains(.write), lacksReplicas(partitions) { return PrimaryOutcome(result: CommandResult(reply: Self.noReplicas), waits: []) }
         let result = state.keyspace.execute(arguments, name: name, now: now) ?? CommandResult(reply: RedisError.unknownCommand(arguments))
         let writes = writes(result.deltas, expired: state.keyspace.drainReleasedByExpiry())
         var waits = submit(writes)
@@ -426,7 +424,7 @@ final class DataPlane: @unchecked Sendable {
             answer(RedisError.unknownCommand(command.arguments))
             return
         }
-        let partitions = partitions(of: command.arguments, name: name, spec: spec) ?? []
+        let partitions = partitions(of: command.arguments, name: name, keys: spec.keys(in: command.arguments)) ?? []
         guard !partitions.isEmpty, actsAsPrimary(of: partitions, now: WallClock.monotonicMilliseconds()), !isLocked(partitions) else {
             transport?.sendReply(.forwardedReply(ForwardedReply(request: command.request, reply: [], notPrimary: true)), on: channel)
             return
@@ -441,7 +439,7 @@ final class DataPlane: @unchecked Sendable {
             return
         }
         state.statistics.commandsByName[name, default: 0] += 1
-        runAsPrimary(command.arguments, name: name, partitions: partitions, done: answer)
+        runAsPrimary(command.arguments, name: name, spec: spec, partitions: partitions, done: answer)
     }
 
     /// The connection to or from `peer` closed: commands forwarded to it may never be

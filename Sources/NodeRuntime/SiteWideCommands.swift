@@ -25,8 +25,7 @@ struct SiteQuery {
 extension DataPlane {
     /// The partitions a data command touches: its keys', or for SCAN the one its cursor
     /// names. Nil for the keyless commands answered by every primary (DBSIZE, KEYS, FLUSH*).
-    func partitions(of arguments: [[UInt8]], name: String, spec: CommandSpec) -> Set<Int>? {
-        let keys = spec.keys(in: arguments)
+    func partitions(of arguments: [[UInt8]], name: String, keys: [[UInt8]]) -> Set<Int>? {
         if !keys.isEmpty { return Set(keys.map(partitioning.partition(of:))) }
         guard name == "scan" else { return nil }
         // A cursor that does not parse (or names no partition) gets its error anywhere.

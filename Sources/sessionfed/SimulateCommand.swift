@@ -30,34 +30,34 @@ struct Simulate: ParsableCommand {
             var simulation = DataPlaneSimulation(options: options)
             simulation.tracing = trace
             let outcome = simulation.run()
-            let seconds = Date().timeIntervalSince(started)
-            print(
-                "outcome: \(outcome.passed ? "passed" : "FAILED") in \(String(format: "%.2f", seconds)) s — "
-                    + "\(simulation.acknowledged) writes acknowledged, \(simulation.history.values.reduce(0) { $0 + $1.count }) operations checked, "
+            try report(
+                outcome, since: started,
+                summary: "\(simulation.acknowledged) writes acknowledged, \(simulation.history.values.reduce(0) { $0 + $1.count }) operations checked, "
                     + "\(simulation.tryAgain) -TRYAGAIN, \(simulation.unknown) unknown outcomes; \(outcome.messagesDelivered) messages delivered, "
-                    + "\(outcome.messagesDropped) dropped, \(outcome.crashes) crashes, \(outcome.partitionsInjected) partitions"
+                    + "\(outcome.messagesDropped) dropped, \(outcome.crashes) crashes, \(outcome.partitionsInjected) partitions",
+                trace: simulation.trace, replay: simulation.replayCommand
             )
-            if !outcome.passed {
-                for line in simulation.trace { print("trace: \(line)") }
-                for violation in outcome.violations { print("violation: \(violation)") }
-                print("replay: \(simulation.replayCommand)")
-                throw ExitCode(1)
-            }
             return
         }
         var simulation = Simulation(options: options)
         let outcome = simulation.run()
-        let seconds = Date().timeIntervalSince(started)
-        print(
-            "outcome: \(outcome.passed ? "passed" : "FAILED") in \(String(format: "%.2f", seconds)) s — "
-                + "\(outcome.messagesDelivered) messages delivered, \(outcome.messagesDropped) dropped, \(outcome.crashes) crashes, "
+        try report(
+            outcome, since: started,
+            summary: "\(outcome.messagesDelivered) messages delivered, \(outcome.messagesDropped) dropped, \(outcome.crashes) crashes, "
                 + "\(outcome.partitionsInjected) partitions, \(outcome.leaderElections) terms with a leader; "
-                + "final leader \(outcome.finalLeader ?? "none") in term \(outcome.finalTerm), commit index \(outcome.finalCommitIndex)"
+                + "final leader \(outcome.finalLeader ?? "none") in term \(outcome.finalTerm), commit index \(outcome.finalCommitIndex)",
+            trace: [], replay: options.replayCommand
         )
-        if !outcome.passed {
-            for violation in outcome.violations { print("violation: \(violation)") }
-            print("replay: \(options.replayCommand)")
-            throw ExitCode(1)
-        }
+    }
+
+    /// Prints the outcome; on failure the trace, every violation and the replay command, and
+    /// exits 1.
+    func report(_ outcome: SimulationOutcome, since started: Date, summary: String, trace: [String], replay: String) throws {
+        print("outcome: \(outcome.passed ? "passed" : "FAILED") in \(String(format: "%.2f", Date().timeIntervalSince(started))) s — \(summary)")
+        guard !outcome.passed else { return }
+        for line in trace { print("trace: \(line)") }
+        for violation in outcome.violations { print("violation: \(violation)") }
+        print("replay: \(replay)")
+        throw ExitCode(1)
     }
 }

@@ -132,6 +132,14 @@ struct ReplicationPair {
         toPrimary.removeFirst(count)
     }
 
+    /// The map names the backup; it starts empty and its transfer request reaches the primary
+    /// (the first chunk is then in flight).
+    mutating func startTransfer() {
+        primaryDid(primary.updateBackups(["node-2"], inSync: [], now: now))
+        backupDid(backup.start(now: now))
+        deliverToPrimary(1)
+    }
+
     /// The backup joins: the map names it, it copies the partition, the map marks it in sync.
     mutating func joinBackup() {
         primaryDid(primary.updateBackups(["node-2"], inSync: [], now: now))
@@ -214,9 +222,7 @@ struct ReplicationPair {
         var pair = ReplicationPair(settings: settings)
         for index in 0..<10 { _ = pair.write(pair.primaryCopy.set("k\(index)", "old")) }
         #expect(pair.committed == 10)
-        pair.primaryDid(pair.primary.updateBackups(["node-2"], inSync: [], now: 0))
-        pair.backupDid(pair.backup.start(now: 0))
-        pair.deliverToPrimary(1)  // the request: chunk 0 goes out
+        pair.startTransfer()  // the request: chunk 0 goes out
         // Writes while the transfer runs: an overwrite, a delete, a new key.
         _ = pair.write(pair.primaryCopy.set("k1", "new"))
         _ = pair.write(pair.primaryCopy.delete("k2"))
@@ -237,9 +243,7 @@ struct ReplicationPair {
     @Test func transferEnd_primaryCountsTheBackupBeforeItCanReportCaughtUp() {
         var pair = ReplicationPair()
         _ = pair.write(pair.primaryCopy.set("a", "1"))
-        pair.primaryDid(pair.primary.updateBackups(["node-2"], inSync: [], now: 0))
-        pair.backupDid(pair.backup.start(now: 0))
-        pair.deliverToPrimary(1)    // the request
+        pair.startTransfer()    // the request
         pair.deliverToBackup(1)     // chunk 0 (the only key chunk): merged, acknowledged
         #expect(!pair.caughtUp, "key chunks alone do not make a copy caught up")
         pair.deliverToPrimary(1)    // its acknowledgement: the primary counts the backup now
@@ -261,9 +265,7 @@ struct ReplicationPair {
     @Test func lostFirstChunk_backupRetriesWithNewAttempt_andOldChunksAreIgnored() {
         var pair = ReplicationPair()
         _ = pair.write(pair.primaryCopy.set("a", "1"))
-        pair.primaryDid(pair.primary.updateBackups(["node-2"], inSync: [], now: 0))
-        pair.backupDid(pair.backup.start(now: 0))
-        pair.deliverToPrimary(1)
+        pair.startTransfer()
         let lost = pair.toBackup.removeFirst()
         pair.now = 250
         pair.backupDid(pair.backup.tick(now: pair.now))
@@ -283,9 +285,7 @@ struct ReplicationPair {
     @Test func lostChunkAcknowledgement_writesKeepFlowing_transferRestartsAfterTimeout() {
         var pair = ReplicationPair()
         _ = pair.write(pair.primaryCopy.set("a", "1"))
-        pair.primaryDid(pair.primary.updateBackups(["node-2"], inSync: [], now: 0))
-        pair.backupDid(pair.backup.start(now: 0))
-        pair.deliverToPrimary(1)
+        pair.startTransfer()
         pair.deliverToBackup(1)
         pair.toPrimary.removeAll()  // the chunk's acknowledgement is lost
         for second in 1...3 {
@@ -322,9 +322,7 @@ struct ReplicationPair {
         var settings = ReplicationSettings()
         settings.maximumLogWrites = 10
         var pair = ReplicationPair(settings: settings)
-        pair.primaryDid(pair.primary.updateBackups(["node-2"], inSync: [], now: 0))
-        pair.backupDid(pair.backup.start(now: 0))
-        pair.deliverToPrimary(1)  // the transfer starts; the backup goes silent
+        pair.startTransfer()  // the transfer starts; the backup goes silent
         pair.toBackup = []
         // Its writes pile up until the bound.
         for index in 0..<11 { _ = pair.write(pair.primaryCopy.set("k\(index)", "v")) }
