@@ -152,6 +152,15 @@ final class DataPlane: @unchecked Sendable {
             return
         }
         if actsAsPrimary(of: partitions, now: now) && !isLocked(partitions) {
+            if spec.flags.contains(.write), now < deadline, replicas(of: partitions) == .catchingUp {
+                // Held, not refused: the copies that make up minInSync are being copied (a
+                // node returned, or a handover cleared the in-sync set) and will be soon.
+                let later = NIOLoopBound(done, eventLoop: eventLoop)
+                eventLoop.scheduleTask(in: .milliseconds(Self.routeRetryMilliseconds)) {
+                    self.route(arguments, name: name, spec: spec, protocolVersion: protocolVersion, deadline: deadline, done: later.value)
+                }
+                return
+            }
             runAsPrimary(arguments, name: name, spec: spec, partitions: partitions) { done(.value($0)) }
             return
         }
@@ -216,13 +225,32 @@ final class DataPlane: @unchecked Sendable {
     /// Redis's answer when `min-replicas-to-write` is not met.
     static let noReplicas = RESPValue.error("NOREPLICAS Not enough good replicas to write.")
 
-    /// Whether any of `partitions` has fewer copies in sync (primary included) than
-    /// `minInSync`: such a partition refuses writes and serves reads.
-    func lacksReplicas(_ partitions: Set<Int>) -> Bool {
-        let minimum = state.configuration.topology.defaults.minInSync
-        guard minimum > 1, let map = state.controlPlane?.raft.map else { return false }
-        return partitions.contains { 1 + map.partitions[$0].inSync.count < minimum }
+    /// Whether `partitions` have the copies in sync (primary included) that `minInSync` asks
+    /// for. A partition below it refuses writes and serves reads; one whose map names enough
+    /// copies but some still catch up holds writes for a while (`catchUpWaitMilliseconds`)
+    /// before refusing them, so that a returning node or a rebalancing move costs no error.
+    enum Replicas {
+        case enough
+        case catchingUp
+        case lacking
     }
+
+    func replicas(of partitions: Set<Int>) -> Replicas {
+        let minimum = state.configuration.topology.defaults.minInSync
+        guard minimum > 1, let map = state.controlPlane?.raft.map else { return .enough }
+        var result = Replicas.enough
+        for partition in partitions where 1 + map.partitions[partition].inSync.count < minimum {
+            if 1 + map.partitions[partition].backups.count < minimum { return .lacking }
+            result = .catchingUp
+        }
+        return result
+    }
+
+    func lacksReplicas(_ partitions: Set<Int>) -> Bool { replicas(of: partitions) != .enough }
+
+    /// How long a write to a partition whose copies catch up is held before `-NOREPLICAS`,
+    /// when it came from another node: below that node's forward timeout.
+    static let catchUpWaitMilliseconds: UInt64 = 4_000
 
     /// What a command run here as primary produced, and the commits its reply waits for.
     struct PrimaryOutcome {
@@ -406,7 +434,7 @@ final class DataPlane: @unchecked Sendable {
 
     /// A command another node forwarded: run it if this node may act as primary of its
     /// partitions, else say so (the sender routes it again on its map).
-    func runForwarded(_ command: ForwardedCommand, from peer: String, on channel: Channel) {
+    func runForwarded(_ command: ForwardedCommand, from peer: String, on channel: Channel, heldSince: UInt64? = nil) {
         let name = String(decoding: command.arguments[0], as: UTF8.self).lowercased()
         let version = RESPVersion(rawValue: Int(command.protocolVersion)) ?? .v2
         func answer(_ value: RESPValue) {
@@ -436,6 +464,13 @@ final class DataPlane: @unchecked Sendable {
         }
         if state.loading {
             answer(.error("LOADING sessionfed is recovering its data from the other sites of the federation"))
+            return
+        }
+        let now = WallClock.monotonicMilliseconds()
+        if spec.flags.contains(.write), now < (heldSince ?? now) + Self.catchUpWaitMilliseconds, replicas(of: partitions) == .catchingUp {
+            eventLoop.scheduleTask(in: .milliseconds(Self.routeRetryMilliseconds)) {
+                self.runForwarded(command, from: peer, on: channel, heldSince: heldSince ?? now)
+            }
             return
         }
         state.statistics.commandsByName[name, default: 0] += 1
