@@ -7,20 +7,32 @@ import Wire
 /// to this node (carries that site's deltas and answers its rounds).
 public enum FederationConnection: Hashable, Sendable, CustomStringConvertible {
     case outbound(SiteID)
-    case inbound(SiteID)
+    /// From one node of that site: every node of a site of several dials on its own.
+    case inbound(SiteID, node: String)
 
     public var site: SiteID {
         switch self {
-        case .outbound(let site), .inbound(let site): return site
+        case .outbound(let site), .inbound(let site, _): return site
         }
     }
 
     public var description: String {
         switch self {
         case .outbound(let site): return "outbound to \(site)"
-        case .inbound(let site): return "inbound from \(site)"
+        case .inbound(let site, let node): return "inbound from \(site) (\(node))"
         }
     }
+}
+
+/// A remote batch's fresh deltas, for the runtime to have merged by the primary of their
+/// partition in this site (and replicated to its backups) before the batch is acknowledged.
+public struct RemoteBatch: Hashable, Sendable {
+    public var site: SiteID
+    public var node: String
+    public var incarnation: UInt64
+    public var stream: StreamID
+    public var last: UInt64
+    public var deltas: [Delta]
 }
 
 /// What the runtime must do for the core.
@@ -31,6 +43,9 @@ public enum FederationAction: Hashable, Sendable {
     case log(FederationLog)
     /// Keyspace events for writes of other sites merged here (published like local ones).
     case notify([KeyspaceEvent])
+    /// Have the partition's primary merge and replicate these deltas, then report with
+    /// `remoteBatchMerged` (or `remoteBatchFailed`). Only when `mergesAtPrimaries`.
+    case merge(RemoteBatch)
 }
 
 public struct FederationLog: Hashable, Sendable {
@@ -60,7 +75,25 @@ public struct FederationCore: Sendable {
     public let settings: FederationSettings
     /// This process's incarnation (the runtime picks a fresh one per start).
     public let incarnation: UInt64
+    /// A site of several nodes: inbound deltas are merged by their partition's primary
+    /// (`FederationAction.merge`), not into the store of the node the link reached.
+    public var mergesAtPrimaries = false
     var links: [SiteID: LinkState] = [:]
+
+    /// One node of a remote site that dials this node.
+    struct Sender: Sendable {
+        var incarnation: UInt64
+        /// The last sequence merged (and acknowledged) per stream.
+        var applied: [StreamID: UInt64] = [:]
+        /// Per stream, the batches handed out for merging, in arrival order: a batch is
+        /// acknowledged only once it and every earlier one merged.
+        var merging: [StreamID: [(last: UInt64, done: Bool, deltas: [Delta])]] = [:]
+
+        /// The last sequence received per stream, merged or merging.
+        func received(_ stream: StreamID) -> UInt64 {
+            max(applied[stream] ?? 0, merging[stream]?.last?.last ?? 0)
+        }
+    }
 
     struct LinkState: Sendable {
         var outboxes: [StreamID: Outbox] = [:]
@@ -68,9 +101,8 @@ public struct FederationCore: Sendable {
         var needsResync = false
         var everSynchronized = false
         var statistics = LinkStatistics()
-        /// Inbound: the sender's incarnation and the last sequence applied per stream.
-        var senderIncarnation: UInt64?
-        var applied: [StreamID: UInt64] = [:]
+        /// Inbound: per sending node of that site.
+        var senders: [String: Sender] = [:]
         var round: AntiEntropyRound?
         var nextRound: UInt64 = 1
         var lastRoundFinishedAt: UInt64?
@@ -154,10 +186,9 @@ public struct FederationCore: Sendable {
     public mutating func inboundAccepted(_ hello: Hello) -> [FederationAction] {
         guard var link = links[hello.site] else { return [] }
         var actions: [FederationAction] = []
-        if link.senderIncarnation != hello.incarnation {
-            let restarted = link.senderIncarnation != nil
-            link.senderIncarnation = hello.incarnation
-            link.applied = [:]
+        if link.senders[hello.nodeName]?.incarnation != hello.incarnation {
+            let restarted = link.senders[hello.nodeName] != nil
+            link.senders[hello.nodeName] = Sender(incarnation: hello.incarnation)
             links[hello.site] = link
             if restarted {
                 // Its outboxes died with it: deltas it delivered here but not to another site
@@ -189,7 +220,7 @@ public struct FederationCore: Sendable {
         for stream in link.outboxes.keys { link.outboxes[stream]?.rewind() }
         links[site] = link
         var actions: [FederationAction] = []
-        if link.needsResync || !link.everSynchronized {
+        if !mergesAtPrimaries && (link.needsResync || !link.everSynchronized) {
             actions += startRound(with: site, reason: link.needsResync ? "needs-resync" : "connect", now: now)
         }
         return actions + flush(site, now: now, force: true)
@@ -257,7 +288,7 @@ public struct FederationCore: Sendable {
         for site in settings.linkedSites {
             actions += flush(site, now: now, force: false)
             let interval = settings.antiEntropyIntervalMilliseconds
-            if let link = links[site], link.connected, link.round == nil,
+            if !mergesAtPrimaries, let link = links[site], link.connected, link.round == nil,
                 link.needsResync || (interval > 0 && (link.lastRoundFinishedAt.map { now >= $0 + interval } ?? false))
             {
                 actions += startRound(with: site, reason: link.needsResync ? "needs-resync" : "periodic", now: now)
@@ -311,9 +342,20 @@ public struct FederationCore: Sendable {
         guard links[site] != nil else {
             return [.close(connection, reason: "site \(site.rawValue) is not linked with this site")]
         }
+        if mergesAtPrimaries, case .inbound = connection {
+            switch frame {
+            case .merkleRootsRequest, .merkleLeavesRequest, .bucketDigests, .keyStates:
+                // This node holds only some of its site's partitions: answering from them would
+                // tell the other site that the rest are empty. Rounds between sites of several
+                // nodes wait for anti-entropy run by the partitions' primaries.
+                return [.log(FederationLog(.warning, "anti-entropy request not answered: this site has several nodes", ["site": settings.name(of: site)]))]
+            default:
+                break
+            }
+        }
         switch (frame, connection) {
-        case (.deltaBatch(let batch), .inbound):
-            return receiveBatch(batch, from: site, store: &store, now: now)
+        case (.deltaBatch(let batch), .inbound(_, let node)):
+            return receiveBatch(batch, from: site, node: node, store: &store, now: now)
         case (.deltaBatchAck(let ack), .outbound):
             let stream = StreamID(origin: ack.originSite, partition: ack.partition)
             let released = links[site]?.withOutbox(stream) { $0.acknowledge(upTo: ack.sequence) } ?? 0
@@ -353,8 +395,8 @@ public struct FederationCore: Sendable {
         }
     }
 
-    mutating func receiveBatch(_ batch: DeltaBatch, from site: SiteID, store: inout some AntiEntropyStore, now: UInt64) -> [FederationAction] {
-        let connection = FederationConnection.inbound(site)
+    mutating func receiveBatch(_ batch: DeltaBatch, from site: SiteID, node: String, store: inout some AntiEntropyStore, now: UInt64) -> [FederationAction] {
+        let connection = FederationConnection.inbound(site, node: node)
         guard batch.senderSite == site else {
             return [.close(connection, reason: "batch claims sender site \(batch.senderSite.rawValue) on a connection from site \(site.rawValue)")]
         }
@@ -365,47 +407,94 @@ public struct FederationCore: Sendable {
             return [.close(connection, reason: "batch for partition \(batch.partition), this federation has \(settings.partitioning.partitionCount)")]
         }
         guard !batch.deltas.isEmpty else { return [] }
+        guard var sender = links[site]!.senders[node] else {
+            return [.close(connection, reason: "batch from node \(node) before its handshake")]
+        }
         let stream = StreamID(origin: batch.originSite, partition: batch.partition)
-        var link = links[site]!
-        let applied = link.applied[stream] ?? 0
+        let received = sender.received(stream)
         let last = batch.firstSequence + UInt64(batch.deltas.count) - 1
         var actions: [FederationAction] = []
-        link.statistics.batchesReceived += 1
-        if last > applied {
-            if batch.firstSequence > applied + 1 && applied > 0 {
-                link.statistics.sequenceGaps += 1
-                actions.append(
-                    .log(
-                        FederationLog(
-                            .warning, "gap in a delta stream (the sender dropped an overflowing outbox); anti-entropy repairs it",
-                            ["site": settings.name(of: site), "origin": settings.name(of: batch.originSite), "partition": "\(batch.partition)", "expected": "\(applied + 1)", "received": "\(batch.firstSequence)"]
-                        )
+        links[site]!.statistics.batchesReceived += 1
+        guard last > received else {
+            links[site]!.statistics.duplicateBatches += 1
+            // Acknowledged again only once merged: a repeat of a batch still merging is
+            // acknowledged when that merge reports.
+            if (sender.applied[stream] ?? 0) >= last {
+                actions.append(.send(connection, .deltaBatchAck(DeltaBatchAck(originSite: batch.originSite, partition: batch.partition, sequence: last))))
+            }
+            return actions
+        }
+        if batch.firstSequence > received + 1 && received > 0 {
+            links[site]!.statistics.sequenceGaps += 1
+            actions.append(
+                .log(
+                    FederationLog(
+                        .warning, "gap in a delta stream (the sender dropped an overflowing outbox); anti-entropy repairs it",
+                        ["site": settings.name(of: site), "origin": settings.name(of: batch.originSite), "partition": "\(batch.partition)", "expected": "\(received + 1)", "received": "\(batch.firstSequence)"]
                     )
                 )
-            }
-            let skip = applied >= batch.firstSequence ? Int(applied - batch.firstSequence + 1) : 0
-            let fresh = batch.deltas[skip...]
-            link.statistics.deltasReceived += UInt64(fresh.count)
-            links[site] = link
-            var events: [KeyspaceEvent] = []
-            for delta in fresh {
-                let outcome = store.merge(delta, now: now)
-                if outcome.changed { events += KeyspaceEvent.merged(delta) }
-                actions += conflicts(outcome, key: delta.key, from: site)
-            }
-            if !events.isEmpty { actions.append(.notify(events)) }
-            link = links[site]!
-            link.applied[stream] = last
-            links[site] = link
-            for target in settings.forwardTargets(origin: batch.originSite, sender: site) {
-                actions += append(Array(fresh), origin: batch.originSite, to: target, now: now)
-            }
-        } else {
-            link.statistics.duplicateBatches += 1
-            links[site] = link
+            )
         }
-        actions.append(.send(connection, .deltaBatchAck(DeltaBatchAck(originSite: batch.originSite, partition: batch.partition, sequence: last))))
+        let skip = received >= batch.firstSequence ? Int(received - batch.firstSequence + 1) : 0
+        let fresh = Array(batch.deltas[skip...])
+        links[site]!.statistics.deltasReceived += UInt64(fresh.count)
+        sender.merging[stream, default: []].append((last: last, done: false, deltas: fresh))
+        links[site]!.senders[node] = sender
+        let remote = RemoteBatch(site: site, node: node, incarnation: sender.incarnation, stream: stream, last: last, deltas: fresh)
+        if mergesAtPrimaries { return actions + [.merge(remote)] }
+        actions += mergeRemote(fresh, from: site, store: &store, now: now)
+        return actions + remoteBatchMerged(remote, now: now)
+    }
+
+    /// Merges another site's deltas into `store` (this node is their partition's primary, or
+    /// the only node of its site): keyspace events for what changed, conflicts counted.
+    public mutating func mergeRemote(_ deltas: [Delta], from site: SiteID, store: inout some AntiEntropyStore, now: UInt64) -> [FederationAction] {
+        var actions: [FederationAction] = []
+        var events: [KeyspaceEvent] = []
+        for delta in deltas {
+            let outcome = store.merge(delta, now: now)
+            if outcome.changed { events += KeyspaceEvent.merged(delta) }
+            actions += conflicts(outcome, key: delta.key, from: site)
+        }
+        if !events.isEmpty { actions.append(.notify(events)) }
         return actions
+    }
+
+    /// A batch handed out with `.merge` is merged and replicated in this site: acknowledged
+    /// (with every earlier batch of its stream that merged), and forwarded where this site
+    /// is a hub.
+    public mutating func remoteBatchMerged(_ batch: RemoteBatch, now: UInt64) -> [FederationAction] {
+        guard var sender = links[batch.site]?.senders[batch.node], sender.incarnation == batch.incarnation,
+            var queue = sender.merging[batch.stream],
+            let index = queue.firstIndex(where: { $0.last == batch.last && !$0.done })
+        else { return [] }
+        queue[index].done = true
+        var actions: [FederationAction] = []
+        var acknowledged: UInt64?
+        while let first = queue.first, first.done {
+            queue.removeFirst()
+            sender.applied[batch.stream] = max(sender.applied[batch.stream] ?? 0, first.last)
+            acknowledged = sender.applied[batch.stream]
+            for target in settings.forwardTargets(origin: batch.stream.origin, sender: batch.site) {
+                actions += append(first.deltas, origin: batch.stream.origin, to: target, now: now)
+            }
+        }
+        sender.merging[batch.stream] = queue.isEmpty ? nil : queue
+        links[batch.site]!.senders[batch.node] = sender
+        if let acknowledged {
+            let ack = DeltaBatchAck(originSite: batch.stream.origin, partition: batch.stream.partition, sequence: acknowledged)
+            actions.append(.send(.inbound(batch.site, node: batch.node), .deltaBatchAck(ack)))
+        }
+        return actions
+    }
+
+    /// A batch handed out with `.merge` could not be merged (its partition has no primary
+    /// within the runtime's bound): the connection closes, so that the sender sends again
+    /// everything it has not seen acknowledged.
+    public mutating func remoteBatchFailed(_ batch: RemoteBatch, reason: String) -> [FederationAction] {
+        guard links[batch.site]?.senders[batch.node]?.incarnation == batch.incarnation else { return [] }
+        links[batch.site]!.senders[batch.node]!.merging = [:]
+        return [.close(.inbound(batch.site, node: batch.node), reason: "deltas not merged, the sender sends them again: \(reason)")]
     }
 
     /// Anti-entropy changed keys here with data from `site`. Sites that only hear about `site`

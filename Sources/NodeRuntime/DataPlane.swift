@@ -427,6 +427,11 @@ final class DataPlane: @unchecked Sendable {
             answer(query) { self.transport?.sendReply(.partitionQueryReply($0), on: channel) }
         case .partitionQueryReply(let reply):
             queryAnswered(reply, from: peer)
+        case .remoteDeltas(let batch):
+            receivedRemoteDeltas(batch, from: peer, on: channel)
+        case .remoteDeltasApplied(let reply):
+            guard let forward = forwards.removeValue(forKey: reply.request), forward.target == peer else { return }
+            if reply.notPrimary { forward.retry() } else { forward.done(.encoded([])) }
         default:
             logger.error("unexpected frame for the data plane", metadata: ["peer": "\(peer)", "frame": "\(frame.kind)"])
         }

@@ -11,9 +11,15 @@ import Wire
 /// for sites that dial in, a dialer per linked site with reconnect backoff, the handshake,
 /// heartbeats, and framing. It moves bytes; `FederationCore` decides. Confined to the node's
 /// event loop, like `NodeState`.
+/// The far end of a federation connection: a node of another site.
+struct FederationPeer: Hashable {
+    let site: SiteID
+    let node: String
+}
+
 final class FederationTransport: FramedTransport, @unchecked Sendable {
     typealias Target = SiteID
-    typealias Peer = SiteID
+    typealias Peer = FederationPeer
     typealias Handler = FramedChannelHandler<FederationTransport>
 
     enum DialPhase: String {
@@ -46,7 +52,8 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
     /// Nil: plaintext (allowed on loopback only, which topology validation enforces).
     let tls: FederationTLS?
     var dials: [SiteID: DialState] = [:]
-    var inbound: [SiteID: Channel] = [:]
+    /// Connections from the nodes of other sites (every node of a site dials on its own).
+    var inbound: [FederationPeer: Channel] = [:]
     var traffic: [SiteID: Traffic] = [:]
     var listener: Channel?
     var timers: [RepeatedTask] = []
@@ -66,8 +73,11 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
         tls = try configuration.topology.tls.map {
             try FederationTLS(settings: $0, node: configuration.node.name, topologyDirectory: configuration.topologyDirectory)
         }
+        // The nodes of a site start dialing at different nodes of the other site, so that
+        // the links of a site spread over the other's nodes.
+        let ownIndex = configuration.topology.sites.first { $0.id == settings.localSite.rawValue }?.nodes.firstIndex { $0.name == configuration.node.name } ?? 0
         for site in settings.linkedSites {
-            dials[site] = DialState()
+            dials[site] = DialState(nextNode: ownIndex)
             traffic[site] = Traffic()
         }
     }
@@ -163,12 +173,12 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
         let now = WallClock.nowMilliseconds()
         switch handler.role {
         case .listener:
-            guard let site = handler.peer else {
+            guard let peer = handler.peer else {
                 handshake(frame, handler: handler, channel: channel)
                 return
             }
-            count(received: bytes, from: site)
-            perform(state.federation!.receive(frame, on: .inbound(site), store: &state.keyspace, now: now))
+            count(received: bytes, from: peer.site)
+            perform(state.federation!.receive(frame, on: .inbound(peer.site, node: peer.node), store: &state.keyspace, now: now))
         case .dialer(let site):
             count(received: bytes, from: site)
             guard handler.peer != nil else {
@@ -190,11 +200,12 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
             refuse(channel, reason: reason, peer: hello)
             return
         }
-        handler.peer = hello.site
-        if let previous = inbound[hello.site], previous !== channel {
+        let peer = FederationPeer(site: hello.site, node: hello.nodeName)
+        handler.peer = peer
+        if let previous = inbound[peer], previous !== channel {
             previous.close(promise: nil)
         }
-        inbound[hello.site] = channel
+        inbound[peer] = channel
         send(.helloReply(accepted: true, reason: "", responder: core.hello(to: hello.site)), on: channel, site: hello.site)
         logger.info("federation peer connected", metadata: ["site": "\(hello.siteName)", "node": "\(hello.nodeName)", "direction": "inbound"])
         perform(state.federation!.inboundAccepted(hello))
@@ -232,7 +243,7 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
             closeDialed(site, channel, reason: "the peer claims to be node '\(responder.nodeName)' but its certificate names \(names.sorted())", refused: true)
             return
         }
-        handler.peer = site
+        handler.peer = FederationPeer(site: site, node: responder.nodeName)
         dials[site]?.phase = .connected
         dials[site]?.failures = 0
         dials[site]?.lastError = nil
@@ -252,9 +263,9 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
     func closed(handler: Handler, channel: Channel) {
         switch handler.role {
         case .listener:
-            if let site = handler.peer, inbound[site] === channel {
-                inbound[site] = nil
-                logger.info("federation peer disconnected", metadata: ["site": "\(settings.name(of: site))", "direction": "inbound"])
+            if let peer = handler.peer, inbound[peer] === channel {
+                inbound[peer] = nil
+                logger.info("federation peer disconnected", metadata: ["site": "\(settings.name(of: peer.site))", "node": "\(peer.node)", "direction": "inbound"])
             }
         case .dialer(let site):
             guard dials[site]?.channel === channel || dials[site]?.channel == nil else { return }
@@ -282,7 +293,7 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
     }
 
     func malformed(_ error: Error, handler: Handler, channel: Channel) {
-        let site = handler.dialedTarget ?? handler.peer
+        let site = handler.dialedTarget ?? handler.peer?.site
         if let site { traffic[site]?.malformedFrames += 1 }
         let reason = "malformed frame: \(error)"
         if let site = handler.dialedTarget { dials[site]?.lastError = reason }
@@ -306,6 +317,12 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
                 channel(for: connection)?.close(promise: nil)
             case .notify(let events):
                 state.announce(events)
+            case .merge(let batch):
+                if let dataPlane = state.dataPlane {
+                    dataPlane.mergeRemote(batch)
+                } else {
+                    perform(state.federation!.remoteBatchFailed(batch, reason: "this node has no data plane"))
+                }
             case .log(let log):
                 let metadata = log.metadata.mapValues { Logger.MetadataValue.string($0) }
                 switch log.level {
@@ -321,7 +338,7 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
     func channel(for connection: FederationConnection) -> Channel? {
         switch connection {
         case .outbound(let site): return dials[site]?.phase == .connected ? dials[site]?.channel : nil
-        case .inbound(let site): return inbound[site]
+        case .inbound(let site, let node): return inbound[FederationPeer(site: site, node: node)]
         }
     }
 
@@ -353,7 +370,7 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
     func heartbeat() {
         guard !stopped else { return }
         let now = WallClock.monotonicMilliseconds()
-        var open: [(SiteID, Channel)] = inbound.map { ($0.key, $0.value) }
+        var open: [(SiteID, Channel)] = inbound.map { ($0.key.site, $0.value) }
         for (site, dial) in dials where dial.phase == .connected {
             if let channel = dial.channel { open.append((site, channel)) }
         }

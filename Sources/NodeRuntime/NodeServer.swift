@@ -40,12 +40,16 @@ public final class NodeServer: Service, Sendable {
     public func run() async throws {
         let state = self.state
         let address = configuration.node.client
-        // A federated node answers -LOADING from its first client on, until it has recovered
-        // the other sites' data: set before the listener opens.
+        // A federated node alone in its site answers -LOADING from its first client on, until
+        // it has recovered the other sites' data: set before the listener opens. In a site of
+        // several nodes a returning node copies its partitions from the others, and remote
+        // deltas are merged by the partitions' primaries.
         if let settings = configuration.federationSettings {
+            let alone = configuration.site.nodes.count == 1
             try await state.eventLoop.submit {
                 state.federation = FederationCore(settings: settings, incarnation: UInt64.random(in: 1...UInt64.max))
-                state.loading = true
+                state.federation!.mergesAtPrimaries = !alone
+                state.loading = alone
             }.get()
         }
         let channel: Channel

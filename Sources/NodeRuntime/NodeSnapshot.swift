@@ -191,7 +191,7 @@ extension NodeState {
                 resyncInProgress: link.resyncInProgress,
                 remoteNode: dial?.remoteNode,
                 lastError: dial?.lastError,
-                inboundConnected: transport.inbound[site] != nil,
+                inboundConnected: transport.inbound.keys.contains { $0.site == site },
                 lagDeltas: link.lagDeltas,
                 lagMilliseconds: link.lagMilliseconds,
                 outboxBytes: link.outboxBytes,

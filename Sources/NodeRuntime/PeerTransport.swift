@@ -216,7 +216,7 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
             }
             state.controlPlane?.receive(envelope)
         case .forwardedCommand, .partitionWrites, .transferChunk, .backupReport, .siteMessages, .subscriberInterest,
-            .lockRequest, .transactionWrites, .partitionQuery:
+            .lockRequest, .transactionWrites, .partitionQuery, .remoteDeltas:
             state.dataPlane?.received(frame, from: peer, on: channel)
         case .heartbeat:
             send(frame, on: channel)
@@ -275,8 +275,10 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
             state.dataPlane?.linkUp(name)
         case .heartbeat where handler.peer != nil:
             break
-        case .forwardedReply, .lockReply, .transactionDone, .partitionQueryReply where handler.peer != nil:
-            // Answers come back on the connection their request left on.
+        case .forwardedReply, .lockReply, .transactionDone, .partitionQueryReply, .remoteDeltasApplied:
+            // Answers come back on the connection their request left on (after its handshake:
+            // a `where` would guard the last pattern only).
+            guard handler.peer != nil else { fallthrough }
             state.dataPlane?.received(frame, from: name, on: channel)
         default:
             protocolError(channel, peer: name, reason: "unexpected \(frame.kind) frame on a dialed peer connection")

@@ -85,6 +85,8 @@ public enum Frame: Hashable, Sendable {
     /// Keyless commands over a site of several nodes.
     case partitionQuery(PartitionQuery)
     case partitionQueryReply(PartitionQueryReply)
+    case remoteDeltas(RemoteDeltas)
+    case remoteDeltasApplied(RemoteDeltasApplied)
 }
 
 extension Frame {
@@ -174,7 +176,7 @@ extension Frame {
         case .raft(let envelope):
             frame.body = .raft(envelope.wire)
         case .forwardedCommand, .forwardedReply, .partitionWrites, .transferChunk, .backupReport, .siteMessages, .subscriberInterest,
-            .lockRequest, .lockReply, .transactionWrites, .transactionDone, .partitionQuery, .partitionQueryReply:
+            .lockRequest, .lockReply, .transactionWrites, .transactionDone, .partitionQuery, .partitionQueryReply, .remoteDeltas, .remoteDeltasApplied:
             frame.body = replicationBody
         }
         return frame
@@ -250,7 +252,7 @@ extension Frame {
         case .raft(let envelope):
             self = .raft(try RaftEnvelope(wire: envelope))
         case .forwardedCommand, .forwardedReply, .partitionWrites, .transferChunk, .backupReport, .siteMessages, .subscriberInterest,
-            .lockRequest, .lockReply, .transactionWrites, .transactionDone, .partitionQuery, .partitionQueryReply:
+            .lockRequest, .lockReply, .transactionWrites, .transactionDone, .partitionQuery, .partitionQueryReply, .remoteDeltas, .remoteDeltasApplied:
             self = try Frame.replication(from: wire.body!)!
         case nil:
             throw .missingField(message: "Frame", field: "body")
@@ -346,6 +348,8 @@ extension Frame {
         case .transactionDone: return "TransactionDone"
         case .partitionQuery: return "PartitionQuery"
         case .partitionQueryReply: return "PartitionQueryReply"
+        case .remoteDeltas: return "RemoteDeltas"
+        case .remoteDeltasApplied: return "RemoteDeltasApplied"
         }
     }
 }

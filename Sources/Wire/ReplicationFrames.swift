@@ -173,6 +173,31 @@ public struct PartitionQueryReply: Hashable, Sendable {
     }
 }
 
+/// Another site's deltas for the primary of `partition` to merge and replicate.
+public struct RemoteDeltas: Hashable, Sendable {
+    public var request: UInt64
+    public var partition: UInt32
+    public var fromSite: SiteID
+    public var deltas: [Delta]
+
+    public init(request: UInt64, partition: UInt32, fromSite: SiteID, deltas: [Delta]) {
+        self.request = request
+        self.partition = partition
+        self.fromSite = fromSite
+        self.deltas = deltas
+    }
+}
+
+public struct RemoteDeltasApplied: Hashable, Sendable {
+    public var request: UInt64
+    public var notPrimary: Bool
+
+    public init(request: UInt64, notPrimary: Bool) {
+        self.request = request
+        self.notPrimary = notPrimary
+    }
+}
+
 extension Sessionfed_V1_ReplicatedWrite {
     init(_ write: ReplicatedWrite) {
         self.init()
@@ -308,6 +333,18 @@ extension Frame {
             wire.count = reply.count
             wire.keys = reply.keys.map { Data($0) }
             return .partitionQueryReply(wire)
+        case .remoteDeltas(let batch):
+            var wire = Sessionfed_V1_RemoteDeltas()
+            wire.request = batch.request
+            wire.partition = batch.partition
+            wire.fromSite = batch.fromSite.rawValue
+            wire.deltas = batch.deltas.map(Sessionfed_V1_Delta.init)
+            return .remoteDeltas(wire)
+        case .remoteDeltasApplied(let reply):
+            var wire = Sessionfed_V1_RemoteDeltasApplied()
+            wire.request = reply.request
+            wire.notPrimary = reply.notPrimary
+            return .remoteDeltasApplied(wire)
         default:
             return nil
         }
@@ -403,6 +440,14 @@ extension Frame {
             return .partitionQuery(PartitionQuery(request: wire.request, partitions: wire.partitions, kind: kind))
         case .partitionQueryReply(let wire):
             return .partitionQueryReply(PartitionQueryReply(request: wire.request, notPrimary: wire.notPrimary, count: wire.count, keys: wire.keys.map { Array($0) }))
+        case .remoteDeltas(let wire):
+            guard !wire.deltas.isEmpty else { throw .missingField(message: "RemoteDeltas", field: "deltas") }
+            var deltas: [Delta] = []
+            deltas.reserveCapacity(wire.deltas.count)
+            for delta in wire.deltas { deltas.append(try delta.model()) }
+            return .remoteDeltas(RemoteDeltas(request: wire.request, partition: wire.partition, fromSite: SiteID(wire.fromSite), deltas: deltas))
+        case .remoteDeltasApplied(let wire):
+            return .remoteDeltasApplied(RemoteDeltasApplied(request: wire.request, notPrimary: wire.notPrimary))
         default:
             return nil
         }

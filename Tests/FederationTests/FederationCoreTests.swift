@@ -224,10 +224,10 @@ let frankfurt = SiteID(3)
         #expect(actions.contains { if case .close(.outbound(tokyo), _) = $0 { return true } else { return false } })
         // A batch from a site pretending to be another origin is refused too.
         let forged = DeltaBatch(originSite: seoul, senderSite: tokyo, partition: 0, firstSequence: 1, deltas: [])
-        let refused = node.core.receive(.deltaBatch(forged), on: .inbound(tokyo), store: &node.keyspace, now: harness.now)
+        let refused = node.core.receive(.deltaBatch(forged), on: .inbound(tokyo, node: "site2-1"), store: &node.keyspace, now: harness.now)
         #expect(refused.contains { if case .close = $0 { return true } else { return false } })
         let beyond = DeltaBatch(originSite: tokyo, senderSite: tokyo, partition: 99, firstSequence: 1, deltas: [])
-        #expect(node.core.receive(.deltaBatch(beyond), on: .inbound(tokyo), store: &node.keyspace, now: harness.now).contains {
+        #expect(node.core.receive(.deltaBatch(beyond), on: .inbound(tokyo, node: "site2-1"), store: &node.keyspace, now: harness.now).contains {
             if case .close = $0 { return true } else { return false }
         })
     }

@@ -108,7 +108,7 @@ struct FederationHarness {
                 guard !cut.contains([site, peer]) else { continue }
                 let arriving: FederationConnection
                 switch connection {
-                case .outbound: arriving = .inbound(site)
+                case .outbound: arriving = .inbound(site, node: nodes[site]!.core.settings.localNode)
                 case .inbound: arriving = .outbound(site)
                 }
                 inFlight[Route(from: site, to: peer, connection: arriving), default: []].append(FrameCodec.encode(frame))
@@ -116,6 +116,13 @@ struct FederationHarness {
                 closes.append("\(site) \(connection): \(reason)")
             case .notify:
                 break
+            case .merge(let batch):
+                // A one-node site is its partitions' primary: merged at once.
+                var node = nodes[site]!
+                var more = node.core.mergeRemote(batch.deltas, from: batch.site, store: &node.keyspace, now: now)
+                more += node.core.remoteBatchMerged(batch, now: now)
+                nodes[site] = node
+                perform(more, at: site)
             case .log(var log):
                 log.metadata["at"] = "\(site)"
                 logs.append(log)

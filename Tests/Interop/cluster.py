@@ -15,39 +15,70 @@ from conftest import free_ports, wait_until
 from federation import Process, node_lines, run_cli
 
 
+def topology_text(federation, defaults, tls, sites):
+    lines = [f"federation: {federation}", "topologyVersion: 1", "defaults:"]
+    lines += [f"  {key}: {value}" for key, value in defaults.items()]
+    if tls:
+        lines += ["tls:", "  ca: certs/ca.pem", "  directory: certs"]
+    lines += ["sites:"]
+    for site in sites:
+        lines += site.site_lines()
+    return "\n".join(lines) + "\n"
+
+
+def federated_sites(binary, workdir, names=("seoul", "lisbon"), nodes=3, tls=True, defaults=None):
+    """Sites of several nodes each in one federation (a mesh), sharing one topology file."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    topology = workdir / "topology.yaml"
+    merged = dict(SITE_DEFAULTS)
+    merged.update({"batchIntervalMilliseconds": 5})
+    merged.update(defaults or {})
+    sites = [Site(binary, workdir, nodes, tls, merged, name=name, site_id=index + 1, topology=topology) for index, name in enumerate(names)]
+    topology.write_text(topology_text("federated-site-stories", merged, tls, sites))
+    if tls:
+        run_cli(binary, "certs", "init", "--topology", str(topology), "--out", str(workdir / "certs"))
+    return sites
+
+
 def moved_away(control, node):
     """Whether this control-plane view has `node` down and none of its copies left."""
     down = any(member["name"] == node and member["state"] == "down" for member in control["members"])
     return down and all(row["primary"] not in (None, node) and node not in row["backups"] for row in control["partitionTable"])
 
 
+SITE_DEFAULTS = {"partitions": 16, "backupCount": 1, "electionTimeoutMilliseconds": 1000, "failureTimeoutMilliseconds": 1000}
+
+
 class Site:
-    def __init__(self, binary, workdir, nodes=3, tls=True, defaults=None, name="seoul"):
+    def __init__(self, binary, workdir, nodes=3, tls=True, defaults=None, name="seoul", site_id=1, topology=None):
+        """`topology`: a file shared with other sites (see `federated_sites`), written by the
+        caller; without it the site writes its own, alone in it."""
         self.binary = binary
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.tls = tls
         self.name = name
+        self.site_id = site_id
         self.names = [f"{name}-{index + 1}" for index in range(nodes)]
-        self.defaults = {"partitions": 16, "backupCount": 1, "electionTimeoutMilliseconds": 1000, "failureTimeoutMilliseconds": 1000}
+        self.defaults = dict(SITE_DEFAULTS)
         self.defaults.update(defaults or {})
         self.ports = {node: dict(zip(("client", "peer", "federation", "admin"), free_ports(4))) for node in self.names}
         self.processes = {}
         self.frozen = set()
+        if topology is not None:
+            self.topology = topology
+            return
         self.topology = self.workdir / "topology.yaml"
-        self.topology.write_text(self.topology_text())
+        self.topology.write_text(topology_text("control-plane-stories", self.defaults, tls, [self]))
         if tls:
             self.run_cli("certs", "init", "--topology", str(self.topology), "--out", str(self.workdir / "certs"))
 
-    def topology_text(self):
-        lines = ["federation: control-plane-stories", "topologyVersion: 1", "defaults:"]
-        lines += [f"  {key}: {value}" for key, value in self.defaults.items()]
-        if self.tls:
-            lines += ["tls:", "  ca: certs/ca.pem", "  directory: certs"]
-        lines += ["sites:", f"  - name: {self.name}", "    id: 1", "    role: active", "    nodes:"]
+    def site_lines(self):
+        lines = [f"  - name: {self.name}", f"    id: {self.site_id}", "    role: active", "    nodes:"]
         for node in self.names:
             lines += node_lines(node, self.ports[node])
-        return "\n".join(lines) + "\n"
+        return lines
 
     def run_cli(self, *arguments, check=True):
         return run_cli(self.binary, *arguments, check=check)

@@ -260,6 +260,14 @@ def site_factory(sessionfed_bin, tmp_path_factory):
         sites.append(site)
         return site
 
+    def make_federated(**options):
+        from cluster import federated_sites
+
+        made = federated_sites(sessionfed_bin, tmp_path_factory.mktemp("sites"), **options)
+        sites.extend(made)
+        return made
+
+    make.federated = make_federated
     yield make
     failures = []
     for site in sites:

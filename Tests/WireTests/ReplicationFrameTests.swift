@@ -43,6 +43,9 @@ import Testing
         .partitionQuery(PartitionQuery(request: 9, partitions: [5], kind: .flush)),
         .partitionQueryReply(PartitionQueryReply(request: 9, notPrimary: false, count: 12, keys: [[1], []])),
         .partitionQueryReply(PartitionQueryReply(request: 9, notPrimary: true)),
+        .remoteDeltas(RemoteDeltas(request: 11, partition: 15, fromSite: SiteID(2), deltas: Samples.deltas())),
+        .remoteDeltasApplied(RemoteDeltasApplied(request: 11, notPrimary: false)),
+        .remoteDeltasApplied(RemoteDeltasApplied(request: 11, notPrimary: true)),
     ]
 
     @Test(arguments: frames) func replicationFrame_roundTrips_evenByteByByte(frame: Frame) throws {
@@ -67,6 +70,12 @@ import Testing
         var wire = Sessionfed_V1_ForwardedCommand()
         wire.protocol = 2
         #expect(throws: WireError.missingField(message: "ForwardedCommand", field: "arguments")) { try Self.decode(.forwardedCommand(wire)) }
+    }
+
+    @Test func remoteDeltas_withoutDeltas_isRefused() {
+        var wire = Sessionfed_V1_RemoteDeltas()
+        wire.request = 1
+        #expect(throws: WireError.missingField(message: "RemoteDeltas", field: "deltas")) { try Self.decode(.remoteDeltas(wire)) }
     }
 
     @Test func forwardedCommand_unknownProtocol_isRefused() {

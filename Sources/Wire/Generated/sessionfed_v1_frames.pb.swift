@@ -673,6 +673,43 @@ public nonisolated struct Sessionfed_V1_PartitionQueryReply: Sendable {
   public init() {}
 }
 
+/// Deltas of another site that reached this node, for the primary of their partition to
+/// merge, replicate to its backups and only then confirm (the confirmation lets the
+/// receiving node acknowledge the batch to the sending site).
+public nonisolated struct Sessionfed_V1_RemoteDeltas: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var request: UInt64 = 0
+
+  public var partition: UInt32 = 0
+
+  /// the site whose link delivered them
+  public var fromSite: UInt32 = 0
+
+  public var deltas: [Sessionfed_V1_Delta] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Sessionfed_V1_RemoteDeltasApplied: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var request: UInt64 = 0
+
+  /// not merged: not the primary now (route again)
+  public var notPrimary: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Sessionfed_V1_Frame: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -889,6 +926,22 @@ public nonisolated struct Sessionfed_V1_Frame: Sendable {
     set {body = .partitionQueryReply(newValue)}
   }
 
+  public var remoteDeltas: Sessionfed_V1_RemoteDeltas {
+    get {
+      if case .remoteDeltas(let v)? = body {return v}
+      return Sessionfed_V1_RemoteDeltas()
+    }
+    set {body = .remoteDeltas(newValue)}
+  }
+
+  public var remoteDeltasApplied: Sessionfed_V1_RemoteDeltasApplied {
+    get {
+      if case .remoteDeltasApplied(let v)? = body {return v}
+      return Sessionfed_V1_RemoteDeltasApplied()
+    }
+    set {body = .remoteDeltasApplied(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -919,6 +972,8 @@ public nonisolated struct Sessionfed_V1_Frame: Sendable {
     case transactionDone(Sessionfed_V1_TransactionDone)
     case partitionQuery(Sessionfed_V1_PartitionQuery)
     case partitionQueryReply(Sessionfed_V1_PartitionQueryReply)
+    case remoteDeltas(Sessionfed_V1_RemoteDeltas)
+    case remoteDeltasApplied(Sessionfed_V1_RemoteDeltasApplied)
 
   }
 
@@ -2291,9 +2346,89 @@ nonisolated extension Sessionfed_V1_PartitionQueryReply: SwiftProtobuf.Message, 
   }
 }
 
+nonisolated extension Sessionfed_V1_RemoteDeltas: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RemoteDeltas"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}request\0\u{1}partition\0\u{3}from_site\0\u{1}deltas\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.request) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.partition) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.fromSite) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.deltas) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.request != 0 {
+      try visitor.visitSingularUInt64Field(value: self.request, fieldNumber: 1)
+    }
+    if self.partition != 0 {
+      try visitor.visitSingularUInt32Field(value: self.partition, fieldNumber: 2)
+    }
+    if self.fromSite != 0 {
+      try visitor.visitSingularUInt32Field(value: self.fromSite, fieldNumber: 3)
+    }
+    if !self.deltas.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.deltas, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_RemoteDeltas, rhs: Sessionfed_V1_RemoteDeltas) -> Bool {
+    if lhs.request != rhs.request {return false}
+    if lhs.partition != rhs.partition {return false}
+    if lhs.fromSite != rhs.fromSite {return false}
+    if lhs.deltas != rhs.deltas {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_RemoteDeltasApplied: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RemoteDeltasApplied"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}request\0\u{3}not_primary\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.request) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.notPrimary) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.request != 0 {
+      try visitor.visitSingularUInt64Field(value: self.request, fieldNumber: 1)
+    }
+    if self.notPrimary != false {
+      try visitor.visitSingularBoolField(value: self.notPrimary, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_RemoteDeltasApplied, rhs: Sessionfed_V1_RemoteDeltasApplied) -> Bool {
+    if lhs.request != rhs.request {return false}
+    if lhs.notPrimary != rhs.notPrimary {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Sessionfed_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Frame"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}delta_batch\0\u{3}delta_batch_ack\0\u{3}key_state_batch\0\u{1}hello\0\u{3}hello_reply\0\u{1}heartbeat\0\u{3}merkle_roots_request\0\u{3}merkle_roots\0\u{3}merkle_leaves_request\0\u{3}merkle_leaves\0\u{3}bucket_digests\0\u{3}bucket_repair\0\u{1}raft\0\u{3}forwarded_command\0\u{3}forwarded_reply\0\u{3}partition_writes\0\u{3}transfer_chunk\0\u{3}backup_report\0\u{3}site_messages\0\u{3}subscriber_interest\0\u{3}lock_request\0\u{3}lock_reply\0\u{3}transaction_writes\0\u{3}transaction_done\0\u{3}partition_query\0\u{3}partition_query_reply\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}delta_batch\0\u{3}delta_batch_ack\0\u{3}key_state_batch\0\u{1}hello\0\u{3}hello_reply\0\u{1}heartbeat\0\u{3}merkle_roots_request\0\u{3}merkle_roots\0\u{3}merkle_leaves_request\0\u{3}merkle_leaves\0\u{3}bucket_digests\0\u{3}bucket_repair\0\u{1}raft\0\u{3}forwarded_command\0\u{3}forwarded_reply\0\u{3}partition_writes\0\u{3}transfer_chunk\0\u{3}backup_report\0\u{3}site_messages\0\u{3}subscriber_interest\0\u{3}lock_request\0\u{3}lock_reply\0\u{3}transaction_writes\0\u{3}transaction_done\0\u{3}partition_query\0\u{3}partition_query_reply\0\u{3}remote_deltas\0\u{3}remote_deltas_applied\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2639,6 +2774,32 @@ nonisolated extension Sessionfed_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf.
           self.body = .partitionQueryReply(v)
         }
       }()
+      case 27: try {
+        var v: Sessionfed_V1_RemoteDeltas?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .remoteDeltas(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .remoteDeltas(v)
+        }
+      }()
+      case 28: try {
+        var v: Sessionfed_V1_RemoteDeltasApplied?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .remoteDeltasApplied(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .remoteDeltasApplied(v)
+        }
+      }()
       default: break
       }
     }
@@ -2753,6 +2914,14 @@ nonisolated extension Sessionfed_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf.
     case .partitionQueryReply?: try {
       guard case .partitionQueryReply(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
+    }()
+    case .remoteDeltas?: try {
+      guard case .remoteDeltas(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 27)
+    }()
+    case .remoteDeltasApplied?: try {
+      guard case .remoteDeltasApplied(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 28)
     }()
     case nil: break
     }
