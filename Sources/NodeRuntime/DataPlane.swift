@@ -43,6 +43,8 @@ final class DataPlane: @unchecked Sendable {
     var nextTransaction: UInt64 = 1
     /// Keyless commands this node is answering for the whole site.
     var queries: [UInt64: SiteQuery] = [:]
+    /// Deltas this node's backup copies applied, shipped again if one is promoted.
+    lazy var federationTail = FederationTail(partitionCount: partitioning.partitionCount)
     /// Nodes of the site whose clients subscribe to something.
     var listeningPeers: Set<String> = []
     /// What this node last told the others about its own subscribers.
@@ -322,8 +324,10 @@ final class DataPlane: @unchecked Sendable {
             switch action {
             case .discard(let partition):
                 state.keyspace.discard(partition: partition)
+                federationTail.forget(partition)
             case .becamePrimary(let partition, _):
                 state.keyspace.scheduleExpiries(ofPartition: partition)
+                resumeShipping(partition)
             case .stoppedPrimary(let partition):
                 failWaiting(partition)
             case .primary(let partition, let epoch, .replicate(let backup, let first, let writes)):
@@ -340,11 +344,15 @@ final class DataPlane: @unchecked Sendable {
                 release(partition, upTo: sequence)
             case .backup(let partition, _, _, .discardPartition):
                 state.keyspace.discard(partition: partition)
+                federationTail.forget(partition)
             case .backup(_, _, _, .merge(let keys)):
                 for key in keys { _ = state.keyspace.merge(state: key.state, key: key.key, now: now) }
-            case .backup(_, _, _, .apply(let write)):
+            case .backup(let partition, _, _, .apply(let write)):
                 counters.writesApplied += 1
                 for delta in write.deltas { _ = state.keyspace.merge(delta, now: now) }
+                if let federation = state.federation {
+                    federationTail.applied(write.deltas, partition: partition, site: federation.settings.localSite, now: WallClock.monotonicMilliseconds())
+                }
                 for key in write.expiredKeys { state.keyspace.releaseExpired(key) }
             case .backup(let partition, let epoch, let primary, .send(let message)):
                 _ = transport?.sendData(.backupReport(BackupReport(partition: UInt32(partition), epoch: epoch, message: message)), to: primary)
@@ -354,6 +362,16 @@ final class DataPlane: @unchecked Sendable {
                 reportCaughtUp()
             }
         }
+    }
+
+    /// This node became primary of `partition`: what it applied as backup may not have left
+    /// the site yet (the old primary ships after the commit and may have died first), so it
+    /// goes to the other sites again.
+    func resumeShipping(_ partition: Int) {
+        let deltas = federationTail.takeOver(partition)
+        guard !deltas.isEmpty else { return }
+        logger.info("shipping again what the old primary may not have shipped", metadata: ["partition.id": "\(partition)", "deltas": "\(deltas.count)"])
+        state.replicate(deltas, now: WallClock.nowMilliseconds())
     }
 
     /// Sends writes in frames under the frame limit (a long resend is split).
@@ -511,6 +529,7 @@ final class DataPlane: @unchecked Sendable {
         guard timer != nil else { return }
         let now = WallClock.monotonicMilliseconds()
         perform(copies.tick(now: now))
+        federationTail.trimAll(now: now)
         expireTransactions(now: now)
         expireQueries(now: now)
         for (request, forward) in forwards where now >= forward.sentAt + Self.forwardTimeoutMilliseconds {
@@ -618,6 +637,9 @@ public struct DataPlaneSnapshot: Codable, Sendable {
     public var writesReplicated: UInt64
     public var writesApplied: UInt64
     public var forwardsInFlight: Int
+    /// Deltas kept for a promotion (`FederationTail`), and how many its bound dropped.
+    public var federationTailDeltas: Int
+    public var federationTailDropped: UInt64
 }
 
 extension DataPlane {
@@ -626,7 +648,8 @@ extension DataPlane {
             copies: snapshot(), forwarded: counters.forwarded, forwardRetries: counters.forwardRetries,
             tryAgainReplies: counters.tryAgainReplies, unknownOutcomes: counters.unknownOutcomes,
             transfersCompleted: counters.transfersCompleted, writesReplicated: counters.writesReplicated,
-            writesApplied: counters.writesApplied, forwardsInFlight: forwards.count
+            writesApplied: counters.writesApplied, forwardsInFlight: forwards.count,
+            federationTailDeltas: federationTail.deltaCount, federationTailDropped: federationTail.dropped
         )
     }
 }

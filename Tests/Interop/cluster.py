@@ -34,7 +34,11 @@ def federated_sites(binary, workdir, names=("seoul", "lisbon"), nodes=3, tls=Tru
     merged = dict(SITE_DEFAULTS)
     merged.update({"batchIntervalMilliseconds": 5})
     merged.update(defaults or {})
-    sites = [Site(binary, workdir, nodes, tls, merged, name=name, site_id=index + 1, topology=topology) for index, name in enumerate(names)]
+    ports = free_ports(4 * nodes * len(names))
+    sites = [
+        Site(binary, workdir, nodes, tls, merged, name=name, site_id=index + 1, topology=topology, ports=ports[4 * nodes * index:4 * nodes * (index + 1)])
+        for index, name in enumerate(names)
+    ]
     topology.write_text(topology_text("federated-site-stories", merged, tls, sites))
     if tls:
         run_cli(binary, "certs", "init", "--topology", str(topology), "--out", str(workdir / "certs"))
@@ -51,9 +55,11 @@ SITE_DEFAULTS = {"partitions": 16, "backupCount": 1, "electionTimeoutMillisecond
 
 
 class Site:
-    def __init__(self, binary, workdir, nodes=3, tls=True, defaults=None, name="seoul", site_id=1, topology=None):
+    def __init__(self, binary, workdir, nodes=3, tls=True, defaults=None, name="seoul", site_id=1, topology=None, ports=None):
         """`topology`: a file shared with other sites (see `federated_sites`), written by the
-        caller; without it the site writes its own, alone in it."""
+        caller; without it the site writes its own, alone in it. `ports`: four per node, taken
+        in one `free_ports` call with the other sites' (ports taken in separate calls can
+        repeat)."""
         self.binary = binary
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -63,7 +69,8 @@ class Site:
         self.names = [f"{name}-{index + 1}" for index in range(nodes)]
         self.defaults = dict(SITE_DEFAULTS)
         self.defaults.update(defaults or {})
-        self.ports = {node: dict(zip(("client", "peer", "federation", "admin"), free_ports(4))) for node in self.names}
+        ports = list(ports or free_ports(4 * nodes))
+        self.ports = {node: dict(zip(("client", "peer", "federation", "admin"), ports[4 * index:4 * index + 4])) for index, node in enumerate(self.names)}
         self.processes = {}
         self.frozen = set()
         if topology is not None:

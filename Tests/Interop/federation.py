@@ -98,14 +98,12 @@ class Federation:
         self.federation = federation
         self.defaults = {"partitions": 16, "backupCount": 0, "batchIntervalMilliseconds": 5, "startupSyncTimeoutMilliseconds": 30000}
         self.defaults.update(defaults or {})
-        self.ports = {site: dict(zip(("client", "peer", "federation", "admin"), free_ports(4))) for site in SITES}
-        self.proxy_ports = {}
-        if proxies:
-            for a in SITES:
-                for b in SITES:
-                    if a != b:
-                        listen, control = free_ports(2)
-                        self.proxy_ports[(a, b)] = {"listen": listen, "control": control}
+        # All in one call: ports taken in separate calls can repeat.
+        pairs = [(a, b) for a in SITES for b in SITES if a != b] if proxies else []
+        ports = free_ports(4 * len(SITES) + 2 * len(pairs))
+        self.ports = {site: dict(zip(("client", "peer", "federation", "admin"), ports[4 * index:4 * index + 4])) for index, site in enumerate(SITES)}
+        spare = ports[4 * len(SITES):]
+        self.proxy_ports = {pair: {"listen": spare[2 * index], "control": spare[2 * index + 1]} for index, pair in enumerate(pairs)}
         self.nodes = {}
         self.proxy_processes = {}
         self.topology = self.workdir / "topology.yaml"
