@@ -147,6 +147,19 @@ public struct Keyspace: Sendable {
         return stored.revision
     }
 
+    /// What WATCH compares on a site of several nodes: the same on every copy of the key (a
+    /// revision counts the changes of one copy only), and changed by any write and by the
+    /// key's expiry, as in Redis. Nil: the key was never stored.
+    public struct WatchVersion: Hashable, Sendable {
+        public var digest: StateDigest
+        public var expired: Bool
+    }
+
+    public func watchVersion(of key: [UInt8], now: UInt64) -> WatchVersion? {
+        guard let stored = keys[key] else { return nil }
+        return WatchVersion(digest: stored.digest ?? stored.state.digest, expired: stored.state.isExpired(now: now))
+    }
+
     /// Number of visible keys (DBSIZE).
     public func count(now: UInt64) -> Int {
         keys.values.count { !$0.state.isEmpty && !$0.state.isExpired(now: now) && $0.state.visibleType(policy: conflict) != nil }

@@ -301,8 +301,8 @@ extension ClientConnectionHandler {
     }
 
     /// Where a transaction runs on a site of several nodes.
-    func placement(of queued: [[[UInt8]]], dataPlane: DataPlane) -> TransactionPlacement {
-        var keys: [[UInt8]] = []
+    func placement(of queued: [[[UInt8]]], watching watched: [[UInt8]], dataPlane: DataPlane) -> TransactionPlacement {
+        var keys = watched
         for arguments in queued {
             let name = String(decoding: arguments[0], as: UTF8.self).lowercased()
             guard Keyspace.isDataCommand(name), let spec = CommandTable.spec(for: name) else { continue }
@@ -319,9 +319,10 @@ extension ClientConnectionHandler {
 
     /// EXEC over keys of several nodes: the queued commands run back to back on the locked
     /// states of their keys (`CrossNodeCommands.swift`), so the transaction stays atomic.
-    func execAcrossNodes(_ queued: [[[UInt8]]], keys: [[UInt8]], dataPlane: DataPlane, context: ChannelHandlerContext) {
+    func execAcrossNodes(_ queued: [[[UInt8]]], keys: [[UInt8]], watches: [ClientSession.Watch], dataPlane: DataPlane, context: ChannelHandlerContext) {
         suspended = true
         dataPlane.runAcrossNodes(keys: keys, body: { scratch, now in
+            if watches.contains(where: { $0.changed(in: scratch, now: now) }) { return CommandResult(reply: .nullArray) }
             self.capturedReplies = []
             var deltas: [Delta] = []
             var events: [KeyspaceEvent] = []

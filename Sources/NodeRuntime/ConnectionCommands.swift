@@ -259,28 +259,30 @@ extension ClientConnectionHandler {
             return
         }
         session.queuedCommands = nil
+        let watches = session.watchedKeys
         defer { session.watchedKeys = [] }
         if session.transactionFailed {
             session.transactionFailed = false
             reply(.error("EXECABORT Transaction discarded because of previous errors."))
             return
         }
-        let now = WallClock.nowMilliseconds()
-        if session.watchedKeys.contains(where: { state.keyspace.revision(of: $0.key, now: now) != $0.revision }) {
-            reply(.nullArray)
-            return
-        }
         if let dataPlane = state.dataPlane {
-            switch placement(of: queued, dataPlane: dataPlane) {
+            // The watched keys are part of the transaction: checked where, and while, it runs.
+            switch placement(of: queued, watching: watches.map(\.key), dataPlane: dataPlane) {
             case .refused(let error):
                 reply(error)
                 return
             case .acrossNodes(let keys):
-                execAcrossNodes(queued, keys: keys, dataPlane: dataPlane, context: context)
+                execAcrossNodes(queued, keys: keys, watches: watches, dataPlane: dataPlane, context: context)
                 return
             case .here:
                 break
             }
+        }
+        let now = WallClock.nowMilliseconds()
+        if watches.contains(where: { $0.changed(in: state.keyspace, now: now) }) {
+            reply(.nullArray)
+            return
         }
         // Every queued command runs now, back to back on this event loop: nothing interleaves.
         capturedReplies = []
@@ -308,11 +310,27 @@ extension ClientConnectionHandler {
             reply(.error("ERR WATCH inside MULTI is not allowed"))
             return
         }
-        let now = WallClock.nowMilliseconds()
-        for key in arguments.dropFirst() {
-            session.watchedKeys.append((key, state.keyspace.revision(of: key, now: now)))
+        let keys = Array(arguments.dropFirst())
+        guard let dataPlane = state.dataPlane else {
+            let now = WallClock.nowMilliseconds()
+            session.watchedKeys += keys.map { .revision(key: $0, state.keyspace.revision(of: $0, now: now)) }
+            reply(.ok)
+            return
         }
-        reply(.ok)
+        // A site of several nodes: what the keys' primaries hold, read here when this node is
+        // their primary, else from their locked states (a round trip, as WATCH is rare).
+        let partitions = Set(keys.map(dataPlane.partitioning.partition(of:)))
+        if dataPlane.actsAsPrimary(of: partitions, now: WallClock.monotonicMilliseconds()) && !dataPlane.isLocked(partitions) {
+            let now = WallClock.nowMilliseconds()
+            session.watchedKeys += keys.map { .version(key: $0, state.keyspace.watchVersion(of: $0, now: now)) }
+            reply(.ok)
+            return
+        }
+        suspended = true
+        dataPlane.runAcrossNodes(keys: keys, body: { scratch, now in
+            self.session.watchedKeys += keys.map { .version(key: $0, scratch.watchVersion(of: $0, now: now)) }
+            return CommandResult(reply: .ok)
+        }, done: { self.resume(with: .value($0)) })
     }
 
     // MARK: Pub/sub

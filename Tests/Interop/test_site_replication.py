@@ -234,6 +234,51 @@ def test_multi_key_commands_and_transactions_over_keys_of_several_nodes(site_fac
     assert nodes[third].get(a) is None, "MSETNX sets nothing when one key exists"
 
 
+def test_watch_sees_writes_made_through_any_node_of_the_site(site_factory):
+    site, nodes = started_site(site_factory)
+    table = site.leader_view()["partitionTable"]
+    watcher = site.names[0]
+    # A key this node holds no copy of: its own copy cannot tell that the key changed.
+    key = next(f"lock:{index}" for index in range(1000)
+               if watcher != table[partition_of(f"lock:{index}")].get("primary") and watcher not in table[partition_of(f"lock:{index}")]["backups"])
+    writer = next(node for node in site.names if node != watcher)
+    other = next(f"other:{index}" for index in range(1000) if table[partition_of(f"other:{index}")].get("primary") != table[partition_of(key)].get("primary"))
+    assert nodes[writer].set(key, "v1") is True
+    # Changed through another node between WATCH and EXEC: the transaction is not run.
+    with nodes[watcher].pipeline(transaction=True) as pipe:
+        pipe.watch(key)
+        assert pipe.get(key) == "v1"
+        assert nodes[writer].set(key, "v2") is True
+        pipe.multi()
+        pipe.set(key, "from-transaction").set(other, "x")
+        try:
+            pipe.execute()
+            raise AssertionError("EXEC ran although the watched key changed")
+        except redis.WatchError:
+            pass
+    assert nodes[writer].get(key) == "v2" and nodes[writer].get(other) is None
+    # Unchanged: it runs, over keys of two primaries.
+    with nodes[watcher].pipeline(transaction=True) as pipe:
+        pipe.watch(key)
+        pipe.multi()
+        pipe.set(key, "v3").set(other, "y")
+        assert pipe.execute() == [True, True]
+    assert nodes[writer].mget(key, other) == ["v3", "y"]
+    # A watched key that expires before EXEC counts as changed, as in Redis.
+    assert nodes[writer].set(key, "short", px=300) is True
+    with nodes[watcher].pipeline(transaction=True) as pipe:
+        pipe.watch(key)
+        time.sleep(0.5)
+        pipe.multi()
+        pipe.set(other, "z")
+        try:
+            pipe.execute()
+            raise AssertionError("EXEC ran although the watched key expired")
+        except redis.WatchError:
+            pass
+    assert nodes[writer].get(other) == "y"
+
+
 def test_keyless_commands_cover_every_node_of_the_site(site_factory):
     site, nodes = started_site(site_factory)
     first, second, third = site.names
