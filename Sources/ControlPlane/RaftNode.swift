@@ -51,10 +51,7 @@ public struct RaftNode: Sendable {
     // Raft state (kept in memory only).
     public private(set) var term: UInt64 = 0
     var votedFor: MemberID?
-    var log: [LogEntry] = []
-    var snapshotIndex: UInt64 = 0
-    var snapshotTerm: UInt64 = 0
-    var snapshotMap: ClusterMap
+    var log: RaftLog
     public private(set) var commitIndex: UInt64 = 0
     /// The applied cluster map.
     public private(set) var map: ClusterMap
@@ -106,25 +103,14 @@ public struct RaftNode: Sendable {
         voterNames = voters.sorted()
         random = SeededGenerator(seed: seed)
         map = ClusterMap(voters: voters, nonVoters: nonVoters, partitionCount: partitionCount, backupCount: backupCount)
-        snapshotMap = map
+        log = RaftLog(map: map)
         role = voters.contains(id.name) ? .bootstrapping : .learner
         resetElectionTimer(now: now)
     }
 
     // MARK: Indexes and configuration
 
-    public var lastIndex: UInt64 { log.last?.index ?? snapshotIndex }
-    var lastTerm: UInt64 { log.last?.term ?? snapshotTerm }
-
-    func term(at index: UInt64) -> UInt64? {
-        if index == snapshotIndex { return snapshotTerm }
-        guard index > snapshotIndex, index <= lastIndex else { return nil }
-        return log[Int(index - snapshotIndex - 1)].term
-    }
-
-    func entry(at index: UInt64) -> LogEntry {
-        log[Int(index - snapshotIndex - 1)]
-    }
+    public var lastIndex: UInt64 { log.lastIndex }
 
     /// The voter set in effect: incarnations from the applied map, overridden by incarnation
     /// changes appended to the log (a configuration takes effect when appended, as in Raft's
@@ -134,7 +120,7 @@ public struct RaftNode: Sendable {
         for name in voterNames { result[name] = 0 }
         if let bootstrapVoters { result.merge(bootstrapVoters) { $1 } }
         for (name, member) in map.members where member.voter && member.incarnation != 0 { result[name] = member.incarnation }
-        for entry in log where entry.index > map.appliedIndex {
+        for entry in log.entries(after: map.appliedIndex) {
             if case .memberIncarnation(let name, let incarnation) = entry.command, result[name] != nil { result[name] = incarnation }
         }
         return result
@@ -286,12 +272,8 @@ public struct RaftNode: Sendable {
         }
         votes = [id.name]
         if votes.count >= quorum { return preVote ? startElection(preVote: false, now: now) : becomeLeader(now: now) }
-        let message = RaftMessage.voteRequest(term: preVote ? term + 1 : term, lastLogIndex: lastIndex, lastLogTerm: lastTerm, preVote: preVote)
+        let message = RaftMessage.voteRequest(term: preVote ? term + 1 : term, lastLogIndex: lastIndex, lastLogTerm: log.lastTerm, preVote: preVote)
         return voterNames.filter { $0 != id.name }.map { RaftEnvelope(from: id, to: $0, message: message) }
-    }
-
-    func logIsUpToDate(lastLogIndex: UInt64, lastLogTerm: UInt64) -> Bool {
-        (lastLogTerm, lastLogIndex) >= (lastTerm, lastIndex)
     }
 
     mutating func becomeFollower(term newTerm: UInt64, leader newLeader: MemberID?, now: UInt64) {
@@ -349,7 +331,7 @@ public struct RaftNode: Sendable {
     }
 
     mutating func append(_ command: ClusterCommand) {
-        log.append(LogEntry(index: lastIndex + 1, term: term, command: command))
+        log.append(term: term, command: command)
     }
 
     // MARK: Receiving
@@ -438,12 +420,12 @@ public struct RaftNode: Sendable {
         if preVote {
             // Leader stickiness: while a leader is heard, nobody disrupts it.
             let leaderAlive = role == .leader || (lastLeaderContact.map { now - $0 < settings.electionTimeoutMilliseconds.lowerBound } ?? false)
-            let granted = candidateTerm > term && !leaderAlive && logIsUpToDate(lastLogIndex: lastLogIndex, lastLogTerm: lastLogTerm)
+            let granted = candidateTerm > term && !leaderAlive && log.candidateIsUpToDate(lastLogIndex: lastLogIndex, lastLogTerm: lastLogTerm)
             return .voteReply(term: candidateTerm, granted: granted, preVote: true)
         }
         if candidateTerm > term { becomeFollower(term: candidateTerm, leader: nil, now: now) }
         let granted = candidateTerm == term && (votedFor == nil || votedFor == candidate)
-            && logIsUpToDate(lastLogIndex: lastLogIndex, lastLogTerm: lastLogTerm)
+            && log.candidateIsUpToDate(lastLogIndex: lastLogIndex, lastLogTerm: lastLogTerm)
         if granted {
             votedFor = candidate
             resetElectionTimer(now: now)
@@ -486,20 +468,12 @@ public struct RaftNode: Sendable {
         if !isVoter(id), contradictsCommitted(previousIndex: previousIndex, previousTerm: previousTerm, entries: entries) {
             forgetHistory()
         }
-        guard previousIndex <= lastIndex, previousIndex < snapshotIndex || term(at: previousIndex) == previousTerm else {
+        guard previousIndex <= lastIndex, previousIndex < log.snapshotIndex || log.term(at: previousIndex) == previousTerm else {
             // Missing or conflicting: hint the leader back to what might match.
             let hint = min(lastIndex, previousIndex > 0 ? previousIndex - 1 : 0)
             return [RaftEnvelope(from: id, to: sender.name, message: .appendReply(term: term, success: false, matchIndex: max(hint, commitIndex), echo: sentAt))]
         }
-        for entry in entries where entry.index > snapshotIndex {
-            if let existing = term(at: entry.index) {
-                if existing == entry.term { continue }
-                // Conflict: drop this entry and everything after it (never a committed one).
-                precondition(entry.index > commitIndex, "Invalid state: a leader overwrote committed entry \(entry.index)")
-                log.removeLast(Int(lastIndex - entry.index + 1))
-            }
-            log.append(entry)
-        }
+        log.accept(entries, committed: commitIndex)
         let matched = max(previousIndex, entries.last?.index ?? previousIndex)
         if leaderCommit > commitIndex {
             commitIndex = min(leaderCommit, matched)
@@ -512,9 +486,9 @@ public struct RaftNode: Sendable {
     /// Whether a leader's entries (or the entry before them) disagree with an entry this node
     /// applied as committed: the leader belongs to another history (the voters re-bootstrapped).
     func contradictsCommitted(previousIndex: UInt64, previousTerm: UInt64, entries: [LogEntry]) -> Bool {
-        if previousIndex > snapshotIndex, previousIndex <= commitIndex, let mine = term(at: previousIndex), mine != previousTerm { return true }
+        if previousIndex > log.snapshotIndex, previousIndex <= commitIndex, let mine = log.term(at: previousIndex), mine != previousTerm { return true }
         return entries.contains { entry in
-            entry.index > snapshotIndex && entry.index <= commitIndex && term(at: entry.index).map { $0 != entry.term } == true
+            entry.index > log.snapshotIndex && entry.index <= commitIndex && log.term(at: entry.index).map { $0 != entry.term } == true
         }
     }
 
@@ -523,13 +497,10 @@ public struct RaftNode: Sendable {
     mutating func forgetHistory() {
         precondition(!isVoter(id), "Invalid state: a voter may never drop committed entries")
         let nonVoters = map.members.values.filter { !$0.voter }.map(\.name)
-        log = []
-        snapshotIndex = 0
-        snapshotTerm = 0
         commitIndex = 0
         bootstrapVoters = nil
         map = ClusterMap(voters: voterNames, nonVoters: nonVoters, partitionCount: map.partitions.count, backupCount: map.backupCount, role: map.role)
-        snapshotMap = map
+        log = RaftLog(map: map)
         copiesHeldSince = [:]
     }
 
@@ -542,18 +513,11 @@ public struct RaftNode: Sendable {
         lastLeaderContact = now
         previousLeader = sender
         if role == .bootstrapping { role = .learner }
-        if !isVoter(id), snapshotLastIndex <= commitIndex, snapshotLastIndex > snapshotIndex, term(at: snapshotLastIndex) != snapshotLastTerm {
+        if !isVoter(id), snapshotLastIndex <= commitIndex, snapshotLastIndex > log.snapshotIndex, log.term(at: snapshotLastIndex) != snapshotLastTerm {
             forgetHistory()
         }
         if snapshotLastIndex > commitIndex {
-            if term(at: snapshotLastIndex) == snapshotLastTerm {
-                log.removeFirst(Int(snapshotLastIndex - snapshotIndex))
-            } else {
-                log = []
-            }
-            snapshotIndex = snapshotLastIndex
-            snapshotTerm = snapshotLastTerm
-            snapshotMap = snapshot
+            log.install(snapshotIndex: snapshotLastIndex, term: snapshotLastTerm, map: snapshot)
             map = snapshot
             commitIndex = snapshotLastIndex
             applied.append(LogEntry(index: snapshotLastIndex, term: snapshotLastTerm, command: .noop))
@@ -621,14 +585,14 @@ public struct RaftNode: Sendable {
 
     mutating func replicate(to name: String, now: UInt64) -> RaftEnvelope {
         let next = nextIndex[name] ?? (lastIndex + 1)
-        if next <= snapshotIndex {
-            return RaftEnvelope(from: id, to: name, message: .snapshot(term: term, lastIndex: snapshotIndex, lastTerm: snapshotTerm, map: snapshotMap))
+        if next <= log.snapshotIndex {
+            return RaftEnvelope(from: id, to: name, message: .snapshot(term: term, lastIndex: log.snapshotIndex, lastTerm: log.snapshotTerm, map: log.snapshotMap))
         }
         let previous = next - 1
-        let entries = next <= lastIndex ? Array(log[Int(next - snapshotIndex - 1)..<min(log.count, Int(next - snapshotIndex - 1) + settings.maximumEntriesPerMessage)]) : []
+        let entries = log.entries(from: next, limit: settings.maximumEntriesPerMessage)
         return RaftEnvelope(
             from: id, to: name,
-            message: .appendRequest(term: term, previousIndex: previous, previousTerm: term(at: previous) ?? 0, entries: entries, leaderCommit: commitIndex, sentAt: now)
+            message: .appendRequest(term: term, previousIndex: previous, previousTerm: log.term(at: previous) ?? 0, entries: entries, leaderCommit: commitIndex, sentAt: now)
         )
     }
 
@@ -647,7 +611,7 @@ public struct RaftNode: Sendable {
     /// report must not let it act again before the decision is committed.
     func grantsLease(to member: MemberID) -> Bool {
         guard let known = map.members[member.name], known.state == .up, known.incarnation == member.incarnation else { return false }
-        for entry in log where entry.index > map.appliedIndex {
+        for entry in log.entries(after: map.appliedIndex) {
             switch entry.command {
             case .memberState(member.name, .down), .memberIncarnation(member.name, _): return false
             default: continue
@@ -698,7 +662,7 @@ public struct RaftNode: Sendable {
         let current = voters
         var candidate = lastIndex
         while candidate > commitIndex {
-            guard term(at: candidate) == term else { break }
+            guard log.term(at: candidate) == term else { break }
             let holders = current.keys.filter { name in
                 name == id.name || ((matchIndex[name] ?? 0) >= candidate && peers[name]?.incarnation == current[name])
             }
@@ -713,17 +677,11 @@ public struct RaftNode: Sendable {
 
     mutating func applyCommitted() {
         while map.appliedIndex < commitIndex {
-            let entry = entry(at: map.appliedIndex + 1)
+            let entry = log.entry(at: map.appliedIndex + 1)
             map.apply(entry.command, index: entry.index)
             applied.append(entry)
         }
-        if log.count > settings.snapshotThreshold, map.appliedIndex > snapshotIndex {
-            let keep = Int(lastIndex - map.appliedIndex)
-            snapshotTerm = term(at: map.appliedIndex)!
-            log.removeFirst(log.count - keep)
-            snapshotIndex = map.appliedIndex
-            snapshotMap = map
-        }
+        if log.count > settings.snapshotThreshold { log.compact(through: map.appliedIndex, map: map) }
         if role != .leader && role != .bootstrapping { role = isVoter(id) ? .follower : .learner }
     }
 
