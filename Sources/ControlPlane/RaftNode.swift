@@ -60,11 +60,10 @@ public struct RaftNode: Sendable {
     /// Which history this node's log belongs to (`RaftEnvelope.cluster`; 0: none yet).
     public private(set) var cluster: UInt64 = 0
 
-    public private(set) var role: Role
+    var state: RoleState
+    public var role: Role { state.role }
     /// Until when (this node's clock) it may act as primary of the partitions its map gives it.
     public private(set) var leaseUntil: UInt64 = 0
-    /// Leader: per voter, the send time of the latest append it answered in this term.
-    var acknowledgedSentAt: [String: UInt64] = [:]
     public private(set) var leader: MemberID?
     var electionDeadline: UInt64 = 0
     var lastLeaderContact: UInt64?
@@ -72,8 +71,6 @@ public struct RaftNode: Sendable {
     var previousLeader: MemberID?
     /// When this node last received anything from each member.
     var lastHeard: [String: (incarnation: UInt64, at: UInt64)] = [:]
-    var votes: Set<String> = []
-    var probeReplies: [String: (fresh: Bool, established: Bool, incarnation: UInt64)] = [:]
     var nextMemberHeartbeat: UInt64 = 0
     var applied: [LogEntry] = []
     var copiesHeldSince: [PartitionEpoch: UInt64] = [:]
@@ -81,18 +78,21 @@ public struct RaftNode: Sendable {
     /// (nil: every copy counts as caught up `catchUpMilliseconds` after the map gave it).
     public var caughtUpCopies: Set<PartitionEpoch>?
 
-    // Leader state.
-    var nextIndex: [String: UInt64] = [:]
-    var matchIndex: [String: UInt64] = [:]
-    var peers: [String: MemberID] = [:]
-    var lastAcknowledged: [String: UInt64] = [:]
-    var nextLeaderHeartbeat: UInt64 = 0
-    var nextDecision: UInt64 = 0
     /// The leader reviews member reports this often.
     static let decisionIntervalMilliseconds: UInt64 = 20
-    var quorumCheckAt: UInt64 = 0
-    var memberSeen: [String: (incarnation: UInt64, at: UInt64)] = [:]
-    var memberInSync: [String: Set<PartitionEpoch>] = [:]
+
+    /// The leader's state while this node leads (read and changed in place).
+    var leading: LeaderState? {
+        get {
+            if case .leader(let leader) = state { return leader }
+            return nil
+        }
+        set {
+            guard let newValue else { return }
+            precondition(role == .leader, "Invalid state: leader state set on a \(role)")
+            state = .leader(newValue)
+        }
+    }
 
     public init(
         id: MemberID, voters: [String], nonVoters: [String] = [], partitionCount: Int, backupCount: Int,
@@ -104,7 +104,7 @@ public struct RaftNode: Sendable {
         random = SeededGenerator(seed: seed)
         map = ClusterMap(voters: voters, nonVoters: nonVoters, partitionCount: partitionCount, backupCount: backupCount)
         log = RaftLog(map: map)
-        role = voters.contains(id.name) ? .bootstrapping : .learner
+        state = voters.contains(id.name) ? .bootstrapping(probes: [:]) : .learner
         resetElectionTimer(now: now)
     }
 
@@ -154,8 +154,8 @@ public struct RaftNode: Sendable {
 
     /// When `tick` next has work to do; a runtime may sleep until then (or any message).
     public var nextTimerAt: UInt64 {
-        switch role {
-        case .leader: return min(nextMemberHeartbeat, quorumCheckAt, nextLeaderHeartbeat, nextDecision)
+        switch state {
+        case .leader(let leader): return min(nextMemberHeartbeat, leader.quorumCheckAt, leader.nextHeartbeat, leader.nextDecision)
         case .follower, .preCandidate, .candidate: return isVoter(id) ? min(nextMemberHeartbeat, electionDeadline) : nextMemberHeartbeat
         case .bootstrapping, .learner: return nextMemberHeartbeat
         }
@@ -166,34 +166,46 @@ public struct RaftNode: Sendable {
         stamped(advance(now: now))
     }
 
-    /// Outgoing messages carry this node's cluster.
+    /// Outgoing messages carry this node's cluster. Every step ends here: the invariants
+    /// are checked once the step's changes are complete.
     func stamped(_ envelopes: [RaftEnvelope]) -> [RaftEnvelope] {
-        envelopes.map { var envelope = $0; envelope.cluster = cluster; return envelope }
+        checkInvariants()
+        return envelopes.map { var envelope = $0; envelope.cluster = cluster; return envelope }
+    }
+
+    /// What holds between steps, whatever happened (TigerBeetle asserts its invariants where
+    /// they must hold): nothing is committed beyond the log, applied beyond the commit, or
+    /// compacted beyond what was applied; a node names itself leader exactly when it leads.
+    func checkInvariants() {
+        precondition(commitIndex <= log.lastIndex, "Invalid state: commit index \(commitIndex) beyond the log's last index \(log.lastIndex)")
+        precondition(map.appliedIndex <= commitIndex, "Invalid state: applied \(map.appliedIndex) beyond the commit index \(commitIndex)")
+        precondition(log.snapshotIndex <= map.appliedIndex, "Invalid state: snapshot at \(log.snapshotIndex) beyond what was applied (\(map.appliedIndex))")
+        precondition((role == .leader) == (leader == id), "Invalid state: role \(role) with leader \(leader.map { "\($0)" } ?? "none")")
     }
 
     mutating func advance(now: UInt64) -> [RaftEnvelope] {
         var out: [RaftEnvelope] = []
-        switch role {
-        case .leader:
-            if now >= quorumCheckAt {
+        switch state {
+        case .leader(let leader):
+            if now >= leader.quorumCheckAt {
                 // Check-quorum: a leader that has not heard from a majority within an election
                 // timeout steps down, so an isolated leader stops acting as one.
-                let heard = voterNames.filter { $0 == id.name || (lastAcknowledged[$0].map { now - $0 <= settings.electionTimeoutMilliseconds.lowerBound } ?? false) }
+                let heard = voterNames.filter { $0 == id.name || (leader.lastAcknowledged[$0].map { now - $0 <= settings.electionTimeoutMilliseconds.lowerBound } ?? false) }
                 if heard.count < quorum {
                     becomeFollower(term: term, leader: nil, now: now)
                     return out
                 }
-                quorumCheckAt = now + settings.electionTimeoutMilliseconds.lowerBound
+                leading!.quorumCheckAt = now + settings.electionTimeoutMilliseconds.lowerBound
             }
             if quorum == 1 { leaseUntil = max(leaseUntil, now + settings.leaseMilliseconds) }
-            if now >= nextLeaderHeartbeat {
+            if now >= leader.nextHeartbeat {
                 out += replicateToAll(now: now)
-                nextLeaderHeartbeat = now + settings.leaderHeartbeatMilliseconds
+                leading!.nextHeartbeat = now + settings.leaderHeartbeatMilliseconds
             }
-            if now >= nextDecision {
-                nextDecision = now + Self.decisionIntervalMilliseconds
-                memberSeen[id.name] = (id.incarnation, now)
-                memberInSync[id.name] = Set(copiesInSync(now: now))
+            if now >= leader.nextDecision {
+                leading!.nextDecision = now + Self.decisionIntervalMilliseconds
+                leading!.memberSeen[id.name] = (id.incarnation, now)
+                leading!.memberInSync[id.name] = Set(copiesInSync(now: now))
                 out += decide(now: now)
                 advanceCommit()
             }
@@ -247,12 +259,12 @@ public struct RaftNode: Sendable {
     /// the incarnations it heard: nobody has state that could be contradicted.
     mutating func bootstrapIfAllFresh(now: UInt64) {
         let others = voterNames.filter { $0 != id.name }
-        guard others.allSatisfy({ probeReplies[$0]?.fresh == true }) else { return }
+        guard case .bootstrapping(let probes) = state, others.allSatisfy({ probes[$0]?.fresh == true }) else { return }
         var set: [String: UInt64] = [id.name: id.incarnation]
-        for name in others { set[name] = probeReplies[name]!.incarnation }
+        for name in others { set[name] = probes[name]!.incarnation }
         bootstrapVoters = set
         cluster = Self.fingerprint(of: set)
-        role = .follower
+        state = .follower
         resetElectionTimer(now: now)
     }
 
@@ -264,14 +276,13 @@ public struct RaftNode: Sendable {
         resetElectionTimer(now: now, retry: role == .preCandidate || role == .candidate)
         leader = nil
         if preVote {
-            role = .preCandidate
+            state = .preCandidate(votes: [id.name])
         } else {
-            role = .candidate
+            state = .candidate(votes: [id.name])
             term += 1
             votedFor = id
         }
-        votes = [id.name]
-        if votes.count >= quorum { return preVote ? startElection(preVote: false, now: now) : becomeLeader(now: now) }
+        if 1 >= quorum { return preVote ? startElection(preVote: false, now: now) : becomeLeader(now: now) }
         let message = RaftMessage.voteRequest(term: preVote ? term + 1 : term, lastLogIndex: lastIndex, lastLogTerm: log.lastTerm, preVote: preVote)
         return voterNames.filter { $0 != id.name }.map { RaftEnvelope(from: id, to: $0, message: message) }
     }
@@ -283,39 +294,33 @@ public struct RaftNode: Sendable {
         }
         // A voter follows; a node outside the voter set keeps bootstrapping or learning.
         if isVoter(id) {
-            role = .follower
+            state = .follower
         } else if role != .bootstrapping {
-            role = .learner
+            state = .learner
         }
         leader = newLeader
         resetElectionTimer(now: now)
     }
 
     mutating func becomeLeader(now: UInt64) -> [RaftEnvelope] {
-        role = .leader
+        var fresh = LeaderState(nextHeartbeat: now + settings.leaderHeartbeatMilliseconds, quorumCheckAt: now + settings.electionTimeoutMilliseconds.lowerBound)
         leader = id
-        nextIndex = [:]
-        matchIndex = [:]
-        lastAcknowledged = [:]
-        acknowledgedSentAt = [:]
-        quorumCheckAt = now + settings.electionTimeoutMilliseconds.lowerBound
-        for name in voterNames where name != id.name { lastAcknowledged[name] = now }
+        for name in voterNames where name != id.name { fresh.lastAcknowledged[name] = now }
         // Silence is measured afresh: what an earlier term of this node saw is stale. Every
         // member the map has up counts as just seen, except the leader this node followed
         // last: it has been silent since this node last heard from it (an election starts only
         // after an election timeout without a leader), so a dead leader's partitions move at
         // the first decision instead of a failure timeout later. A deposed leader that is alive
         // keeps reporting to every voter, which `lastHeard` records.
-        memberSeen = [:]
-        memberInSync = [:]
-        for member in map.members.values where member.state == .up { memberSeen[member.name] = (member.incarnation, now) }
+        for member in map.members.values where member.state == .up { fresh.memberSeen[member.name] = (member.incarnation, now) }
         if let previousLeader, previousLeader.name != id.name, let lastLeaderContact,
             let member = map.members[previousLeader.name], member.state == .up, member.incarnation == previousLeader.incarnation
         {
             var silentSince = lastLeaderContact
             if let heard = lastHeard[previousLeader.name], heard.incarnation == previousLeader.incarnation { silentSince = max(silentSince, heard.at) }
-            memberSeen[previousLeader.name] = (previousLeader.incarnation, min(silentSince, now))
+            fresh.memberSeen[previousLeader.name] = (previousLeader.incarnation, min(silentSince, now))
         }
+        state = .leader(fresh)
         // Used once: a later term of this node must not judge a leader from long ago.
         previousLeader = nil
         if lastIndex == 0, let bootstrapVoters {
@@ -326,7 +331,6 @@ public struct RaftNode: Sendable {
         }
         append(.noop)
         advanceCommit()
-        nextLeaderHeartbeat = now + settings.leaderHeartbeatMilliseconds
         return replicateToAll(now: now)
     }
 
@@ -399,10 +403,10 @@ public struct RaftNode: Sendable {
             if knownLeader == from, granted > 0, granted <= now + settings.leaseMilliseconds, map.appliedIndex >= leaderCommit {
                 leaseUntil = max(leaseUntil, granted)
             }
-            probeReplies[from.name] = (fresh, established, from.incarnation)
-            if established && role == .bootstrapping {
+            if case .bootstrapping(var probes) = state {
+                probes[from.name] = RoleState.Probe(fresh: fresh, established: established, incarnation: from.incarnation)
                 // A cluster exists: join it as a learner; its leader will adopt this incarnation.
-                role = .learner
+                state = established ? .learner : .bootstrapping(probes: probes)
             }
             if role == .learner || role == .bootstrapping {
                 // A learner reports to the leader it knows; when that node answers that another
@@ -439,12 +443,17 @@ public struct RaftNode: Sendable {
             return []
         }
         guard granted, isVoter(voter) else { return [] }
-        if preVote, role == .preCandidate, replyTerm == term + 1 {
+        switch state {
+        case .preCandidate(var votes) where preVote && replyTerm == term + 1:
             votes.insert(voter.name)
+            state = .preCandidate(votes: votes)
             if votes.count >= quorum { return startElection(preVote: false, now: now) }
-        } else if !preVote, role == .candidate, replyTerm == term {
+        case .candidate(var votes) where !preVote && replyTerm == term:
             votes.insert(voter.name)
+            state = .candidate(votes: votes)
             if votes.count >= quorum { return becomeLeader(now: now) }
+        default:
+            break
         }
         return []
     }
@@ -464,7 +473,7 @@ public struct RaftNode: Sendable {
         becomeFollower(term: leaderTerm, leader: sender, now: now)
         lastLeaderContact = now
         previousLeader = sender
-        if role == .bootstrapping { role = .learner }
+        if role == .bootstrapping { state = .learner }
         if !isVoter(id), contradictsCommitted(previousIndex: previousIndex, previousTerm: previousTerm, entries: entries) {
             forgetHistory()
         }
@@ -479,7 +488,7 @@ public struct RaftNode: Sendable {
             commitIndex = min(leaderCommit, matched)
             applyCommitted()
         }
-        if isVoter(id) && role == .learner { role = .follower }
+        if isVoter(id) && role == .learner { state = .follower }
         return [RaftEnvelope(from: id, to: sender.name, message: .appendReply(term: term, success: true, matchIndex: matched, echo: sentAt))]
     }
 
@@ -512,7 +521,7 @@ public struct RaftNode: Sendable {
         becomeFollower(term: leaderTerm, leader: sender, now: now)
         lastLeaderContact = now
         previousLeader = sender
-        if role == .bootstrapping { role = .learner }
+        if role == .bootstrapping { state = .learner }
         if !isVoter(id), snapshotLastIndex <= commitIndex, snapshotLastIndex > log.snapshotIndex, log.term(at: snapshotLastIndex) != snapshotLastTerm {
             forgetHistory()
         }
@@ -522,7 +531,7 @@ public struct RaftNode: Sendable {
             commitIndex = snapshotLastIndex
             applied.append(LogEntry(index: snapshotLastIndex, term: snapshotLastTerm, command: .noop))
         }
-        if isVoter(id) && role == .learner { role = .follower }
+        if isVoter(id) && role == .learner { state = .follower }
         return [RaftEnvelope(from: id, to: sender.name, message: .appendReply(term: term, success: true, matchIndex: max(snapshotLastIndex, commitIndex), echo: 0))]
     }
 
@@ -534,34 +543,36 @@ public struct RaftNode: Sendable {
             return []
         }
         guard role == .leader, replyTerm == term else { return [] }
-        notePeer(follower)
+        leading!.progress.note(follower)
         // Check-quorum counts voters only: a learner (a restarted node's new incarnation)
         // answering does not make a leader that lost its majority legitimate.
         if isVoter(follower) {
-            lastAcknowledged[follower.name] = now
+            leading!.lastAcknowledged[follower.name] = now
             if echo > 0, echo <= now {
-                acknowledgedSentAt[follower.name] = max(acknowledgedSentAt[follower.name] ?? 0, echo)
+                leading!.acknowledgedSentAt[follower.name] = max(leading!.acknowledgedSentAt[follower.name] ?? 0, echo)
                 extendLeaderLease()
             }
         }
         if success {
-            matchIndex[follower.name] = max(matchIndex[follower.name] ?? 0, match)
-            nextIndex[follower.name] = max(nextIndex[follower.name] ?? 1, match + 1)
+            leading!.progress.replicated(follower.name, through: match)
             advanceCommit()
-            if (nextIndex[follower.name] ?? 1) <= lastIndex { return [replicate(to: follower.name, now: now)] }
+            if (leading?.progress.next[follower.name] ?? 1) <= lastIndex { return [replicate(to: follower.name, now: now)] }
             return []
         }
-        nextIndex[follower.name] = max(1, min(nextIndex[follower.name] ?? lastIndex, match + 1))
+        leading!.progress.refused(follower.name, hint: match, lastIndex: lastIndex)
         return [replicate(to: follower.name, now: now)]
     }
 
     mutating func handleHeartbeat(from member: MemberID, term memberTerm: UInt64, fresh: Bool, inSync: [PartitionEpoch], sentAt: UInt64, now: UInt64) -> [RaftEnvelope] {
-        if role == .bootstrapping { probeReplies[member.name] = (fresh, !fresh, member.incarnation) }
+        if case .bootstrapping(var probes) = state {
+            probes[member.name] = RoleState.Probe(fresh: fresh, established: !fresh, incarnation: member.incarnation)
+            state = .bootstrapping(probes: probes)
+        }
         if role == .leader {
-            memberSeen[member.name] = (member.incarnation, now)
-            memberInSync[member.name] = Set(inSync)
-            notePeer(member)
-            if isVoter(member) { lastAcknowledged[member.name] = now }
+            leading!.memberSeen[member.name] = (member.incarnation, now)
+            leading!.memberInSync[member.name] = Set(inSync)
+            leading!.progress.note(member)
+            if isVoter(member) { leading!.lastAcknowledged[member.name] = now }
         }
         return [
             RaftEnvelope(
@@ -578,13 +589,13 @@ public struct RaftNode: Sendable {
 
     mutating func replicateToAll(now: UInt64) -> [RaftEnvelope] {
         var targets = Set(voterNames)
-        for (name, seen) in memberSeen where now - seen.at <= settings.failureTimeoutMilliseconds * 2 { targets.insert(name) }
+        for (name, seen) in leading?.memberSeen ?? [:] where now - seen.at <= settings.failureTimeoutMilliseconds * 2 { targets.insert(name) }
         targets.remove(id.name)
         return targets.sorted().map { replicate(to: $0, now: now) }
     }
 
     mutating func replicate(to name: String, now: UInt64) -> RaftEnvelope {
-        let next = nextIndex[name] ?? (lastIndex + 1)
+        let next = leading?.progress.next[name] ?? (lastIndex + 1)
         if next <= log.snapshotIndex {
             return RaftEnvelope(from: id, to: name, message: .snapshot(term: term, lastIndex: log.snapshotIndex, lastTerm: log.snapshotTerm, map: log.snapshotMap))
         }
@@ -601,7 +612,8 @@ public struct RaftNode: Sendable {
     /// have won an election (a voter answering this leader does not vote for another
     /// within an election timeout).
     mutating func extendLeaderLease() {
-        let others = voters.keys.filter { $0 != id.name }.compactMap { acknowledgedSentAt[$0] }.sorted(by: >)
+        guard let leader = leading else { return }
+        let others = voters.keys.filter { $0 != id.name }.compactMap { leader.acknowledgedSentAt[$0] }.sorted(by: >)
         guard quorum >= 2, others.count >= quorum - 1 else { return }
         leaseUntil = max(leaseUntil, others[quorum - 2] + settings.leaseMilliseconds)
     }
@@ -647,24 +659,15 @@ public struct RaftNode: Sendable {
         return map.partitions[partition].epoch
     }
 
-    /// Records which incarnation answers for a name. A new incarnation starts with an empty
-    /// log: whatever the old one held must not count towards commitment.
-    mutating func notePeer(_ member: MemberID) {
-        if let known = peers[member.name], known.incarnation != member.incarnation {
-            matchIndex[member.name] = 0
-            nextIndex[member.name] = nil
-        }
-        peers[member.name] = member
-    }
-
     /// Commits the highest index of this term a majority of the voters holds.
     mutating func advanceCommit() {
+        guard let progress = leading?.progress else { return }
         let current = voters
         var candidate = lastIndex
         while candidate > commitIndex {
             guard log.term(at: candidate) == term else { break }
             let holders = current.keys.filter { name in
-                name == id.name || ((matchIndex[name] ?? 0) >= candidate && peers[name]?.incarnation == current[name])
+                name == id.name || progress.holds(name, incarnation: current[name], through: candidate)
             }
             if holders.count >= quorum {
                 commitIndex = candidate
@@ -682,7 +685,7 @@ public struct RaftNode: Sendable {
             applied.append(entry)
         }
         if log.count > settings.snapshotThreshold { log.compact(through: map.appliedIndex, map: map) }
-        if role != .leader && role != .bootstrapping { role = isVoter(id) ? .follower : .learner }
+        if role != .leader && role != .bootstrapping { state = isVoter(id) ? .follower : .learner }
     }
 
     /// Entries applied since the last call (a snapshot install shows as one `noop` at its
@@ -700,11 +703,11 @@ public struct RaftNode: Sendable {
     /// incarnation of a voter only once it has caught up), then the placement is repaired and
     /// caught-up backups join the in-sync set.
     mutating func decide(now: UInt64) -> [RaftEnvelope] {
-        guard commitIndex == lastIndex, map.appliedIndex == commitIndex else { return [] }
+        guard commitIndex == lastIndex, map.appliedIndex == commitIndex, let leader = leading else { return [] }
         var commands: [ClusterCommand] = []
         for name in map.members.keys.sorted() {
             let member = map.members[name]!
-            let seen = memberSeen[name]
+            let seen = leader.memberSeen[name]
             let alive = seen.map { now - $0.at <= settings.failureTimeoutMilliseconds } ?? false
             switch member.state {
             case .up:
@@ -717,7 +720,7 @@ public struct RaftNode: Sendable {
                     // new incarnation — which holds nothing — would inherit the role.
                     if map.partitions.contains(where: { $0.holders.contains(name) }) { continue }
                     if member.voter {
-                        guard peers[name]?.incarnation == seen.incarnation, (matchIndex[name] ?? 0) >= commitIndex else { continue }
+                        guard leader.progress.holds(name, incarnation: seen.incarnation, through: commitIndex) else { continue }
                     }
                     commands.append(.memberIncarnation(name: name, incarnation: seen.incarnation))
                 } else {
@@ -729,7 +732,7 @@ public struct RaftNode: Sendable {
         if commands.isEmpty {
             for assignment in map.partitions {
                 for backup in assignment.backups where !assignment.inSync.contains(backup) {
-                    if memberInSync[backup]?.contains(PartitionEpoch(partition: assignment.partition, epoch: assignment.epoch)) == true {
+                    if leader.memberInSync[backup]?.contains(PartitionEpoch(partition: assignment.partition, epoch: assignment.epoch)) == true {
                         commands.append(.markInSync(partition: assignment.partition, epoch: assignment.epoch, member: backup))
                     }
                 }
@@ -739,7 +742,7 @@ public struct RaftNode: Sendable {
         guard !commands.isEmpty else { return [] }
         for command in commands { append(command) }
         advanceCommit()
-        nextLeaderHeartbeat = now + settings.leaderHeartbeatMilliseconds
+        leading!.nextHeartbeat = now + settings.leaderHeartbeatMilliseconds
         return replicateToAll(now: now)
     }
 }
