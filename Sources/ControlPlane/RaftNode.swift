@@ -72,6 +72,7 @@ public struct RaftNode: Sendable {
     /// When this node last received anything from each member.
     var lastHeard: [String: (incarnation: UInt64, at: UInt64)] = [:]
     var nextMemberHeartbeat: UInt64 = 0
+    /// Applied in the current step, handed out in its `RaftReady`.
     var applied: [LogEntry] = []
     var copiesHeldSince: [PartitionEpoch: UInt64] = [:]
     /// Set by a runtime whose data plane copies partitions: the copies it reports caught up
@@ -162,15 +163,23 @@ public struct RaftNode: Sendable {
     }
 
     /// Advances timers: elections, the leader's heartbeats and decisions, member reports.
-    public mutating func tick(now: UInt64) -> [RaftEnvelope] {
-        stamped(advance(now: now))
+    public mutating func tick(now: UInt64) -> RaftReady {
+        let before = (role: role, leader: leader, leaseUntil: leaseUntil)
+        return ready(advance(now: now), since: before)
     }
 
-    /// Outgoing messages carry this node's cluster. Every step ends here: the invariants
-    /// are checked once the step's changes are complete.
-    func stamped(_ envelopes: [RaftEnvelope]) -> [RaftEnvelope] {
+    /// Every step ends here: the invariants are checked once its changes are complete, and
+    /// what it produced goes out as one value. Outgoing messages carry this node's cluster.
+    mutating func ready(_ envelopes: [RaftEnvelope], since before: (role: Role, leader: MemberID?, leaseUntil: UInt64)) -> RaftReady {
         checkInvariants()
-        return envelopes.map { var envelope = $0; envelope.cluster = cluster; return envelope }
+        var ready = RaftReady()
+        ready.messages = envelopes.map { var envelope = $0; envelope.cluster = cluster; return envelope }
+        ready.applied = applied
+        applied = []
+        if role != before.role { ready.role = role }
+        if leader != before.leader { ready.leader = leader.map { .known($0) } ?? .unknown }
+        if leaseUntil != before.leaseUntil { ready.leaseUntil = leaseUntil }
+        return ready
     }
 
     /// What holds between steps, whatever happened (TigerBeetle asserts its invariants where
@@ -340,8 +349,9 @@ public struct RaftNode: Sendable {
 
     // MARK: Receiving
 
-    public mutating func receive(_ envelope: RaftEnvelope, now: UInt64) -> [RaftEnvelope] {
-        stamped(handle(envelope, now: now))
+    public mutating func receive(_ envelope: RaftEnvelope, now: UInt64) -> RaftReady {
+        let before = (role: role, leader: leader, leaseUntil: leaseUntil)
+        return ready(handle(envelope, now: now), since: before)
     }
 
     /// The cluster of the voters that bootstrapped a history (FNV-1a over the sorted
@@ -686,13 +696,6 @@ public struct RaftNode: Sendable {
         }
         if log.count > settings.snapshotThreshold { log.compact(through: map.appliedIndex, map: map) }
         if role != .leader && role != .bootstrapping { state = isVoter(id) ? .follower : .learner }
-    }
-
-    /// Entries applied since the last call (a snapshot install shows as one `noop` at its
-    /// index); for observers such as the simulator's checkers.
-    public mutating func drainApplied() -> [LogEntry] {
-        defer { applied = [] }
-        return applied
     }
 
     // MARK: Decisions (leader)

@@ -17,7 +17,6 @@ final class ControlPlaneRuntime: @unchecked Sendable {
     var wakeup: (task: Scheduled<Void>, at: UInt64)?
     /// Times this node saw the leader change (including to "none").
     var leaderChanges: UInt64 = 0
-    var knownLeader: MemberID?
     var knownRole: RaftNode.Role
 
     /// Timers fire at the Raft node's own deadlines (so two nodes' election timeouts collide
@@ -80,18 +79,18 @@ final class ControlPlaneRuntime: @unchecked Sendable {
         guard timer != nil else { return }
         let now = WallClock.monotonicMilliseconds()
         // Step first: `transport?.send(raft.tick(…))` would skip the step without a transport.
-        let messages = raft.tick(now: now)
-        transport?.send(messages)
-        observe()
+        let ready = raft.tick(now: now)
+        transport?.send(ready.messages)
+        observe(ready)
         scheduleWakeup(now: now)
     }
 
     func receive(_ envelope: RaftEnvelope) {
         guard timer != nil else { return }
         let now = WallClock.monotonicMilliseconds()
-        let messages = raft.receive(envelope, now: now)
-        transport?.send(messages)
-        observe()
+        let ready = raft.receive(envelope, now: now)
+        transport?.send(ready.messages)
+        observe(ready)
         scheduleWakeup(now: now)
     }
 
@@ -109,24 +108,25 @@ final class ControlPlaneRuntime: @unchecked Sendable {
         wakeup = (task, due)
     }
 
-    /// Logs role and leader changes and the committed map changes, and drains the applied
-    /// entries (the Raft node keeps them until drained).
-    func observe() {
-        if raft.leader != knownLeader {
+    /// Logs a step's role and leader changes and the map changes it applied, and has the
+    /// data plane follow the map.
+    func observe(_ ready: RaftReady) {
+        switch ready.leader {
+        case .known(let leader):
             leaderChanges += 1
-            knownLeader = raft.leader
-            if let leader = raft.leader {
-                logger.notice("control plane leader", metadata: ["leader": "\(leader.name)", "term": "\(raft.term)", "self": "\(leader == raft.id)"])
-            } else {
-                logger.warning("control plane has no leader", metadata: ["term": "\(raft.term)", "role": "\(raft.role.rawValue)"])
-            }
+            logger.notice("control plane leader", metadata: ["leader": "\(leader.name)", "term": "\(raft.term)", "self": "\(leader == raft.id)"])
+        case .unknown:
+            leaderChanges += 1
+            logger.warning("control plane has no leader", metadata: ["term": "\(raft.term)", "role": "\(raft.role.rawValue)"])
+        case nil:
+            break
         }
-        if raft.role != knownRole {
-            logger.info("control plane role", metadata: ["from": "\(knownRole.rawValue)", "to": "\(raft.role.rawValue)", "term": "\(raft.term)"])
-            knownRole = raft.role
+        if let role = ready.role {
+            logger.info("control plane role", metadata: ["from": "\(knownRole.rawValue)", "to": "\(role.rawValue)", "term": "\(raft.term)"])
+            knownRole = role
         }
         var reassigned: [String] = []
-        for entry in raft.drainApplied() {
+        for entry in ready.applied {
             switch entry.command {
             case .memberState(let name, .down):
                 logger.warning("member down: its partitions move to other nodes", metadata: ["member": "\(name)", "index": "\(entry.index)"])

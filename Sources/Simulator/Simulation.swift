@@ -112,6 +112,8 @@ public struct Simulation {
         var incarnations: UInt64 = 0
         var driftPPM: Int64
         var downUntil: UInt64 = 0
+        /// Entries its steps applied since the checkers last looked.
+        var applied: [LogEntry] = []
     }
 
     typealias InFlight = Scheduled<[UInt8]>
@@ -159,6 +161,7 @@ public struct Simulation {
 
     mutating func start(_ index: Int) {
         nodes[index].incarnations += 1
+        nodes[index].applied = []
         let incarnation = incarnationSource.next() | 1
         nodes[index].raft = RaftNode(
             id: MemberID(name: nodes[index].name, incarnation: incarnation), voters: Array(names.prefix(names.count - options.nonVoters)),
@@ -249,8 +252,9 @@ public struct Simulation {
             if faultsOn { injectFaults() }
             deliver()
             for index in nodes.indices where nodes[index].raft != nil {
-                let messages = nodes[index].raft!.tick(now: localTime(index))
-                send(messages)
+                let ready = nodes[index].raft!.tick(now: localTime(index))
+                nodes[index].applied += ready.applied
+                send(ready.messages)
             }
             observe()
         }
@@ -267,8 +271,9 @@ public struct Simulation {
             }
             guard let index = names.firstIndex(of: envelope.to), nodes[index].raft != nil else { continue }
             outcome.messagesDelivered += 1
-            let replies = nodes[index].raft!.receive(envelope, now: localTime(index))
-            send(replies)
+            let ready = nodes[index].raft!.receive(envelope, now: localTime(index))
+            nodes[index].applied += ready.applied
+            send(ready.messages)
         }
     }
 
@@ -365,7 +370,8 @@ public struct Simulation {
 
     mutating func observe() {
         for index in nodes.indices where nodes[index].raft != nil {
-            let applied = nodes[index].raft!.drainApplied()
+            let applied = nodes[index].applied
+            nodes[index].applied = []
             let raft = nodes[index].raft!
             if let violation = checkers.observe(node: nodes[index].name, raft: raft, applied: applied) {
                 outcome.violations.append("t=\(now) ms: \(violation)")
