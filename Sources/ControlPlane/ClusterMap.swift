@@ -75,6 +75,11 @@ public enum ClusterCommand: Hashable, Sendable {
     /// `name` now runs as `incarnation` (it restarted and caught up): it replaces the old
     /// incarnation in the voter configuration and in the member table.
     case memberIncarnation(name: String, incarnation: UInt64)
+    /// `name`'s new `incarnation` caught up with the leader's log and takes the name's vote
+    /// (its old incarnation is dead: one process per name), before the member table adopts
+    /// it. Voting does not wait for the map to move the old incarnation's copies away, so a
+    /// leader that dies meanwhile leaves a majority that can elect another.
+    case voterIncarnation(name: String, incarnation: UInt64)
     case memberState(name: String, state: MemberState)
     /// The partition's new placement (a promotion bumps the epoch).
     case assign(PartitionAssignment)
@@ -91,6 +96,11 @@ public struct ClusterMap: Hashable, Sendable {
         public var incarnation: UInt64
         public var voter: Bool
         public var state: MemberState
+        /// The incarnation whose vote counts for the name: ahead of `incarnation` from the
+        /// time a restarted voter caught up until the map adopts it (0: `incarnation`).
+        public var voterIncarnation: UInt64 = 0
+
+        public var votingIncarnation: UInt64 { voterIncarnation != 0 ? voterIncarnation : incarnation }
     }
 
     public var members: [String: Member] = [:]
@@ -125,6 +135,9 @@ public struct ClusterMap: Hashable, Sendable {
             break
         case .memberIncarnation(let name, let incarnation):
             members[name]?.incarnation = incarnation
+            members[name]?.voterIncarnation = incarnation
+        case .voterIncarnation(let name, let incarnation):
+            members[name]?.voterIncarnation = incarnation
         case .memberState(let name, let state):
             members[name]?.state = state
         case .assign(let assignment):

@@ -33,8 +33,12 @@ public struct ControlPlaneSettings: Hashable, Sendable {
 ///
 /// Nodes keep nothing on disk. A restarted node comes back as a new incarnation of its name
 /// with empty state: it never votes as the old one; it follows as a learner until the leader
-/// has brought it up to date and committed its new incarnation into the voter set. (One
-/// process per name makes the swap safe: once the new incarnation exists the old one is dead.)
+/// has brought it up to date and appended its new incarnation to the voter set (a
+/// configuration counts once appended, so the other voters count it from then on, even if
+/// the leader dies before the entry commits). (One process per name makes the swap safe:
+/// once the new incarnation exists the old one is dead.) A leader that dies before the new
+/// incarnation holds its log leaves no safe majority: the old incarnation may have
+/// acknowledged entries that only the dead leader still held.
 /// A node that finds no established cluster and sees every voter fresh bootstraps one.
 ///
 /// Pure: time arrives as `now`, randomness as a seed, messages go out as return values.
@@ -120,9 +124,14 @@ public struct RaftNode: Sendable {
         var result: [String: UInt64] = [:]
         for name in voterNames { result[name] = 0 }
         if let bootstrapVoters { result.merge(bootstrapVoters) { $1 } }
-        for (name, member) in map.members where member.voter && member.incarnation != 0 { result[name] = member.incarnation }
+        for (name, member) in map.members where member.voter && member.votingIncarnation != 0 { result[name] = member.votingIncarnation }
         for entry in log.entries(after: map.appliedIndex) {
-            if case .memberIncarnation(let name, let incarnation) = entry.command, result[name] != nil { result[name] = incarnation }
+            switch entry.command {
+            case .memberIncarnation(let name, let incarnation), .voterIncarnation(let name, let incarnation):
+                if result[name] != nil { result[name] = incarnation }
+            default:
+                break
+            }
         }
         return result
     }
@@ -206,7 +215,10 @@ public struct RaftNode: Sendable {
                 }
                 leading!.quorumCheckAt = now + settings.electionTimeoutMilliseconds.lowerBound
             }
-            if quorum == 1 { leaseUntil = max(leaseUntil, now + settings.leaseMilliseconds) }
+            if quorum == 1 {
+                leaseUntil = max(leaseUntil, now + settings.leaseMilliseconds)
+                leading!.leaseUntil = leaseUntil
+            }
             if now >= leader.nextHeartbeat {
                 out += replicateToAll(now: now)
                 leading!.nextHeartbeat = now + settings.leaderHeartbeatMilliseconds
@@ -494,7 +506,10 @@ public struct RaftNode: Sendable {
         }
         log.accept(entries, committed: commitIndex)
         let matched = max(previousIndex, entries.last?.index ?? previousIndex)
-        if leaderCommit > commitIndex {
+        // Never backwards: an append that matched less than this node holds (a probe from a
+        // leader that has not learnt this node's progress) says nothing against what it
+        // already knows committed.
+        if min(leaderCommit, matched) > commitIndex {
             commitIndex = min(leaderCommit, matched)
             applyCommitted()
         }
@@ -566,6 +581,11 @@ public struct RaftNode: Sendable {
         if success {
             leading!.progress.replicated(follower.name, through: match)
             advanceCommit()
+            if admitsVoter(follower, now: now) {
+                // It votes from the moment the others append this: replicate it at once.
+                append(.voterIncarnation(name: follower.name, incarnation: follower.incarnation))
+                return replicateToAll(now: now)
+            }
             if (leading?.progress.next[follower.name] ?? 1) <= lastIndex { return [replicate(to: follower.name, now: now)] }
             return []
         }
@@ -578,13 +598,17 @@ public struct RaftNode: Sendable {
             probes[member.name] = RoleState.Probe(fresh: fresh, established: !fresh, incarnation: member.incarnation)
             state = .bootstrapping(probes: probes)
         }
+        var catchUp: [RaftEnvelope] = []
         if role == .leader {
             leading!.memberSeen[member.name] = (member.incarnation, now)
             leading!.memberInSync[member.name] = Set(inSync)
             leading!.progress.note(member)
             if isVoter(member) { leading!.lastAcknowledged[member.name] = now }
+            // A member this leader has sent nothing yet (a restarted node's new incarnation):
+            // its catch-up starts now rather than at the next heartbeat.
+            if leading!.progress.next[member.name] == nil { catchUp = [replicate(to: member.name, now: now)] }
         }
-        return [
+        return catchUp + [
             RaftEnvelope(
                 from: id, to: member.name,
                 message: .heartbeatReply(
@@ -626,6 +650,7 @@ public struct RaftNode: Sendable {
         let others = voters.keys.filter { $0 != id.name }.compactMap { leader.acknowledgedSentAt[$0] }.sorted(by: >)
         guard quorum >= 2, others.count >= quorum - 1 else { return }
         leaseUntil = max(leaseUntil, others[quorum - 2] + settings.leaseMilliseconds)
+        leading!.leaseUntil = max(leader.leaseUntil, others[quorum - 2] + settings.leaseMilliseconds)
     }
 
     /// The leader grants a member a lease only while the map has that incarnation up and no
@@ -669,6 +694,27 @@ public struct RaftNode: Sendable {
         return map.partitions[partition].epoch
     }
 
+    /// Whether `member` is a new incarnation of a voter that holds this leader's whole log, so
+    /// that its vote may replace the old incarnation's now: it has every entry the old one
+    /// could have acknowledged. One configuration change at a time (Raft's single-server
+    /// changes): not while another is appended and uncommitted.
+    ///
+    /// Only under this leader's lease (a majority of the current voters answered it within the
+    /// lease, so no other leader can exist): a deposed leader that does not know it yet could
+    /// otherwise make a majority of itself and an empty new incarnation, and commit entries
+    /// that contradict what the real leader committed.
+    func admitsVoter(_ member: MemberID, now: UInt64) -> Bool {
+        guard let leader = leading, now < leader.leaseUntil, voterNames.contains(member.name), voters[member.name] != member.incarnation,
+            leader.progress.holds(member.name, incarnation: member.incarnation, through: lastIndex)
+        else { return false }
+        return !log.entries(after: commitIndex).contains { entry in
+            switch entry.command {
+            case .memberIncarnation, .voterIncarnation: return true
+            default: return false
+            }
+        }
+    }
+
     /// Commits the highest index of this term a majority of the voters holds.
     mutating func advanceCommit() {
         guard let progress = leading?.progress else { return }
@@ -708,10 +754,16 @@ public struct RaftNode: Sendable {
     mutating func decide(now: UInt64) -> [RaftEnvelope] {
         guard commitIndex == lastIndex, map.appliedIndex == commitIndex, let leader = leading else { return [] }
         var commands: [ClusterCommand] = []
+        let current = voters
         for name in map.members.keys.sorted() {
             let member = map.members[name]!
             let seen = leader.memberSeen[name]
             let alive = seen.map { now - $0.at <= settings.failureTimeoutMilliseconds } ?? false
+            if member.voter, alive, let seen, current[name] != seen.incarnation, admitsVoter(MemberID(name: name, incarnation: seen.incarnation), now: now) {
+                // A restarted voter that holds this leader's whole log votes from now on,
+                // whatever the map still does with its old incarnation's copies.
+                commands.append(.voterIncarnation(name: name, incarnation: seen.incarnation))
+            }
             switch member.state {
             case .up:
                 if !alive || seen!.incarnation != member.incarnation { commands.append(.memberState(name: name, state: .down)) }

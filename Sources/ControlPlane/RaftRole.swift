@@ -38,6 +38,10 @@ struct LeaderState: Sendable {
     var lastAcknowledged: [String: UInt64] = [:]
     var acknowledgedSentAt: [String: UInt64] = [:]
     var nextHeartbeat: UInt64
+    /// The lease this leadership earned (a majority of the voters answered appends sent
+    /// since): until then no other leader can exist. A follower's lease from an earlier
+    /// leader does not count.
+    var leaseUntil: UInt64 = 0
     var nextDecision: UInt64 = 0
     var quorumCheckAt: UInt64
     /// Members' reports as this leader heard them: when each incarnation last reported, and

@@ -132,6 +132,8 @@ final class ControlPlaneRuntime: @unchecked Sendable {
                 logger.warning("member down: its partitions move to other nodes", metadata: ["member": "\(name)", "index": "\(entry.index)"])
             case .memberState(let name, .up):
                 logger.notice("member up", metadata: ["member": "\(name)", "index": "\(entry.index)"])
+            case .voterIncarnation(let name, let incarnation):
+                logger.notice("restarted voter caught up: it votes again", metadata: ["member": "\(MemberID(name: name, incarnation: incarnation))", "index": "\(entry.index)"])
             case .memberIncarnation(let name, let incarnation):
                 logger.notice("member joined as a new incarnation", metadata: ["member": "\(MemberID(name: name, incarnation: incarnation))", "index": "\(entry.index)"])
             case .assign(let assignment):

@@ -49,6 +49,7 @@ extension Sessionfed_V1_ClusterMap {
             wire.incarnation = member.incarnation
             wire.voter = member.voter
             wire.up = member.state == .up
+            wire.voterIncarnation = member.voterIncarnation
             return wire
         }
         partitions = map.partitions.map(Sessionfed_V1_PartitionAssignment.init)
@@ -69,6 +70,7 @@ extension Sessionfed_V1_ClusterMap {
         for member in members {
             map.members[member.name]?.incarnation = member.incarnation
             map.members[member.name]?.state = member.up ? .up : .down
+            map.members[member.name]?.voterIncarnation = member.voterIncarnation
         }
         map.partitions = partitions.map(\.model)
         map.roleEpoch = roleEpoch
@@ -83,6 +85,7 @@ extension Sessionfed_V1_ClusterCommand {
         switch command {
         case .noop: kind = .noop(true)
         case .memberIncarnation(let name, let incarnation): kind = .memberIncarnation(Sessionfed_V1_MemberId(MemberID(name: name, incarnation: incarnation)))
+        case .voterIncarnation(let name, let incarnation): kind = .voterIncarnation(Sessionfed_V1_MemberId(MemberID(name: name, incarnation: incarnation)))
         case .memberState(let name, let state):
             var change = Sessionfed_V1_MemberStateChange()
             change.name = name
@@ -109,6 +112,9 @@ extension Sessionfed_V1_ClusterCommand {
         case .memberIncarnation(let member):
             let id = try member.model(in: "ClusterCommand.member_incarnation")
             return .memberIncarnation(name: id.name, incarnation: id.incarnation)
+        case .voterIncarnation(let member):
+            let id = try member.model(in: "ClusterCommand.voter_incarnation")
+            return .voterIncarnation(name: id.name, incarnation: id.incarnation)
         case .memberState(let change): return .memberState(name: change.name, state: change.up ? .up : .down)
         case .assign(let assignment): return .assign(assignment.model)
         case .markInSync(let mark): return .markInSync(partition: Int(mark.partition), epoch: mark.epoch, member: mark.member)

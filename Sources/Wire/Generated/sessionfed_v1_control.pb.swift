@@ -89,6 +89,9 @@ public nonisolated struct Sessionfed_V1_ClusterMember: Sendable {
 
   public var up: Bool = false
 
+  /// the incarnation that votes for the name (0: incarnation)
+  public var voterIncarnation: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -172,6 +175,14 @@ public nonisolated struct Sessionfed_V1_ClusterCommand: Sendable {
     set {kind = .siteRole(newValue)}
   }
 
+  public var voterIncarnation: Sessionfed_V1_MemberId {
+    get {
+      if case .voterIncarnation(let v)? = kind {return v}
+      return Sessionfed_V1_MemberId()
+    }
+    set {kind = .voterIncarnation(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -181,6 +192,7 @@ public nonisolated struct Sessionfed_V1_ClusterCommand: Sendable {
     case assign(Sessionfed_V1_PartitionAssignment)
     case markInSync(Sessionfed_V1_MarkInSync)
     case siteRole(Sessionfed_V1_SiteRoleChange)
+    case voterIncarnation(Sessionfed_V1_MemberId)
 
   }
 
@@ -631,7 +643,7 @@ nonisolated extension Sessionfed_V1_PartitionAssignment: SwiftProtobuf.Message, 
 
 nonisolated extension Sessionfed_V1_ClusterMember: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClusterMember"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}incarnation\0\u{1}voter\0\u{1}up\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}incarnation\0\u{1}voter\0\u{1}up\0\u{3}voter_incarnation\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -643,6 +655,7 @@ nonisolated extension Sessionfed_V1_ClusterMember: SwiftProtobuf.Message, SwiftP
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.incarnation) }()
       case 3: try { try decoder.decodeSingularBoolField(value: &self.voter) }()
       case 4: try { try decoder.decodeSingularBoolField(value: &self.up) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.voterIncarnation) }()
       default: break
       }
     }
@@ -661,6 +674,9 @@ nonisolated extension Sessionfed_V1_ClusterMember: SwiftProtobuf.Message, SwiftP
     if self.up != false {
       try visitor.visitSingularBoolField(value: self.up, fieldNumber: 4)
     }
+    if self.voterIncarnation != 0 {
+      try visitor.visitSingularUInt64Field(value: self.voterIncarnation, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -669,6 +685,7 @@ nonisolated extension Sessionfed_V1_ClusterMember: SwiftProtobuf.Message, SwiftP
     if lhs.incarnation != rhs.incarnation {return false}
     if lhs.voter != rhs.voter {return false}
     if lhs.up != rhs.up {return false}
+    if lhs.voterIncarnation != rhs.voterIncarnation {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -731,7 +748,7 @@ nonisolated extension Sessionfed_V1_ClusterMap: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Sessionfed_V1_ClusterCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClusterCommand"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}noop\0\u{3}member_incarnation\0\u{3}member_state\0\u{1}assign\0\u{3}mark_in_sync\0\u{3}site_role\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}noop\0\u{3}member_incarnation\0\u{3}member_state\0\u{1}assign\0\u{3}mark_in_sync\0\u{3}site_role\0\u{3}voter_incarnation\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -812,6 +829,19 @@ nonisolated extension Sessionfed_V1_ClusterCommand: SwiftProtobuf.Message, Swift
           self.kind = .siteRole(v)
         }
       }()
+      case 7: try {
+        var v: Sessionfed_V1_MemberId?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .voterIncarnation(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .voterIncarnation(v)
+        }
+      }()
       default: break
       }
     }
@@ -846,6 +876,10 @@ nonisolated extension Sessionfed_V1_ClusterCommand: SwiftProtobuf.Message, Swift
     case .siteRole?: try {
       guard case .siteRole(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    }()
+    case .voterIncarnation?: try {
+      guard case .voterIncarnation(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
     }()
     case nil: break
     }
