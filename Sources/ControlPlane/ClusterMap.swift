@@ -41,6 +41,11 @@ public struct PartitionAssignment: Hashable, Sendable {
     /// How often the partition was re-created empty because every copy was lost (its orphaned
     /// primary came back restarted). The keys come back from the other sites by anti-entropy.
     public var recreatedEmpty: UInt64 = 0
+    /// The log index of the command that last changed this assignment. A member's report
+    /// that a copy is caught up counts only if the member sent it following this map or a
+    /// later one: a backup removed and added again within one epoch must not be marked in
+    /// sync on a report about the copy it had before.
+    public var changedAt: UInt64 = 0
 
     public init(
         partition: Int, epoch: UInt64 = 0, primary: String? = nil, backups: [String] = [], inSync: Set<String> = [],
@@ -143,6 +148,7 @@ public struct ClusterMap: Hashable, Sendable {
         case .assign(let assignment):
             guard assignment.partition >= 0, assignment.partition < partitions.count else { return }
             partitions[assignment.partition] = assignment
+            partitions[assignment.partition].changedAt = index
         case .markInSync(let partition, let epoch, let member):
             guard partition >= 0, partition < partitions.count, partitions[partition].epoch == epoch,
                 partitions[partition].backups.contains(member)

@@ -226,7 +226,7 @@ public struct RaftNode: Sendable {
             if now >= leader.nextDecision {
                 leading!.nextDecision = now + Self.decisionIntervalMilliseconds
                 leading!.memberSeen[id.name] = (id.incarnation, now)
-                leading!.memberInSync[id.name] = Set(copiesInSync(now: now))
+                leading!.memberInSync[id.name] = (Set(copiesInSync(now: now)), map.appliedIndex)
                 out += decide(now: now)
                 advanceCommit()
             }
@@ -250,7 +250,7 @@ public struct RaftNode: Sendable {
         // The leader hears itself directly (`decide` records its own copies).
         guard role != .leader else { return [] }
         let inSync = copiesInSync(now: now)
-        let message = RaftMessage.heartbeat(term: term, fresh: !isEstablished, inSync: inSync, sentAt: now)
+        let message = RaftMessage.heartbeat(term: term, fresh: !isEstablished, inSync: inSync, sentAt: now, mapIndex: map.appliedIndex)
         if let leader, role != .bootstrapping {
             return [RaftEnvelope(from: id, to: leader.name, message: message)]
         }
@@ -415,8 +415,8 @@ public struct RaftNode: Sendable {
             return handleAppendReply(from: from, term: replyTerm, success: success, matchIndex: match, echo: echo, now: now)
         case .snapshot(let leaderTerm, let snapshotLastIndex, let snapshotLastTerm, let snapshot):
             return handleSnapshot(from: from, term: leaderTerm, lastIndex: snapshotLastIndex, lastTerm: snapshotLastTerm, map: snapshot, now: now)
-        case .heartbeat(let memberTerm, let fresh, let inSync, let sentAt):
-            return handleHeartbeat(from: from, term: memberTerm, fresh: fresh, inSync: inSync, sentAt: sentAt, now: now)
+        case .heartbeat(let memberTerm, let fresh, let inSync, let sentAt, let mapIndex):
+            return handleHeartbeat(from: from, term: memberTerm, fresh: fresh, inSync: inSync, sentAt: sentAt, mapIndex: mapIndex, now: now)
         case .heartbeatReply(_, let established, let fresh, let knownLeader, let granted, let leaderCommit):
             // The leader itself answered this node's report and granted a lease: it counts
             // this node as alive from then, so this node may act until the lease it computed
@@ -593,7 +593,7 @@ public struct RaftNode: Sendable {
         return [replicate(to: follower.name, now: now)]
     }
 
-    mutating func handleHeartbeat(from member: MemberID, term memberTerm: UInt64, fresh: Bool, inSync: [PartitionEpoch], sentAt: UInt64, now: UInt64) -> [RaftEnvelope] {
+    mutating func handleHeartbeat(from member: MemberID, term memberTerm: UInt64, fresh: Bool, inSync: [PartitionEpoch], sentAt: UInt64, mapIndex: UInt64, now: UInt64) -> [RaftEnvelope] {
         if case .bootstrapping(var probes) = state {
             probes[member.name] = RoleState.Probe(fresh: fresh, established: !fresh, incarnation: member.incarnation)
             state = .bootstrapping(probes: probes)
@@ -601,7 +601,7 @@ public struct RaftNode: Sendable {
         var catchUp: [RaftEnvelope] = []
         if role == .leader {
             leading!.memberSeen[member.name] = (member.incarnation, now)
-            leading!.memberInSync[member.name] = Set(inSync)
+            leading!.memberInSync[member.name] = (Set(inSync), mapIndex)
             leading!.progress.note(member)
             if isVoter(member) { leading!.lastAcknowledged[member.name] = now }
             // A member this leader has sent nothing yet (a restarted node's new incarnation):
@@ -787,7 +787,10 @@ public struct RaftNode: Sendable {
         if commands.isEmpty {
             for assignment in map.partitions {
                 for backup in assignment.backups where !assignment.inSync.contains(backup) {
-                    if leader.memberInSync[backup]?.contains(PartitionEpoch(partition: assignment.partition, epoch: assignment.epoch)) == true {
+                    // A report sent before its member followed this assignment speaks of a
+                    // copy the assignment may have dropped since (same epoch, copied again).
+                    guard let report = leader.memberInSync[backup], report.mapIndex >= assignment.changedAt else { continue }
+                    if report.copies.contains(PartitionEpoch(partition: assignment.partition, epoch: assignment.epoch)) {
                         commands.append(.markInSync(partition: assignment.partition, epoch: assignment.epoch, member: backup))
                     }
                 }

@@ -47,7 +47,7 @@ struct LeaderState: Sendable {
     /// Members' reports as this leader heard them: when each incarnation last reported, and
     /// the copies it holds caught up.
     var memberSeen: [String: (incarnation: UInt64, at: UInt64)] = [:]
-    var memberInSync: [String: Set<PartitionEpoch>] = [:]
+    var memberInSync: [String: (copies: Set<PartitionEpoch>, mapIndex: UInt64)] = [:]
 }
 
 /// A leader's view of its followers' logs (etcd's progress tracker): per member the next

@@ -85,13 +85,19 @@ extension FederationCore {
         links[site]?.everSynchronized ?? false
     }
 
+    /// Whether anti-entropy can run with `site`: not while either site has several nodes (a
+    /// node of such a site holds only some partitions and answers no round).
+    public func runsAntiEntropy(with site: SiteID) -> Bool {
+        !mergesAtPrimaries && (settings.sites[site]?.nodes.count ?? 0) <= 1
+    }
+
     public func isConnected(to site: SiteID) -> Bool {
         links[site]?.connected ?? false
     }
 
     /// Starts a round with `site` now (an operator's request, or the runtime's schedule).
     public mutating func startRound(with site: SiteID, reason: String, now: UInt64) -> [FederationAction] {
-        guard var link = links[site], link.connected, link.round == nil else { return [] }
+        guard runsAntiEntropy(with: site), var link = links[site], link.connected, link.round == nil else { return [] }
         let round = AntiEntropyRound(id: link.nextRound, reason: reason, startedAt: now)
         link.nextRound += 1
         link.round = round

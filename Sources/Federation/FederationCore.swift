@@ -220,7 +220,7 @@ public struct FederationCore: Sendable {
         for stream in link.outboxes.keys { link.outboxes[stream]?.rewind() }
         links[site] = link
         var actions: [FederationAction] = []
-        if !mergesAtPrimaries && (link.needsResync || !link.everSynchronized) {
+        if runsAntiEntropy(with: site) && (link.needsResync || !link.everSynchronized) {
             actions += startRound(with: site, reason: link.needsResync ? "needs-resync" : "connect", now: now)
         }
         return actions + flush(site, now: now, force: true)
@@ -288,7 +288,7 @@ public struct FederationCore: Sendable {
         for site in settings.linkedSites {
             actions += flush(site, now: now, force: false)
             let interval = settings.antiEntropyIntervalMilliseconds
-            if !mergesAtPrimaries, let link = links[site], link.connected, link.round == nil,
+            if runsAntiEntropy(with: site), let link = links[site], link.connected, link.round == nil,
                 link.needsResync || (interval > 0 && (link.lastRoundFinishedAt.map { now >= $0 + interval } ?? false))
             {
                 actions += startRound(with: site, reason: link.needsResync ? "needs-resync" : "periodic", now: now)

@@ -27,6 +27,7 @@ extension Sessionfed_V1_PartitionAssignment {
         if let orphan = assignment.orphanedFrom { orphanedFrom = Sessionfed_V1_MemberId(orphan) }
         orphanedCopies = assignment.orphanedCopies.map(Sessionfed_V1_MemberId.init)
         recreatedEmpty = assignment.recreatedEmpty
+        changedAt = assignment.changedAt
     }
 
     var model: PartitionAssignment {
@@ -36,6 +37,7 @@ extension Sessionfed_V1_PartitionAssignment {
             orphanedCopies: orphanedCopies.map { MemberID(name: $0.name, incarnation: $0.incarnation) }
         )
         assignment.recreatedEmpty = recreatedEmpty
+        assignment.changedAt = changedAt
         return assignment
     }
 }
@@ -181,10 +183,11 @@ extension RaftEnvelope {
             snapshot.lastTerm = lastTerm
             snapshot.map = Sessionfed_V1_ClusterMap(map)
             wire.message = .snapshot(snapshot)
-        case .heartbeat(let term, let fresh, let inSync, let sentAt):
+        case .heartbeat(let term, let fresh, let inSync, let sentAt, let mapIndex):
             var heartbeat = Sessionfed_V1_MemberHeartbeat()
             heartbeat.term = term
             heartbeat.sentAtMs = sentAt
+            heartbeat.mapIndex = mapIndex
             heartbeat.fresh = fresh
             heartbeat.inSync = inSync.map { copy in
                 var wire = Sessionfed_V1_PartitionEpoch()
@@ -227,7 +230,9 @@ extension RaftEnvelope {
         case .snapshot(let snapshot):
             message = .snapshot(term: snapshot.term, lastIndex: snapshot.lastIndex, lastTerm: snapshot.lastTerm, map: try snapshot.map.model())
         case .heartbeat(let heartbeat):
-            message = .heartbeat(term: heartbeat.term, fresh: heartbeat.fresh, inSync: heartbeat.inSync.map { PartitionEpoch(partition: Int($0.partition), epoch: $0.epoch) }, sentAt: heartbeat.sentAtMs)
+            message = .heartbeat(term: heartbeat.term, fresh: heartbeat.fresh, inSync: heartbeat.inSync.map { PartitionEpoch(partition: Int($0.partition), epoch: $0.epoch) }, sentAt: heartbeat.sentAtMs,
+                mapIndex: heartbeat.mapIndex
+            )
         case .heartbeatReply(let reply):
             message = .heartbeatReply(
                 term: reply.term, established: reply.established, fresh: reply.fresh, leader: reply.hasLeader ? try reply.leader.model(in: "MemberHeartbeatReply.leader") : nil,

@@ -222,9 +222,9 @@ import Testing
     /// leader holds every committed entry (it wrote them) and its lease shows no other leader
     /// can exist, so it brings each new incarnation up to date and gives it the name's vote,
     /// one at a time. The site keeps its history.
-    @Test func twoOfThreeVotersRestartedEmptyAtOnce_theSurvivingLeaderReadmitsThem() {
-        var simulation = Self.converged()
-        let survivor = simulation.leaders[0].name
+    /// Restarts every voter but `survivor` at once (memory lost), runs 10 s, and expects no
+    /// invariant broken; returns the survivor's commit index before.
+    static func restartAll(but survivor: String, in simulation: inout Simulation) -> UInt64 {
         let committed = simulation.raft(survivor)!.commitIndex
         for name in simulation.names where name != survivor {
             simulation.crash(name)
@@ -232,6 +232,13 @@ import Testing
         }
         simulation.advance(until: simulation.now + 10_000)
         #expect(simulation.outcome.violations.isEmpty, "\(simulation.outcome.violations)")
+        return committed
+    }
+
+    @Test func twoOfThreeVotersRestartedEmptyAtOnce_theSurvivingLeaderReadmitsThem() {
+        var simulation = Self.converged()
+        let survivor = simulation.leaders[0].name
+        let committed = Self.restartAll(but: survivor, in: &simulation)
         #expect(simulation.leaders.count == 1)
         #expect(simulation.raft(survivor)!.commitIndex > committed)
         for name in simulation.names where name != survivor {
@@ -247,13 +254,7 @@ import Testing
         var simulation = Self.converged()
         let leader = simulation.leaders[0].name
         let survivor = simulation.names.first { $0 != leader }!
-        let committed = simulation.raft(survivor)!.commitIndex
-        for name in simulation.names where name != survivor {
-            simulation.crash(name)
-            simulation.restart(name)
-        }
-        simulation.advance(until: simulation.now + 10_000)
-        #expect(simulation.outcome.violations.isEmpty, "\(simulation.outcome.violations)")
+        let committed = Self.restartAll(but: survivor, in: &simulation)
         #expect(simulation.leaders.isEmpty)
         #expect(simulation.raft(survivor)!.commitIndex == committed)
         for name in simulation.names where name != survivor {

@@ -69,6 +69,9 @@ public nonisolated struct Sessionfed_V1_PartitionAssignment: Sendable {
   /// in-sync backups that went down with the primary
   public var orphanedCopies: [Sessionfed_V1_MemberId] = []
 
+  /// log index of the assignment's last change
+  public var changedAt: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -494,6 +497,9 @@ public nonisolated struct Sessionfed_V1_MemberHeartbeat: Sendable {
   /// the member's clock when sent; echoed back for its lease
   public var sentAtMs: UInt64 = 0
 
+  /// the map the member followed when it sent this report
+  public var mapIndex: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -574,7 +580,7 @@ nonisolated extension Sessionfed_V1_MemberId: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Sessionfed_V1_PartitionAssignment: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PartitionAssignment"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{1}epoch\0\u{1}primary\0\u{1}backups\0\u{3}in_sync\0\u{3}orphaned_from\0\u{3}recreated_empty\0\u{3}orphaned_copies\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{1}epoch\0\u{1}primary\0\u{1}backups\0\u{3}in_sync\0\u{3}orphaned_from\0\u{3}recreated_empty\0\u{3}orphaned_copies\0\u{3}changed_at\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -590,6 +596,7 @@ nonisolated extension Sessionfed_V1_PartitionAssignment: SwiftProtobuf.Message, 
       case 6: try { try decoder.decodeSingularMessageField(value: &self._orphanedFrom) }()
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.recreatedEmpty) }()
       case 8: try { try decoder.decodeRepeatedMessageField(value: &self.orphanedCopies) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.changedAt) }()
       default: break
       }
     }
@@ -624,6 +631,9 @@ nonisolated extension Sessionfed_V1_PartitionAssignment: SwiftProtobuf.Message, 
     if !self.orphanedCopies.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.orphanedCopies, fieldNumber: 8)
     }
+    if self.changedAt != 0 {
+      try visitor.visitSingularUInt64Field(value: self.changedAt, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -636,6 +646,7 @@ nonisolated extension Sessionfed_V1_PartitionAssignment: SwiftProtobuf.Message, 
     if lhs._orphanedFrom != rhs._orphanedFrom {return false}
     if lhs.recreatedEmpty != rhs.recreatedEmpty {return false}
     if lhs.orphanedCopies != rhs.orphanedCopies {return false}
+    if lhs.changedAt != rhs.changedAt {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1485,7 +1496,7 @@ nonisolated extension Sessionfed_V1_InstallSnapshot: SwiftProtobuf.Message, Swif
 
 nonisolated extension Sessionfed_V1_MemberHeartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MemberHeartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}term\0\u{1}fresh\0\u{3}in_sync\0\u{3}sent_at_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}term\0\u{1}fresh\0\u{3}in_sync\0\u{3}sent_at_ms\0\u{3}map_index\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1497,6 +1508,7 @@ nonisolated extension Sessionfed_V1_MemberHeartbeat: SwiftProtobuf.Message, Swif
       case 2: try { try decoder.decodeSingularBoolField(value: &self.fresh) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.inSync) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.sentAtMs) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.mapIndex) }()
       default: break
       }
     }
@@ -1515,6 +1527,9 @@ nonisolated extension Sessionfed_V1_MemberHeartbeat: SwiftProtobuf.Message, Swif
     if self.sentAtMs != 0 {
       try visitor.visitSingularUInt64Field(value: self.sentAtMs, fieldNumber: 4)
     }
+    if self.mapIndex != 0 {
+      try visitor.visitSingularUInt64Field(value: self.mapIndex, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1523,6 +1538,7 @@ nonisolated extension Sessionfed_V1_MemberHeartbeat: SwiftProtobuf.Message, Swif
     if lhs.fresh != rhs.fresh {return false}
     if lhs.inSync != rhs.inSync {return false}
     if lhs.sentAtMs != rhs.sentAtMs {return false}
+    if lhs.mapIndex != rhs.mapIndex {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
