@@ -28,8 +28,9 @@ public struct ControlPlaneSettings: Hashable, Sendable {
 }
 
 /// Raft (Ongaro and Ousterhout, 2014) among a site's voter nodes, with pre-vote and
-/// check-quorum, replicating the cluster map; plus the leader's decisions that turn member
-/// reports and silences into committed map changes.
+/// check-quorum, replicating the cluster map. What to change in the map is the
+/// `MapController`'s to decide, from the member reports and silences the leader observes;
+/// the leader proposes its batches and replicates them.
 ///
 /// Nodes keep nothing on disk. A restarted node comes back as a new incarnation of its name
 /// with empty state: it never votes as the old one; it follows as a learner until the leader
@@ -746,57 +747,19 @@ public struct RaftNode: Sendable {
 
     // MARK: Decisions (leader)
 
-    /// Turns member reports and silences into cluster-map changes, one batch at a time (only
-    /// when everything proposed so far is committed and applied): members that went silent or
-    /// restarted go down (their copies are gone), members that report again come up (a new
-    /// incarnation of a voter only once it has caught up), then the placement is repaired and
-    /// caught-up backups join the in-sync set.
+    /// Proposes what the `MapController` decides from the committed map and this leader's
+    /// observations, one batch at a time: only when everything proposed so far is committed
+    /// and applied.
     mutating func decide(now: UInt64) -> [RaftEnvelope] {
         guard commitIndex == lastIndex, map.appliedIndex == commitIndex, let leader = leading else { return [] }
-        var commands: [ClusterCommand] = []
-        let current = voters
-        for name in map.members.keys.sorted() {
-            let member = map.members[name]!
-            let seen = leader.memberSeen[name]
-            let alive = seen.map { now - $0.at <= settings.failureTimeoutMilliseconds } ?? false
-            if member.voter, alive, let seen, current[name] != seen.incarnation, admitsVoter(MemberID(name: name, incarnation: seen.incarnation), now: now) {
-                // A restarted voter that holds this leader's whole log votes from now on,
-                // whatever the map still does with its old incarnation's copies.
-                commands.append(.voterIncarnation(name: name, incarnation: seen.incarnation))
-            }
-            switch member.state {
-            case .up:
-                if !alive || seen!.incarnation != member.incarnation { commands.append(.memberState(name: name, state: .down)) }
-            case .down:
-                guard alive, let seen else { continue }
-                if seen.incarnation != member.incarnation {
-                    // The old incarnation's copies must be gone from the map first (promoted
-                    // away, or orphaned): admitted while the map still names it primary, the
-                    // new incarnation — which holds nothing — would inherit the role.
-                    if map.partitions.contains(where: { $0.holders.contains(name) }) { continue }
-                    if member.voter {
-                        guard leader.progress.holds(name, incarnation: seen.incarnation, through: commitIndex) else { continue }
-                    }
-                    commands.append(.memberIncarnation(name: name, incarnation: seen.incarnation))
-                } else {
-                    commands.append(.memberState(name: name, state: .up))
-                }
-            }
-        }
-        if commands.isEmpty { commands = map.repairs() }
-        if commands.isEmpty {
-            for assignment in map.partitions {
-                for backup in assignment.backups where !assignment.inSync.contains(backup) {
-                    // A report sent before its member followed this assignment speaks of a
-                    // copy the assignment may have dropped since (same epoch, copied again).
-                    guard let report = leader.memberInSync[backup], report.mapIndex >= assignment.changedAt else { continue }
-                    if report.copies.contains(PartitionEpoch(partition: assignment.partition, epoch: assignment.epoch)) {
-                        commands.append(.markInSync(partition: assignment.partition, epoch: assignment.epoch, member: backup))
-                    }
-                }
-            }
-        }
-        if commands.isEmpty { commands = map.rebalance() }
+        let committed = commitIndex
+        let node = self
+        let observed = MapController.Observations(
+            seen: leader.memberSeen, inSync: leader.memberInSync,
+            holdsLog: { leader.progress.holds($0.name, incarnation: $0.incarnation, through: committed) },
+            admitsVoter: { node.admitsVoter($0, now: now) }
+        )
+        let commands = MapController(failureTimeoutMilliseconds: settings.failureTimeoutMilliseconds).proposals(map: map, voters: voters, observed: observed, now: now)
         guard !commands.isEmpty else { return [] }
         for command in commands { append(command) }
         advanceCommit()

@@ -1,0 +1,82 @@
+/// The site's failure detector and placement (DESIGN.md §3): from the committed map and what
+/// the leader heard of each member, the next batch of map changes to propose. The leader's
+/// `RaftNode` proposes them and replicates the log; it decides nothing itself. One batch at
+/// a time, in this order, each only when the earlier kinds have nothing to do:
+///
+/// 1. members that went silent or restarted go down (their copies are gone); members that
+///    report again come up; a restarted node's new incarnation is adopted once the map no
+///    longer names the old one for any copy (and, for a voter, once it holds the log);
+/// 2. the placement is repaired (`ClusterMap.repairs`);
+/// 3. backups whose members report them caught up join the in-sync set;
+/// 4. one rebalancing step (`ClusterMap.rebalance`).
+///
+/// Pure: the reports and the leader's knowledge of followers' logs come in as values.
+struct MapController {
+    let failureTimeoutMilliseconds: UInt64
+
+    /// What the leader knows when it decides.
+    struct Observations {
+        /// Per member: the incarnation that last reported and when (the leader's clock).
+        var seen: [String: (incarnation: UInt64, at: UInt64)]
+        /// Per member: the copies it reported caught up, and the map index it reported on.
+        var inSync: [String: (copies: Set<PartitionEpoch>, mapIndex: UInt64)]
+        /// Whether this incarnation of a voter holds the leader's committed log.
+        var holdsLog: (MemberID) -> Bool
+        /// Whether this new incarnation of a voter may take the name's vote now.
+        var admitsVoter: (MemberID) -> Bool
+    }
+
+    func proposals(map: ClusterMap, voters: [String: UInt64], observed: Observations, now: UInt64) -> [ClusterCommand] {
+        var commands = memberChanges(map: map, voters: voters, observed: observed, now: now)
+        if commands.isEmpty { commands = map.repairs() }
+        if commands.isEmpty { commands = inSyncMarks(map: map, observed: observed) }
+        if commands.isEmpty { commands = map.rebalance() }
+        return commands
+    }
+
+    func memberChanges(map: ClusterMap, voters: [String: UInt64], observed: Observations, now: UInt64) -> [ClusterCommand] {
+        var commands: [ClusterCommand] = []
+        for name in map.members.keys.sorted() {
+            let member = map.members[name]!
+            let seen = observed.seen[name]
+            let alive = seen.map { now - $0.at <= failureTimeoutMilliseconds } ?? false
+            if member.voter, alive, let seen, voters[name] != seen.incarnation, observed.admitsVoter(MemberID(name: name, incarnation: seen.incarnation)) {
+                // A restarted voter that holds this leader's whole log votes from now on,
+                // whatever the map still does with its old incarnation's copies.
+                commands.append(.voterIncarnation(name: name, incarnation: seen.incarnation))
+            }
+            switch member.state {
+            case .up:
+                if !alive || seen!.incarnation != member.incarnation { commands.append(.memberState(name: name, state: .down)) }
+            case .down:
+                guard alive, let seen else { continue }
+                if seen.incarnation != member.incarnation {
+                    // The old incarnation's copies must be gone from the map first (promoted
+                    // away, or orphaned): admitted while the map still names it primary, the
+                    // new incarnation — which holds nothing — would inherit the role.
+                    if map.partitions.contains(where: { $0.holders.contains(name) }) { continue }
+                    if member.voter, !observed.holdsLog(MemberID(name: name, incarnation: seen.incarnation)) { continue }
+                    commands.append(.memberIncarnation(name: name, incarnation: seen.incarnation))
+                } else {
+                    commands.append(.memberState(name: name, state: .up))
+                }
+            }
+        }
+        return commands
+    }
+
+    func inSyncMarks(map: ClusterMap, observed: Observations) -> [ClusterCommand] {
+        var commands: [ClusterCommand] = []
+        for assignment in map.partitions {
+            for backup in assignment.backups where !assignment.inSync.contains(backup) {
+                // A report sent before its member followed this assignment speaks of a copy
+                // the assignment may have dropped since (same epoch, copied again).
+                guard let report = observed.inSync[backup], report.mapIndex >= assignment.changedAt else { continue }
+                if report.copies.contains(PartitionEpoch(partition: assignment.partition, epoch: assignment.epoch)) {
+                    commands.append(.markInSync(partition: assignment.partition, epoch: assignment.epoch, member: backup))
+                }
+            }
+        }
+        return commands
+    }
+}
