@@ -4,11 +4,14 @@
   the replica has it: the closest Redis comes to synchronous replication);
 - a 3-node sessionfed site with `backupCount: 1` (every write acknowledged after its
   partition's in-sync backup applied it), clients spread over the three nodes;
-- a single sessionfed node and a lone redis-server, for what replication costs each.
+- a single sessionfed node and a lone redis-server, for what replication costs each;
+- with `--before-bin`, a single node of an earlier build (driven by the same client), for
+  what the change that added replication cost a node alone.
 
 Loopback only; prints a Markdown table of throughput and p50/p99 latency, and the ratios.
 
     SESSIONFED_BIN=.build/release/sessionfed python3 Benchmarks/replicated.py [--requests 100000] [--clients 50]
+        [--before-bin PATH --before-label TEXT]
 """
 
 import argparse
@@ -88,6 +91,8 @@ def main():
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--command", default="set")
+    parser.add_argument("--before-bin", help="a sessionfed binary of an earlier commit: one more single-node row")
+    parser.add_argument("--before-label", default="an earlier build")
     arguments = parser.parse_args()
     binary = os.environ.get("SESSIONFED_BIN", ".build/release/sessionfed")
     if not shutil.which("redis-server"):
@@ -110,15 +115,17 @@ def main():
                 stop(replica)
         finally:
             stop(primary)
-        # A single sessionfed node (a site of one: no backups).
-        single = Site(binary, workdir / "single", nodes=1, tls=False, defaults={"partitions": 16, "backupCount": 0})
-        try:
-            single.start_all()
-            wait_for_port(single.ports[single.names[0]]["client"])
-            time.sleep(1.0)
-            rows.append(("sessionfed, 1 node", bench(binary, [single.ports[single.names[0]]["client"]], arguments)))
-        finally:
-            single.stop_all()
+        # A single sessionfed node (a site of one: no backups), the earlier build's first.
+        servers = [(arguments.before_bin, f"sessionfed, 1 node, {arguments.before_label}")] if arguments.before_bin else []
+        for server, label in servers + [(binary, "sessionfed, 1 node")]:
+            single = Site(server, workdir / f"single-{len(rows)}", nodes=1, tls=False, defaults={"partitions": 16, "backupCount": 0})
+            try:
+                single.start_all()
+                wait_for_port(single.ports[single.names[0]]["client"])
+                time.sleep(1.0)
+                rows.append((label, bench(binary, [single.ports[single.names[0]]["client"]], arguments)))
+            finally:
+                single.stop_all()
         # A site of three with backupCount 1, clients on every node.
         site = Site(binary, workdir / "site", nodes=3, tls=False, defaults={"partitions": 16, "backupCount": 1})
         try:
