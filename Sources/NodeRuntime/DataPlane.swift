@@ -414,8 +414,7 @@ final class DataPlane: @unchecked Sendable {
         case .forwardedCommand(let command):
             runForwarded(command, from: peer, on: channel)
         case .forwardedReply(let reply):
-            guard let forward = forwards.removeValue(forKey: reply.request), forward.target == peer else { return }
-            if reply.notPrimary { forward.retry() } else { forward.done(.encoded(reply.reply)) }
+            forwardAnswered(reply.request, from: peer, notPrimary: reply.notPrimary, reply: reply.reply)
         case .partitionWrites(let batch):
             // Writes of another epoch are refused: an old primary's never count again, a new
             // one's are taken once this node follows the map that names it.
@@ -448,11 +447,17 @@ final class DataPlane: @unchecked Sendable {
         case .remoteDeltas(let batch):
             receivedRemoteDeltas(batch, from: peer, on: channel)
         case .remoteDeltasApplied(let reply):
-            guard let forward = forwards.removeValue(forKey: reply.request), forward.target == peer else { return }
-            if reply.notPrimary { forward.retry() } else { forward.done(.encoded([])) }
+            forwardAnswered(reply.request, from: peer, notPrimary: reply.notPrimary, reply: [])
         default:
             logger.error("unexpected frame for the data plane", metadata: ["peer": "\(peer)", "frame": "\(frame.kind)"])
         }
+    }
+
+    /// The primary answered a forwarded command or remote batch: done, or (not primary any
+    /// more) routed again on a newer map.
+    func forwardAnswered(_ request: UInt64, from peer: String, notPrimary: Bool, reply: [UInt8]) {
+        guard let forward = forwards.removeValue(forKey: request), forward.target == peer else { return }
+        if notPrimary { forward.retry() } else { forward.done(.encoded(reply)) }
     }
 
     /// A command another node forwarded: run it if this node may act as primary of its
