@@ -10,12 +10,18 @@ if ! command -v protoc >/dev/null; then
 fi
 
 version=$(sed -n 's/.*swift-protobuf", from: "\([0-9.]*\)".*/\1/p' Package.swift)
-plugin=".build-protoc/swift-protobuf-$version/.build/release/protoc-gen-swift"
+plugin=".build-protoc/swift-protobuf-$version/release/protoc-gen-swift"
 if [ ! -x "$plugin" ]; then
   mkdir -p .build-protoc
-  rm -rf ".build-protoc/swift-protobuf-$version"
-  git clone -q --depth 1 --branch "$version" https://github.com/apple/swift-protobuf ".build-protoc/swift-protobuf-$version"
-  (cd ".build-protoc/swift-protobuf-$version" && swift build -c release --product protoc-gen-swift)
+  # The checkout `swift build` resolved is the version the generated code runs with; clone
+  # only when there is none.
+  source=".build/checkouts/swift-protobuf"
+  if [ ! -d "$source" ]; then
+    source=".build-protoc/swift-protobuf-src-$version"
+    rm -rf "$source"
+    git clone -q --depth 1 --branch "$version" https://github.com/apple/swift-protobuf "$source"
+  fi
+  swift build -c release --package-path "$source" --scratch-path ".build-protoc/swift-protobuf-$version" --product protoc-gen-swift
 fi
 
 out=Sources/Wire/Generated

@@ -2,13 +2,22 @@ import Keyspace
 import SessionModel
 import Wire
 
-/// One anti-entropy round this node drives over its connection to a remote site: roots, then
-/// leaves of differing partitions, then key digests of differing leaves, answered by repairs.
+/// One anti-entropy round this node drives over its connection to a remote site, about the
+/// partitions this node leads (every partition in a site of one node): the Merkle leaves of
+/// each partition, then key digests of differing leaves, answered by repairs. The remote site
+/// answers each partition from its primary's copy, so both sides compare whole partitions.
 struct AntiEntropyRound: Sendable {
     var id: UInt64
     var reason: String
     var startedAt: UInt64
+    /// The last answer; a round silent for `roundSilenceMilliseconds` is abandoned.
+    var lastProgressAt: UInt64
+    /// The partitions the round compares.
+    var partitions: Set<UInt32>
+    /// Partitions whose leaves have not been answered yet.
+    var awaitingLeaves: Set<UInt32>
     var outstandingChunks = 0
+    var nextChunk: UInt32 = 0
     var keysRepaired: UInt64 = 0
     var keysSent: UInt64 = 0
     var differingPartitions = 0
@@ -16,6 +25,39 @@ struct AntiEntropyRound: Sendable {
     /// An outbox overflow (or a repair this round could not include) happened during the
     /// round: the link still needs another.
     var overflowed = false
+
+    var isComplete: Bool { awaitingLeaves.isEmpty && outstandingChunks <= 0 }
+}
+
+/// Another site's anti-entropy request about one partition, for the primary of that
+/// partition in this site to answer from its copy (`FederationCore.answer(_:store:)`); the
+/// answers go back on `connection`.
+public struct RoundRequest: Hashable, Sendable {
+    public var connection: FederationConnection
+    public var partition: UInt32
+    /// `merkleLeavesRequest` (of this partition alone) or `bucketDigests` (of its buckets).
+    public var frame: Frame
+
+    public init(connection: FederationConnection, partition: UInt32, frame: Frame) {
+        self.connection = connection
+        self.partition = partition
+        self.frame = frame
+    }
+}
+
+/// Key states an anti-entropy round brought from `site`, for the primary of `partition` in
+/// this site to merge and replicate to its backups (`FederationCore.repaired(_:from:)`
+/// counts what changed).
+public struct StateRepair: Hashable, Sendable {
+    public var site: SiteID
+    public var partition: UInt32
+    public var states: [KeyStateRecord]
+
+    public init(site: SiteID, partition: UInt32, states: [KeyStateRecord]) {
+        self.site = site
+        self.partition = partition
+        self.states = states
+    }
 }
 
 /// Counters of one link, both directions.
@@ -85,27 +127,40 @@ extension FederationCore {
         links[site]?.everSynchronized ?? false
     }
 
-    /// Whether anti-entropy can run with `site`: not while either site has several nodes (a
-    /// node of such a site holds only some partitions and answers no round).
-    public func runsAntiEntropy(with site: SiteID) -> Bool {
-        !mergesAtPrimaries && (settings.sites[site]?.nodes.count ?? 0) <= 1
-    }
-
     public func isConnected(to site: SiteID) -> Bool {
         links[site]?.connected ?? false
     }
 
-    /// Starts a round with `site` now (an operator's request, or the runtime's schedule).
-    public mutating func startRound(with site: SiteID, reason: String, now: UInt64) -> [FederationAction] {
-        guard runsAntiEntropy(with: site), var link = links[site], link.connected, link.round == nil else { return [] }
-        let round = AntiEntropyRound(id: link.nextRound, reason: reason, startedAt: now)
+    /// A round with no answer for this long is abandoned and started again (a request or its
+    /// answer was lost inside the other site, whose primaries answer them).
+    static let roundSilenceMilliseconds: UInt64 = 30_000
+
+    /// Starts a round with `site` now over `partitions` (default: every partition this node
+    /// leads): an operator's request, or the runtime's schedule.
+    public mutating func startRound(with site: SiteID, reason: String, now: UInt64, partitions: Set<UInt32>? = nil) -> [FederationAction] {
+        guard var link = links[site], link.connected, link.round == nil else { return [] }
+        let partitions = partitions ?? ledPartitions
+        let round = AntiEntropyRound(
+            id: link.nextRound, reason: reason, startedAt: now, lastProgressAt: now, partitions: partitions, awaitingLeaves: partitions
+        )
         link.nextRound += 1
         link.round = round
         links[site] = link
+        guard !partitions.isEmpty else { return finishRound(with: site, now: now) }
         return [
-            .log(FederationLog(.info, "anti-entropy round started", ["site": settings.name(of: site), "round": "\(round.id)", "reason": reason])),
-            .send(.outbound(site), .merkleRootsRequest(round: round.id)),
+            .log(
+                FederationLog(
+                    .info, "anti-entropy round started",
+                    ["site": settings.name(of: site), "round": "\(round.id)", "reason": reason, "partitions": "\(partitions.count)"]
+                )
+            ),
+            .send(.outbound(site), .merkleLeavesRequest(round: round.id, partitions: partitions.sorted())),
         ]
+    }
+
+    /// Every partition this node leads: all of them in a site of one node.
+    var ledPartitions: Set<UInt32> {
+        partitionsLedHere ?? Set((0..<settings.partitioning.partitionCount).map(UInt32.init))
     }
 
     /// Whether `round` is the current round with `site` (answers to an abandoned round are
@@ -118,85 +173,135 @@ extension FederationCore {
 // MARK: The dialer's side of a round
 
 extension FederationCore {
-    mutating func compareRoots(_ roots: [StateDigest], with site: SiteID, store: inout some AntiEntropyStore, now: UInt64) -> [FederationAction] {
-        let forest = MerkleForest(of: &store, partitioning: settings.partitioning, leafCount: settings.merkleLeaves)
-        guard roots.count == forest.partitioning.partitionCount else {
-            return abandonRound(with: site, reason: "peer has \(roots.count) partitions, this site has \(forest.partitioning.partitionCount)")
+    mutating func compareLeaves(_ partitions: [PartitionLeaves], with site: SiteID, store: inout some AntiEntropyStore, now: UInt64) -> [FederationAction] {
+        guard var round = links[site]?.round else { return [] }
+        let answered = partitions.filter { round.awaitingLeaves.contains($0.partition) }
+        for entry in answered where entry.leaves.count != settings.merkleLeaves {
+            return abandonRound(with: site, reason: "peer sent \(entry.leaves.count) leaves for partition \(entry.partition); this site has \(settings.merkleLeaves)")
         }
-        let mine = forest.roots
-        let differing = (0..<roots.count).filter { roots[$0] != mine[$0] }.map(UInt32.init)
-        links[site]?.round?.differingPartitions = differing.count
-        guard !differing.isEmpty, let round = links[site]?.round?.id else { return finishRound(with: site, now: now) }
-        return [.send(.outbound(site), .merkleLeavesRequest(round: round, partitions: differing))]
+        let forest = MerkleForest(of: &store, partitions: Set(answered.map { Int($0.partition) }), partitioning: settings.partitioning, leafCount: settings.merkleLeaves)
+        var differing: [Int: Set<UInt32>] = [:]
+        for entry in answered {
+            round.awaitingLeaves.remove(entry.partition)
+            for (leaf, digest) in entry.leaves.enumerated() where digest != forest.leaves[Int(entry.partition)][leaf] {
+                differing[Int(entry.partition), default: []].insert(UInt32(leaf))
+            }
+        }
+        round.lastProgressAt = now
+        round.differingPartitions += differing.count
+        round.differingLeaves += differing.values.reduce(0) { $0 + $1.count }
+        var buckets: [BucketID: [KeyDigest]] = [:]
+        for (partition, leaves) in differing {
+            for leaf in leaves { buckets[BucketID(partition: UInt32(partition), leaf: leaf)] = [] }
+        }
+        if !buckets.isEmpty {
+            store.forEachDigest(inPartitions: Set(differing.keys), of: settings.partitioning) { key, digest in
+                let location = forest.location(of: key)
+                let bucket = BucketID(partition: UInt32(location.partition), leaf: UInt32(location.leaf))
+                if buckets[bucket] != nil { buckets[bucket]!.append(KeyDigest(key: key, digest: digest)) }
+            }
+        }
+        let chunks = digestChunks(buckets)
+        var actions: [FederationAction] = []
+        for chunk in chunks {
+            actions.append(.send(.outbound(site), .bucketDigests(round: round.id, chunk: round.nextChunk, chunk)))
+            round.nextChunk += 1
+        }
+        round.outstandingChunks += chunks.count
+        links[site]?.round = round
+        if round.isComplete { actions += finishRound(with: site, now: now) }
+        return actions
     }
 
-    mutating func compareLeaves(_ partitions: [PartitionLeaves], with site: SiteID, store: inout some AntiEntropyStore, now: UInt64) -> [FederationAction] {
-        let forest = MerkleForest(of: &store, partitioning: settings.partitioning, leafCount: settings.merkleLeaves)
-        var differing: Set<BucketID> = []
-        for entry in partitions {
-            guard Int(entry.partition) < forest.partitioning.partitionCount, entry.leaves.count == forest.leafCount else {
-                return abandonRound(with: site, reason: "peer sent \(entry.leaves.count) leaves for partition \(entry.partition); this site has \(forest.leafCount) leaves in \(forest.partitioning.partitionCount) partitions")
-            }
-            for (leaf, digest) in entry.leaves.enumerated() where digest != forest.leaves[Int(entry.partition)][leaf] {
-                differing.insert(BucketID(partition: entry.partition, leaf: UInt32(leaf)))
-            }
-        }
-        links[site]?.round?.differingLeaves = differing.count
-        guard !differing.isEmpty, let round = links[site]?.round?.id else { return finishRound(with: site, now: now) }
-        var buckets: [BucketID: [KeyDigest]] = [:]
-        for bucket in differing { buckets[bucket] = [] }
-        store.forEachDigest { key, digest in
-            let location = forest.location(of: key)
-            let bucket = BucketID(partition: UInt32(location.partition), leaf: UInt32(location.leaf))
-            if buckets[bucket] != nil { buckets[bucket]!.append(KeyDigest(key: key, digest: digest)) }
-        }
-        // Chunks of at most `repairChunkBytes`; every differing bucket is sent, empty ones too
-        // (the peer then sends all it has there).
-        var chunks: [[Bucket]] = [[]]
+    /// Chunks of at most `repairChunkBytes`, each about one partition (the other site's primary
+    /// of that partition answers it); every differing bucket is sent, empty ones too (the peer
+    /// then sends all it has there).
+    func digestChunks(_ buckets: [BucketID: [KeyDigest]]) -> [[Bucket]] {
+        var chunks: [[Bucket]] = []
+        var current: [Bucket] = []
         var chunkBytes = 0
+        func cut() {
+            if !current.isEmpty { chunks.append(current) }
+            current = []
+            chunkBytes = 0
+        }
         for bucketID in buckets.keys.sorted() {
+            if let partition = current.last?.partition, partition != bucketID.partition { cut() }
             var bucket = Bucket(partition: bucketID.partition, leaf: bucketID.leaf, keys: [])
             for pair in buckets[bucketID]! {
-                if chunkBytes + pair.key.count + 24 > settings.repairChunkBytes && !(chunks[chunks.count - 1].isEmpty && bucket.keys.isEmpty) {
-                    chunks[chunks.count - 1].append(bucket)
-                    chunks.append([])
+                if chunkBytes + pair.key.count + 24 > settings.repairChunkBytes && !(current.isEmpty && bucket.keys.isEmpty) {
+                    current.append(bucket)
+                    cut()
                     bucket.keys = []
-                    chunkBytes = 0
                 }
                 bucket.keys.append(pair)
                 chunkBytes += pair.key.count + 24
             }
-            chunks[chunks.count - 1].append(bucket)
+            current.append(bucket)
             chunkBytes += 12
         }
-        links[site]?.round?.outstandingChunks = chunks.count
-        return chunks.enumerated().map { index, buckets in
-            .send(.outbound(site), .bucketDigests(round: round, chunk: UInt32(index), buckets))
-        }
+        cut()
+        return chunks
     }
 
     mutating func applyRepair(_ repair: BucketRepair, from site: SiteID, store: inout some AntiEntropyStore, now: UInt64) -> [FederationAction] {
-        var actions: [FederationAction] = []
-        var repaired: UInt64 = 0
-        for record in repair.states {
-            let outcome = store.merge(state: record.state, key: record.key, now: now)
-            if outcome.changed { repaired += 1 }
-            actions += conflicts(outcome, key: record.key, from: site)
-        }
+        var actions = mergeStates(repair.states, from: site, store: &store, now: now)
         let wanted = repair.wanted.compactMap { key in store.state(of: key).map { KeyStateRecord(key: key, state: $0) } }
-        for chunk in chunked(wanted) {
-            actions.append(.send(.outbound(site), .keyStates(partition: 0, chunk)))
+        for (partition, records) in byPartition(wanted) {
+            for chunk in chunked(records) {
+                let frame = Frame.keyStates(partition: partition, chunk)
+                actions.append(mergesAtPrimaries ? .sendCommitted(.outbound(site), frame, partition: partition) : .send(.outbound(site), frame))
+            }
         }
-        links[site]?.round?.keysRepaired += repaired
         links[site]?.round?.keysSent += UInt64(wanted.count)
-        links[site]?.statistics.keysRepaired += repaired
         links[site]?.statistics.keysSent += UInt64(wanted.count)
-        if repaired > 0 { markForwardResync(repairedFrom: site) }
+        links[site]?.round?.lastProgressAt = now
         if repair.last {
             links[site]?.round?.outstandingChunks -= 1
-            if links[site]?.round?.outstandingChunks ?? 0 <= 0 { actions += finishRound(with: site, now: now) }
+            if links[site]?.round?.isComplete == true { actions += finishRound(with: site, now: now) }
         }
         return actions
+    }
+
+    /// Key states from `site`: merged here in a site of one node, else handed to the primaries
+    /// of their partitions (`FederationAction.mergeStates`), which replicate them.
+    mutating func mergeStates(_ records: [KeyStateRecord], from site: SiteID, store: inout some AntiEntropyStore, now: UInt64) -> [FederationAction] {
+        guard !records.isEmpty else { return [] }
+        if mergesAtPrimaries {
+            return byPartition(records).map { .mergeStates(StateRepair(site: site, partition: $0.partition, states: $0.records)) }
+        }
+        return mergeRepairs(records, from: site, store: &store, now: now)
+    }
+
+    /// Merges key states an anti-entropy round brought from `site` into `store` (this node is
+    /// their partition's primary, or the only node of its site): conflicts counted and logged,
+    /// repairs counted.
+    public mutating func mergeRepairs(_ records: [KeyStateRecord], from site: SiteID, store: inout some AntiEntropyStore, now: UInt64) -> [FederationAction] {
+        var actions: [FederationAction] = []
+        var changed = 0
+        for record in records {
+            let outcome = store.merge(state: record.state, key: record.key, now: now)
+            if outcome.changed { changed += 1 }
+            actions += conflicts(outcome, key: record.key, from: site)
+        }
+        repaired(changed, from: site)
+        return actions
+    }
+
+    /// Anti-entropy changed `count` keys of this site with data from `site` (merged here, or by
+    /// the primaries a `mergeStates` action reached).
+    mutating func repaired(_ count: Int, from site: SiteID) {
+        guard count > 0 else { return }
+        links[site]?.round?.keysRepaired += UInt64(count)
+        links[site]?.statistics.keysRepaired += UInt64(count)
+        markForwardResync(repairedFrom: site)
+    }
+
+    /// Records grouped by the partition of their key, in partition order.
+    func byPartition(_ records: [KeyStateRecord]) -> [(partition: UInt32, records: [KeyStateRecord])] {
+        var groups: [UInt32: [KeyStateRecord]] = [:]
+        for record in records { groups[UInt32(settings.partitioning.partition(of: record.key)), default: []].append(record) }
+        return groups.keys.sorted().map { ($0, groups[$0]!) }
     }
 
     mutating func finishRound(with site: SiteID, now: UInt64) -> [FederationAction] {
@@ -204,6 +309,7 @@ extension FederationCore {
         link.round = nil
         link.needsResync = round.overflowed
         link.everSynchronized = true
+        link.synchronizedPartitions.formUnion(round.partitions.intersection(ledPartitions))
         link.lastRoundFinishedAt = now
         link.statistics.resyncRuns += 1
         links[site] = link
@@ -212,7 +318,7 @@ extension FederationCore {
                 FederationLog(
                     .info, "anti-entropy round finished",
                     [
-                        "site": settings.name(of: site), "round": "\(round.id)", "reason": round.reason,
+                        "site": settings.name(of: site), "round": "\(round.id)", "reason": round.reason, "partitions": "\(round.partitions.count)",
                         "differing_partitions": "\(round.differingPartitions)", "differing_leaves": "\(round.differingLeaves)",
                         "keys_repaired_here": "\(round.keysRepaired)", "keys_sent": "\(round.keysSent)",
                         "duration_ms": "\(now >= round.startedAt ? now - round.startedAt : 0)",
@@ -263,15 +369,59 @@ struct BucketID: Hashable, Comparable, Sendable {
 }
 
 extension FederationCore {
-    func answerLeaves(round: UInt64, partitions: [UInt32], on connection: FederationConnection, store: inout some AntiEntropyStore) -> [FederationAction] {
-        let forest = MerkleForest(of: &store, partitioning: settings.partitioning, leafCount: settings.merkleLeaves)
-        guard partitions.allSatisfy({ Int($0) < forest.partitioning.partitionCount }) else {
-            return [.close(connection, reason: "leaves requested for a partition beyond \(forest.partitioning.partitionCount - 1)")]
+    /// Another site's request about this site's partitions: answered here in a site of one
+    /// node, else by the primary of each partition (`FederationAction.answerAtPrimary`).
+    mutating func receiveRoundRequest(_ frame: Frame, on connection: FederationConnection, store: inout some AntiEntropyStore) -> [FederationAction] {
+        let count = settings.partitioning.partitionCount
+        switch frame {
+        case .merkleLeavesRequest(let round, let partitions):
+            guard partitions.allSatisfy({ Int($0) < count }) else {
+                return [.close(connection, reason: "leaves requested for a partition beyond \(count - 1)")]
+            }
+            guard mergesAtPrimaries else { return sendAnswers(answer(frame, store: &store), on: connection) }
+            return Set(partitions).sorted().map { partition in
+                .answerAtPrimary(RoundRequest(connection: connection, partition: partition, frame: .merkleLeavesRequest(round: round, partitions: [partition])))
+            }
+        case .bucketDigests(_, _, let buckets):
+            let partitions = Set(buckets.map(\.partition))
+            guard partitions.allSatisfy({ Int($0) < count }), buckets.allSatisfy({ Int($0.leaf) < settings.merkleLeaves }) else {
+                return [.close(connection, reason: "bucket digests for a partition beyond \(count - 1) or a leaf beyond \(settings.merkleLeaves - 1)")]
+            }
+            guard mergesAtPrimaries else { return sendAnswers(answer(frame, store: &store), on: connection) }
+            guard partitions.count <= 1, let partition = partitions.first else {
+                return partitions.isEmpty ? [] : [.close(connection, reason: "bucket digests of \(partitions.count) partitions in one chunk; each chunk is about one partition")]
+            }
+            return [.answerAtPrimary(RoundRequest(connection: connection, partition: partition, frame: frame))]
+        default:
+            preconditionFailure("Invalid state: \(frame.kind) is not an anti-entropy request")
         }
-        return [.send(connection, .merkleLeaves(round: round, partitions.map { PartitionLeaves(partition: $0, leaves: forest.leaves[Int($0)]) }))]
     }
 
-    mutating func answerBuckets(round: UInt64, chunk: UInt32, buckets: [Bucket], on connection: FederationConnection, store: inout some AntiEntropyStore) -> [FederationAction] {
+    /// The answers to an anti-entropy request (`merkleLeavesRequest` or `bucketDigests`) from
+    /// `store`: this node's copy of the partitions it names, which it leads (or every
+    /// partition, in a site of one node). Reads only; the caller sends them with `sendAnswers`.
+    public func answer(_ frame: Frame, store: inout some AntiEntropyStore) -> [Frame] {
+        switch frame {
+        case .merkleLeavesRequest(let round, let partitions):
+            let requested = Set(partitions.map(Int.init)).filter { $0 < settings.partitioning.partitionCount }
+            let forest = MerkleForest(of: &store, partitions: requested, partitioning: settings.partitioning, leafCount: settings.merkleLeaves)
+            return [.merkleLeaves(round: round, requested.sorted().map { PartitionLeaves(partition: UInt32($0), leaves: forest.leaves[$0]) })]
+        case .bucketDigests(let round, let chunk, let buckets):
+            return answerBuckets(round: round, chunk: chunk, buckets: buckets, store: &store)
+        default:
+            return []
+        }
+    }
+
+    /// Sends a primary's answers on the connection the request came by, counting the states.
+    public mutating func sendAnswers(_ frames: [Frame], on connection: FederationConnection) -> [FederationAction] {
+        for case .bucketRepair(let repair) in frames {
+            links[connection.site]?.statistics.keysSent += UInt64(repair.states.count)
+        }
+        return frames.map { .send(connection, $0) }
+    }
+
+    func answerBuckets(round: UInt64, chunk: UInt32, buckets: [Bucket], store: inout some AntiEntropyStore) -> [Frame] {
         let forest = MerkleForest(partitioning: settings.partitioning, leafCount: settings.merkleLeaves)
         var theirs: [BucketID: [[UInt8]: StateDigest]] = [:]
         for bucket in buckets {
@@ -281,7 +431,7 @@ extension FederationCore {
         }
         var differing: [[UInt8]] = []
         var wanted: [[UInt8]] = []
-        store.forEachDigest { key, digest in
+        store.forEachDigest(inPartitions: Set(buckets.map { Int($0.partition) }), of: settings.partitioning) { key, digest in
             let location = forest.location(of: key)
             let bucket = BucketID(partition: UInt32(location.partition), leaf: UInt32(location.leaf))
             guard theirs[bucket] != nil else { return }
@@ -296,13 +446,11 @@ extension FederationCore {
         }
         for keys in theirs.values { wanted += keys.keys }
         let states = differing.compactMap { key in store.state(of: key).map { KeyStateRecord(key: key, state: $0) } }
-        let site = connection.site
-        links[site]?.statistics.keysSent += UInt64(states.count)
         var groups = chunked(states)
         if groups.isEmpty { groups = [[]] }
         return groups.enumerated().map { index, group in
             let last = index == groups.count - 1
-            return .send(connection, .bucketRepair(BucketRepair(round: round, chunk: chunk, last: last, states: group, wanted: last ? wanted : [])))
+            return .bucketRepair(BucketRepair(round: round, chunk: chunk, last: last, states: group, wanted: last ? wanted : []))
         }
     }
 }

@@ -46,6 +46,19 @@ public enum FederationAction: Hashable, Sendable {
     /// Have the partition's primary merge and replicate these deltas, then report with
     /// `remoteBatchMerged` (or `remoteBatchFailed`). Only when `mergesAtPrimaries`.
     case merge(RemoteBatch)
+    /// Have the partition's primary answer another site's anti-entropy request from its copy
+    /// (`answer(_:store:)`) and send the answers with `sendAnswers`. Only when
+    /// `mergesAtPrimaries`; an unanswered request costs the other site its round, which it
+    /// abandons and starts again.
+    case answerAtPrimary(RoundRequest)
+    /// Have the partition's primary merge these key states and replicate them, then report
+    /// what changed with `repaired`. Only when `mergesAtPrimaries`.
+    case mergeStates(StateRepair)
+    /// Send once every write of `partition` this node applied so far is committed in its site
+    /// (key states never leave with a write a failover could lose, whose dot a promoted
+    /// backup would issue again); dropped if this node stops leading the partition first.
+    /// Only when `mergesAtPrimaries`.
+    case sendCommitted(FederationConnection, Frame, partition: UInt32)
 }
 
 public struct FederationLog: Hashable, Sendable {
@@ -78,6 +91,9 @@ public struct FederationCore: Sendable {
     /// A site of several nodes: inbound deltas are merged by their partition's primary
     /// (`FederationAction.merge`), not into the store of the node the link reached.
     public var mergesAtPrimaries = false
+    /// The partitions this node leads in a site of several nodes (`lead(_:)`); nil in a site
+    /// of one node, which leads them all. Anti-entropy rounds are about these.
+    public private(set) var partitionsLedHere: Set<UInt32>?
     var links: [SiteID: LinkState] = [:]
 
     /// One node of a remote site that dials this node.
@@ -100,6 +116,9 @@ public struct FederationCore: Sendable {
         var connected = false
         var needsResync = false
         var everSynchronized = false
+        /// Partitions this node leads that a round with the site compared since it leads them:
+        /// a partition it starts to lead (a failover, a move, a re-created copy) gets a round.
+        var synchronizedPartitions: Set<UInt32> = []
         var statistics = LinkStatistics()
         /// Inbound: per sending node of that site.
         var senders: [String: Sender] = [:]
@@ -125,6 +144,13 @@ public struct FederationCore: Sendable {
         self.settings = settings
         self.incarnation = incarnation
         for site in settings.linkedSites { links[site] = LinkState() }
+    }
+
+    /// The partitions this node leads now (a site of several nodes). One it no longer leads
+    /// needs a round again when it comes back.
+    public mutating func lead(_ partitions: Set<UInt32>) {
+        partitionsLedHere = partitions
+        for site in settings.linkedSites { links[site]?.synchronizedPartitions.formIntersection(partitions) }
     }
 
     // MARK: Handshake
@@ -220,7 +246,7 @@ public struct FederationCore: Sendable {
         for stream in link.outboxes.keys { link.outboxes[stream]?.rewind() }
         links[site] = link
         var actions: [FederationAction] = []
-        if runsAntiEntropy(with: site) && (link.needsResync || !link.everSynchronized) {
+        if link.needsResync || !link.everSynchronized {
             actions += startRound(with: site, reason: link.needsResync ? "needs-resync" : "connect", now: now)
         }
         return actions + flush(site, now: now, force: true)
@@ -287,14 +313,35 @@ public struct FederationCore: Sendable {
         var actions: [FederationAction] = []
         for site in settings.linkedSites {
             actions += flush(site, now: now, force: false)
-            let interval = settings.antiEntropyIntervalMilliseconds
-            if runsAntiEntropy(with: site), let link = links[site], link.connected, link.round == nil,
-                link.needsResync || (interval > 0 && (link.lastRoundFinishedAt.map { now >= $0 + interval } ?? false))
-            {
-                actions += startRound(with: site, reason: link.needsResync ? "needs-resync" : "periodic", now: now)
-            }
+            actions += roundsDue(with: site, now: now)
         }
         return actions
+    }
+
+    /// A round that went silent is abandoned; a new one starts when the link needs a resync,
+    /// the interval elapsed, or this node leads partitions no round covered yet.
+    mutating func roundsDue(with site: SiteID, now: UInt64) -> [FederationAction] {
+        guard let link = links[site], link.connected else { return [] }
+        if let round = link.round {
+            guard now >= round.lastProgressAt + Self.roundSilenceMilliseconds else { return [] }
+            links[site]!.round = nil
+            links[site]!.needsResync = true
+            return [
+                .log(
+                    FederationLog(
+                        .warning, "anti-entropy round unanswered: starting it again",
+                        ["site": settings.name(of: site), "round": "\(round.id)", "awaiting_partitions": "\(round.awaitingLeaves.count)", "outstanding_chunks": "\(round.outstandingChunks)"]
+                    )
+                )
+            ]
+        }
+        let interval = settings.antiEntropyIntervalMilliseconds
+        if link.needsResync || (interval > 0 && (link.lastRoundFinishedAt.map { now >= $0 + interval } ?? false)) {
+            return startRound(with: site, reason: link.needsResync ? "needs-resync" : "periodic", now: now)
+        }
+        let uncovered = ledPartitions.subtracting(link.synchronizedPartitions)
+        guard link.everSynchronized, !uncovered.isEmpty else { return [] }
+        return startRound(with: site, reason: "new primaries", now: now, partitions: uncovered)
     }
 
     mutating func flush(_ site: SiteID, now: UInt64, force: Bool) -> [FederationAction] {
@@ -342,17 +389,6 @@ public struct FederationCore: Sendable {
         guard links[site] != nil else {
             return [.close(connection, reason: "site \(site.rawValue) is not linked with this site")]
         }
-        if mergesAtPrimaries, case .inbound = connection {
-            switch frame {
-            case .merkleRootsRequest, .merkleLeavesRequest, .bucketDigests, .keyStates:
-                // This node holds only some of its site's partitions: answering from them would
-                // tell the other site that the rest are empty. Rounds between sites of several
-                // nodes wait for anti-entropy run by the partitions' primaries.
-                return [.log(FederationLog(.warning, "anti-entropy request not answered: this site has several nodes", ["site": settings.name(of: site)]))]
-            default:
-                break
-            }
-        }
         switch (frame, connection) {
         case (.deltaBatch(let batch), .inbound(_, let node)):
             return receiveBatch(batch, from: site, node: node, store: &store, now: now)
@@ -363,27 +399,10 @@ public struct FederationCore: Sendable {
             return []
         case (.heartbeat, _):
             return []
-        case (.merkleRootsRequest(let round), .inbound):
-            let forest = MerkleForest(of: &store, partitioning: settings.partitioning, leafCount: settings.merkleLeaves)
-            return [.send(connection, .merkleRoots(round: round, roots: forest.roots))]
-        case (.merkleLeavesRequest(let round, let partitions), .inbound):
-            return answerLeaves(round: round, partitions: partitions, on: connection, store: &store)
-        case (.bucketDigests(let round, let chunk, let buckets), .inbound):
-            return answerBuckets(round: round, chunk: chunk, buckets: buckets, on: connection, store: &store)
+        case (.merkleLeavesRequest, .inbound), (.bucketDigests, .inbound):
+            return receiveRoundRequest(frame, on: connection, store: &store)
         case (.keyStates(_, let records), .inbound):
-            var actions: [FederationAction] = []
-            var repaired = 0
-            for record in records {
-                let outcome = store.merge(state: record.state, key: record.key, now: now)
-                if outcome.changed { repaired += 1 }
-                actions += conflicts(outcome, key: record.key, from: site)
-            }
-            links[site]?.statistics.keysRepaired += UInt64(repaired)
-            if repaired > 0 { markForwardResync(repairedFrom: site) }
-            return actions
-        case (.merkleRoots(let round, let roots), .outbound):
-            guard isCurrentRound(site, round) else { return [] }
-            return compareRoots(roots, with: site, store: &store, now: now)
+            return mergeStates(records, from: site, store: &store, now: now)
         case (.merkleLeaves(let round, let partitions), .outbound):
             guard isCurrentRound(site, round) else { return [] }
             return compareLeaves(partitions, with: site, store: &store, now: now)

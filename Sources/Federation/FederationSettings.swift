@@ -39,7 +39,9 @@ public struct FederationSettings: Hashable, Sendable {
     public var conflictPolicyName: String
     public var roleEpoch: UInt64 = 0
 
-    public static let currentProtocolVersion: UInt32 = 1
+    /// 2: anti-entropy compares partitions' leaves directly (no roots), each partition answered
+    /// by its primary, so that sites of several nodes take part.
+    public static let currentProtocolVersion: UInt32 = 2
     public static let defaultMerkleLeaves = 64
 
     public init(

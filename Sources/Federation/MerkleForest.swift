@@ -25,6 +25,13 @@ public struct MerkleForest: Hashable, Sendable {
         store.forEachDigest { key, digest in add(key: key, digest: digest) }
     }
 
+    /// Builds the leaves of `partitions` alone (the others stay empty).
+    public init(of store: inout some AntiEntropyStore, partitions: Set<Int>, partitioning: Partitioning, leafCount: Int) {
+        self.init(partitioning: partitioning, leafCount: leafCount)
+        guard !partitions.isEmpty else { return }
+        store.forEachDigest(inPartitions: partitions, of: partitioning) { key, digest in add(key: key, digest: digest) }
+    }
+
     public mutating func add(key: [UInt8], digest: StateDigest) {
         let (partition, leaf) = location(of: key)
         let contribution = Self.contribution(key: key, digest: digest)
@@ -85,7 +92,19 @@ public struct MerkleForest: Hashable, Sendable {
 public protocol AntiEntropyStore {
     /// Every stored key (tombstones included) with the digest of its state.
     mutating func forEachDigest(_ body: ([UInt8], StateDigest) -> Void)
+    /// The stored keys of `partitions` (by `partitioning`) with their digests.
+    mutating func forEachDigest(inPartitions partitions: Set<Int>, of partitioning: Partitioning, _ body: ([UInt8], StateDigest) -> Void)
     func state(of key: [UInt8]) -> KeyState?
     mutating func merge(state: KeyState, key: [UInt8], now: UInt64) -> MergeOutcome
     mutating func merge(_ delta: Delta, now: UInt64) -> MergeOutcome
+}
+
+extension AntiEntropyStore {
+    /// Visits every key and keeps those of `partitions`: for stores without an index by
+    /// partition.
+    public mutating func forEachDigest(inPartitions partitions: Set<Int>, of partitioning: Partitioning, _ body: ([UInt8], StateDigest) -> Void) {
+        forEachDigest { key, digest in
+            if partitions.contains(partitioning.partition(of: key)) { body(key, digest) }
+        }
+    }
 }

@@ -127,15 +127,31 @@ public struct Keyspace: Sendable {
     /// Calls `body` with every stored key and the digest of its state (anti-entropy), computing
     /// the digests of keys changed since the last call.
     public mutating func forEachDigest(_ body: ([UInt8], StateDigest) -> Void) {
-        for index in keys.indices {
-            let digest: StateDigest
-            if let cached = keys.values[index].digest {
-                digest = cached
-            } else {
-                digest = keys.values[index].state.digest
-                keys.values[index].digest = digest
+        for index in keys.indices { body(keys.keys[index], digest(at: index)) }
+    }
+
+    /// The digest of the key at `index`, computed once per change.
+    mutating func digest(at index: Dictionary<[UInt8], StoredKey>.Index) -> StateDigest {
+        if let cached = keys.values[index].digest { return cached }
+        let digest = keys.values[index].state.digest
+        keys.values[index].digest = digest
+        return digest
+    }
+
+    /// Like `forEachDigest`, for the keys of `partitions` alone: through the index by
+    /// partition when the keyspace keeps one by the same partitioning.
+    public mutating func forEachDigest(inPartitions partitions: Set<Int>, of partitioning: Partitioning, _ body: ([UInt8], StateDigest) -> Void) {
+        guard configuration.partitioning == partitioning else {
+            forEachDigest { key, digest in
+                if partitions.contains(partitioning.partition(of: key)) { body(key, digest) }
             }
-            body(keys.keys[index], digest)
+            return
+        }
+        for partition in partitions.sorted() where partition < partitionKeys.count {
+            for key in partitionKeys[partition] {
+                guard let index = keys.index(forKey: key) else { continue }
+                body(key, digest(at: index))
+            }
         }
     }
 

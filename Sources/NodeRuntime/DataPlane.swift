@@ -32,6 +32,8 @@ final class DataPlane: @unchecked Sendable {
     /// The map index this node's copies follow.
     var followedIndex: UInt64?
     var forwards: [UInt64: Forward] = [:]
+    /// Other sites' anti-entropy requests forwarded to their partition's primary.
+    var roundRequests: [UInt64: RoundForward] = [:]
     var nextRequest: UInt64 = 1
     var commits: [UInt64: PendingCommit] = [:]
     var nextCommit: UInt64 = 1
@@ -72,6 +74,15 @@ final class DataPlane: @unchecked Sendable {
         let sentAt: UInt64
         let retry: () -> Void
         let done: (RoutedReply) -> Void
+    }
+
+    /// An anti-entropy request of another site sent to its partition's primary; its answer
+    /// frames are relayed to that site as they come.
+    struct RoundForward {
+        let target: String
+        let sentAt: UInt64
+        let retry: () -> Void
+        let answered: ([Frame]) -> Void
     }
 
     struct Counters {
@@ -214,6 +225,11 @@ final class DataPlane: @unchecked Sendable {
         }
     }
 
+    /// The partitions this node may act as primary of now.
+    func actingPrimaries(now: UInt64 = WallClock.monotonicMilliseconds()) -> Set<Int> {
+        Set(copies.primaries.keys.filter { actsAsPrimary(of: [$0], now: now) })
+    }
+
     /// Runs a command on this node's primary copies and calls `done` with its reply once
     /// every partition it wrote (or could see writes of) committed.
     func runAsPrimary(_ arguments: [[UInt8]], name: String, spec: CommandSpec, partitions: Set<Int>, done: @escaping (RESPValue) -> Void) {
@@ -350,6 +366,7 @@ final class DataPlane: @unchecked Sendable {
             case .backup(let partition, _, _, .apply(let write)):
                 counters.writesApplied += 1
                 for delta in write.deltas { _ = state.keyspace.merge(delta, now: now) }
+                for key in write.states { _ = state.keyspace.merge(state: key.state, key: key.key, now: now) }
                 if let federation = state.federation {
                     federationTail.applied(write.deltas, partition: partition, site: federation.settings.localSite, now: WallClock.monotonicMilliseconds())
                 }
@@ -448,6 +465,10 @@ final class DataPlane: @unchecked Sendable {
             receivedRemoteDeltas(batch, from: peer, on: channel)
         case .remoteDeltasApplied(let reply):
             forwardAnswered(reply.request, from: peer, notPrimary: reply.notPrimary, reply: [])
+        case .remoteRoundRequest(let request):
+            receivedRemoteRoundRequest(request, from: peer, on: channel)
+        case .remoteRoundAnswer(let answer):
+            remoteRoundAnswered(answer, from: peer)
         default:
             logger.error("unexpected frame for the data plane", metadata: ["peer": "\(peer)", "frame": "\(frame.kind)"])
         }
@@ -521,6 +542,8 @@ final class DataPlane: @unchecked Sendable {
                 lockReplied(LockReply(transaction: id, granted: false), from: peer)
             }
         }
+        // Another site's round waits for these answers; it starts again once it goes silent.
+        roundRequests = roundRequests.filter { $0.value.target != peer }
         for (request, forward) in forwards where forward.target == peer {
             forwards[request] = nil
             counters.unknownOutcomes += 1
@@ -537,6 +560,7 @@ final class DataPlane: @unchecked Sendable {
         federationTail.trimAll(now: now)
         expireTransactions(now: now)
         expireQueries(now: now)
+        roundRequests = roundRequests.filter { now < $0.value.sentAt + Self.forwardTimeoutMilliseconds }
         for (request, forward) in forwards where now >= forward.sentAt + Self.forwardTimeoutMilliseconds {
             forwards[request] = nil
             counters.unknownOutcomes += 1
@@ -547,8 +571,7 @@ final class DataPlane: @unchecked Sendable {
     /// The active expiry cycle on the partitions this node is primary of; what it releases
     /// goes to their backups like any write.
     func runExpiryCycle() {
-        let monotonic = WallClock.monotonicMilliseconds()
-        let acting = Set(copies.primaries.keys.filter { actsAsPrimary(of: [$0], now: monotonic) })
+        let acting = actingPrimaries()
         let events = state.keyspace.sweepExpired(now: WallClock.nowMilliseconds(), budget: state.configuration.expiryKeysPerCycle, expires: acting.contains)
         _ = submit(writes([], expired: state.keyspace.drainReleasedByExpiry()))
         state.announce(events)

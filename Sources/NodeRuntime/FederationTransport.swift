@@ -323,6 +323,16 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
                 } else {
                     perform(state.federation!.remoteBatchFailed(batch, reason: "this node has no data plane"))
                 }
+            case .answerAtPrimary(let request):
+                state.dataPlane?.answerRemoteRound(request)
+            case .mergeStates(let repair):
+                state.dataPlane?.mergeRepair(repair)
+            case .sendCommitted(let connection, let frame, let partition):
+                guard let dataPlane = state.dataPlane else { continue }
+                dataPlane.whenWritesSoFarCommitted(Int(partition), then: {
+                    guard let channel = self.channel(for: connection) else { return }
+                    self.send(frame, on: channel, site: connection.site)
+                }, otherwise: {})
             case .log(let log):
                 let metadata = log.metadata.mapValues { Logger.MetadataValue.string($0) }
                 switch log.level {
@@ -363,6 +373,7 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
     func tick() {
         guard !stopped, state.federation != nil else { return }
         let now = WallClock.nowMilliseconds()
+        if let dataPlane = state.dataPlane { state.federation!.lead(Set(dataPlane.actingPrimaries().map(UInt32.init))) }
         perform(state.federation!.tick(now: now))
         state.updateLoading(now: now)
     }

@@ -154,9 +154,7 @@ final class NodeState: @unchecked Sendable {
     /// serving for ever).
     func updateLoading(now: UInt64) {
         guard loading, let federation else { return }
-        // A site of several nodes answers no anti-entropy round yet: waiting for it would
-        // keep this node loading for as long as the link is up.
-        let sites = federation.settings.linkedSites.filter { federation.runsAntiEntropy(with: $0) }
+        let sites = federation.settings.linkedSites
         let waited = now - startedAt
         let allSynchronized = sites.allSatisfy { federation.isSynchronized(with: $0) }
         let timedOut = waited >= UInt64(configuration.topology.defaults.startupSyncTimeoutMilliseconds)
@@ -168,7 +166,6 @@ final class NodeState: @unchecked Sendable {
             "data recovered from the federation: serving clients",
             metadata: [
                 "keys": "\(keyspace.count(now: now))", "waited_ms": "\(waited)", "unreachable_sites": "\(unreachable)",
-                "not_recovered_from_sites_of_several_nodes": "\(federation.settings.linkedSites.filter { !federation.runsAntiEntropy(with: $0) }.map { federation.settings.name(of: $0) })",
             ]
         )
     }

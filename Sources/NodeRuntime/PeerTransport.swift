@@ -216,7 +216,7 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
             }
             state.controlPlane?.receive(envelope)
         case .forwardedCommand, .partitionWrites, .transferChunk, .backupReport, .siteMessages, .subscriberInterest,
-            .lockRequest, .transactionWrites, .partitionQuery, .remoteDeltas:
+            .lockRequest, .transactionWrites, .partitionQuery, .remoteDeltas, .remoteRoundRequest:
             state.dataPlane?.received(frame, from: peer, on: channel)
         case .heartbeat:
             send(frame, on: channel)
@@ -275,7 +275,7 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
             state.dataPlane?.linkUp(name)
         case .heartbeat where handler.peer != nil:
             break
-        case .forwardedReply, .lockReply, .transactionDone, .partitionQueryReply, .remoteDeltasApplied:
+        case .forwardedReply, .lockReply, .transactionDone, .partitionQueryReply, .remoteDeltasApplied, .remoteRoundAnswer:
             // Answers come back on the connection their request left on (after its handshake:
             // a `where` would guard the last pattern only).
             guard handler.peer != nil else { fallthrough }

@@ -4,31 +4,59 @@ import Replication
 import SessionModel
 import Wire
 
-/// Deltas of other sites in a site of several nodes (DESIGN.md §1: "remote site: route by
+/// What other sites send to a site of several nodes (DESIGN.md §1: "remote site: route by
 /// key → its own partition primary → merge → replicate synchronously in that site → ack"):
-/// the node a link reached hands each batch to the primary of its partition, which merges it
-/// and replicates it to its backups like a write; only then is the batch acknowledged to the
+/// the node a link reached hands each batch of deltas, and each set of key states an
+/// anti-entropy round brought, to the primary of its partition, which merges it and
+/// replicates it to its backups like a write; only then is a batch acknowledged to the
 /// sending site. Merged on whichever node received it, a remote write would be invisible to
-/// the site's readers and lost with that node.
+/// the site's readers and lost with that node. Anti-entropy requests are answered by the
+/// primaries too: one node holds only some partitions.
 extension DataPlane {
-    /// A batch the federation core handed out (`FederationAction.merge`): merged here when
-    /// this node is the partition's primary, else at that primary; routed again on a newer
-    /// map for at most `routeDeadlineMilliseconds`.
-    func mergeRemote(_ batch: RemoteBatch, deadline: UInt64? = nil) {
-        let now = WallClock.monotonicMilliseconds()
-        let deadline = deadline ?? now + Self.routeDeadlineMilliseconds
-        let partition = Int(batch.stream.partition)
-        func finished(_ failure: String?) {
-            guard let transport = state.transport, state.federation != nil else { return }
+    /// Another site's deltas or key states for the primary of `partition`.
+    struct RemoteMerge {
+        var partition: Int
+        var site: SiteID
+        var deltas: [Delta] = []
+        var states: [TransferredKey] = []
+    }
+
+    /// A batch the federation core handed out (`FederationAction.merge`): merged at its
+    /// partition's primary, then acknowledged (or the link closed, so that it comes again).
+    func mergeRemote(_ batch: RemoteBatch) {
+        routeMerge(RemoteMerge(partition: Int(batch.stream.partition), site: batch.site, deltas: batch.deltas)) { failure in
+            guard let transport = self.state.transport, self.state.federation != nil else { return }
             if let failure {
-                transport.perform(state.federation!.remoteBatchFailed(batch, reason: failure))
+                transport.perform(self.state.federation!.remoteBatchFailed(batch, reason: failure))
             } else {
-                transport.perform(state.federation!.remoteBatchMerged(batch, now: WallClock.nowMilliseconds()))
+                transport.perform(self.state.federation!.remoteBatchMerged(batch, now: WallClock.nowMilliseconds()))
             }
         }
+    }
+
+    /// Key states an anti-entropy round brought (`FederationAction.mergeStates`): merged at
+    /// their partition's primary. One that finds no primary is left to the next round.
+    func mergeRepair(_ repair: StateRepair) {
+        let states = repair.states.map { TransferredKey(key: $0.key, state: $0.state) }
+        routeMerge(RemoteMerge(partition: Int(repair.partition), site: repair.site, states: states)) { failure in
+            guard let failure else { return }
+            self.logger.warning(
+                "anti-entropy repair not merged: the next round repairs it",
+                metadata: ["partition.id": "\(repair.partition)", "site.remote": "\(repair.site)", "keys": "\(repair.states.count)", "reason": "\(failure)"]
+            )
+        }
+    }
+
+    /// Merges `merge` here when this node is the partition's primary, else at that primary;
+    /// routed again on a newer map for at most `routeDeadlineMilliseconds`. `finished` gets
+    /// nil once every in-sync backup holds it, or why it could not be merged.
+    func routeMerge(_ merge: RemoteMerge, deadline: UInt64? = nil, finished: @escaping (String?) -> Void) {
+        let now = WallClock.monotonicMilliseconds()
+        let deadline = deadline ?? now + Self.routeDeadlineMilliseconds
+        let partition = merge.partition
         if actsAsPrimary(of: [partition], now: now) && !isLocked([partition]) {
-            mergeAsPrimary(batch.deltas, partition: partition, from: batch.site) { merged in
-                merged ? finished(nil) : self.mergeRemote(batch, deadline: deadline)
+            mergeAsPrimary(merge) { merged in
+                merged ? finished(nil) : self.routeMerge(merge, deadline: deadline, finished: finished)
             }
             return
         }
@@ -37,26 +65,32 @@ extension DataPlane {
                 finished("partition \(partition) had no primary that could merge them for \(Self.routeDeadlineMilliseconds) ms")
                 return
             }
-            self.eventLoop.scheduleTask(in: .milliseconds(Self.routeRetryMilliseconds)) { self.mergeRemote(batch, deadline: deadline) }
+            self.eventLoop.scheduleTask(in: .milliseconds(Self.routeRetryMilliseconds)) { self.routeMerge(merge, deadline: deadline, finished: finished) }
         }
         guard let owner = state.controlPlane?.raft.map.partitions[partition].primary, owner != nodeName else { return retry() }
         let request = nextRequest
         nextRequest += 1
-        let frame = Frame.remoteDeltas(RemoteDeltas(request: request, partition: UInt32(partition), fromSite: batch.site, deltas: batch.deltas))
+        let frame = Frame.remoteDeltas(RemoteDeltas(request: request, partition: UInt32(partition), fromSite: merge.site, deltas: merge.deltas, states: merge.states))
         guard let transport, transport.sendData(frame, to: owner) else { return retry() }
         forwards[request] = Forward(target: owner, sentAt: now, retry: retry) { reply in
             if case .value(let error) = reply { finished("\(error)") } else { finished(nil) }
         }
     }
 
-    /// Merges another site's deltas into this node's primary copy of `partition` and
-    /// replicates them to its backups; `done(true)` once every in-sync backup holds them,
-    /// `done(false)` when this node's primary role ended first (merge them elsewhere).
-    func mergeAsPrimary(_ deltas: [Delta], partition: Int, from site: SiteID, done: @escaping (Bool) -> Void) {
+    /// Merges another site's deltas or key states into this node's primary copy of the
+    /// partition and replicates them to its backups; `done(true)` once every in-sync backup
+    /// holds them, `done(false)` when this node's primary role ended first (merge them
+    /// elsewhere).
+    func mergeAsPrimary(_ merge: RemoteMerge, done: @escaping (Bool) -> Void) {
         guard state.federation != nil else { return done(false) }
-        let actions = state.federation!.mergeRemote(deltas, from: site, store: &state.keyspace, now: WallClock.nowMilliseconds())
-        // The backups merge the same deltas (a join): they end with the primary's state.
-        let waits = submit([partition: ReplicatedWrite(deltas: deltas)])
+        let now = WallClock.nowMilliseconds()
+        var actions = state.federation!.mergeRemote(merge.deltas, from: merge.site, store: &state.keyspace, now: now)
+        if !merge.states.isEmpty {
+            let records = merge.states.map { KeyStateRecord(key: $0.key, state: $0.state) }
+            actions += state.federation!.mergeRepairs(records, from: merge.site, store: &state.keyspace, now: now)
+        }
+        // The backups merge the same deltas and states (a join): they end with the primary's state.
+        let waits = submit([merge.partition: ReplicatedWrite(deltas: merge.deltas, states: merge.states)])
         whenCommitted(waits, then: {
             // Keyspace events and conflict logs once the merge holds in the site.
             self.state.transport?.perform(actions)
@@ -64,7 +98,8 @@ extension DataPlane {
         }, otherwise: { _ in done(false) })
     }
 
-    /// Another node of this site forwarded a remote batch for a partition this node leads.
+    /// Another node of this site forwarded a remote batch, or repairs, for a partition this
+    /// node leads.
     func receivedRemoteDeltas(_ batch: RemoteDeltas, from peer: String, on channel: Channel) {
         let partition = Int(batch.partition)
         func reply(notPrimary: Bool) {
@@ -73,6 +108,103 @@ extension DataPlane {
         guard partition < partitioning.partitionCount, actsAsPrimary(of: [partition], now: WallClock.monotonicMilliseconds()), !isLocked([partition]) else {
             return reply(notPrimary: true)
         }
-        mergeAsPrimary(batch.deltas, partition: partition, from: batch.fromSite) { merged in reply(notPrimary: !merged) }
+        let merge = RemoteMerge(partition: partition, site: batch.fromSite, deltas: batch.deltas, states: batch.states)
+        mergeAsPrimary(merge) { merged in reply(notPrimary: !merged) }
+    }
+
+    // MARK: Anti-entropy requests of other sites
+
+    /// Another site's request about one partition (`FederationAction.answerAtPrimary`):
+    /// answered here when this node leads the partition, else by its primary, and sent on the
+    /// link it came by. One that finds no primary is dropped: the other site's round goes
+    /// silent and starts again.
+    func answerRemoteRound(_ request: RoundRequest, deadline: UInt64? = nil) {
+        let now = WallClock.monotonicMilliseconds()
+        let deadline = deadline ?? now + Self.routeDeadlineMilliseconds
+        let partition = Int(request.partition)
+        func send(_ frames: [Frame]) {
+            guard let transport = state.transport, state.federation != nil else { return }
+            transport.perform(state.federation!.sendAnswers(frames, on: request.connection))
+        }
+        if actsAsPrimary(of: [partition], now: now) {
+            answerAsPrimary(request.frame, partition: partition) { frames in
+                if let frames { send(frames) } else { self.answerRemoteRound(request, deadline: deadline) }
+            }
+            return
+        }
+        let retry = {
+            guard WallClock.monotonicMilliseconds() < deadline else {
+                self.logger.warning("anti-entropy request of another site unanswered: its partition has no primary", metadata: ["partition.id": "\(partition)", "connection": "\(request.connection)"])
+                return
+            }
+            self.eventLoop.scheduleTask(in: .milliseconds(Self.routeRetryMilliseconds)) { self.answerRemoteRound(request, deadline: deadline) }
+        }
+        guard let owner = state.controlPlane?.raft.map.partitions[partition].primary, owner != nodeName else { return retry() }
+        let id = nextRequest
+        nextRequest += 1
+        let frame = Frame.remoteRoundRequest(RemoteRoundRequest(request: id, partition: request.partition, fromSite: request.connection.site, frame: request.frame))
+        guard let transport, transport.sendData(frame, to: owner) else { return retry() }
+        roundRequests[id] = RoundForward(target: owner, sentAt: now, retry: retry, answered: send)
+    }
+
+    /// The answers to an anti-entropy request from this node's primary copy of `partition`,
+    /// once every write they can show is committed (nil: the primary role ended first).
+    func answerAsPrimary(_ frame: Frame, partition: Int, done: @escaping ([Frame]?) -> Void) {
+        guard state.federation != nil else { return done(nil) }
+        let frames = state.federation!.answer(frame, store: &state.keyspace)
+        whenWritesSoFarCommitted(partition, then: { done(frames) }, otherwise: { done(nil) })
+    }
+
+    /// Calls `then` once every write of `partition` this node numbered so far is committed, or
+    /// `otherwise` if its primary role ends first. What leaves the site must not show a write
+    /// a failover could lose.
+    func whenWritesSoFarCommitted(_ partition: Int, then: @escaping () -> Void, otherwise: @escaping () -> Void) {
+        guard let primary = copies.primaries[partition] else { return otherwise() }
+        let waits = primary.committedSequence < primary.readBarrier ? [(partition: partition, sequence: primary.readBarrier)] : []
+        whenCommitted(waits, then: then, otherwise: { _ in otherwise() })
+    }
+
+    /// Another node of this site forwarded a request of another site about a partition this
+    /// node leads. Each answer frame goes in a message of its own (one bucket's states may
+    /// fill a frame); the sender knows the answer is complete at its last frame.
+    func receivedRemoteRoundRequest(_ request: RemoteRoundRequest, from peer: String, on channel: Channel) {
+        let partition = Int(request.partition)
+        guard partition < partitioning.partitionCount, actsAsPrimary(of: [partition], now: WallClock.monotonicMilliseconds()) else {
+            transport?.sendReply(.remoteRoundAnswer(RemoteRoundAnswer(request: request.request, notPrimary: true, frames: [])), on: channel)
+            return
+        }
+        answerAsPrimary(request.frame, partition: partition) { frames in
+            guard let frames else {
+                self.transport?.sendReply(.remoteRoundAnswer(RemoteRoundAnswer(request: request.request, notPrimary: true, frames: [])), on: channel)
+                return
+            }
+            for frame in frames {
+                self.transport?.sendReply(.remoteRoundAnswer(RemoteRoundAnswer(request: request.request, notPrimary: false, frames: [frame])), on: channel)
+            }
+        }
+    }
+
+    /// The primary answered a forwarded anti-entropy request: the answers go to the other
+    /// site, or (not primary any more) the request is routed again.
+    func remoteRoundAnswered(_ answer: RemoteRoundAnswer, from peer: String) {
+        guard let forward = roundRequests[answer.request], forward.target == peer else { return }
+        if answer.notPrimary {
+            roundRequests[answer.request] = nil
+            return forward.retry()
+        }
+        if answer.frames.contains(where: \.endsRoundAnswer) { roundRequests[answer.request] = nil }
+        forward.answered(answer.frames)
+    }
+}
+
+extension Frame {
+    /// The last frame of an answer to an anti-entropy request: a partition's leaves, or the
+    /// last repair of a chunk.
+    var endsRoundAnswer: Bool {
+        switch self {
+        case .merkleLeaves: return true
+        case .bucketRepair(let repair): return repair.last
+        default: return false
+        }
     }
 }

@@ -11,13 +11,17 @@ public struct ReplicatedWrite: Hashable, Sendable {
     public var deltas: [Delta]
     /// Keys the primary found expired and released (lazily or by its active sweep).
     public var expiredKeys: [[UInt8]]
+    /// Whole key states merged in: another site's data an anti-entropy round brought (a join,
+    /// like deltas).
+    public var states: [TransferredKey]
 
-    public init(deltas: [Delta] = [], expiredKeys: [[UInt8]] = []) {
+    public init(deltas: [Delta] = [], expiredKeys: [[UInt8]] = [], states: [TransferredKey] = []) {
         self.deltas = deltas
         self.expiredKeys = expiredKeys
+        self.states = states
     }
 
-    public var isEmpty: Bool { deltas.isEmpty && expiredKeys.isEmpty }
+    public var isEmpty: Bool { deltas.isEmpty && expiredKeys.isEmpty && states.isEmpty }
 }
 
 /// One key's full state, as a state transfer carries it.

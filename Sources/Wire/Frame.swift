@@ -87,6 +87,9 @@ public enum Frame: Hashable, Sendable {
     case partitionQueryReply(PartitionQueryReply)
     case remoteDeltas(RemoteDeltas)
     case remoteDeltasApplied(RemoteDeltasApplied)
+    /// Another site's anti-entropy request, answered by the partition's primary.
+    indirect case remoteRoundRequest(RemoteRoundRequest)
+    indirect case remoteRoundAnswer(RemoteRoundAnswer)
 }
 
 extension Frame {
@@ -176,7 +179,8 @@ extension Frame {
         case .raft(let envelope):
             frame.body = .raft(envelope.wire)
         case .forwardedCommand, .forwardedReply, .partitionWrites, .transferChunk, .backupReport, .siteMessages, .subscriberInterest,
-            .lockRequest, .lockReply, .transactionWrites, .transactionDone, .partitionQuery, .partitionQueryReply, .remoteDeltas, .remoteDeltasApplied:
+            .lockRequest, .lockReply, .transactionWrites, .transactionDone, .partitionQuery, .partitionQueryReply, .remoteDeltas, .remoteDeltasApplied,
+            .remoteRoundRequest, .remoteRoundAnswer:
             frame.body = replicationBody
         }
         return frame
@@ -252,7 +256,8 @@ extension Frame {
         case .raft(let envelope):
             self = .raft(try RaftEnvelope(wire: envelope))
         case .forwardedCommand, .forwardedReply, .partitionWrites, .transferChunk, .backupReport, .siteMessages, .subscriberInterest,
-            .lockRequest, .lockReply, .transactionWrites, .transactionDone, .partitionQuery, .partitionQueryReply, .remoteDeltas, .remoteDeltasApplied:
+            .lockRequest, .lockReply, .transactionWrites, .transactionDone, .partitionQuery, .partitionQueryReply, .remoteDeltas, .remoteDeltasApplied,
+            .remoteRoundRequest, .remoteRoundAnswer:
             self = try Frame.replication(from: wire.body!)!
         case nil:
             throw .missingField(message: "Frame", field: "body")
@@ -350,6 +355,8 @@ extension Frame {
         case .partitionQueryReply: return "PartitionQueryReply"
         case .remoteDeltas: return "RemoteDeltas"
         case .remoteDeltasApplied: return "RemoteDeltasApplied"
+        case .remoteRoundRequest: return "RemoteRoundRequest"
+        case .remoteRoundAnswer: return "RemoteRoundAnswer"
         }
     }
 }

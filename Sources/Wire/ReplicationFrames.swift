@@ -173,18 +173,50 @@ public struct PartitionQueryReply: Hashable, Sendable {
     }
 }
 
-/// Another site's deltas for the primary of `partition` to merge and replicate.
+/// Another site's deltas, or key states an anti-entropy round brought, for the primary of
+/// `partition` to merge and replicate.
 public struct RemoteDeltas: Hashable, Sendable {
     public var request: UInt64
     public var partition: UInt32
     public var fromSite: SiteID
     public var deltas: [Delta]
+    public var states: [TransferredKey]
 
-    public init(request: UInt64, partition: UInt32, fromSite: SiteID, deltas: [Delta]) {
+    public init(request: UInt64, partition: UInt32, fromSite: SiteID, deltas: [Delta], states: [TransferredKey] = []) {
         self.request = request
         self.partition = partition
         self.fromSite = fromSite
         self.deltas = deltas
+        self.states = states
+    }
+}
+
+/// Another site's anti-entropy request about one partition (`merkleLeavesRequest` or
+/// `bucketDigests`), for the partition's primary to answer from its copy.
+public struct RemoteRoundRequest: Hashable, Sendable {
+    public var request: UInt64
+    public var partition: UInt32
+    public var fromSite: SiteID
+    public var frame: Frame
+
+    public init(request: UInt64, partition: UInt32, fromSite: SiteID, frame: Frame) {
+        self.request = request
+        self.partition = partition
+        self.fromSite = fromSite
+        self.frame = frame
+    }
+}
+
+/// The primary's answers (`merkleLeaves` or `bucketRepair` frames) for the requesting site.
+public struct RemoteRoundAnswer: Hashable, Sendable {
+    public var request: UInt64
+    public var notPrimary: Bool
+    public var frames: [Frame]
+
+    public init(request: UInt64, notPrimary: Bool, frames: [Frame]) {
+        self.request = request
+        self.notPrimary = notPrimary
+        self.frames = frames
     }
 }
 
@@ -198,11 +230,19 @@ public struct RemoteDeltasApplied: Hashable, Sendable {
     }
 }
 
+extension TransferredKey {
+    init(wire: Sessionfed_V1_KeyState) throws(WireError) {
+        let (key, state) = try wire.model()
+        self.init(key: key, state: state)
+    }
+}
+
 extension Sessionfed_V1_ReplicatedWrite {
     init(_ write: ReplicatedWrite) {
         self.init()
         deltas = write.deltas.map(Sessionfed_V1_Delta.init)
         expiredKeys = write.expiredKeys.map { Data($0) }
+        states = write.states.map { Sessionfed_V1_KeyState(key: $0.key, state: $0.state) }
     }
 
     func model() throws(WireError) -> ReplicatedWrite {
@@ -210,6 +250,7 @@ extension Sessionfed_V1_ReplicatedWrite {
         result.deltas.reserveCapacity(deltas.count)
         for delta in deltas { result.deltas.append(try delta.model()) }
         result.expiredKeys = expiredKeys.map { Array($0) }
+        result.states = try states.map(TransferredKey.init(wire:))
         return result
     }
 }
@@ -339,12 +380,26 @@ extension Frame {
             wire.partition = batch.partition
             wire.fromSite = batch.fromSite.rawValue
             wire.deltas = batch.deltas.map(Sessionfed_V1_Delta.init)
+            wire.states = batch.states.map { Sessionfed_V1_KeyState(key: $0.key, state: $0.state) }
             return .remoteDeltas(wire)
         case .remoteDeltasApplied(let reply):
             var wire = Sessionfed_V1_RemoteDeltasApplied()
             wire.request = reply.request
             wire.notPrimary = reply.notPrimary
             return .remoteDeltasApplied(wire)
+        case .remoteRoundRequest(let request):
+            var wire = Sessionfed_V1_RemoteRoundRequest()
+            wire.request = request.request
+            wire.partition = request.partition
+            wire.fromSite = request.fromSite.rawValue
+            wire.frame = Data(WireMessage.encode(request.frame.wire))
+            return .remoteRoundRequest(wire)
+        case .remoteRoundAnswer(let answer):
+            var wire = Sessionfed_V1_RemoteRoundAnswer()
+            wire.request = answer.request
+            wire.notPrimary = answer.notPrimary
+            wire.frames = answer.frames.map { Data(WireMessage.encode($0.wire)) }
+            return .remoteRoundAnswer(wire)
         default:
             return nil
         }
@@ -441,13 +496,34 @@ extension Frame {
         case .partitionQueryReply(let wire):
             return .partitionQueryReply(PartitionQueryReply(request: wire.request, notPrimary: wire.notPrimary, count: wire.count, keys: wire.keys.map { Array($0) }))
         case .remoteDeltas(let wire):
-            guard !wire.deltas.isEmpty else { throw .missingField(message: "RemoteDeltas", field: "deltas") }
+            guard !wire.deltas.isEmpty || !wire.states.isEmpty else { throw .missingField(message: "RemoteDeltas", field: "deltas") }
             var deltas: [Delta] = []
             deltas.reserveCapacity(wire.deltas.count)
             for delta in wire.deltas { deltas.append(try delta.model()) }
-            return .remoteDeltas(RemoteDeltas(request: wire.request, partition: wire.partition, fromSite: SiteID(wire.fromSite), deltas: deltas))
+            let states = try wire.states.map(TransferredKey.init(wire:))
+            return .remoteDeltas(RemoteDeltas(request: wire.request, partition: wire.partition, fromSite: SiteID(wire.fromSite), deltas: deltas, states: states))
         case .remoteDeltasApplied(let wire):
             return .remoteDeltasApplied(RemoteDeltasApplied(request: wire.request, notPrimary: wire.notPrimary))
+        case .remoteRoundRequest(let wire):
+            guard !wire.frame.isEmpty else { throw .missingField(message: "RemoteRoundRequest", field: "frame") }
+            let frame = try Frame(wire: WireMessage.decode(Sessionfed_V1_Frame.self, from: Array(wire.frame)))
+            switch frame {
+            case .merkleLeavesRequest, .bucketDigests: break
+            default:
+                throw .invalidValue(message: "RemoteRoundRequest", field: "frame", reason: "a \(frame.kind) is not an anti-entropy request about one partition")
+            }
+            return .remoteRoundRequest(RemoteRoundRequest(request: wire.request, partition: wire.partition, fromSite: SiteID(wire.fromSite), frame: frame))
+        case .remoteRoundAnswer(let wire):
+            var frames: [Frame] = []
+            for entry in wire.frames {
+                let frame = try Frame(wire: WireMessage.decode(Sessionfed_V1_Frame.self, from: Array(entry)))
+                switch frame {
+                case .merkleLeaves, .bucketRepair: frames.append(frame)
+                default:
+                    throw .invalidValue(message: "RemoteRoundAnswer", field: "frames", reason: "a \(frame.kind) is not an answer to an anti-entropy request")
+                }
+            }
+            return .remoteRoundAnswer(RemoteRoundAnswer(request: wire.request, notPrimary: wire.notPrimary, frames: frames))
         default:
             return nil
         }

@@ -10,16 +10,6 @@ let tokyo = SiteID(2)
 let frankfurt = SiteID(3)
 
 @Suite struct FederationCoreTests {
-    /// Every site holds the same state for every key, and the same Merkle root.
-    func expectConverged(_ harness: inout FederationHarness, sourceLocation: SourceLocation = #_sourceLocation) {
-        let reference = harness.digests(harness.sites[0])
-        let root = harness.root(harness.sites[0])
-        for site in harness.sites.dropFirst() {
-            #expect(harness.digests(site) == reference, "site \(site) differs", sourceLocation: sourceLocation)
-            #expect(harness.root(site) == root, "site \(site) Merkle root differs", sourceLocation: sourceLocation)
-        }
-    }
-
     @Test func writesAtEverySiteConvergeAndOutboxesDrain() {
         var harness = FederationHarness(sites: [1, 2, 3])
         harness.connectAll()
@@ -123,8 +113,10 @@ let frankfurt = SiteID(3)
         #expect(harness.status(seoul, link: tokyo).statistics.deltasResent == 1)
     }
 
-    @Test func overflowingOutboxIsDroppedAndRepairedByAntiEntropy() {
-        var harness = FederationHarness(sites: [1, 2, 3]) { $0.outboxLimitBytes = 2_048 }
+    /// `mergesAtPrimaries`: the sites stand for sites of several nodes, whose repairs are
+    /// merged, answered and sent by their partitions' primaries.
+    @Test(arguments: [false, true]) func overflowingOutboxIsDroppedAndRepairedByAntiEntropy(mergesAtPrimaries: Bool) {
+        var harness = FederationHarness(sites: [1, 2, 3], mergesAtPrimaries: mergesAtPrimaries) { $0.outboxLimitBytes = 2_048 }
         harness.connectAll()
         harness.settle()
         harness.cutLink(seoul, tokyo)
@@ -141,6 +133,9 @@ let frankfurt = SiteID(3)
         let healed = harness.status(seoul, link: tokyo)
         #expect(!healed.needsResync)
         #expect(healed.statistics.resyncRuns >= 1)
+        #expect(harness.status(tokyo, link: seoul).statistics.keysRepaired > 0)
+        // Seoul's states left for tokyo only once its writes were committed in its site.
+        #expect((harness.committedSends > 0) == mergesAtPrimaries)
         expectConverged(&harness)
         #expect(harness.value(tokyo, "DBSIZE") == "integer(201)")
     }

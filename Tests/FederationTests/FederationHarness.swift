@@ -1,5 +1,6 @@
 import Federation
 import Foundation
+import Testing
 import Keyspace
 import SessionModel
 import Wire
@@ -26,12 +27,21 @@ struct FederationHarness {
     var logs: [FederationLog] = []
     var closes: [String] = []
     var incarnations: UInt64 = 1
+    /// Frames sent through `sendCommitted` (key states leaving a site of several nodes).
+    var committedSends = 0
     /// Restarted sites refuse writes until they synchronized with every linked site, as a node
     /// answers -LOADING (writing earlier could reuse a dot the site issued before it crashed).
     var loading: Set<SiteID> = []
     let template: (SiteID) -> FederationSettings
+    /// Each node stands for the primaries of a site of several nodes: its core hands merges,
+    /// answers and repairs out as actions, which the harness runs as the primary would.
+    let mergesAtPrimaries: Bool
 
-    init(sites: [UInt32], links: [SiteID: Set<SiteID>]? = nil, configure: @escaping (inout FederationSettings) -> Void = { _ in }) {
+    init(
+        sites: [UInt32], links: [SiteID: Set<SiteID>]? = nil, mergesAtPrimaries: Bool = false,
+        configure: @escaping (inout FederationSettings) -> Void = { _ in }
+    ) {
+        self.mergesAtPrimaries = mergesAtPrimaries
         let ids = sites.map(SiteID.init)
         var graph: [SiteID: Set<SiteID>] = [:]
         for id in ids { graph[id] = Set(ids.filter { $0 != id }) }
@@ -56,6 +66,7 @@ struct FederationHarness {
             keyspace: Keyspace(configuration: KeyspaceConfiguration(site: site, retainTombstones: true)),
             core: FederationCore(settings: template(site), incarnation: incarnations)
         )
+        nodes[site]!.core.mergesAtPrimaries = mergesAtPrimaries
     }
 
     var sites: [SiteID] { nodes.keys.sorted() }
@@ -123,6 +134,21 @@ struct FederationHarness {
                 more += node.core.remoteBatchMerged(batch, now: now)
                 nodes[site] = node
                 perform(more, at: site)
+            case .answerAtPrimary(let request):
+                var node = nodes[site]!
+                let frames = node.core.answer(request.frame, store: &node.keyspace)
+                let more = node.core.sendAnswers(frames, on: request.connection)
+                nodes[site] = node
+                perform(more, at: site)
+            case .mergeStates(let repair):
+                var node = nodes[site]!
+                let more = node.core.mergeRepairs(repair.states, from: repair.site, store: &node.keyspace, now: now)
+                nodes[site] = node
+                perform(more, at: site)
+            case .sendCommitted(let connection, let frame, _):
+                // A one-node site's writes commit at once.
+                committedSends += 1
+                perform([.send(connection, frame)], at: site)
             case .log(var log):
                 log.metadata["at"] = "\(site)"
                 logs.append(log)
@@ -177,5 +203,15 @@ struct FederationHarness {
     mutating func value(_ site: SiteID, _ words: String...) -> String {
         let result = nodes[site]!.keyspace.execute(words.map { Array($0.utf8) }, now: now)!
         return "\(result.reply)"
+    }
+}
+
+/// Every site holds the same state for every key, and the same Merkle root.
+func expectConverged(_ harness: inout FederationHarness, sourceLocation: SourceLocation = #_sourceLocation) {
+    let reference = harness.digests(harness.sites[0])
+    let root = harness.root(harness.sites[0])
+    for site in harness.sites.dropFirst() {
+        #expect(harness.digests(site) == reference, "site \(site) differs", sourceLocation: sourceLocation)
+        #expect(harness.root(site) == root, "site \(site) Merkle root differs", sourceLocation: sourceLocation)
     }
 }

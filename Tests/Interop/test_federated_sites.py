@@ -99,3 +99,74 @@ def test_sigkill_of_the_node_shipping_a_partition_loses_no_acknowledged_write_at
     except AssertionError:
         check_every_acknowledged_write(lisbon, writers)  # names what is missing
         raise
+
+
+def federation_links(site, node):
+    """The node's federation links from /status, by remote site name."""
+    status = site.status(node) or {}
+    return {link["site"]: link for link in status.get("federationLinks", [])}
+
+
+def test_an_overflowed_outbox_between_sites_of_several_nodes_is_repaired_by_anti_entropy(site_factory):
+    """Lisbon freezes (every node, SIGSTOP) while seoul takes writes: seoul's outboxes to lisbon
+    overflow their small bound and are dropped. After the thaw, anti-entropy rounds run by
+    seoul's partition primaries — each partition answered by lisbon's primary of it — bring
+    every acknowledged write to every node of lisbon."""
+    seoul, lisbon = started_sites(site_factory, defaults={"outboxLimitBytes": 8192})
+    at_seoul = clients(seoul)
+    for node in lisbon.names:
+        lisbon.freeze(node)
+    written = {}
+    for index in range(600):
+        key = f"session:overflow:{index}"
+        value = f"v{index}-" + "x" * 64
+        assert at_seoul[seoul.names[index % 3]].set(key, value) is True
+        written[key] = value
+
+    def overflowed():
+        return sum(link["statistics"]["outboxOverflows"] for node in seoul.names for link in federation_links(seoul, node).values()) > 0
+
+    wait_until(overflowed, 10, what="seoul's outboxes to lisbon to overflow while lisbon is frozen")
+    for node in lisbon.names:
+        lisbon.thaw(node)
+    lisbon.wait_converged(30)
+    at_lisbon = clients(lisbon)
+
+    def everywhere():
+        return all(at_lisbon[node].mget(list(written)) == list(written.values()) for node in lisbon.names)
+
+    wait_until(everywhere, 40, what="every write of seoul, dropped from its outboxes, to reach every node of lisbon")
+    wait_until(lambda: not any(link["needsResync"] for node in seoul.names for link in federation_links(seoul, node).values()), 20,
+               what="seoul's links to lisbon to leave needs-resync")
+    repaired = sum(link["statistics"]["keysRepaired"] for node in lisbon.names for link in federation_links(lisbon, node).values())
+    assert repaired > 0, "lisbon's primaries merged no repair: the writes came some other way"
+
+
+def test_a_whole_site_restarted_empty_recovers_every_session_from_the_other_site(site_factory):
+    """Every node of lisbon dies (SIGKILL) and starts again empty: its partitions are
+    re-created empty, and their new primaries fetch everything from seoul by anti-entropy."""
+    seoul, lisbon = started_sites(site_factory)
+    at_seoul = clients(seoul)
+    written = {}
+    for index in range(200):
+        key = f"session:before:{index}"
+        assert at_seoul[seoul.names[index % 3]].hset(key, mapping={"user": f"u{index}"}) == 1
+        written[key] = {"user": f"u{index}"}
+    at_lisbon = clients(lisbon)
+    wait_until(lambda: all(at_lisbon[node].dbsize() == len(written) for node in lisbon.names), 20,
+               what="lisbon to hold every session before the restart")
+    for node in lisbon.names:
+        lisbon.kill(node)
+    for node in lisbon.names:
+        lisbon.start(node)
+    lisbon.wait_converged(30)
+    at_lisbon = clients(lisbon)
+
+    def recovered():
+        return all(at_lisbon[node].hgetall(key) == fields for node in lisbon.names for key, fields in written.items())
+
+    wait_until(recovered, 40, what="every session of seoul to come back at every node of the restarted lisbon")
+    # Writes after the recovery still flow both ways.
+    assert at_lisbon[lisbon.names[2]].hset("session:after", mapping={"user": "new"}) == 1
+    wait_until(lambda: all(at_seoul[node].hgetall("session:after") == {"user": "new"} for node in seoul.names), 20,
+               what="a write at the restarted lisbon to reach every node of seoul")

@@ -46,6 +46,24 @@ import Testing
         .remoteDeltas(RemoteDeltas(request: 11, partition: 15, fromSite: SiteID(2), deltas: Samples.deltas())),
         .remoteDeltasApplied(RemoteDeltasApplied(request: 11, notPrimary: false)),
         .remoteDeltasApplied(RemoteDeltasApplied(request: 11, notPrimary: true)),
+        .remoteDeltas(RemoteDeltas(request: 12, partition: 3, fromSite: SiteID(2), deltas: [], states: [TransferredKey(key: [4], state: Samples.state())])),
+        .partitionWrites(
+            PartitionWrites(partition: 3, epoch: 2, firstSequence: 1, writes: [ReplicatedWrite(states: [TransferredKey(key: [], state: Samples.state())])])
+        ),
+        .remoteRoundRequest(RemoteRoundRequest(request: 13, partition: 5, fromSite: SiteID(3), frame: .merkleLeavesRequest(round: 2, partitions: [5]))),
+        .remoteRoundRequest(
+            RemoteRoundRequest(
+                request: 13, partition: 5, fromSite: SiteID(3),
+                frame: .bucketDigests(round: 2, chunk: 7, [Bucket(partition: 5, leaf: 1, keys: [KeyDigest(key: [1], digest: StateDigest(high: 1, low: 2))])])
+            )
+        ),
+        .remoteRoundAnswer(RemoteRoundAnswer(request: 13, notPrimary: true, frames: [])),
+        .remoteRoundAnswer(
+            RemoteRoundAnswer(
+                request: 13, notPrimary: false,
+                frames: [.bucketRepair(BucketRepair(round: 2, chunk: 7, last: true, states: [KeyStateRecord(key: [1], state: Samples.state())], wanted: [[2]]))]
+            )
+        ),
     ]
 
     @Test(arguments: frames) func replicationFrame_roundTrips_evenByteByByte(frame: Frame) throws {
@@ -76,6 +94,20 @@ import Testing
         var wire = Sessionfed_V1_RemoteDeltas()
         wire.request = 1
         #expect(throws: WireError.missingField(message: "RemoteDeltas", field: "deltas")) { try Self.decode(.remoteDeltas(wire)) }
+    }
+
+    @Test func remoteRoundRequest_carryingAnythingButARoundRequest_isRefused() {
+        var wire = Sessionfed_V1_RemoteRoundRequest()
+        #expect(throws: WireError.missingField(message: "RemoteRoundRequest", field: "frame")) { try Self.decode(.remoteRoundRequest(wire)) }
+        // A request that nests another request (or any other frame) would let a peer recurse.
+        let nested = Frame.remoteRoundRequest(RemoteRoundRequest(request: 1, partition: 0, fromSite: SiteID(2), frame: .merkleLeavesRequest(round: 1, partitions: [0])))
+        wire.frame = Data(WireMessage.encode(nested.wire))
+        #expect(throws: WireError.self) { try Self.decode(.remoteRoundRequest(wire)) }
+        wire.frame = Data([0xff, 0xff])
+        #expect(throws: WireError.self) { try Self.decode(.remoteRoundRequest(wire)) }
+        var answer = Sessionfed_V1_RemoteRoundAnswer()
+        answer.frames = [Data(WireMessage.encode(Frame.heartbeat(sentAtMilliseconds: 1).wire))]
+        #expect(throws: WireError.self) { try Self.decode(.remoteRoundAnswer(answer)) }
     }
 
     @Test func forwardedCommand_unknownProtocol_isRefused() {

@@ -350,6 +350,9 @@ public nonisolated struct Sessionfed_V1_ReplicatedWrite: Sendable {
   /// keys the primary expired and released
   public var expiredKeys: [Data] = []
 
+  /// key states merged in (anti-entropy repairs from other sites)
+  public var states: [Sessionfed_V1_KeyState] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -690,6 +693,50 @@ public nonisolated struct Sessionfed_V1_RemoteDeltas: Sendable {
 
   public var deltas: [Sessionfed_V1_Delta] = []
 
+  /// anti-entropy repairs: whole key states to merge
+  public var states: [Sessionfed_V1_KeyState] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// An anti-entropy request of another site about one partition (Merkle leaves or bucket
+/// digests), that reached a node which is not the partition's primary: the primary answers
+/// from its copy, and the receiving node sends the answers on the link the request came by.
+public nonisolated struct Sessionfed_V1_RemoteRoundRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var request: UInt64 = 0
+
+  public var partition: UInt32 = 0
+
+  public var fromSite: UInt32 = 0
+
+  /// An encoded Frame (merkle_leaves_request or bucket_digests): bytes rather than a nested
+  /// Frame, so that Frame stays a non-recursive message (cheap to build on every hop).
+  public var frame: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Sessionfed_V1_RemoteRoundAnswer: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var request: UInt64 = 0
+
+  /// not answered: not the primary now (route again)
+  public var notPrimary: Bool = false
+
+  /// encoded Frames (merkle_leaves or bucket_repair), for the requesting site
+  public var frames: [Data] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -942,6 +989,22 @@ public nonisolated struct Sessionfed_V1_Frame: Sendable {
     set {body = .remoteDeltasApplied(newValue)}
   }
 
+  public var remoteRoundRequest: Sessionfed_V1_RemoteRoundRequest {
+    get {
+      if case .remoteRoundRequest(let v)? = body {return v}
+      return Sessionfed_V1_RemoteRoundRequest()
+    }
+    set {body = .remoteRoundRequest(newValue)}
+  }
+
+  public var remoteRoundAnswer: Sessionfed_V1_RemoteRoundAnswer {
+    get {
+      if case .remoteRoundAnswer(let v)? = body {return v}
+      return Sessionfed_V1_RemoteRoundAnswer()
+    }
+    set {body = .remoteRoundAnswer(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -974,6 +1037,8 @@ public nonisolated struct Sessionfed_V1_Frame: Sendable {
     case partitionQueryReply(Sessionfed_V1_PartitionQueryReply)
     case remoteDeltas(Sessionfed_V1_RemoteDeltas)
     case remoteDeltasApplied(Sessionfed_V1_RemoteDeltasApplied)
+    case remoteRoundRequest(Sessionfed_V1_RemoteRoundRequest)
+    case remoteRoundAnswer(Sessionfed_V1_RemoteRoundAnswer)
 
   }
 
@@ -1670,7 +1735,7 @@ nonisolated extension Sessionfed_V1_ForwardedReply: SwiftProtobuf.Message, Swift
 
 nonisolated extension Sessionfed_V1_ReplicatedWrite: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReplicatedWrite"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}deltas\0\u{3}expired_keys\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}deltas\0\u{3}expired_keys\0\u{1}states\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1680,6 +1745,7 @@ nonisolated extension Sessionfed_V1_ReplicatedWrite: SwiftProtobuf.Message, Swif
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.deltas) }()
       case 2: try { try decoder.decodeRepeatedBytesField(value: &self.expiredKeys) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.states) }()
       default: break
       }
     }
@@ -1692,12 +1758,16 @@ nonisolated extension Sessionfed_V1_ReplicatedWrite: SwiftProtobuf.Message, Swif
     if !self.expiredKeys.isEmpty {
       try visitor.visitRepeatedBytesField(value: self.expiredKeys, fieldNumber: 2)
     }
+    if !self.states.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.states, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Sessionfed_V1_ReplicatedWrite, rhs: Sessionfed_V1_ReplicatedWrite) -> Bool {
     if lhs.deltas != rhs.deltas {return false}
     if lhs.expiredKeys != rhs.expiredKeys {return false}
+    if lhs.states != rhs.states {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2348,7 +2418,7 @@ nonisolated extension Sessionfed_V1_PartitionQueryReply: SwiftProtobuf.Message, 
 
 nonisolated extension Sessionfed_V1_RemoteDeltas: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RemoteDeltas"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}request\0\u{1}partition\0\u{3}from_site\0\u{1}deltas\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}request\0\u{1}partition\0\u{3}from_site\0\u{1}deltas\0\u{1}states\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2360,6 +2430,7 @@ nonisolated extension Sessionfed_V1_RemoteDeltas: SwiftProtobuf.Message, SwiftPr
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.partition) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.fromSite) }()
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.deltas) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.states) }()
       default: break
       }
     }
@@ -2378,6 +2449,9 @@ nonisolated extension Sessionfed_V1_RemoteDeltas: SwiftProtobuf.Message, SwiftPr
     if !self.deltas.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.deltas, fieldNumber: 4)
     }
+    if !self.states.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.states, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2386,6 +2460,92 @@ nonisolated extension Sessionfed_V1_RemoteDeltas: SwiftProtobuf.Message, SwiftPr
     if lhs.partition != rhs.partition {return false}
     if lhs.fromSite != rhs.fromSite {return false}
     if lhs.deltas != rhs.deltas {return false}
+    if lhs.states != rhs.states {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_RemoteRoundRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RemoteRoundRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}request\0\u{1}partition\0\u{3}from_site\0\u{1}frame\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.request) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.partition) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.fromSite) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.frame) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.request != 0 {
+      try visitor.visitSingularUInt64Field(value: self.request, fieldNumber: 1)
+    }
+    if self.partition != 0 {
+      try visitor.visitSingularUInt32Field(value: self.partition, fieldNumber: 2)
+    }
+    if self.fromSite != 0 {
+      try visitor.visitSingularUInt32Field(value: self.fromSite, fieldNumber: 3)
+    }
+    if !self.frame.isEmpty {
+      try visitor.visitSingularBytesField(value: self.frame, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_RemoteRoundRequest, rhs: Sessionfed_V1_RemoteRoundRequest) -> Bool {
+    if lhs.request != rhs.request {return false}
+    if lhs.partition != rhs.partition {return false}
+    if lhs.fromSite != rhs.fromSite {return false}
+    if lhs.frame != rhs.frame {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_RemoteRoundAnswer: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RemoteRoundAnswer"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}request\0\u{3}not_primary\0\u{1}frames\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.request) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.notPrimary) }()
+      case 3: try { try decoder.decodeRepeatedBytesField(value: &self.frames) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.request != 0 {
+      try visitor.visitSingularUInt64Field(value: self.request, fieldNumber: 1)
+    }
+    if self.notPrimary != false {
+      try visitor.visitSingularBoolField(value: self.notPrimary, fieldNumber: 2)
+    }
+    if !self.frames.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.frames, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_RemoteRoundAnswer, rhs: Sessionfed_V1_RemoteRoundAnswer) -> Bool {
+    if lhs.request != rhs.request {return false}
+    if lhs.notPrimary != rhs.notPrimary {return false}
+    if lhs.frames != rhs.frames {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2428,7 +2588,7 @@ nonisolated extension Sessionfed_V1_RemoteDeltasApplied: SwiftProtobuf.Message, 
 
 nonisolated extension Sessionfed_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Frame"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}delta_batch\0\u{3}delta_batch_ack\0\u{3}key_state_batch\0\u{1}hello\0\u{3}hello_reply\0\u{1}heartbeat\0\u{3}merkle_roots_request\0\u{3}merkle_roots\0\u{3}merkle_leaves_request\0\u{3}merkle_leaves\0\u{3}bucket_digests\0\u{3}bucket_repair\0\u{1}raft\0\u{3}forwarded_command\0\u{3}forwarded_reply\0\u{3}partition_writes\0\u{3}transfer_chunk\0\u{3}backup_report\0\u{3}site_messages\0\u{3}subscriber_interest\0\u{3}lock_request\0\u{3}lock_reply\0\u{3}transaction_writes\0\u{3}transaction_done\0\u{3}partition_query\0\u{3}partition_query_reply\0\u{3}remote_deltas\0\u{3}remote_deltas_applied\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}delta_batch\0\u{3}delta_batch_ack\0\u{3}key_state_batch\0\u{1}hello\0\u{3}hello_reply\0\u{1}heartbeat\0\u{3}merkle_roots_request\0\u{3}merkle_roots\0\u{3}merkle_leaves_request\0\u{3}merkle_leaves\0\u{3}bucket_digests\0\u{3}bucket_repair\0\u{1}raft\0\u{3}forwarded_command\0\u{3}forwarded_reply\0\u{3}partition_writes\0\u{3}transfer_chunk\0\u{3}backup_report\0\u{3}site_messages\0\u{3}subscriber_interest\0\u{3}lock_request\0\u{3}lock_reply\0\u{3}transaction_writes\0\u{3}transaction_done\0\u{3}partition_query\0\u{3}partition_query_reply\0\u{3}remote_deltas\0\u{3}remote_deltas_applied\0\u{3}remote_round_request\0\u{3}remote_round_answer\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2800,6 +2960,32 @@ nonisolated extension Sessionfed_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf.
           self.body = .remoteDeltasApplied(v)
         }
       }()
+      case 29: try {
+        var v: Sessionfed_V1_RemoteRoundRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .remoteRoundRequest(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .remoteRoundRequest(v)
+        }
+      }()
+      case 30: try {
+        var v: Sessionfed_V1_RemoteRoundAnswer?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .remoteRoundAnswer(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .remoteRoundAnswer(v)
+        }
+      }()
       default: break
       }
     }
@@ -2922,6 +3108,14 @@ nonisolated extension Sessionfed_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf.
     case .remoteDeltasApplied?: try {
       guard case .remoteDeltasApplied(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 28)
+    }()
+    case .remoteRoundRequest?: try {
+      guard case .remoteRoundRequest(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 29)
+    }()
+    case .remoteRoundAnswer?: try {
+      guard case .remoteRoundAnswer(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
     }()
     case nil: break
     }

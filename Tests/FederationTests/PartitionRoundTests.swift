@@ -1,0 +1,93 @@
+import Federation
+import Keyspace
+import SessionModel
+import Testing
+import Wire
+
+/// Anti-entropy with sites of several nodes: a node compares only the partitions it leads,
+/// and the other site answers each partition from that partition's primary.
+@Suite struct PartitionRoundTests {
+    static func core(site: SiteID, leading partitions: Set<UInt32>?) -> FederationCore {
+        let sites = [seoul, tokyo].map { id in
+            (id, FederationSettings.SiteInfo(name: "site\(id.rawValue)", nodes: ["site\(id.rawValue)-1", "site\(id.rawValue)-2"]))
+        }
+        let settings = FederationSettings(
+            federation: "test", topologyVersion: 1, localSite: site, localNode: "site\(site.rawValue)-1",
+            sites: Dictionary(uniqueKeysWithValues: sites), links: [seoul: [tokyo], tokyo: [seoul]],
+            partitioning: Partitioning(partitionCount: 8), merkleLeaves: 16
+        )
+        var core = FederationCore(settings: settings, incarnation: 1)
+        core.mergesAtPrimaries = true
+        if let partitions { core.lead(partitions) }
+        return core
+    }
+
+    static func requests(_ actions: [FederationAction]) -> [Frame] {
+        actions.compactMap { if case .send(.outbound, let frame) = $0 { return frame } else { return nil } }
+    }
+
+    @Test func aRound_comparesOnlyThePartitionsThisNodeLeads() {
+        var core = Self.core(site: seoul, leading: [1, 3])
+        let frames = Self.requests(core.outboundConnected(to: tokyo, now: 1_000))
+        #expect(frames == [.merkleLeavesRequest(round: 1, partitions: [1, 3])])
+    }
+
+    @Test func aPartitionThisNodeStartsToLead_getsARoundOfItsOwn() {
+        var core = Self.core(site: seoul, leading: [])
+        var keyspace = Keyspace(configuration: KeyspaceConfiguration(site: seoul, retainTombstones: true))
+        // Leading nothing yet (a site's map is young): the connect round has nothing to compare.
+        #expect(Self.requests(core.outboundConnected(to: tokyo, now: 1_000)).isEmpty)
+        #expect(core.isSynchronized(with: tokyo))
+        core.lead([5])
+        #expect(Self.requests(core.tick(now: 1_001)) == [.merkleLeavesRequest(round: 2, partitions: [5])])
+        let leaves = FederationCore.emptyLeaves(partition: 5, count: 16)
+        _ = core.receive(.merkleLeaves(round: 2, [leaves]), on: .outbound(tokyo), store: &keyspace, now: 1_002)
+        // Compared: no new round until it leads another partition (or the interval elapses).
+        #expect(Self.requests(core.tick(now: 1_003)).isEmpty)
+        core.lead([5, 6])
+        #expect(Self.requests(core.tick(now: 1_004)) == [.merkleLeavesRequest(round: 3, partitions: [6])])
+    }
+
+    @Test func anUnansweredRound_isStartedAgainAfterItsSilence() {
+        var core = Self.core(site: seoul, leading: [2])
+        #expect(Self.requests(core.outboundConnected(to: tokyo, now: 1_000)) == [.merkleLeavesRequest(round: 1, partitions: [2])])
+        #expect(Self.requests(core.tick(now: 1_000 + 29_999)).isEmpty)
+        let abandoned = core.tick(now: 1_000 + 30_000)
+        #expect(abandoned.contains { if case .log(let log) = $0 { return log.message.contains("unanswered") } else { return false } })
+        #expect(Self.requests(core.tick(now: 1_000 + 30_001)) == [.merkleLeavesRequest(round: 2, partitions: [2])])
+    }
+
+    @Test func requestsOfAnotherSite_areHandedToEachPartitionsPrimary() {
+        var core = Self.core(site: tokyo, leading: nil)
+        var keyspace = Keyspace(configuration: KeyspaceConfiguration(site: tokyo, retainTombstones: true))
+        let from = FederationConnection.inbound(seoul, node: "site1-1")
+        let leaves = core.receive(.merkleLeavesRequest(round: 4, partitions: [3, 1]), on: from, store: &keyspace, now: 1)
+        #expect(
+            leaves == [
+                .answerAtPrimary(RoundRequest(connection: from, partition: 1, frame: .merkleLeavesRequest(round: 4, partitions: [1]))),
+                .answerAtPrimary(RoundRequest(connection: from, partition: 3, frame: .merkleLeavesRequest(round: 4, partitions: [3]))),
+            ]
+        )
+        let bucket = Bucket(partition: 2, leaf: 0, keys: [])
+        #expect(
+            core.receive(.bucketDigests(round: 4, chunk: 0, [bucket]), on: from, store: &keyspace, now: 1)
+                == [.answerAtPrimary(RoundRequest(connection: from, partition: 2, frame: .bucketDigests(round: 4, chunk: 0, [bucket])))]
+        )
+        let mixed = core.receive(.bucketDigests(round: 4, chunk: 1, [bucket, Bucket(partition: 3, leaf: 0, keys: [])]), on: from, store: &keyspace, now: 1)
+        #expect(mixed.count == 1)
+        guard case .close(from, let reason) = mixed.first else {
+            Issue.record("a chunk about two partitions must close the connection, got \(mixed)")
+            return
+        }
+        #expect(reason.contains("2 partitions in one chunk"))
+        let beyond = core.receive(.merkleLeavesRequest(round: 4, partitions: [8]), on: from, store: &keyspace, now: 1)
+        #expect(beyond.count == 1 && { if case .close = beyond[0] { return true } else { return false } }())
+    }
+}
+
+extension FederationCore {
+    /// The leaves of an empty partition.
+    static func emptyLeaves(partition: UInt32, count: Int) -> PartitionLeaves {
+        PartitionLeaves(partition: partition, leaves: Array(repeating: StateDigest(high: 0, low: 0), count: count))
+    }
+}
