@@ -532,12 +532,13 @@ public struct FederationCore: Sendable {
         for event in outcome.events {
             switch event {
             case .concurrentWrites(let element, let winner, let loser):
-                links[site]?.statistics.conflicts[settings.conflictPolicyName, default: 0] += 1
+                let policy = settings.policies.policy(for: key).conflictName
+                links[site]?.statistics.conflicts[policy, default: 0] += 1
                 actions.append(
                     .log(
                         FederationLog(
                             .info, "concurrent writes resolved",
-                            ["key": Self.printable(key), "element": "\(element)", "winner": "\(winner)", "loser": "\(loser)", "policy": settings.conflictPolicyName]
+                            ["key": Self.printable(key), "element": "\(element)", "winner": "\(winner)", "loser": "\(loser)", "policy": policy]
                         )
                     )
                 )

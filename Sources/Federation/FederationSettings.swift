@@ -35,8 +35,8 @@ public struct FederationSettings: Hashable, Sendable {
     public var merkleLeaves: Int
     /// Anti-entropy frames carry at most about this many bytes of digests or states.
     public var repairChunkBytes: Int
-    /// The conflict policy's name, for counting conflicts by policy.
-    public var conflictPolicyName: String
+    /// Each key's merge policy, for counting conflicts by the policy that resolved them.
+    public var policies: KeyPolicies
     public var roleEpoch: UInt64 = 0
 
     /// 2: anti-entropy compares partitions' leaves directly (no roots), each partition answered
@@ -58,7 +58,7 @@ public struct FederationSettings: Hashable, Sendable {
         antiEntropyIntervalMilliseconds: UInt64 = 300_000,
         merkleLeaves: Int = FederationSettings.defaultMerkleLeaves,
         repairChunkBytes: Int = 1 << 20,
-        conflictPolicyName: String = "lww"
+        policies: KeyPolicies = KeyPolicies()
     ) {
         self.federation = federation
         self.topologyVersion = topologyVersion
@@ -73,7 +73,7 @@ public struct FederationSettings: Hashable, Sendable {
         self.antiEntropyIntervalMilliseconds = antiEntropyIntervalMilliseconds
         self.merkleLeaves = merkleLeaves
         self.repairChunkBytes = repairChunkBytes
-        self.conflictPolicyName = conflictPolicyName
+        self.policies = policies
     }
 
     /// The sites this site exchanges deltas with, in id order.

@@ -50,7 +50,7 @@ extension Keyspace {
         }
         guard type == .hash else { return RedisError.wrongType }
         countRead(found: true)
-        return .bulkOrNull(state(of: key)?.fieldValue(context.arguments[2], now: context.now, policy: conflict))
+        return .bulkOrNull(state(of: key)?.fieldValue(context.arguments[2], now: context.now, policy: conflict(for: key)))
     }
 
     mutating func hmget(_ context: inout CommandContext) -> RESPValue {

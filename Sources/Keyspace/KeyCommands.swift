@@ -94,7 +94,7 @@ extension Keyspace {
         let timestamp = clock.tick(physicalMilliseconds: context.now)
         var sourceStored = keys.removeValue(forKey: source) ?? StoredKey()
         var destinationStored = keys.removeValue(forKey: destination) ?? StoredKey()
-        let destinationExisted = destinationStored.state.value(now: context.now, policy: conflict) != nil
+        let destinationExisted = destinationStored.state.value(now: context.now, policy: conflict(for: destination)) != nil
         guard
             let deltas = KeyState.rename(
                 source: &sourceStored.state,
@@ -104,7 +104,7 @@ extension Keyspace {
                 site: configuration.site,
                 timestamp: timestamp,
                 now: context.now,
-                policy: policy
+                policy: policy(for: destination)
             )
         else { preconditionFailure("Invalid state: RENAME of a key that exists produced no deltas") }
         store(source, sourceStored, changed: true)
@@ -222,7 +222,7 @@ extension Keyspace {
     /// Visible keys in `partitions` (DBSIZE over a site of several nodes).
     public func count(now: UInt64, inPartitions partitions: Set<Int>) -> Int {
         partitions.reduce(0) { total, partition in
-            total + partitionKeys[partition].count { key in keys[key].map { isVisible($0.state, now: now) } ?? false }
+            total + partitionKeys[partition].count { key in keys[key].map { isVisible($0.state, key: key, now: now) } ?? false }
         }
     }
 
@@ -232,7 +232,7 @@ extension Keyspace {
         let glob = GlobPattern(pattern)
         return partitions.sorted().flatMap { partition in
             partitionKeys[partition].filter { key in
-                (glob.matchesEverything || glob.matches(key)) && (keys[key].map { isVisible($0.state, now: now) } ?? false)
+                (glob.matchesEverything || glob.matches(key)) && (keys[key].map { isVisible($0.state, key: key, now: now) } ?? false)
             }
         }
     }
@@ -243,15 +243,15 @@ extension Keyspace {
         var deltas: [Delta] = []
         for partition in partitions.sorted() {
             for key in Array(partitionKeys[partition]) {
-                guard let stored = keys[key], isVisible(stored.state, now: now) || stored.state.isExpired(now: now) else { continue }
+                guard let stored = keys[key], isVisible(stored.state, key: key, now: now) || stored.state.isExpired(now: now) else { continue }
                 if let delta = write(key, .delete, now: now) { deltas.append(delta) }
             }
         }
         return deltas
     }
 
-    func isVisible(_ state: KeyState, now: UInt64) -> Bool {
-        !state.isEmpty && !state.isExpired(now: now) && state.visibleType(policy: conflict) != nil
+    func isVisible(_ state: KeyState, key: [UInt8], now: UInt64) -> Bool {
+        !state.isEmpty && !state.isExpired(now: now) && state.visibleType(policy: conflict(for: key)) != nil
     }
 
     mutating func keysMatching(_ context: inout CommandContext) -> RESPValue {

@@ -19,7 +19,8 @@ public struct CommandResult: Sendable {
 public struct KeyspaceConfiguration: Sendable {
     /// This node's site: its slot in every version vector.
     public var site: SiteID
-    public var policy: MergePolicy
+    /// Each key's merge policy (the topology's `policies:` over its defaults).
+    public var policies: KeyPolicies
     /// Keep deleted keys as tombstones (needed when other sites may still send writes
     /// concurrent with a delete). A single-site node drops them at once.
     public var retainTombstones: Bool
@@ -35,13 +36,14 @@ public struct KeyspaceConfiguration: Sendable {
     public init(
         site: SiteID,
         policy: MergePolicy = .default,
+        rules: [KeyPolicies.Rule] = [],
         retainTombstones: Bool = false,
         expiryGraceMilliseconds: UInt64 = 60_000,
         maximumMemoryBytes: Int = 0,
         partitioning: Partitioning? = nil
     ) {
         self.site = site
-        self.policy = policy
+        self.policies = KeyPolicies(defaultPolicy: policy, rules: rules)
         self.retainTombstones = retainTombstones
         self.expiryGraceMilliseconds = expiryGraceMilliseconds
         self.maximumMemoryBytes = maximumMemoryBytes
@@ -93,8 +95,8 @@ public struct Keyspace: Sendable {
         partitionKeys = Array(repeating: [], count: configuration.partitioning?.partitionCount ?? 0)
     }
 
-    var policy: MergePolicy { configuration.policy }
-    var conflict: ConflictPolicy { configuration.policy.conflict }
+    func policy(for key: [UInt8]) -> MergePolicy { configuration.policies.policy(for: key) }
+    func conflict(for key: [UInt8]) -> ConflictPolicy { policy(for: key).conflict }
 
     // MARK: Reading
 
@@ -106,7 +108,7 @@ public struct Keyspace: Sendable {
             expire(key, now: now, events: &events)
             return nil
         }
-        return stored.state.value(now: now, policy: conflict)
+        return stored.state.value(now: now, policy: conflict(for: key))
     }
 
     /// The visible type, with lazy expiry.
@@ -116,7 +118,7 @@ public struct Keyspace: Sendable {
             expire(key, now: now, events: &events)
             return nil
         }
-        return stored.state.visibleType(policy: conflict)
+        return stored.state.visibleType(policy: conflict(for: key))
     }
 
     /// The replicated state of `key`, tombstones and expired state included.
@@ -178,12 +180,12 @@ public struct Keyspace: Sendable {
 
     /// Number of visible keys (DBSIZE).
     public func count(now: UInt64) -> Int {
-        keys.values.count { !$0.state.isEmpty && !$0.state.isExpired(now: now) && $0.state.visibleType(policy: conflict) != nil }
+        keys.count { isVisible($0.value.state, key: $0.key, now: now) }
     }
 
     /// Visible keys with an expiry (INFO keyspace `expires=`).
     public func countWithExpiry(now: UInt64) -> Int {
-        keys.values.count { $0.state.expireAt != nil && !$0.state.isExpired(now: now) && $0.state.visibleType(policy: conflict) != nil }
+        keys.count { $0.value.state.expireAt != nil && isVisible($0.value.state, key: $0.key, now: now) }
     }
 
     /// Keys held, including tombstones and expired state within its grace period.
@@ -196,7 +198,7 @@ public struct Keyspace: Sendable {
         let existed = keys[key]?.state.isLive(now: now) ?? false
         let timestamp = clock.tick(physicalMilliseconds: now)
         var stored = keys.removeValue(forKey: key) ?? StoredKey()
-        let delta = stored.state.write(write, key: key, site: configuration.site, timestamp: timestamp, now: now, policy: policy)
+        let delta = stored.state.write(write, key: key, site: configuration.site, timestamp: timestamp, now: now, policy: policy(for: key))
         if delta != nil { countLiveness(existed: existed, exists: stored.state.isLive(now: now)) }
         store(key, stored, changed: delta != nil)
         return delta
@@ -214,7 +216,7 @@ public struct Keyspace: Sendable {
     public mutating func merge(state other: KeyState, key: [UInt8], now: UInt64) -> MergeOutcome {
         var stored = keys.removeValue(forKey: key) ?? StoredKey()
         let existed = stored.state.isLive(now: now)
-        let outcome = stored.state.merge(other, policy: policy)
+        let outcome = stored.state.merge(other, policy: policy(for: key))
         countLiveness(existed: existed, exists: stored.state.isLive(now: now))
         store(key, stored, changed: outcome.changed)
         return outcome
@@ -258,7 +260,7 @@ public struct Keyspace: Sendable {
         guard var stored = keys[key], let at = stored.state.expireAt, stored.state.isExpired(now: now) else { return }
         if stored.announcedExpiry != at {
             stored.announcedExpiry = at
-            if stored.state.visibleType(policy: conflict) != nil {
+            if stored.state.visibleType(policy: conflict(for: key)) != nil {
                 statistics.expiredKeys += 1
                 statistics.keysDestroyed += 1
                 events.append(KeyspaceEvent("expired", key: key, eventClass: .expired))

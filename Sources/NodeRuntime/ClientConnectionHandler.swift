@@ -200,6 +200,9 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
         run(name, spec, arguments, context: context)
     }
 
+    /// Redis's answer to a write on a read-only replica, word for word: clients act on it.
+    static let readOnly = RESPValue.error("READONLY You can't write against a read only replica.")
+
     /// Runs one command that is not queued (also used by EXEC for each queued command).
     func run(_ name: String, _ spec: CommandSpec, _ arguments: [[UInt8]], context: ChannelHandlerContext) {
         if spec.flags.contains(.denyOOM) && state.keyspace.isOverMemoryLimit {
@@ -210,6 +213,12 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
         if Keyspace.isDataCommand(name) {
             if state.loading {
                 reply(.error("LOADING sessionfed is recovering its data from the other sites of the federation"))
+                return
+            }
+            if spec.flags.contains(.write), state.configuration.site.role == .passive {
+                // DESIGN.md §5: a passive site serves reads; writes go to an active site.
+                // Merged remote writes still apply (they do not come through here).
+                reply(Self.readOnly)
                 return
             }
             runData(arguments, name: name, spec: spec)

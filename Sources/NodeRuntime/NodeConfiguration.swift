@@ -43,6 +43,7 @@ public struct NodeConfiguration: Sendable {
         KeyspaceConfiguration(
             site: SiteID(site.id),
             policy: topology.defaultMergePolicy,
+            rules: topology.keyPolicies.rules,
             retainTombstones: topology.sites.count > 1,
             expiryGraceMilliseconds: UInt64(topology.defaults.expiryGraceMilliseconds),
             maximumMemoryBytes: topology.defaults.maxmemoryBytes,
@@ -75,7 +76,7 @@ extension NodeConfiguration {
             batchBytes: defaults.batchBytes,
             outboxLimitBytes: defaults.outboxLimitBytes,
             antiEntropyIntervalMilliseconds: UInt64(defaults.antiEntropyIntervalMilliseconds),
-            conflictPolicyName: defaults.conflictPolicy
+            policies: topology.keyPolicies
         )
     }
 }

@@ -2,6 +2,7 @@ import Federation
 import Foundation
 import Testing
 import Keyspace
+import RESP
 import SessionModel
 import Wire
 
@@ -36,12 +37,15 @@ struct FederationHarness {
     /// Each node stands for the primaries of a site of several nodes: its core hands merges,
     /// answers and repairs out as actions, which the harness runs as the primary would.
     let mergesAtPrimaries: Bool
+    /// Every site's merge policies (`policies:` in a topology).
+    let policies: KeyPolicies
 
     init(
-        sites: [UInt32], links: [SiteID: Set<SiteID>]? = nil, mergesAtPrimaries: Bool = false,
+        sites: [UInt32], links: [SiteID: Set<SiteID>]? = nil, mergesAtPrimaries: Bool = false, policies: KeyPolicies = KeyPolicies(),
         configure: @escaping (inout FederationSettings) -> Void = { _ in }
     ) {
         self.mergesAtPrimaries = mergesAtPrimaries
+        self.policies = policies
         let ids = sites.map(SiteID.init)
         var graph: [SiteID: Set<SiteID>] = [:]
         for id in ids { graph[id] = Set(ids.filter { $0 != id }) }
@@ -50,7 +54,7 @@ struct FederationHarness {
         template = { id in
             var settings = FederationSettings(
                 federation: "test", topologyVersion: 1, localSite: id, localNode: "site\(id.rawValue)-1",
-                sites: infos, links: linkGraph, partitioning: Partitioning(partitionCount: 8), merkleLeaves: 16
+                sites: infos, links: linkGraph, partitioning: Partitioning(partitionCount: 8), merkleLeaves: 16, policies: policies
             )
             configure(&settings)
             return settings
@@ -63,7 +67,9 @@ struct FederationHarness {
         if nodes[site] != nil { loading.insert(site) }
         incarnations += 1
         nodes[site] = Node(
-            keyspace: Keyspace(configuration: KeyspaceConfiguration(site: site, retainTombstones: true)),
+            keyspace: Keyspace(
+                configuration: KeyspaceConfiguration(site: site, policy: policies.defaultPolicy, rules: policies.rules, retainTombstones: true)
+            ),
             core: FederationCore(settings: template(site), incarnation: incarnations)
         )
         nodes[site]!.core.mergesAtPrimaries = mergesAtPrimaries
@@ -201,8 +207,11 @@ struct FederationHarness {
     }
 
     mutating func value(_ site: SiteID, _ words: String...) -> String {
-        let result = nodes[site]!.keyspace.execute(words.map { Array($0.utf8) }, now: now)!
-        return "\(result.reply)"
+        "\(reply(site, words))"
+    }
+
+    mutating func reply(_ site: SiteID, _ words: [String]) -> RESPValue {
+        nodes[site]!.keyspace.execute(words.map { Array($0.utf8) }, now: now)!.reply
     }
 }
 

@@ -89,8 +89,10 @@ class Process:
 
 
 class Federation:
-    def __init__(self, binary, workdir, tls=True, proxies=False, delay_ms=0, defaults=None, federation="interop-federation"):
+    def __init__(self, binary, workdir, tls=True, proxies=False, delay_ms=0, defaults=None, federation="interop-federation", roles=None):
+        """`roles`: site name -> `active` or `passive` (default: every site active)."""
         self.binary = binary
+        self.roles = roles or {}
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.tls = tls
@@ -135,7 +137,7 @@ class Federation:
             federation = ports["federation"]
             if seen_from is not None and seen_from != site and self.proxies:
                 federation = self.proxy_ports[(seen_from, site)]["listen"]
-            lines += [f"  - name: {site}", f"    id: {index + 1}", "    role: active", "    nodes:"]
+            lines += [f"  - name: {site}", f"    id: {index + 1}", f"    role: {self.roles.get(site, 'active')}", "    nodes:"]
             lines += node_lines(f"{site}-1", ports, federation)
         return "\n".join(lines) + "\n"
 

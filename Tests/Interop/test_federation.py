@@ -280,3 +280,25 @@ def test_malformed_frames_close_the_link_not_the_node(federation_factory):
     federation.redis("seoul").set("after-garbage", "ok")
     wait_until(lambda: federation.redis("tokyo").get("after-garbage") == "ok", 10, what="replication to go on")
     assert federation.healthy("seoul")
+
+
+def test_a_passive_site_refuses_writes_serves_reads_and_applies_the_active_sites_writes(federation_factory):
+    """DESIGN.md §5: a passive site answers writes with Redis's read-only replica error (clients
+    act on its first word) and serves reads; what the active sites write still reaches it."""
+    federation = federation_factory(roles={"frankfurt": "passive"})
+    federation.start_all()
+    passive = federation.redis("frankfurt")
+    with pytest.raises(redis.exceptions.ReadOnlyError, match="You can't write against a read only replica"):
+        passive.set("session:1", "x")
+    with pytest.raises(redis.exceptions.ReadOnlyError):
+        passive.hset("spring:session:sessions:1", mapping={"user": "ann"})
+    assert federation.redis("seoul").hset("spring:session:sessions:1", mapping={"user": "ann"}) == 1
+    wait_until(lambda: passive.hgetall("spring:session:sessions:1") == {"user": "ann"}, 10,
+               what="a write at the active seoul to be read at the passive frankfurt")
+    assert passive.exists("spring:session:sessions:1") == 1 and passive.ping()
+    # A transaction of writes fails write by write, as on a Redis replica.
+    pipe = passive.pipeline(transaction=True)
+    pipe.set("session:2", "y")
+    with pytest.raises(redis.exceptions.ReadOnlyError):
+        pipe.execute()
+    assert federation.redis("tokyo").get("session:2") is None
