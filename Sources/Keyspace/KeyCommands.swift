@@ -266,7 +266,11 @@ extension Keyspace {
     mutating func flush(_ context: inout CommandContext) -> RESPValue {
         if context.arguments.count > 2 { return RedisError.syntax }
         if context.arguments.count == 2, !["ASYNC", "SYNC"].contains(context.option(1)) { return RedisError.syntax }
-        for key in Array(keys.keys) where lookup(key, now: context.now, events: &context.events) != nil {
+        // Keys expired but kept for their grace period are deleted too (as by the flush of a
+        // site of several nodes): left alone, a touch another site made before their expiry
+        // would bring them back after the flush.
+        for key in Array(keys.keys) {
+            guard let stored = keys[key], isVisible(stored.state, key: key, now: context.now) || stored.state.isExpired(now: context.now) else { continue }
             if let delta = write(key, .delete, now: context.now) { context.deltas.append(delta) }
         }
         context.events.removeAll()
