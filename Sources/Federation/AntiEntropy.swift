@@ -16,7 +16,8 @@ struct AntiEntropyRound: Sendable {
     var partitions: Set<UInt32>
     /// Partitions whose leaves have not been answered yet.
     var awaitingLeaves: Set<UInt32>
-    var outstandingChunks = 0
+    /// Chunks of bucket digests sent and not answered to the end, with their partition.
+    var outstandingChunks: [UInt32: UInt32] = [:]
     var nextChunk: UInt32 = 0
     var keysRepaired: UInt64 = 0
     var keysSent: UInt64 = 0
@@ -26,7 +27,12 @@ struct AntiEntropyRound: Sendable {
     /// round: the link still needs another.
     var overflowed = false
 
-    var isComplete: Bool { awaitingLeaves.isEmpty && outstandingChunks <= 0 }
+    var isComplete: Bool { awaitingLeaves.isEmpty && outstandingChunks.isEmpty }
+
+    /// The partitions compared to the end so far.
+    var answeredPartitions: Set<UInt32> {
+        partitions.subtracting(awaitingLeaves).subtracting(outstandingChunks.values)
+    }
 }
 
 /// Another site's anti-entropy request about one partition, for the primary of that
@@ -145,6 +151,8 @@ extension FederationCore {
         )
         link.nextRound += 1
         link.round = round
+        // Compared again from now on: covered once this round answers them.
+        link.synchronizedPartitions.subtract(partitions)
         links[site] = link
         guard !partitions.isEmpty else { return finishRound(with: site, now: now) }
         return [
@@ -175,7 +183,12 @@ extension FederationCore {
 extension FederationCore {
     mutating func compareLeaves(_ partitions: [PartitionLeaves], with site: SiteID, store: inout some AntiEntropyStore, now: UInt64) -> [FederationAction] {
         guard var round = links[site]?.round else { return [] }
-        let answered = partitions.filter { round.awaitingLeaves.contains($0.partition) }
+        var answered = partitions.filter { round.awaitingLeaves.contains($0.partition) }
+        // A partition this node stopped leading meanwhile is not compared: its copy may be gone,
+        // and its new primary compares it.
+        let led = ledPartitions
+        for entry in answered where !led.contains(entry.partition) { round.awaitingLeaves.remove(entry.partition) }
+        answered.removeAll { !led.contains($0.partition) }
         for entry in answered where entry.leaves.count != settings.merkleLeaves {
             return abandonRound(with: site, reason: "peer sent \(entry.leaves.count) leaves for partition \(entry.partition); this site has \(settings.merkleLeaves)")
         }
@@ -205,9 +218,9 @@ extension FederationCore {
         var actions: [FederationAction] = []
         for chunk in chunks {
             actions.append(.send(.outbound(site), .bucketDigests(round: round.id, chunk: round.nextChunk, chunk)))
+            round.outstandingChunks[round.nextChunk] = chunk[0].partition
             round.nextChunk += 1
         }
-        round.outstandingChunks += chunks.count
         links[site]?.round = round
         if round.isComplete { actions += finishRound(with: site, now: now) }
         return actions
@@ -256,9 +269,9 @@ extension FederationCore {
         links[site]?.round?.keysSent += UInt64(wanted.count)
         links[site]?.statistics.keysSent += UInt64(wanted.count)
         links[site]?.round?.lastProgressAt = now
-        if repair.last {
-            links[site]?.round?.outstandingChunks -= 1
-            if links[site]?.round?.isComplete == true { actions += finishRound(with: site, now: now) }
+        // Only the end of a chunk this round sent and still awaits counts (a repeat does not).
+        if repair.last, links[site]?.round?.outstandingChunks.removeValue(forKey: repair.chunk) != nil, links[site]?.round?.isComplete == true {
+            actions += finishRound(with: site, now: now)
         }
         return actions
     }

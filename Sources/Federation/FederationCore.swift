@@ -318,19 +318,26 @@ public struct FederationCore: Sendable {
         return actions
     }
 
-    /// A round that went silent is abandoned; a new one starts when the link needs a resync,
-    /// the interval elapsed, or this node leads partitions no round covered yet.
+    /// A round that went silent is abandoned, keeping the partitions it compared to the end
+    /// (one partition without a primary at the other site must not hold back the others); a
+    /// new one starts when the link needs a resync, the interval elapsed, or this node leads
+    /// partitions no round covered yet (those a silent round left among them).
     mutating func roundsDue(with site: SiteID, now: UInt64) -> [FederationAction] {
-        guard let link = links[site], link.connected else { return [] }
+        guard var link = links[site], link.connected else { return [] }
         if let round = link.round {
             guard now >= round.lastProgressAt + Self.roundSilenceMilliseconds else { return [] }
-            links[site]!.round = nil
-            links[site]!.needsResync = true
+            link.round = nil
+            link.needsResync = round.overflowed
+            link.synchronizedPartitions.formUnion(round.answeredPartitions.intersection(ledPartitions))
+            links[site] = link
             return [
                 .log(
                     FederationLog(
-                        .warning, "anti-entropy round unanswered: starting it again",
-                        ["site": settings.name(of: site), "round": "\(round.id)", "awaiting_partitions": "\(round.awaitingLeaves.count)", "outstanding_chunks": "\(round.outstandingChunks)"]
+                        .warning, "anti-entropy round unanswered: comparing the unanswered partitions again",
+                        [
+                            "site": settings.name(of: site), "round": "\(round.id)", "awaiting_partitions": "\(round.awaitingLeaves.sorted())",
+                            "outstanding_chunks": "\(round.outstandingChunks.count)",
+                        ]
                     )
                 )
             ]
@@ -340,8 +347,8 @@ public struct FederationCore: Sendable {
             return startRound(with: site, reason: link.needsResync ? "needs-resync" : "periodic", now: now)
         }
         let uncovered = ledPartitions.subtracting(link.synchronizedPartitions)
-        guard link.everSynchronized, !uncovered.isEmpty else { return [] }
-        return startRound(with: site, reason: "new primaries", now: now, partitions: uncovered)
+        guard !uncovered.isEmpty else { return [] }
+        return startRound(with: site, reason: link.everSynchronized ? "new primaries" : "unanswered partitions", now: now, partitions: uncovered)
     }
 
     mutating func flush(_ site: SiteID, now: UInt64, force: Bool) -> [FederationAction] {

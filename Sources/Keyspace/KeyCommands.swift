@@ -104,7 +104,8 @@ extension Keyspace {
                 site: configuration.site,
                 timestamp: timestamp,
                 now: context.now,
-                policy: policy(for: destination)
+                sourcePolicy: policy(for: source),
+                destinationPolicy: policy(for: destination)
             )
         else { preconditionFailure("Invalid state: RENAME of a key that exists produced no deltas") }
         store(source, sourceStored, changed: true)

@@ -80,7 +80,8 @@ final class DataPlane: @unchecked Sendable {
     /// frames are relayed to that site as they come.
     struct RoundForward {
         let target: String
-        let sentAt: UInt64
+        /// When it was sent, or its last answer frame relayed (an answer may take many).
+        var sentAt: UInt64
         let retry: () -> Void
         let answered: ([Frame]) -> Void
     }
@@ -542,8 +543,9 @@ final class DataPlane: @unchecked Sendable {
                 lockReplied(LockReply(transaction: id, granted: false), from: peer)
             }
         }
-        // Another site's round waits for these answers; it starts again once it goes silent.
-        roundRequests = roundRequests.filter { $0.value.target != peer }
+        // Answers come back on the connection this node dialed: lost with it, another site's
+        // round goes silent and starts again.
+        if !inbound { roundRequests = roundRequests.filter { $0.value.target != peer } }
         for (request, forward) in forwards where forward.target == peer {
             forwards[request] = nil
             counters.unknownOutcomes += 1

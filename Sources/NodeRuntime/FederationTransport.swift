@@ -373,7 +373,7 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
     func tick() {
         guard !stopped, state.federation != nil else { return }
         let now = WallClock.nowMilliseconds()
-        if let dataPlane = state.dataPlane { state.federation!.lead(Set(dataPlane.actingPrimaries().map(UInt32.init))) }
+        if let dataPlane = state.dataPlane { state.federation!.lead(Set(dataPlane.copies.primaries.keys.map(UInt32.init))) }
         perform(state.federation!.tick(now: now))
         state.updateLoading(now: now)
     }

@@ -49,6 +49,9 @@ public final class NodeServer: Service, Sendable {
             try await state.eventLoop.submit {
                 state.federation = FederationCore(settings: settings, incarnation: UInt64.random(in: 1...UInt64.max))
                 state.federation!.mergesAtPrimaries = !alone
+                // Leading nothing until the site's map says otherwise (a connect round before
+                // the first tick must not compare partitions this node does not hold).
+                if !alone { state.federation!.lead([]) }
                 state.loading = alone
             }.get()
         }

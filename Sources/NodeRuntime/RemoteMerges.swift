@@ -192,7 +192,11 @@ extension DataPlane {
             roundRequests[answer.request] = nil
             return forward.retry()
         }
-        if answer.frames.contains(where: \.endsRoundAnswer) { roundRequests[answer.request] = nil }
+        if answer.frames.contains(where: \.endsRoundAnswer) {
+            roundRequests[answer.request] = nil
+        } else {
+            roundRequests[answer.request]?.sentAt = WallClock.monotonicMilliseconds()
+        }
         forward.answered(answer.frames)
     }
 }

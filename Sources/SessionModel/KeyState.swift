@@ -299,19 +299,21 @@ public struct KeyState: Hashable, Sendable {
         site: SiteID,
         timestamp: HLCTimestamp,
         now: UInt64,
-        policy: MergePolicy = .default
+        sourcePolicy: MergePolicy = .default,
+        destinationPolicy: MergePolicy = .default
     ) -> (source: Delta, destination: Delta)? {
-        guard let value = source.value(now: now, policy: policy.conflict) else { return nil }
+        // Each key by its own policy: the value read is the one GET of the source shows.
+        guard let value = source.value(now: now, policy: sourcePolicy.conflict) else { return nil }
         let expireAt = source.expireAt
         guard
-            let sourceDelta = source.write(.delete, key: sourceKey, site: site, timestamp: timestamp, now: now, policy: policy),
+            let sourceDelta = source.write(.delete, key: sourceKey, site: site, timestamp: timestamp, now: now, policy: sourcePolicy),
             let destinationDelta = destination.write(
                 .replace(value, expireAtMilliseconds: expireAt),
                 key: destinationKey,
                 site: site,
                 timestamp: timestamp,
                 now: now,
-                policy: policy
+                policy: destinationPolicy
             )
         else { preconditionFailure("Invalid state: a live key refused a delete or replace") }
         return (sourceDelta, destinationDelta)

@@ -506,21 +506,24 @@ extension Frame {
             return .remoteDeltasApplied(RemoteDeltasApplied(request: wire.request, notPrimary: wire.notPrimary))
         case .remoteRoundRequest(let wire):
             guard !wire.frame.isEmpty else { throw .missingField(message: "RemoteRoundRequest", field: "frame") }
-            let frame = try Frame(wire: WireMessage.decode(Sessionfed_V1_Frame.self, from: Array(wire.frame)))
-            switch frame {
+            let inner = try WireMessage.decode(Sessionfed_V1_Frame.self, from: Array(wire.frame))
+            // The kind is checked before the inner frame is converted: a frame nesting frames
+            // nesting frames must be refused at the first level, not recursed into.
+            switch inner.body {
             case .merkleLeavesRequest, .bucketDigests: break
             default:
-                throw .invalidValue(message: "RemoteRoundRequest", field: "frame", reason: "a \(frame.kind) is not an anti-entropy request about one partition")
+                throw .invalidValue(message: "RemoteRoundRequest", field: "frame", reason: "not an anti-entropy request about one partition")
             }
+            let frame = try Frame(wire: inner)
             return .remoteRoundRequest(RemoteRoundRequest(request: wire.request, partition: wire.partition, fromSite: SiteID(wire.fromSite), frame: frame))
         case .remoteRoundAnswer(let wire):
             var frames: [Frame] = []
             for entry in wire.frames {
-                let frame = try Frame(wire: WireMessage.decode(Sessionfed_V1_Frame.self, from: Array(entry)))
-                switch frame {
-                case .merkleLeaves, .bucketRepair: frames.append(frame)
+                let inner = try WireMessage.decode(Sessionfed_V1_Frame.self, from: Array(entry))
+                switch inner.body {
+                case .merkleLeaves, .bucketRepair: frames.append(try Frame(wire: inner))
                 default:
-                    throw .invalidValue(message: "RemoteRoundAnswer", field: "frames", reason: "a \(frame.kind) is not an answer to an anti-entropy request")
+                    throw .invalidValue(message: "RemoteRoundAnswer", field: "frames", reason: "not an answer to an anti-entropy request")
                 }
             }
             return .remoteRoundAnswer(RemoteRoundAnswer(request: wire.request, notPrimary: wire.notPrimary, frames: frames))

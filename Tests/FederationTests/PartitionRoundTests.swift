@@ -57,6 +57,34 @@ import Wire
         #expect(Self.requests(core.tick(now: 1_000 + 30_001)) == [.merkleLeavesRequest(round: 2, partitions: [2])])
     }
 
+    @Test func aRepeatedEndOfRepair_doesNotFinishTheRoundEarly() {
+        var core = Self.core(site: seoul, leading: [1, 2])
+        var keyspace = Keyspace(configuration: KeyspaceConfiguration(site: seoul, retainTombstones: true))
+        _ = core.outboundConnected(to: tokyo, now: 1_000)
+        var differing = FederationCore.emptyLeaves(partition: 1, count: 16)
+        differing.leaves[0] = StateDigest(high: 1, low: 1)
+        var other = differing
+        other.partition = 2
+        let digests = Self.requests(core.receive(.merkleLeaves(round: 1, [differing, other]), on: .outbound(tokyo), store: &keyspace, now: 1_001))
+        #expect(digests.count == 2, "one chunk per partition: \(digests)")
+        let first = Frame.bucketRepair(BucketRepair(round: 1, chunk: 0, last: true, states: [], wanted: []))
+        _ = core.receive(first, on: .outbound(tokyo), store: &keyspace, now: 1_002)
+        _ = core.receive(first, on: .outbound(tokyo), store: &keyspace, now: 1_003)
+        #expect(!core.isSynchronized(with: tokyo), "the repeat must not stand for chunk 1")
+        _ = core.receive(.bucketRepair(BucketRepair(round: 1, chunk: 1, last: true, states: [], wanted: [])), on: .outbound(tokyo), store: &keyspace, now: 1_004)
+        #expect(core.isSynchronized(with: tokyo))
+    }
+
+    @Test func aSilentRound_keepsWhatWasAnswered_andAsksAgainForTheRest() {
+        var core = Self.core(site: seoul, leading: [1, 2])
+        var keyspace = Keyspace(configuration: KeyspaceConfiguration(site: seoul, retainTombstones: true))
+        _ = core.outboundConnected(to: tokyo, now: 1_000)
+        // Partition 1 answers (and matches); partition 2 has no primary at tokyo and never does.
+        _ = core.receive(.merkleLeaves(round: 1, [FederationCore.emptyLeaves(partition: 1, count: 16)]), on: .outbound(tokyo), store: &keyspace, now: 1_001)
+        _ = core.tick(now: 1_001 + 30_000)
+        #expect(Self.requests(core.tick(now: 1_002 + 30_000)) == [.merkleLeavesRequest(round: 2, partitions: [2])])
+    }
+
     @Test func requestsOfAnotherSite_areHandedToEachPartitionsPrimary() {
         var core = Self.core(site: tokyo, leading: nil)
         var keyspace = Keyspace(configuration: KeyspaceConfiguration(site: tokyo, retainTombstones: true))

@@ -43,7 +43,8 @@ struct TestSite {
             site: id,
             timestamp: clock.tick(physicalMilliseconds: physicalMilliseconds),
             now: now,
-            policy: policy
+            sourcePolicy: policy,
+            destinationPolicy: policy
         )
         keys[source.bytes] = sourceState
         keys[destination.bytes] = destinationState
