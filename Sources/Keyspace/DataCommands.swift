@@ -19,6 +19,7 @@ extension Keyspace {
         case "psetex": reply = setWithExpiry(&context, unitMilliseconds: 1)
         case "setnx": reply = setnx(&context)
         case "getdel": reply = getdel(&context)
+        case "getset": reply = getset(&context)
         case "getex": reply = getex(&context)
         case "mget": reply = mget(&context)
         case "mset": reply = mset(&context, onlyIfNoneExist: false)
@@ -84,7 +85,7 @@ extension Keyspace {
     }
 
     static let dataCommandNames: Set<String> = [
-        "get", "set", "setex", "psetex", "setnx", "getdel", "getex", "mget", "mset", "msetnx", "append", "strlen",
+        "get", "set", "setex", "psetex", "setnx", "getdel", "getset", "getex", "mget", "mset", "msetnx", "append", "strlen",
         "incr", "decr", "incrby", "decrby", "del", "unlink", "exists", "type", "expire", "pexpire", "expireat",
         "pexpireat", "persist", "ttl", "pttl", "expiretime", "pexpiretime", "rename", "renamenx", "scan", "keys",
         "dbsize", "flushdb", "flushall", "hset", "hmset", "hsetnx", "hget", "hmget", "hgetall", "hdel", "hexists",

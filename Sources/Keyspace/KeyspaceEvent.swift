@@ -30,7 +30,15 @@ public struct KeyspaceEvent: Hashable, Sendable {
 public struct NotificationFlags: Hashable, Sendable {
     public var keyspace = false
     public var keyevent = false
-    public var classes: Set<KeyspaceEvent.EventClass> = []
+    /// Class letters set, among Redis's `g$lshzxetdn`. Those of types this store does not
+    /// have (lists, sorted sets, streams, modules) are kept only to be read back as set.
+    public var letters: Set<Character> = []
+    /// `m`: key-miss events (none are raised here; read back as set).
+    public var keyMiss = false
+
+    /// Redis's class letters in the order it prints them; `A` is all but `n`.
+    static let classOrder: [Character] = ["g", "$", "l", "s", "h", "z", "x", "e", "t", "d", "n"]
+    static let all: Set<Character> = Set(classOrder.filter { $0 != "n" })
 
     public init() {}
 
@@ -40,33 +48,32 @@ public struct NotificationFlags: Hashable, Sendable {
             switch flag {
             case "K": keyspace = true
             case "E": keyevent = true
-            case "A": classes.formUnion([.generic, .string, .hash, .set, .expired, .evicted])
-            case "g", "$", "h", "s", "x", "e", "n": classes.insert(KeyspaceEvent.EventClass(rawValue: flag)!)
-            case "l", "z", "t", "m", "d": break  // lists, sorted sets, streams, key-miss, module: nothing to emit here
+            case "A": letters.formUnion(Self.all)
+            case "m": keyMiss = true
+            case _ where Self.classOrder.contains(flag): letters.insert(flag)
             default: return nil
             }
         }
     }
 
-    /// Redis's canonical spelling, as CONFIG GET prints it.
+    /// The event classes enabled, of those this store raises.
+    public var classes: Set<KeyspaceEvent.EventClass> {
+        Set(letters.compactMap(KeyspaceEvent.EventClass.init(rawValue:)))
+    }
+
+    /// Redis's canonical spelling, as CONFIG GET prints it (notify.c's
+    /// keyspaceEventsFlagsToString, checked against redis-server 7.0): `A` or the class letters
+    /// in Redis's order (under `A`, `n` is not printed), then `K`, `E`, `m`.
     public var text: String {
-        var out = ""
-        let all: Set<KeyspaceEvent.EventClass> = [.generic, .string, .hash, .set, .expired, .evicted]
-        if all.isSubset(of: classes) {
-            out += "A"
-        } else {
-            for flag in [KeyspaceEvent.EventClass.generic, .string, .hash, .set, .expired, .evicted] where classes.contains(flag) {
-                out.append(flag.rawValue)
-            }
-        }
-        if classes.contains(.new) { out += "n" }
+        var out = Self.all.isSubset(of: letters) ? "A" : String(Self.classOrder.filter(letters.contains))
         if keyspace { out += "K" }
         if keyevent { out += "E" }
-        return (keyspace || keyevent) && !classes.isEmpty ? out : (classes.isEmpty ? "" : out)
+        if keyMiss { out += "m" }
+        return out
     }
 
     public func enables(_ event: KeyspaceEvent) -> Bool {
-        (keyspace || keyevent) && classes.contains(event.eventClass)
+        (keyspace || keyevent) && letters.contains(event.eventClass.rawValue)
     }
 }
 

@@ -127,6 +127,19 @@ extension Keyspace {
         return .integer(1)
     }
 
+    /// GETSET key value (https://redis.io/docs/latest/commands/getset/): SET key value GET,
+    /// deprecated since Redis 6.2 but still sent by older session and cache libraries.
+    mutating func getset(_ context: inout CommandContext) -> RESPValue {
+        let key = context.arguments[1]
+        switch value(key, as: .string, &context) {
+        case .failure: return RedisError.wrongType
+        case .success(let old):
+            storeString(key, context.arguments[2], expiry: .none, &context)
+            if case .string(let bytes)? = old { return .bulkString(bytes) }
+            return .null
+        }
+    }
+
     mutating func getdel(_ context: inout CommandContext) -> RESPValue {
         let key = context.arguments[1]
         switch value(key, as: .string, &context) {

@@ -31,6 +31,8 @@ final class NodeState: @unchecked Sendable {
     var clients: [UInt64: ClientRecord] = [:]
     var nextClientID: UInt64 = 1
     var notificationFlags = NotificationFlags()
+    /// Redis's encoding thresholds as CONFIG SET left them (read back, without effect here).
+    var encodingSettings = EncodingSettings()
     let startedAt: UInt64
     var statistics = RuntimeStatistics()
     /// Subscribers by channel and by pattern (client ids).

@@ -117,7 +117,17 @@ extension ClientConnectionHandler {
             // Validate everything first: CONFIG SET applies all or nothing.
             var flags = state.notificationFlags
             var maximumMemory = state.keyspace.configuration.maximumMemoryBytes
+            var encodings = state.encodingSettings
             for (name, value) in updates {
+                if let parameter = EncodingSettings.parameter(named: name) {
+                    switch EncodingSettings.parse(value, for: parameter, as: name) {
+                    case .success(let number): encodings.set(parameter, to: number)
+                    case .failure(let error):
+                        reply(.error(error.message))
+                        return
+                    }
+                    continue
+                }
                 switch name {
                 case "notify-keyspace-events":
                     guard let parsed = NotificationFlags(value) else {
@@ -143,6 +153,7 @@ extension ClientConnectionHandler {
             }
             state.notificationFlags = flags
             state.keyspace.configuration.maximumMemoryBytes = maximumMemory
+            state.encodingSettings = encodings
             reply(.ok)
         case "RESETSTAT":
             state.statistics = RuntimeStatistics()
@@ -153,7 +164,7 @@ extension ClientConnectionHandler {
     }
 
     func currentConfiguration() -> [String: String] {
-        [
+        state.encodingSettings.entries.merging([
             "notify-keyspace-events": state.notificationFlags.text,
             "maxmemory": String(state.keyspace.configuration.maximumMemoryBytes),
             "maxmemory-policy": "noeviction",
@@ -166,7 +177,7 @@ extension ClientConnectionHandler {
             "timeout": "0",
             "port": String(state.configuration.node.client.port),
             "bind": state.configuration.node.client.host,
-        ]
+        ]) { $1 }
     }
 
     /// Redis memory units: plain bytes, or k/kb/m/mb/g/gb (k = 1000, kb = 1024).

@@ -82,6 +82,7 @@ public enum CommandTable {
         add("psetex", 4, [.write, .denyOOM], one, "string", "Sets the string value and expiration time in milliseconds.")
         add("setnx", 3, [.write, .denyOOM, .fast], one, "string", "Sets the string value of a key only when it doesn't exist.")
         add("getdel", 2, [.write, .fast], one, "string", "Returns the string value of a key after deleting the key.")
+        add("getset", 3, [.write, .denyOOM, .fast], one, "string", "Returns the previous string value of a key after setting it to a new value.")
         add("getex", -2, [.write, .fast], one, "string", "Returns the string value of a key after setting its expiration time.")
         add("mget", -2, [.readonly, .fast], all, "string", "Atomically returns the string values of one or more keys.")
         add("mset", -3, [.write, .denyOOM], (1, -1, 2), "string", "Atomically creates or modifies the string values of keys.")

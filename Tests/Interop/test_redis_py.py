@@ -353,3 +353,41 @@ def test_multi_exec_and_watch_conflict(node, protocol):
     assert r.delete(key, counter) == 2
     r.close()
     other.close()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_older_library_commands_and_encoding_tuning(node, protocol):
+    """What older session libraries and test suites send: GETSET, CONFIG SET of Redis's
+    encoding thresholds (accepted and read back under both names, without effect here), and
+    notify-keyspace-events read back normalised as Redis 7 prints it."""
+    client = node.redis(protocol=protocol, decode_responses=True)
+    key = f"session:{sid()}"
+    assert client.getset(key, "first") is None
+    client.expire(key, 100)
+    assert client.getset(key, "second") == "first"
+    assert client.get(key) == "second" and client.ttl(key) == -1
+    hash_key = f"h:{sid()}"
+    client.hset(hash_key, "f", "v")
+    with pytest.raises(redis.exceptions.ResponseError, match="^WRONGTYPE"):
+        client.getset(hash_key, "x")
+    assert client.config_set("hash-max-ziplist-entries", 256) is True
+    assert client.config_get("hash-max-*") == {
+        "hash-max-ziplist-entries": "256", "hash-max-listpack-entries": "256",
+        "hash-max-ziplist-value": "64", "hash-max-listpack-value": "64",
+    }
+    assert client.config_set("set-max-intset-entries", 1024) is True
+    assert client.config_get("set-max-intset-entries") == {"set-max-intset-entries": "1024"}
+    with pytest.raises(redis.exceptions.ResponseError, match="argument couldn't be parsed into an integer"):
+        client.config_set("hash-max-listpack-value", "lots")
+    with pytest.raises(redis.exceptions.ResponseError, match="must be between 0 and"):
+        client.config_set("zset-max-listpack-entries", -1)
+    previous = client.config_get("notify-keyspace-events")["notify-keyspace-events"]
+    try:
+        client.config_set("notify-keyspace-events", "Ehs")
+        assert client.config_get("notify-keyspace-events") == {"notify-keyspace-events": "shE"}
+        client.config_set("notify-keyspace-events", "KEAn")
+        assert client.config_get("notify-keyspace-events") == {"notify-keyspace-events": "AKE"}
+    finally:
+        client.config_set("notify-keyspace-events", previous)
+        client.config_set("hash-max-ziplist-entries", 512)
+        client.config_set("set-max-intset-entries", 512)
