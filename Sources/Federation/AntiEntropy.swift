@@ -19,10 +19,6 @@ struct AntiEntropyRound: Sendable {
     /// Chunks of bucket digests sent and not answered to the end, with their partition.
     var outstandingChunks: [UInt32: UInt32] = [:]
     var nextChunk: UInt32 = 0
-    /// This node's leaves of the round's partitions, built at the first answer: one pass over
-    /// the keys for the whole round, though the other site may answer partition by partition
-    /// (a store without an index by partition would otherwise be scanned once per answer).
-    var forest: MerkleForest?
     var keysRepaired: UInt64 = 0
     var keysSent: UInt64 = 0
     var differingPartitions = 0
@@ -196,10 +192,7 @@ extension FederationCore {
         for entry in answered where entry.leaves.count != settings.merkleLeaves {
             return abandonRound(with: site, reason: "peer sent \(entry.leaves.count) leaves for partition \(entry.partition); this site has \(settings.merkleLeaves)")
         }
-        if round.forest == nil {
-            round.forest = MerkleForest(of: &store, partitions: Set(round.partitions.map(Int.init)), partitioning: settings.partitioning, leafCount: settings.merkleLeaves)
-        }
-        let forest = round.forest!
+        let forest = MerkleForest(of: &store, partitions: Set(answered.map { Int($0.partition) }), partitioning: settings.partitioning, leafCount: settings.merkleLeaves)
         var differing: [Int: Set<UInt32>] = [:]
         for entry in answered {
             round.awaitingLeaves.remove(entry.partition)
