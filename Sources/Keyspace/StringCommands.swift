@@ -134,6 +134,7 @@ extension Keyspace {
         switch value(key, as: .string, &context) {
         case .failure: return RedisError.wrongType
         case .success(let old):
+            countRead(found: old != nil)
             storeString(key, context.arguments[2], expiry: .none, &context)
             if case .string(let bytes)? = old { return .bulkString(bytes) }
             return .null

@@ -192,6 +192,13 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
                 reply(.error("ERR Command not allowed inside a transaction"))
                 return
             }
+            if refusesWrite(name, spec) {
+                // As Redis on a read-only replica: refused when queued, and EXEC then answers
+                // -EXECABORT.
+                session.markTransactionFailed()
+                reply(Self.readOnly)
+                return
+            }
             session.queuedCommands!.append(arguments)
             reply(.simpleString("QUEUED"))
             return
@@ -202,6 +209,12 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
 
     /// Redis's answer to a write on a read-only replica, word for word: clients act on it.
     static let readOnly = RESPValue.error("READONLY You can't write against a read only replica.")
+
+    /// DESIGN.md §5: a passive site serves reads; a client's writes go to an active site.
+    /// Merged remote writes still apply (they do not come through a client connection).
+    func refusesWrite(_ name: String, _ spec: CommandSpec) -> Bool {
+        spec.flags.contains(.write) && Keyspace.isDataCommand(name) && state.configuration.site.role == .passive
+    }
 
     /// Runs one command that is not queued (also used by EXEC for each queued command).
     func run(_ name: String, _ spec: CommandSpec, _ arguments: [[UInt8]], context: ChannelHandlerContext) {
@@ -215,9 +228,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
                 reply(.error("LOADING sessionfed is recovering its data from the other sites of the federation"))
                 return
             }
-            if spec.flags.contains(.write), state.configuration.site.role == .passive {
-                // DESIGN.md §5: a passive site serves reads; writes go to an active site.
-                // Merged remote writes still apply (they do not come through here).
+            if refusesWrite(name, spec) {
                 reply(Self.readOnly)
                 return
             }
@@ -346,6 +357,10 @@ extension ClientConnectionHandler {
                 if spec.flags.contains(.denyOOM) && self.state.keyspace.isOverMemoryLimit {
                     self.state.statistics.rejectedForMemory += 1
                     self.capturedReplies!.append(RedisError.outOfMemory)
+                    continue
+                }
+                if self.refusesWrite(name, spec) {
+                    self.capturedReplies!.append(Self.readOnly)
                     continue
                 }
                 let result = scratch.execute(arguments, name: name, now: now) ?? CommandResult(reply: RedisError.unknownCommand(arguments))

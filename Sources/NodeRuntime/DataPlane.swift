@@ -516,6 +516,12 @@ final class DataPlane: @unchecked Sendable {
             answer(.error("LOADING sessionfed is recovering its data from the other sites of the federation"))
             return
         }
+        if spec.flags.contains(.write), state.configuration.site.role == .passive {
+            // The sending node may still run an older topology (a role changed by a rolling
+            // restart): this node's role decides.
+            answer(ClientConnectionHandler.readOnly)
+            return
+        }
         let now = WallClock.monotonicMilliseconds()
         if spec.flags.contains(.write), now < (heldSince ?? now) + Self.catchUpWaitMilliseconds, replicas(of: partitions) == .catchingUp {
             eventLoop.scheduleTask(in: .milliseconds(Self.routeRetryMilliseconds)) {

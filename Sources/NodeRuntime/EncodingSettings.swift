@@ -9,17 +9,19 @@ struct EncodingSettings {
         let alias: String?
         let range: ClosedRange<Int>
         let defaultValue: Int
+        /// A memory value (`64`, `1kb`, `2m`), as Redis parses the `*-value` thresholds.
+        var memory = false
     }
 
     /// Redis 7's parameters with its defaults and bounds.
     static let parameters: [Parameter] = [
         Parameter(name: "hash-max-listpack-entries", alias: "hash-max-ziplist-entries", range: 0...Int.max, defaultValue: 512),
-        Parameter(name: "hash-max-listpack-value", alias: "hash-max-ziplist-value", range: 0...Int.max, defaultValue: 64),
+        Parameter(name: "hash-max-listpack-value", alias: "hash-max-ziplist-value", range: 0...Int.max, defaultValue: 64, memory: true),
         Parameter(name: "zset-max-listpack-entries", alias: "zset-max-ziplist-entries", range: 0...Int.max, defaultValue: 128),
-        Parameter(name: "zset-max-listpack-value", alias: "zset-max-ziplist-value", range: 0...Int.max, defaultValue: 64),
+        Parameter(name: "zset-max-listpack-value", alias: "zset-max-ziplist-value", range: 0...Int.max, defaultValue: 64, memory: true),
         Parameter(name: "set-max-intset-entries", alias: nil, range: 0...Int.max, defaultValue: 512),
         Parameter(name: "set-max-listpack-entries", alias: nil, range: 0...Int.max, defaultValue: 128),
-        Parameter(name: "set-max-listpack-value", alias: nil, range: 0...Int.max, defaultValue: 64),
+        Parameter(name: "set-max-listpack-value", alias: nil, range: 0...Int.max, defaultValue: 64, memory: true),
         Parameter(name: "list-max-listpack-size", alias: "list-max-ziplist-size", range: Int(Int32.min)...Int(Int32.max), defaultValue: -2),
         Parameter(name: "list-compress-depth", alias: nil, range: 0...Int(Int32.max), defaultValue: 0),
     ]
@@ -33,6 +35,12 @@ struct EncodingSettings {
 
     /// The value CONFIG SET would store, or Redis's error for `text`.
     static func parse(_ text: String, for parameter: Parameter, as name: String) -> Result<Int, ConfigurationError> {
+        if parameter.memory {
+            guard let bytes = ClientConnectionHandler.parseMemory(text) else {
+                return .failure(ConfigurationError(message: "ERR CONFIG SET failed (possibly related to argument '\(name)') - argument must be a memory value"))
+            }
+            return .success(bytes)
+        }
         guard let value = Int(text) else {
             return .failure(ConfigurationError(message: "ERR CONFIG SET failed (possibly related to argument '\(name)') - argument couldn't be parsed into an integer"))
         }

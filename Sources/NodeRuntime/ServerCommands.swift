@@ -118,7 +118,12 @@ extension ClientConnectionHandler {
             var flags = state.notificationFlags
             var maximumMemory = state.keyspace.configuration.maximumMemoryBytes
             var encodings = state.encodingSettings
+            var seen: Set<String> = []
             for (name, value) in updates {
+                guard seen.insert(name).inserted else {
+                    reply(.error("ERR CONFIG SET failed (possibly related to argument '\(name)') - duplicate parameter"))
+                    return
+                }
                 if let parameter = EncodingSettings.parameter(named: name) {
                     switch EncodingSettings.parse(value, for: parameter, as: name) {
                     case .success(let number): encodings.set(parameter, to: number)
@@ -131,7 +136,7 @@ extension ClientConnectionHandler {
                 switch name {
                 case "notify-keyspace-events":
                     guard let parsed = NotificationFlags(value) else {
-                        reply(.error("ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - Invalid event class character. Use 'Ag$shzxeKEtmdn'."))
+                        reply(.error("ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - Invalid event class character. Use 'Ag$lshzxeKEtmdn'."))
                         return
                     }
                     flags = parsed

@@ -12,7 +12,7 @@ import time
 import pytest
 import redis
 
-from conftest import wait_until
+from conftest import raw_exchange, wait_until
 from federation import SITES, Federation
 
 
@@ -296,7 +296,11 @@ def test_a_passive_site_refuses_writes_serves_reads_and_applies_the_active_sites
     wait_until(lambda: passive.hgetall("spring:session:sessions:1") == {"user": "ann"}, 10,
                what="a write at the active seoul to be read at the passive frankfurt")
     assert passive.exists("spring:session:sessions:1") == 1 and passive.ping()
-    # A transaction of writes fails write by write, as on a Redis replica.
+    # In a transaction, as on a Redis replica: the write is refused when queued and EXEC
+    # discards the transaction.
+    replies = raw_exchange(federation.ports["frankfurt"]["client"], ["MULTI"], ["GET", "x"], ["SET", "session:2", "y"], ["EXEC"])
+    assert replies == ["+OK", "+QUEUED", "-READONLY You can't write against a read only replica.",
+                       "-EXECABORT Transaction discarded because of previous errors."], replies
     pipe = passive.pipeline(transaction=True)
     pipe.set("session:2", "y")
     with pytest.raises(redis.exceptions.ReadOnlyError):

@@ -378,7 +378,13 @@ def test_older_library_commands_and_encoding_tuning(node, protocol):
     assert client.config_set("set-max-intset-entries", 1024) is True
     assert client.config_get("set-max-intset-entries") == {"set-max-intset-entries": "1024"}
     with pytest.raises(redis.exceptions.ResponseError, match="argument couldn't be parsed into an integer"):
+        client.config_set("hash-max-listpack-entries", "lots")
+    with pytest.raises(redis.exceptions.ResponseError, match="argument must be a memory value"):
         client.config_set("hash-max-listpack-value", "lots")
+    assert client.config_set("hash-max-listpack-value", "1kb") is True
+    assert client.config_get("hash-max-listpack-value") == {"hash-max-listpack-value": "1024"}
+    with pytest.raises(redis.exceptions.ResponseError, match="duplicate parameter"):
+        client.execute_command("CONFIG", "SET", "set-max-intset-entries", "1", "set-max-intset-entries", "2")
     with pytest.raises(redis.exceptions.ResponseError, match="must be between 0 and"):
         client.config_set("zset-max-listpack-entries", -1)
     previous = client.config_get("notify-keyspace-events")["notify-keyspace-events"]
@@ -391,3 +397,4 @@ def test_older_library_commands_and_encoding_tuning(node, protocol):
         client.config_set("notify-keyspace-events", previous)
         client.config_set("hash-max-ziplist-entries", 512)
         client.config_set("set-max-intset-entries", 512)
+        client.config_set("hash-max-listpack-value", 64)
