@@ -20,6 +20,7 @@ extension Keyspace {
         case "setnx": reply = setnx(&context)
         case "getdel": reply = getdel(&context)
         case "getset": reply = getset(&context)
+        case "eval", "evalsha": reply = releaseLock(&context)
         case "getex": reply = getex(&context)
         case "mget": reply = mget(&context)
         case "mset": reply = mset(&context, onlyIfNoneExist: false)
@@ -85,7 +86,7 @@ extension Keyspace {
     }
 
     static let dataCommandNames: Set<String> = [
-        "get", "set", "setex", "psetex", "setnx", "getdel", "getset", "getex", "mget", "mset", "msetnx", "append", "strlen",
+        "get", "set", "setex", "psetex", "setnx", "getdel", "getset", "eval", "evalsha", "getex", "mget", "mset", "msetnx", "append", "strlen",
         "incr", "decr", "incrby", "decrby", "del", "unlink", "exists", "type", "expire", "pexpire", "expireat",
         "pexpireat", "persist", "ttl", "pttl", "expiretime", "pexpiretime", "rename", "renamenx", "scan", "keys",
         "dbsize", "flushdb", "flushall", "hset", "hmset", "hsetnx", "hget", "hmget", "hgetall", "hdel", "hexists",

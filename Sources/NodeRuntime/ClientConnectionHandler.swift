@@ -224,6 +224,10 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
             return
         }
         if Keyspace.isDataCommand(name) {
+            if name == "eval" || name == "evalsha", !LockReleaseScript.recognises(arguments, name: name) {
+                reply(LockReleaseScript.refusal(for: name))
+                return
+            }
             if state.loading {
                 reply(.error("LOADING sessionfed is recovering its data from the other sites of the federation"))
                 return
@@ -267,8 +271,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
             reply(.integer(Int64(state.publish(channel: arguments[1], message: arguments[2]))))
             state.dataPlane?.broadcast(published: PublishedMessage(channel: arguments[1], message: arguments[2]))
         case "pubsub": pubsub(arguments)
-        case "evalsha": reply(.error("NOSCRIPT No matching script. Please use EVAL."))
-        case "eval", "script": reply(.error("ERR scripting is not supported by this server: sessionfed does not run Lua scripts"))
+        case "script": reply(.error("ERR scripting is not supported by this server: sessionfed does not run Lua scripts"))
         default:
             reply(RedisError.unknownCommand(arguments))
         }

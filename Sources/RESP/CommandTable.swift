@@ -147,9 +147,9 @@ public enum CommandTable {
         add("punsubscribe", -1, [.pubsub, .noscript, .loading, .stale], none, "pubsub", "Stops listening to messages published to channels that match patterns.")
         add("publish", 3, [.pubsub, .loading, .stale, .fast], none, "pubsub", "Posts a message to a channel.")
         add("pubsub", -2, [.pubsub, .loading, .stale], none, "pubsub", "A container for Pub/Sub commands.")
-        // scripting: refused with Redis's errors
-        add("eval", -3, [.noscript, .stale], none, "scripting", "Not supported: sessionfed does not run Lua scripts.")
-        add("evalsha", -3, [.noscript, .stale], none, "scripting", "Not supported: always answers NOSCRIPT.")
+        // scripting: phpredis's lock release runs natively (LockReleaseScript); others are refused
+        add("eval", -3, [.write, .noscript], (3, 3, 1), "scripting", "Runs phpredis's session-lock release natively; refuses any other script.")
+        add("evalsha", -3, [.write, .noscript], (3, 3, 1), "scripting", "Runs phpredis's session-lock release natively; NOSCRIPT for any other script.")
         add("script", -2, [.noscript], none, "scripting", "Not supported: sessionfed does not run Lua scripts.")
         return table
     }()

@@ -403,3 +403,22 @@ def test_partition_below_min_in_sync_refuses_writes_and_serves_reads(site_factor
         assert nodes[victim].get("session:min") == value
     assert nodes[survivor].set("session:min", "new") is True
     assert nodes[victim].get("session:min") == "new"
+
+
+def test_phpredis_lock_release_runs_at_the_locks_primary_through_any_node(site_factory):
+    """phpredis' compare-and-delete lock release (EVALSHA of a script recognised by its SHA1)
+    reaches the lock's primary from any node, and the release is seen by every node."""
+    import hashlib
+    import uuid
+
+    site, nodes = started_site(site_factory)
+    body = 'if redis.call("get",KEYS[1]) == ARGV[1] then return redis.call("del",KEYS[1]) else return 0 end'
+    sha = hashlib.sha1(body.encode()).hexdigest()
+    for index in range(12):
+        lock = f"PHPREDIS_SESSION:{uuid.uuid4().hex}_LOCK"
+        taker, releaser = site.names[index % 3], site.names[(index + 1) % 3]
+        assert nodes[taker].set(lock, "token", nx=True, px=30_000) is True
+        assert nodes[releaser].evalsha(sha, 1, lock, "not-mine") == 0
+        assert all(nodes[node].get(lock) == "token" for node in site.names)
+        assert nodes[releaser].evalsha(sha, 1, lock, "token") == 1
+        assert all(nodes[node].exists(lock) == 0 for node in site.names)

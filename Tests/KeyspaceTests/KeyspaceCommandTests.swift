@@ -102,6 +102,27 @@ func bulk(_ text: String) -> RESPValue { .bulk(text) }
         #expect(h.run("HGET", "h", "f") == bulk("v"), "a refused GETSET changes nothing")
     }
 
+    /// phpredis releases its session lock with a compare-and-delete script: run natively, by
+    /// SHA1 or by text; any other script is refused as before.
+    @Test func phpredisLockRelease_deletesOnlyTheHoldersLock() {
+        var h = Harness()
+        let lock = "PHPREDIS_SESSION:abc_LOCK"
+        h.run("SET", lock, "token-1", "NX", "PX", "30000")
+        #expect(h.run("EVALSHA", LockReleaseScript.sha1, "1", lock, "someone-else") == .integer(0))
+        #expect(h.run("GET", lock) == bulk("token-1"))
+        #expect(h.run("EVALSHA", LockReleaseScript.sha1.uppercased(), "1", lock, "token-1") == .integer(1))
+        #expect(h.run("EXISTS", lock) == .integer(0))
+        #expect(h.events.last == KeyspaceEvent("del", key: Array(lock.utf8), eventClass: .generic))
+        h.run("SET", lock, "token-2")
+        #expect(h.run("EVAL", LockReleaseScript.body, "1", lock, "token-2") == .integer(1))
+        #expect(h.run("EVAL", LockReleaseScript.body, "1", lock, "token-2") == .integer(0), "already released")
+        #expect(h.run("EVALSHA", String(repeating: "0", count: 40), "1", lock, "t") == .error("NOSCRIPT No matching script. Please use EVAL."))
+        #expect(h.run("EVAL", "return 1", "0") == .error("ERR scripting is not supported by this server: sessionfed does not run Lua scripts"))
+        #expect(h.run("EVAL", LockReleaseScript.body, "2", lock, "x") == .error("ERR scripting is not supported by this server: sessionfed does not run Lua scripts"))
+        h.run("HSET", "h", "f", "v")
+        #expect(h.run("EVALSHA", LockReleaseScript.sha1, "1", "h", "v") == RedisError.wrongType)
+    }
+
     @Test func getex_setsAndClearsTTL() {
         var h = Harness()
         h.run("SET", "k", "v")
