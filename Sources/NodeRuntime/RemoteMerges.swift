@@ -51,30 +51,44 @@ extension DataPlane {
     /// routed again on a newer map for at most `routeDeadlineMilliseconds`. `finished` gets
     /// nil once every in-sync backup holds it, or why it could not be merged.
     func routeMerge(_ merge: RemoteMerge, deadline: UInt64? = nil, finished: @escaping (String?) -> Void) {
-        let now = WallClock.monotonicMilliseconds()
-        let deadline = deadline ?? now + Self.routeDeadlineMilliseconds
-        let partition = merge.partition
-        if actsAsPrimary(of: [partition], now: now) && !isLocked([partition]) {
-            mergeAsPrimary(merge) { merged in
-                merged ? finished(nil) : self.routeMerge(merge, deadline: deadline, finished: finished)
+        let deadline = deadline ?? WallClock.monotonicMilliseconds() + Self.routeDeadlineMilliseconds
+        let again = { self.routeMerge(merge, deadline: deadline, finished: finished) }
+        toPrimary(
+            of: merge.partition, deadline: deadline, unlockedOnly: true, again: again,
+            giveUp: { finished("partition \(merge.partition) had no primary that could merge them for \(Self.routeDeadlineMilliseconds) ms") },
+            here: { self.mergeAsPrimary(merge) { merged in merged ? finished(nil) : again() } },
+            there: { owner, request, retry in
+                let frame = Frame.remoteDeltas(
+                    RemoteDeltas(request: request, partition: UInt32(merge.partition), fromSite: merge.site, deltas: merge.deltas, states: merge.states)
+                )
+                guard let transport = self.transport, transport.sendData(frame, to: owner) else { return false }
+                self.forwards[request] = Forward(target: owner, sentAt: WallClock.monotonicMilliseconds(), retry: retry) { reply in
+                    if case .value(let error) = reply { finished("\(error)") } else { finished(nil) }
+                }
+                return true
             }
-            return
+        )
+    }
+
+    /// Runs `here` when this node may act as primary of `partition` (and, with `unlockedOnly`,
+    /// no cross-node command holds it), else asks `there` to send the work to the map's
+    /// primary under a fresh request number (false: it could not leave). Without a primary to
+    /// reach, `again` runs every `routeRetryMilliseconds` until `deadline`, then `giveUp`.
+    func toPrimary(
+        of partition: Int, deadline: UInt64, unlockedOnly: Bool, again: @escaping () -> Void, giveUp: @escaping () -> Void,
+        here: () -> Void, there: (_ owner: String, _ request: UInt64, _ retry: @escaping () -> Void) -> Bool
+    ) {
+        if actsAsPrimary(of: [partition], now: WallClock.monotonicMilliseconds()) && !(unlockedOnly && isLocked([partition])) {
+            return here()
         }
         let retry = {
-            guard WallClock.monotonicMilliseconds() < deadline else {
-                finished("partition \(partition) had no primary that could merge them for \(Self.routeDeadlineMilliseconds) ms")
-                return
-            }
-            self.eventLoop.scheduleTask(in: .milliseconds(Self.routeRetryMilliseconds)) { self.routeMerge(merge, deadline: deadline, finished: finished) }
+            guard WallClock.monotonicMilliseconds() < deadline else { return giveUp() }
+            self.eventLoop.scheduleTask(in: .milliseconds(Self.routeRetryMilliseconds)) { again() }
         }
         guard let owner = state.controlPlane?.raft.map.partitions[partition].primary, owner != nodeName else { return retry() }
         let request = nextRequest
         nextRequest += 1
-        let frame = Frame.remoteDeltas(RemoteDeltas(request: request, partition: UInt32(partition), fromSite: merge.site, deltas: merge.deltas, states: merge.states))
-        guard let transport, transport.sendData(frame, to: owner) else { return retry() }
-        forwards[request] = Forward(target: owner, sentAt: now, retry: retry) { reply in
-            if case .value(let error) = reply { finished("\(error)") } else { finished(nil) }
-        }
+        if !there(owner, request, retry) { retry() }
     }
 
     /// Merges another site's deltas or key states into this node's primary copy of the
@@ -119,32 +133,29 @@ extension DataPlane {
     /// link it came by. One that finds no primary is dropped: the other site's round goes
     /// silent and starts again.
     func answerRemoteRound(_ request: RoundRequest, deadline: UInt64? = nil) {
-        let now = WallClock.monotonicMilliseconds()
-        let deadline = deadline ?? now + Self.routeDeadlineMilliseconds
+        let deadline = deadline ?? WallClock.monotonicMilliseconds() + Self.routeDeadlineMilliseconds
         let partition = Int(request.partition)
         func send(_ frames: [Frame]) {
             guard let transport = state.transport, state.federation != nil else { return }
             transport.perform(state.federation!.sendAnswers(frames, on: request.connection))
         }
-        if actsAsPrimary(of: [partition], now: now) {
-            answerAsPrimary(request.frame, partition: partition) { frames in
-                if let frames { send(frames) } else { self.answerRemoteRound(request, deadline: deadline) }
+        let again = { self.answerRemoteRound(request, deadline: deadline) }
+        toPrimary(
+            of: partition, deadline: deadline, unlockedOnly: false, again: again,
+            giveUp: {
+                self.logger.warning(
+                    "anti-entropy request of another site unanswered: its partition has no primary",
+                    metadata: ["partition.id": "\(partition)", "connection": "\(request.connection)"]
+                )
+            },
+            here: { self.answerAsPrimary(request.frame, partition: partition) { frames in if let frames { send(frames) } else { again() } } },
+            there: { owner, id, retry in
+                let frame = Frame.remoteRoundRequest(RemoteRoundRequest(request: id, partition: request.partition, fromSite: request.connection.site, frame: request.frame))
+                guard let transport = self.transport, transport.sendData(frame, to: owner) else { return false }
+                self.roundRequests[id] = RoundForward(target: owner, sentAt: WallClock.monotonicMilliseconds(), retry: retry, answered: send)
+                return true
             }
-            return
-        }
-        let retry = {
-            guard WallClock.monotonicMilliseconds() < deadline else {
-                self.logger.warning("anti-entropy request of another site unanswered: its partition has no primary", metadata: ["partition.id": "\(partition)", "connection": "\(request.connection)"])
-                return
-            }
-            self.eventLoop.scheduleTask(in: .milliseconds(Self.routeRetryMilliseconds)) { self.answerRemoteRound(request, deadline: deadline) }
-        }
-        guard let owner = state.controlPlane?.raft.map.partitions[partition].primary, owner != nodeName else { return retry() }
-        let id = nextRequest
-        nextRequest += 1
-        let frame = Frame.remoteRoundRequest(RemoteRoundRequest(request: id, partition: request.partition, fromSite: request.connection.site, frame: request.frame))
-        guard let transport, transport.sendData(frame, to: owner) else { return retry() }
-        roundRequests[id] = RoundForward(target: owner, sentAt: now, retry: retry, answered: send)
+        )
     }
 
     /// The answers to an anti-entropy request from this node's primary copy of `partition`,
@@ -169,19 +180,17 @@ extension DataPlane {
     /// fill a frame); the sender knows the answer is complete at its last frame.
     func receivedRemoteRoundRequest(_ request: RemoteRoundRequest, from peer: String, on channel: Channel) {
         let partition = Int(request.partition)
+        // No frames and `notPrimary` when this node does not (or no longer) lead the partition.
+        func reply(_ frames: [Frame]?) {
+            let answers = frames.map { $0.map { RemoteRoundAnswer(request: request.request, notPrimary: false, frames: [$0]) } }
+            for answer in answers ?? [RemoteRoundAnswer(request: request.request, notPrimary: true, frames: [])] {
+                transport?.sendReply(.remoteRoundAnswer(answer), on: channel)
+            }
+        }
         guard partition < partitioning.partitionCount, actsAsPrimary(of: [partition], now: WallClock.monotonicMilliseconds()) else {
-            transport?.sendReply(.remoteRoundAnswer(RemoteRoundAnswer(request: request.request, notPrimary: true, frames: [])), on: channel)
-            return
+            return reply(nil)
         }
-        answerAsPrimary(request.frame, partition: partition) { frames in
-            guard let frames else {
-                self.transport?.sendReply(.remoteRoundAnswer(RemoteRoundAnswer(request: request.request, notPrimary: true, frames: [])), on: channel)
-                return
-            }
-            for frame in frames {
-                self.transport?.sendReply(.remoteRoundAnswer(RemoteRoundAnswer(request: request.request, notPrimary: false, frames: [frame])), on: channel)
-            }
-        }
+        answerAsPrimary(request.frame, partition: partition, done: reply)
     }
 
     /// The primary answered a forwarded anti-entropy request: the answers go to the other

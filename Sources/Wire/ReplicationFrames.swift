@@ -429,12 +429,7 @@ extension Frame {
             for write in wire.writes { writes.append(try write.model()) }
             return .partitionWrites(PartitionWrites(partition: wire.partition, epoch: wire.epoch, firstSequence: wire.firstSequence, writes: writes))
         case .transferChunk(let wire):
-            var keys: [TransferredKey] = []
-            keys.reserveCapacity(wire.states.count)
-            for state in wire.states {
-                let (key, model) = try state.model()
-                keys.append(TransferredKey(key: key, state: model))
-            }
+            let keys = try wire.states.map(TransferredKey.init(wire:))
             return .transferChunk(
                 TransferChunk(
                     partition: wire.partition, epoch: wire.epoch, attempt: wire.attempt, chunk: wire.chunk,
@@ -468,11 +463,7 @@ extension Frame {
         case .lockReply(let wire):
             var epochs: [UInt32: UInt64] = [:]
             for entry in wire.epochs { epochs[entry.partition] = entry.epoch }
-            var keys: [TransferredKey] = []
-            for state in wire.states {
-                let (key, model) = try state.model()
-                keys.append(TransferredKey(key: key, state: model))
-            }
+            let keys = try wire.states.map(TransferredKey.init(wire:))
             return .lockReply(LockReply(transaction: wire.transaction, granted: wire.granted, epochs: epochs, keys: keys))
         case .transactionWrites(let wire):
             var batches: [PartitionWrites] = []
