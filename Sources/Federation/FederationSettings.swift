@@ -41,7 +41,9 @@ public struct FederationSettings: Hashable, Sendable {
 
     /// 2: anti-entropy compares partitions' leaves directly (no roots), each partition answered
     /// by its primary, so that sites of several nodes take part.
-    public static let currentProtocolVersion: UInt32 = 2
+    /// 3: key states and deltas carry restarts (a write to an expired key); a version-2 site
+    /// would drop them and show the old key's data again.
+    public static let currentProtocolVersion: UInt32 = 3
     public static let defaultMerkleLeaves = 64
 
     public init(

@@ -29,7 +29,7 @@ extension Keyspace {
             }
             seen.insert(field.field)
         }
-        let added = seen.count { stored?.elements[.field($0)] == nil }
+        let added = seen.count { !(stored?.isVisible(.field($0)) ?? false) }
         _ = apply(key, .setFields(fields), &context, event: "hset", eventClass: .hash)
         return context.name == "hmset" ? .ok : .integer(Int64(added))
     }

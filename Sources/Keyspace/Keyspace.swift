@@ -214,6 +214,11 @@ public struct Keyspace: Sendable {
 
     /// Merges another site's full state of `key` (anti-entropy repair).
     public mutating func merge(state other: KeyState, key: [UInt8], now: UInt64) -> MergeOutcome {
+        // The clock moves past every write the state shows, as for a delta: a later write here
+        // must be ordered after what it observed (a restart hides what is ordered before it).
+        if let latest = other.elements.values.lazy.flatMap({ $0 }).map(\.timestamp).max() {
+            _ = try? clock.receive(latest, physicalMilliseconds: now)
+        }
         var stored = keys.removeValue(forKey: key) ?? StoredKey()
         let existed = stored.state.isLive(now: now)
         let outcome = stored.state.merge(other, policy: policy(for: key))
@@ -345,7 +350,7 @@ public struct Keyspace: Sendable {
     /// with the per-allocation overheads of Swift arrays and dictionaries.
     public static func estimateBytes(key: [UInt8], state: KeyState) -> Int {
         var total = 96 + key.count + state.context.vector.entries.count * 16 + state.context.cloud.count * 16
-            + state.deletes.entries.count * 16
+            + state.deletes.entries.count * 16 + state.restarts.count * 32
         for (element, entries) in state.elements {
             switch element {
             case .field(let name), .member(let name): total += 48 + name.count

@@ -39,6 +39,8 @@ public struct Delta: Hashable, Sendable {
     /// The key's delete vector as the writer saw it after the write.
     public var deletes: VersionVector
     public var operations: [Operation]
+    /// The write found the key expired and starts a new key (see `KeyRestart`).
+    public var startsNewKey: Bool
 
     public init(
         key: [UInt8],
@@ -46,7 +48,8 @@ public struct Delta: Hashable, Sendable {
         timestamp: HLCTimestamp,
         context: CausalContext,
         deletes: VersionVector,
-        operations: [Operation]
+        operations: [Operation],
+        startsNewKey: Bool = false
     ) {
         self.key = key
         self.dot = dot
@@ -54,6 +57,7 @@ public struct Delta: Hashable, Sendable {
         self.context = context
         self.deletes = deletes
         self.operations = operations
+        self.startsNewKey = startsNewKey
     }
 
     /// Whether the write only changes the expiry (a touch); the outbox coalesces these (§2.4).
@@ -103,6 +107,7 @@ public struct Delta: Hashable, Sendable {
             case .removeField, .removeMember, .deleteKey: break
             }
         }
-        return KeyState(context: joinedContext, deletes: joinedDeletes, elements: elements)
+        let restarts = startsNewKey ? [KeyRestart(timestamp: timestamp, dot: dot)] : []
+        return KeyState(context: joinedContext, deletes: joinedDeletes, elements: elements, restarts: restarts)
     }
 }

@@ -11,21 +11,27 @@
 ///
 /// A deleted key is a state with no entries: its context and delete vector are the key's
 /// tombstone, so a write concurrent with the delete that arrives later is discarded.
+///
+/// `restarts` records writes that found the key expired and started a new key; reads skip the
+/// entries the restart in force hides (see `KeyRestart`).
 public struct KeyState: Hashable, Sendable {
     public private(set) var context: CausalContext
     public private(set) var deletes: VersionVector
     /// Entries of each element sorted by dot; no element maps to an empty array.
     public private(set) var elements: [Element: [ElementEntry]]
+    /// Sorted, without duplicates; empty unless the key was written while expired.
+    public private(set) var restarts: [KeyRestart]
 
     public init() {
         context = CausalContext()
         deletes = VersionVector()
         elements = [:]
+        restarts = []
     }
 
     /// Builds a state from decoded parts, restoring the invariants: entries sorted by dot, one
     /// entry per dot and element, every entry's dot in the context.
-    public init(context: CausalContext, deletes: VersionVector, elements: [Element: [ElementEntry]]) {
+    public init(context: CausalContext, deletes: VersionVector, elements: [Element: [ElementEntry]], restarts: [KeyRestart] = []) {
         var context = context
         var normalized: [Element: [ElementEntry]] = [:]
         for (element, entries) in elements where !entries.isEmpty {
@@ -36,9 +42,11 @@ public struct KeyState: Hashable, Sendable {
             }
             normalized[element] = byDot.values.sorted { $0.dot < $1.dot }
         }
+        for restart in restarts { context.insert(restart.dot) }
         self.context = context
         self.deletes = deletes
         self.elements = normalized
+        self.restarts = Set(restarts).sorted()
     }
 
     /// True when the state has no entries (a tombstone, or never written).
@@ -82,6 +90,7 @@ public struct KeyState: Hashable, Sendable {
         }
         context.formUnion(other.context)
         deletes.merge(other.deletes)
+        if !other.restarts.isEmpty { restarts = Set(restarts).union(other.restarts).sorted() }
 
         var events: [MergeEvent] = []
         if policy.delete == .deleteWins, !deletes.isEmpty {
@@ -138,7 +147,8 @@ public struct KeyState: Hashable, Sendable {
     /// write changes nothing (removing absent fields, expiring or deleting a missing key).
     ///
     /// `now` decides whether the key is live: a write to an expired key starts a new key, as in
-    /// Redis, superseding everything of the old one.
+    /// Redis. SET-like writes supersede everything of the old key; HSET and SADD record a
+    /// restart, which a touch made elsewhere before the expiry can still revive (§2.4).
     public mutating func write(
         _ write: KeyWrite,
         key: [UInt8],
@@ -166,10 +176,19 @@ public struct KeyState: Hashable, Sendable {
                 observe(element)
             }
         }
-        /// A write of `type`: on a live key it supersedes data of other types (a hidden leftover
-        /// of a concurrent type change); on a missing or expired key it starts afresh.
+        /// A write of `type` supersedes data of other types (on a live key a hidden leftover of a
+        /// concurrent type change). On an expired key the write restarts the key: the rest of
+        /// the old key is hidden by the restart rather than superseded, so a concurrent touch
+        /// made before the expiry can still revive it.
+        /// A key emptied of data (its last field removed) is gone as in Redis, expiry included.
+        var startsNewKey = false
         func prepareWrite(of type: KeyType) {
-            if live { observeData(notOf: type) } else { observeAll() }
+            if live || isExpired(now: now) {
+                observeData(notOf: type)
+                startsNewKey = !live
+            } else {
+                observeAll()
+            }
         }
 
         var operations: [Operation] = []
@@ -239,11 +258,6 @@ public struct KeyState: Hashable, Sendable {
             if let expireAt { operations.append(.expire(atMilliseconds: expireAt)) }
         }
         guard !operations.isEmpty else { return nil }
-        if !live && !elements.isEmpty && write != .delete {
-            // A write to an expired key starts a new key: it also deletes the old one, so a write
-            // made to the old key elsewhere before it expired cannot leak into the new one.
-            writeDeletes[site] = dot.counter
-        }
 
         let delta = Delta(
             key: key,
@@ -251,7 +265,8 @@ public struct KeyState: Hashable, Sendable {
             timestamp: timestamp,
             context: observed,
             deletes: writeDeletes,
-            operations: operations
+            operations: operations,
+            startsNewKey: startsNewKey
         )
         applyLocal(delta, touched: touched, policy: policy)
         return delta
@@ -273,6 +288,7 @@ public struct KeyState: Hashable, Sendable {
             elements[element] = merged
         }
         context.formUnion(produced.context)
+        if !produced.restarts.isEmpty { restarts = Set(restarts).union(produced.restarts).sorted() }
         let deletesBefore = deletes
         deletes.merge(produced.deletes)
         if policy.delete == .deleteWins, deletes != deletesBefore {
@@ -285,7 +301,14 @@ public struct KeyState: Hashable, Sendable {
 
     /// Whether a client sees the key at `now`: not expired and holding data.
     public func isLive(now: UInt64) -> Bool {
-        !isExpired(now: now) && elements.count > (elements[.expiry] == nil ? 0 : 1)
+        guard !isExpired(now: now) else { return false }
+        guard let restart = restartInForce else { return elements.count > (elements[.expiry] == nil ? 0 : 1) }
+        return elements.contains { element, entries in element != .expiry && entries.contains { !restart.hides($0) } }
+    }
+
+    /// Whether `element` holds an entry a reader sees (the key may still be expired).
+    public func isVisible(_ element: Element) -> Bool {
+        !visibleEntries(of: element, after: restartInForce).isEmpty
     }
 
     /// RENAME: deletes `source` and writes its value and expiry to `destination` (replacing
@@ -324,7 +347,8 @@ public struct KeyState: Hashable, Sendable {
     /// The merged expiry time (rule 6): PERSIST beats any time, otherwise the latest time of the
     /// surviving (concurrent) expiry writes; nil when the key never expires.
     public var expireAt: UInt64? {
-        guard case let entry? = Self.visibleEntry(of: .expiry, in: elements[.expiry] ?? [], policy: .lastWriterWins),
+        let entries = visibleEntries(of: .expiry, after: restartInForce)
+        guard case let entry? = Self.visibleEntry(of: .expiry, in: entries, policy: .lastWriterWins),
             case .expireAt(let at) = entry.payload
         else { return nil }
         return at
@@ -339,10 +363,12 @@ public struct KeyState: Hashable, Sendable {
     /// The visible type: the type of the winning data entry, should concurrent writes have given
     /// the key two types (SET at one site, HSET at another).
     public func visibleType(policy: ConflictPolicy) -> KeyType? {
+        let restart = restartInForce
         var best: (entry: ElementEntry, type: KeyType)?
         for (element, entries) in elements {
             guard let type = element.keyType else { continue }
-            for entry in entries where best == nil || policy.prefers(entry, over: best!.entry) {
+            for entry in entries where restart.map({ !$0.hides(entry) }) ?? true
+                && (best == nil || policy.prefers(entry, over: best!.entry)) {
                 best = (entry, type)
             }
         }
@@ -352,7 +378,7 @@ public struct KeyState: Hashable, Sendable {
     /// The visible value of one hash field (nil when the key is not a visible hash).
     public func fieldValue(_ field: [UInt8], now: UInt64, policy: ConflictPolicy) -> [UInt8]? {
         guard !isExpired(now: now), visibleType(policy: policy) == .hash,
-            case .bytes(let value)? = policy.winner(of: elements[.field(field)] ?? [])?.payload
+            case .bytes(let value)? = policy.winner(of: visibleEntries(of: .field(field), after: restartInForce))?.payload
         else { return nil }
         return value
     }
@@ -360,22 +386,23 @@ public struct KeyState: Hashable, Sendable {
     /// What a client sees at `now`: nil when the key is missing, deleted or expired.
     public func value(now: UInt64, policy: ConflictPolicy) -> KeyValue? {
         guard !isExpired(now: now), let type = visibleType(policy: policy) else { return nil }
+        let restart = restartInForce
         switch type {
         case .string:
-            guard case .bytes(let bytes)? = policy.winner(of: elements[.string] ?? [])?.payload else { return nil }
+            guard case .bytes(let bytes)? = policy.winner(of: visibleEntries(of: .string, after: restart))?.payload else { return nil }
             return .string(bytes)
         case .hash:
             var fields: [HashField] = []
-            for (element, entries) in elements {
+            for element in elements.keys {
                 guard case .field(let name) = element,
-                    case .bytes(let value)? = policy.winner(of: entries)?.payload
+                    case .bytes(let value)? = policy.winner(of: visibleEntries(of: element, after: restart))?.payload
                 else { continue }
                 fields.append(HashField(field: name, value: value))
             }
             return .hash(fields.sorted { $0.field.lexicographicallyPrecedes($1.field) })
         case .set:
             let members = elements.keys.compactMap { element -> [UInt8]? in
-                guard case .member(let name) = element else { return nil }
+                guard case .member(let name) = element, restart == nil || !visibleEntries(of: element, after: restart).isEmpty else { return nil }
                 return name
             }
             return .set(members.sorted { $0.lexicographicallyPrecedes($1) })

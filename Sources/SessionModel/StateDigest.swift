@@ -51,6 +51,12 @@ extension KeyState {
                 put(entry.counter)
             }
         }
+        func put(_ dot: Dot, at timestamp: HLCTimestamp) {
+            put(UInt64(dot.site.rawValue))
+            put(dot.counter)
+            put(timestamp.physicalMilliseconds)
+            put(UInt64(timestamp.logical))
+        }
         put(context.vector)
         put(UInt64(context.cloud.count))
         for dot in context.cloud {
@@ -70,10 +76,7 @@ extension KeyState {
             let entries = elements[element] ?? []
             put(UInt64(entries.count))
             for entry in entries {
-                put(UInt64(entry.dot.site.rawValue))
-                put(entry.dot.counter)
-                put(entry.timestamp.physicalMilliseconds)
-                put(UInt64(entry.timestamp.logical))
+                put(entry.dot, at: entry.timestamp)
                 switch entry.payload {
                 case .bytes(let bytes): put(0); put(bytes)
                 case .present: put(1)
@@ -82,6 +85,11 @@ extension KeyState {
                 }
                 put(entry.deletesSeen)
             }
+        }
+        // Only when present, so states without restarts keep the digests they always had.
+        if !restarts.isEmpty {
+            put(UInt64(restarts.count))
+            for restart in restarts { put(restart.dot, at: restart.timestamp) }
         }
         return out
     }

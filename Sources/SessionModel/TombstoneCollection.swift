@@ -5,6 +5,9 @@ public enum TombstoneCollection: Hashable, Sendable {
     /// The key had been expired for longer than the grace period and every site has seen its
     /// whole context: its data and expiry were released; the compact tombstone remains.
     case releasedExpiredData
+    /// Every site has seen the key's restarts (no touch that could revive one is in flight):
+    /// the entries the restart in force hides were dropped and the restarts forgotten.
+    case settledRestarts
     /// The key holds no entries and every site has acknowledged its whole context and deletes.
     case stableTombstone
 }
@@ -32,6 +35,7 @@ extension KeyState {
         expiryGraceMilliseconds: UInt64
     ) -> TombstoneCollection {
         guard context.isCovered(by: stable) else { return .unchanged }
+        if settleRestarts() { return .settledRestarts }
         if let expireAt, now > expireAt, now - expireAt >= expiryGraceMilliseconds, !elements.isEmpty {
             self = KeyState(context: context, deletes: deletes, elements: [:])
             return .releasedExpiredData

@@ -161,6 +161,12 @@ extension Sessionfed_V1_KeyState {
                 entries.append(Sessionfed_V1_ElementEntry(element: element, entry: entry))
             }
         }
+        restarts = state.restarts.map { restart in
+            var wire = Sessionfed_V1_KeyRestart()
+            wire.dot = Sessionfed_V1_Dot(restart.dot)
+            wire.timestamp = Sessionfed_V1_HlcTimestamp(restart.timestamp)
+            return wire
+        }
     }
 
     public func model() throws(WireError) -> (key: [UInt8], state: KeyState) {
@@ -169,10 +175,16 @@ extension Sessionfed_V1_KeyState {
             let (element, entry) = try wire.model()
             elements[element, default: []].append(entry)
         }
+        var modelRestarts: [KeyRestart] = []
+        for wire in restarts {
+            guard wire.hasDot else { throw .missingField(message: "KeyRestart", field: "dot") }
+            modelRestarts.append(KeyRestart(timestamp: wire.timestamp.model, dot: try wire.dot.model(in: "KeyRestart")))
+        }
         let state = KeyState(
             context: try context.model(in: "KeyState.context"),
             deletes: try deletes.model(in: "KeyState.deletes"),
-            elements: elements
+            elements: elements,
+            restarts: modelRestarts
         )
         return (Array(key), state)
     }
@@ -225,6 +237,7 @@ extension Sessionfed_V1_Delta {
             deletes = Sessionfed_V1_VersionVector(delta.deletes)
         }
         operations = delta.operations.map(Sessionfed_V1_Operation.init)
+        startsNewKey = delta.startsNewKey
     }
 
     public func model() throws(WireError) -> Delta {
@@ -242,7 +255,8 @@ extension Sessionfed_V1_Delta {
             timestamp: timestamp.model,
             context: try context.model(in: "Delta.context"),
             deletes: try deletes.model(in: "Delta.deletes"),
-            operations: modelOperations
+            operations: modelOperations,
+            startsNewKey: startsNewKey
         )
     }
 }

@@ -110,6 +110,11 @@ struct FederationHarness {
     /// Runs a command at `site` and hands its deltas to federation.
     @discardableResult
     mutating func run(_ site: SiteID, _ words: String...) -> CommandResult? {
+        run(site, words)
+    }
+
+    @discardableResult
+    mutating func run(_ site: SiteID, _ words: [String]) -> CommandResult? {
         guard !loading.contains(site) else { return nil }
         let arguments = words.map { Array($0.utf8) }
         let result = nodes[site]!.keyspace.execute(arguments, now: now)!

@@ -21,6 +21,9 @@ import Wire
         var writerContext: CausalContext
         /// nil: the write replaced the whole key.
         var elements: Set<Element>?
+        /// HSET or SADD on an expired key: unless a touch revives the key, no entry the write
+        /// saw may stay visible.
+        var restart: KeyRestart?
     }
 
     @Test func randomHistories_everySiteConverges_noCausallyLaterWriteLost() throws {
@@ -91,11 +94,15 @@ import Wire
             }
             // No write that causally followed another is lost to it.
             let state = sites[0].keys[key] ?? KeyState()
+            let expiries = state.elements[.expiry] ?? []
             for (element, entries) in state.elements {
                 for entry in entries {
                     for record in records where record.key == key && record.writerContext.contains(entry.dot) {
                         if record.elements == nil || record.elements!.contains(element) {
                             return "entry \(entry.dot) of \(element) survived the later write \(record.firstDot) that saw it"
+                        }
+                        if let restart = record.restart, !expiries.contains(where: { restart.isRevived(by: $0) }), !restart.hides(entry) {
+                            return "entry \(entry.dot) of \(element) stayed visible after the restart \(restart) that saw it"
                         }
                     }
                 }
@@ -132,7 +139,7 @@ import Wire
             guard visible == nil || visible?.type == .hash else { return [] }
             let names = pick(fieldNames)
             write = .setFields(names.map { HashField(field: $0, value: value()) })
-            elements = live ? Set(names.map { Element.field($0) }) : nil
+            elements = Set(names.map { Element.field($0) }).union(before.elements.keys.filter { $0.keyType != nil && $0.keyType != .hash })
         case 4:
             let names = pick(fieldNames)
             write = .removeFields(names)
@@ -141,7 +148,7 @@ import Wire
             guard visible == nil || visible?.type == .set else { return [] }
             let names = pick(memberNames)
             write = .addMembers(names)
-            elements = live ? Set(names.map { Element.member($0) }) : nil
+            elements = Set(names.map { Element.member($0) }).union(before.elements.keys.filter { $0.keyType != nil && $0.keyType != .set })
         case 6:
             let names = pick(memberNames)
             write = .removeMembers(names)
@@ -179,6 +186,10 @@ import Wire
         guard let delta = site.write(keyName, write) else { return [] }
         var record = record(delta, before: before)
         record.elements = elements
+        if delta.startsNewKey {
+            #expect(before.isExpired(now: site.now), "only a write to an expired key restarts it")
+            record.restart = KeyRestart(timestamp: delta.timestamp, dot: delta.dot)
+        }
         return [(delta, record)]
     }
 

@@ -121,6 +121,7 @@ import Testing
         #expect(seoul.value("k") == nil)
         _ = try seoul.commit("k", fields([("g", "1")]))
         #expect(seoul.state("k").expireAt == nil)
+        #expect(seoul.value("k") == .hash([HashField(field: "g".bytes, value: "1".bytes)]))
     }
 
     @Test func fieldWriteDelta_carriesOnlyThatField_notWholeSession() throws {

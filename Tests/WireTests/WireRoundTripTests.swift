@@ -26,6 +26,23 @@ import Testing
         #expect(decoded.state.digest == state.digest)
     }
 
+    @Test func restart_inDeltaAndKeyState_roundTrips() throws {
+        var state = KeyState()
+        _ = state.write(.setFields([HashField(field: [1], value: [2])]), key: [], site: SiteID(4), timestamp: HLCTimestamp(physicalMilliseconds: 1_000, logical: 0), now: 1_000)
+        _ = state.write(.expire(atMilliseconds: 2_000), key: [], site: SiteID(4), timestamp: HLCTimestamp(physicalMilliseconds: 1_000, logical: 1), now: 1_000)
+        let written = state.write(.addMembers([[3]]), key: [9], site: SiteID(4), timestamp: HLCTimestamp(physicalMilliseconds: 3_000, logical: 0), now: 3_000)
+        let restart = try #require(written)
+        #expect(restart.startsNewKey)
+        #expect(try WireMessage.decodeDelta(WireMessage.encode(restart)) == restart)
+        #expect(state.restarts == [KeyRestart(timestamp: restart.timestamp, dot: restart.dot)])
+        let decoded = try WireMessage.decodeKeyState(WireMessage.encode(key: [9], state: state)).state
+        #expect(decoded == state)
+        #expect(decoded.digest == state.digest)
+        var wire = Sessionfed_V1_KeyState(key: [9], state: state)
+        wire.restarts[0].clearDot()
+        #expect(throws: WireError.missingField(message: "KeyRestart", field: "dot")) { try wire.model() }
+    }
+
     @Test func keyState_everyPayloadKind_roundTrips() throws {
         var state = KeyState()
         let now: UInt64 = 1_000

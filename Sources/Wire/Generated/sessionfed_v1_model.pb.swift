@@ -268,6 +268,39 @@ public nonisolated struct Sessionfed_V1_ElementEntry: Sendable {
   fileprivate var _deletesSeen: Sessionfed_V1_VersionVector? = nil
 }
 
+/// A write that found its key expired and started a new key (HSET or SADD on an expired key):
+/// it hides the entries ordered before it unless a touch made before the expiry revives the key.
+public nonisolated struct Sessionfed_V1_KeyRestart: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var dot: Sessionfed_V1_Dot {
+    get {_dot ?? Sessionfed_V1_Dot()}
+    set {_dot = newValue}
+  }
+  /// Returns true if `dot` has been explicitly set.
+  public var hasDot: Bool {self._dot != nil}
+  /// Clears the value of `dot`. Subsequent reads from it will return its default value.
+  public mutating func clearDot() {self._dot = nil}
+
+  public var timestamp: Sessionfed_V1_HlcTimestamp {
+    get {_timestamp ?? Sessionfed_V1_HlcTimestamp()}
+    set {_timestamp = newValue}
+  }
+  /// Returns true if `timestamp` has been explicitly set.
+  public var hasTimestamp: Bool {self._timestamp != nil}
+  /// Clears the value of `timestamp`. Subsequent reads from it will return its default value.
+  public mutating func clearTimestamp() {self._timestamp = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _dot: Sessionfed_V1_Dot? = nil
+  fileprivate var _timestamp: Sessionfed_V1_HlcTimestamp? = nil
+}
+
 /// The full replicated state of one key (anti-entropy ships these).
 public nonisolated struct Sessionfed_V1_KeyState: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -296,6 +329,9 @@ public nonisolated struct Sessionfed_V1_KeyState: Sendable {
 
   /// Sorted by element, then dot.
   public var entries: [Sessionfed_V1_ElementEntry] = []
+
+  /// Sorted by timestamp, then dot.
+  public var restarts: [Sessionfed_V1_KeyRestart] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -455,6 +491,9 @@ public nonisolated struct Sessionfed_V1_Delta: Sendable {
   public mutating func clearDeletes() {self._deletes = nil}
 
   public var operations: [Sessionfed_V1_Operation] = []
+
+  /// The write found the key expired and starts a new key (its restart is this delta's dot).
+  public var startsNewKey: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -826,9 +865,48 @@ nonisolated extension Sessionfed_V1_ElementEntry: SwiftProtobuf.Message, SwiftPr
   }
 }
 
+nonisolated extension Sessionfed_V1_KeyRestart: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KeyRestart"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}dot\0\u{1}timestamp\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._dot) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._timestamp) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._dot {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try { if let v = self._timestamp {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_KeyRestart, rhs: Sessionfed_V1_KeyRestart) -> Bool {
+    if lhs._dot != rhs._dot {return false}
+    if lhs._timestamp != rhs._timestamp {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Sessionfed_V1_KeyState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".KeyState"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}context\0\u{1}deletes\0\u{1}entries\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}context\0\u{1}deletes\0\u{1}entries\0\u{1}restarts\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -840,6 +918,7 @@ nonisolated extension Sessionfed_V1_KeyState: SwiftProtobuf.Message, SwiftProtob
       case 2: try { try decoder.decodeSingularMessageField(value: &self._context) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._deletes) }()
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.entries) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.restarts) }()
       default: break
       }
     }
@@ -862,6 +941,9 @@ nonisolated extension Sessionfed_V1_KeyState: SwiftProtobuf.Message, SwiftProtob
     if !self.entries.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.entries, fieldNumber: 4)
     }
+    if !self.restarts.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.restarts, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -870,6 +952,7 @@ nonisolated extension Sessionfed_V1_KeyState: SwiftProtobuf.Message, SwiftProtob
     if lhs._context != rhs._context {return false}
     if lhs._deletes != rhs._deletes {return false}
     if lhs.entries != rhs.entries {return false}
+    if lhs.restarts != rhs.restarts {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1046,7 +1129,7 @@ nonisolated extension Sessionfed_V1_Operation: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Sessionfed_V1_Delta: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Delta"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}dot\0\u{1}timestamp\0\u{1}context\0\u{1}deletes\0\u{1}operations\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}dot\0\u{1}timestamp\0\u{1}context\0\u{1}deletes\0\u{1}operations\0\u{3}starts_new_key\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1060,6 +1143,7 @@ nonisolated extension Sessionfed_V1_Delta: SwiftProtobuf.Message, SwiftProtobuf.
       case 4: try { try decoder.decodeSingularMessageField(value: &self._context) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._deletes) }()
       case 6: try { try decoder.decodeRepeatedMessageField(value: &self.operations) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.startsNewKey) }()
       default: break
       }
     }
@@ -1088,6 +1172,9 @@ nonisolated extension Sessionfed_V1_Delta: SwiftProtobuf.Message, SwiftProtobuf.
     if !self.operations.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.operations, fieldNumber: 6)
     }
+    if self.startsNewKey != false {
+      try visitor.visitSingularBoolField(value: self.startsNewKey, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1098,6 +1185,7 @@ nonisolated extension Sessionfed_V1_Delta: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs._context != rhs._context {return false}
     if lhs._deletes != rhs._deletes {return false}
     if lhs.operations != rhs.operations {return false}
+    if lhs.startsNewKey != rhs.startsNewKey {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
