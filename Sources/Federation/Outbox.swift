@@ -186,7 +186,7 @@ struct Outbox: Sendable {
             case .setField(let field, let value): total += 6 + field.count + value.count
             case .removeField(let name), .addMember(let name), .removeMember(let name): total += 4 + name.count
             case .expire: total += 8
-            case .persist, .deleteKey: total += 3
+            case .persist, .deleteKey, .restartKey: total += 3
             }
         }
         return total

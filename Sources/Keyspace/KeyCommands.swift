@@ -92,6 +92,8 @@ extension Keyspace {
             return .integer(0)
         }
         let timestamp = clock.tick(physicalMilliseconds: context.now)
+        let sourceLifeStart = lifeStart(of: source, now: context.now)
+        let destinationLifeStart = lifeStart(of: destination, now: context.now)
         var sourceStored = keys.removeValue(forKey: source) ?? StoredKey()
         var destinationStored = keys.removeValue(forKey: destination) ?? StoredKey()
         let destinationExisted = destinationStored.state.value(now: context.now, policy: conflict(for: destination)) != nil
@@ -105,7 +107,9 @@ extension Keyspace {
                 timestamp: timestamp,
                 now: context.now,
                 sourcePolicy: policy(for: source),
-                destinationPolicy: policy(for: destination)
+                destinationPolicy: policy(for: destination),
+                sourceLifeStart: sourceLifeStart,
+                destinationLifeStart: destinationLifeStart
             )
         else { preconditionFailure("Invalid state: RENAME of a key that exists produced no deltas") }
         store(source, sourceStored, changed: true)

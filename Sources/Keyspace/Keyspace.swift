@@ -89,6 +89,11 @@ public struct Keyspace: Sendable {
     var partitionKeys: [Set<[UInt8]>]
     /// With `partitioning`: keys expiry released since the last `drainReleasedByExpiry`.
     var releasedByExpiry: [[UInt8]] = []
+    /// When this node's life as the writer of its keys began (nil: no write yet), per partition
+    /// with `partitioning`, which starts again whenever this node becomes a partition's
+    /// primary. Set at the first write: any moment after the previous life ended will do, and
+    /// a pure keyspace has no clock of its own (see `KeyState.write`'s `lifeStart`).
+    var lifeStarts: [Int: UInt64] = [:]
 
     public init(configuration: KeyspaceConfiguration) {
         self.configuration = configuration
@@ -193,12 +198,23 @@ public struct Keyspace: Sendable {
 
     // MARK: Writing
 
+    /// When the current life of `key`'s copy began, starting it at `now` if none has.
+    mutating func lifeStart(of key: [UInt8], now: UInt64) -> UInt64 {
+        let life = configuration.partitioning?.partition(of: key) ?? 0
+        if let start = lifeStarts[life] { return start }
+        lifeStarts[life] = now
+        return now
+    }
+
     /// Applies a local write and returns its delta (nil when it changed nothing).
     mutating func write(_ key: [UInt8], _ write: KeyWrite, now: UInt64) -> Delta? {
         let existed = keys[key]?.state.isLive(now: now) ?? false
         let timestamp = clock.tick(physicalMilliseconds: now)
+        let lifeStart = lifeStart(of: key, now: now)
         var stored = keys.removeValue(forKey: key) ?? StoredKey()
-        let delta = stored.state.write(write, key: key, site: configuration.site, timestamp: timestamp, now: now, policy: policy(for: key))
+        let delta = stored.state.write(
+            write, key: key, site: configuration.site, timestamp: timestamp, now: now, policy: policy(for: key), lifeStart: lifeStart
+        )
         if delta != nil { countLiveness(existed: existed, exists: stored.state.isLive(now: now)) }
         store(key, stored, changed: delta != nil)
         return delta
@@ -317,8 +333,10 @@ public struct Keyspace: Sendable {
     }
 
     /// Puts every key of `partition` with an expiry back in the expiry queue: this node has
-    /// just become its primary, and as a backup it skipped their expiry.
+    /// just become its primary, and as a backup it skipped their expiry. A new life as the
+    /// partition's writer begins: its copy may lack writes a primary before it issued.
     public mutating func scheduleExpiries(ofPartition partition: Int) {
+        lifeStarts[partition] = nil
         for key in partitionKeys[partition] {
             if let at = keys[key]?.state.expireAt { expiryQueue.insert(key, at: at) }
         }
@@ -349,12 +367,12 @@ public struct Keyspace: Sendable {
     /// A deterministic estimate of the bytes a key occupies: its name, values and metadata,
     /// with the per-allocation overheads of Swift arrays and dictionaries.
     public static func estimateBytes(key: [UInt8], state: KeyState) -> Int {
-        var total = 96 + key.count + state.context.vector.entries.count * 16 + state.context.cloud.count * 16
-            + state.deletes.entries.count * 16 + state.restarts.count * 32
+        var total = 96 + key.count + state.context.vector.entries.count * 16 + state.context.cloud.count * 24
+            + state.deletes.entries.count * 16
         for (element, entries) in state.elements {
             switch element {
             case .field(let name), .member(let name): total += 48 + name.count
-            case .string, .expiry: total += 16
+            case .string, .expiry, .restart: total += 16
             }
             for entry in entries {
                 total += 64 + entry.deletesSeen.entries.count * 16

@@ -95,6 +95,7 @@ extension KeyspaceEvent {
             case .expire: add("expire", .generic)
             case .persist: add("persist", .generic)
             case .deleteKey: add("del", .generic)
+            case .restartKey: break  // the hset or sadd that follows names the write
             }
         }
         return events

@@ -9,11 +9,14 @@ public enum Operation: Hashable, Sendable {
     case expire(atMilliseconds: UInt64)
     case persist
     case deleteKey
+    /// The write found the key expired and starts a new key (see `KeyRestart`); first of its
+    /// write's operations, so the restart's dot is the write's dot.
+    case restartKey
 
     /// Whether the operation stores an entry (and so takes a dot of its own).
     public var storesEntry: Bool {
         switch self {
-        case .setString, .setField, .addMember, .expire, .persist: return true
+        case .setString, .setField, .addMember, .expire, .persist, .restartKey: return true
         case .removeField, .removeMember, .deleteKey: return false
         }
     }
@@ -39,8 +42,6 @@ public struct Delta: Hashable, Sendable {
     /// The key's delete vector as the writer saw it after the write.
     public var deletes: VersionVector
     public var operations: [Operation]
-    /// The write found the key expired and starts a new key (see `KeyRestart`).
-    public var startsNewKey: Bool
 
     public init(
         key: [UInt8],
@@ -48,8 +49,7 @@ public struct Delta: Hashable, Sendable {
         timestamp: HLCTimestamp,
         context: CausalContext,
         deletes: VersionVector,
-        operations: [Operation],
-        startsNewKey: Bool = false
+        operations: [Operation]
     ) {
         self.key = key
         self.dot = dot
@@ -57,8 +57,10 @@ public struct Delta: Hashable, Sendable {
         self.context = context
         self.deletes = deletes
         self.operations = operations
-        self.startsNewKey = startsNewKey
     }
+
+    /// Whether the write found the key expired and starts a new key.
+    public var startsNewKey: Bool { operations.first == .restartKey }
 
     /// Whether the write only changes the expiry (a touch); the outbox coalesces these (§2.4).
     public var isTouchOnly: Bool {
@@ -104,10 +106,10 @@ public struct Delta: Hashable, Sendable {
             case .addMember(let member): put(.member(member), .present)
             case .expire(let at): put(.expiry, .expireAt(at))
             case .persist: put(.expiry, .persist)
+            case .restartKey: put(.restart, .present)
             case .removeField, .removeMember, .deleteKey: break
             }
         }
-        let restarts = startsNewKey ? [KeyRestart(timestamp: timestamp, dot: dot)] : []
-        return KeyState(context: joinedContext, deletes: joinedDeletes, elements: elements, restarts: restarts)
+        return KeyState(context: joinedContext, deletes: joinedDeletes, elements: elements)
     }
 }

@@ -5,16 +5,22 @@ public enum Element: Hashable, Comparable, Sendable, CustomStringConvertible {
     case field([UInt8])
     case member([UInt8])
     case expiry
+    /// The key's restarts: writes that found it expired and started a new key (`KeyRestart`).
+    /// An element like the others, so a write that observed a restart removes it at every site.
+    case restart
 
-    /// The key type this element belongs to; nil for the expiry, which any type has.
+    /// The key type this element belongs to; nil for the expiry and restarts, which any type has.
     public var keyType: KeyType? {
         switch self {
         case .string: return .string
         case .field: return .hash
         case .member: return .set
-        case .expiry: return nil
+        case .expiry, .restart: return nil
         }
     }
+
+    /// Whether the element holds the key's data (a string, field or member).
+    public var isData: Bool { keyType != nil }
 
     public static func < (lhs: Element, rhs: Element) -> Bool {
         switch (lhs, rhs) {
@@ -31,6 +37,7 @@ public enum Element: Hashable, Comparable, Sendable, CustomStringConvertible {
         case .field: return 1
         case .member: return 2
         case .expiry: return 3
+        case .restart: return 4
         }
     }
 
@@ -40,6 +47,7 @@ public enum Element: Hashable, Comparable, Sendable, CustomStringConvertible {
         case .field(let name): return "field:\(String(decoding: name, as: UTF8.self))"
         case .member(let name): return "member:\(String(decoding: name, as: UTF8.self))"
         case .expiry: return "expiry"
+        case .restart: return "restart"
         }
     }
 }

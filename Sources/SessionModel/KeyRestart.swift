@@ -52,9 +52,16 @@ extension KeyState {
     /// hidden from reads. Nil (the common case) when the key never restarted or every restart
     /// was revived.
     public var restartInForce: KeyRestart? {
+        let restarts = self.restarts
         guard !restarts.isEmpty else { return nil }
         let expiries = elements[.expiry] ?? []
         return restarts.last { restart in !expiries.contains { restart.isRevived(by: $0) } }
+    }
+
+    /// The key's restarts, oldest first.
+    public var restarts: [KeyRestart] {
+        guard let entries = elements[.restart] else { return [] }
+        return entries.map { KeyRestart(timestamp: $0.timestamp, dot: $0.dot) }.sorted()
     }
 
     /// The entries of `element` a reader sees: those not hidden by the restart in force.
@@ -70,7 +77,7 @@ extension KeyState {
         guard !restarts.isEmpty else { return false }
         let restart = restartInForce
         var kept: [Element: [ElementEntry]] = [:]
-        for element in elements.keys {
+        for element in elements.keys where element != .restart {
             let visible = visibleEntries(of: element, after: restart)
             if !visible.isEmpty { kept[element] = visible }
         }

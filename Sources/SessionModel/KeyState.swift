@@ -12,26 +12,23 @@
 /// A deleted key is a state with no entries: its context and delete vector are the key's
 /// tombstone, so a write concurrent with the delete that arrives later is discarded.
 ///
-/// `restarts` records writes that found the key expired and started a new key; reads skip the
-/// entries the restart in force hides (see `KeyRestart`).
+/// The `.restart` element records writes that found the key expired and started a new key;
+/// reads skip the entries the restart in force hides (see `KeyRestart`).
 public struct KeyState: Hashable, Sendable {
     public private(set) var context: CausalContext
     public private(set) var deletes: VersionVector
     /// Entries of each element sorted by dot; no element maps to an empty array.
     public private(set) var elements: [Element: [ElementEntry]]
-    /// Sorted, without duplicates; empty unless the key was written while expired.
-    public private(set) var restarts: [KeyRestart]
 
     public init() {
         context = CausalContext()
         deletes = VersionVector()
         elements = [:]
-        restarts = []
     }
 
     /// Builds a state from decoded parts, restoring the invariants: entries sorted by dot, one
     /// entry per dot and element, every entry's dot in the context.
-    public init(context: CausalContext, deletes: VersionVector, elements: [Element: [ElementEntry]], restarts: [KeyRestart] = []) {
+    public init(context: CausalContext, deletes: VersionVector, elements: [Element: [ElementEntry]]) {
         var context = context
         var normalized: [Element: [ElementEntry]] = [:]
         for (element, entries) in elements where !entries.isEmpty {
@@ -42,11 +39,9 @@ public struct KeyState: Hashable, Sendable {
             }
             normalized[element] = byDot.values.sorted { $0.dot < $1.dot }
         }
-        for restart in restarts { context.insert(restart.dot) }
         self.context = context
         self.deletes = deletes
         self.elements = normalized
-        self.restarts = Set(restarts).sorted()
     }
 
     /// True when the state has no entries (a tombstone, or never written).
@@ -90,7 +85,6 @@ public struct KeyState: Hashable, Sendable {
         }
         context.formUnion(other.context)
         deletes.merge(other.deletes)
-        if !other.restarts.isEmpty { restarts = Set(restarts).union(other.restarts).sorted() }
 
         var events: [MergeEvent] = []
         if policy.delete == .deleteWins, !deletes.isEmpty {
@@ -146,6 +140,12 @@ public struct KeyState: Hashable, Sendable {
     /// Applies a write accepted at `site` and returns the delta to replicate, or nil when the
     /// write changes nothing (removing absent fields, expiring or deleting a missing key).
     ///
+    /// `lifeStart` (milliseconds; 0: the copy has always been here) is when this copy's current
+    /// life began: the copy may lack dots this site issued before (a node restarted empty, a
+    /// partition re-created, a collected tombstone). A write to a key holding no dot of this
+    /// site issued in this life jumps to `Dot.lineageFloor` of its timestamp, so no dot ever
+    /// names two writes (issue: dots reused after a restart made sites diverge for good).
+    ///
     /// `now` decides whether the key is live: a write to an expired key starts a new key, as in
     /// Redis. SET-like writes supersede everything of the old key; HSET and SADD record a
     /// restart, which a touch made elsewhere before the expiry can still revive (§2.4).
@@ -155,13 +155,15 @@ public struct KeyState: Hashable, Sendable {
         site: SiteID,
         timestamp: HLCTimestamp,
         now: UInt64,
-        policy: MergePolicy = .default
+        policy: MergePolicy = .default,
+        lifeStart: UInt64 = 0
     ) -> Delta? {
         let live = isLive(now: now)
         var observed = CausalContext()
         var touched: [Element] = []
         var writeDeletes = deletes
-        let dot = context.nextDot(for: site)
+        let issuedThisLife = context.maxCounter(of: site) >= Dot.lineageFloor(physicalMilliseconds: lifeStart)
+        let dot = context.nextDot(for: site, floor: issuedThisLife ? 0 : Dot.lineageFloor(physicalMilliseconds: timestamp.physicalMilliseconds))
 
         func observe(_ element: Element) {
             guard let entries = elements[element] else { return }
@@ -265,8 +267,7 @@ public struct KeyState: Hashable, Sendable {
             timestamp: timestamp,
             context: observed,
             deletes: writeDeletes,
-            operations: operations,
-            startsNewKey: startsNewKey
+            operations: startsNewKey ? [.restartKey] + operations : operations
         )
         applyLocal(delta, touched: touched, policy: policy)
         return delta
@@ -288,7 +289,6 @@ public struct KeyState: Hashable, Sendable {
             elements[element] = merged
         }
         context.formUnion(produced.context)
-        if !produced.restarts.isEmpty { restarts = Set(restarts).union(produced.restarts).sorted() }
         let deletesBefore = deletes
         deletes.merge(produced.deletes)
         if policy.delete == .deleteWins, deletes != deletesBefore {
@@ -302,8 +302,8 @@ public struct KeyState: Hashable, Sendable {
     /// Whether a client sees the key at `now`: not expired and holding data.
     public func isLive(now: UInt64) -> Bool {
         guard !isExpired(now: now) else { return false }
-        guard let restart = restartInForce else { return elements.count > (elements[.expiry] == nil ? 0 : 1) }
-        return elements.contains { element, entries in element != .expiry && entries.contains { !restart.hides($0) } }
+        let restart = restartInForce
+        return elements.contains { element, entries in element.isData && (restart == nil || entries.contains { !restart!.hides($0) }) }
     }
 
     /// Whether `element` holds an entry a reader sees (the key may still be expired).
@@ -323,20 +323,23 @@ public struct KeyState: Hashable, Sendable {
         timestamp: HLCTimestamp,
         now: UInt64,
         sourcePolicy: MergePolicy = .default,
-        destinationPolicy: MergePolicy = .default
+        destinationPolicy: MergePolicy = .default,
+        sourceLifeStart: UInt64 = 0,
+        destinationLifeStart: UInt64 = 0
     ) -> (source: Delta, destination: Delta)? {
         // Each key by its own policy: the value read is the one GET of the source shows.
         guard let value = source.value(now: now, policy: sourcePolicy.conflict) else { return nil }
         let expireAt = source.expireAt
         guard
-            let sourceDelta = source.write(.delete, key: sourceKey, site: site, timestamp: timestamp, now: now, policy: sourcePolicy),
+            let sourceDelta = source.write(.delete, key: sourceKey, site: site, timestamp: timestamp, now: now, policy: sourcePolicy, lifeStart: sourceLifeStart),
             let destinationDelta = destination.write(
                 .replace(value, expireAtMilliseconds: expireAt),
                 key: destinationKey,
                 site: site,
                 timestamp: timestamp,
                 now: now,
-                policy: destinationPolicy
+                policy: destinationPolicy,
+                lifeStart: destinationLifeStart
             )
         else { preconditionFailure("Invalid state: a live key refused a delete or replace") }
         return (sourceDelta, destinationDelta)

@@ -59,9 +59,10 @@ extension KeyState {
         }
         put(context.vector)
         put(UInt64(context.cloud.count))
-        for dot in context.cloud {
-            put(UInt64(dot.site.rawValue))
-            put(dot.counter)
+        for run in context.cloud {
+            put(UInt64(run.site.rawValue))
+            put(run.first)
+            put(run.last)
         }
         put(deletes)
         let sortedElements = elements.keys.sorted()
@@ -72,6 +73,7 @@ extension KeyState {
             case .field(let name): put(1); put(name)
             case .member(let name): put(2); put(name)
             case .expiry: put(3)
+            case .restart: put(4)
             }
             let entries = elements[element] ?? []
             put(UInt64(entries.count))
@@ -85,11 +87,6 @@ extension KeyState {
                 }
                 put(entry.deletesSeen)
             }
-        }
-        // Only when present, so states without restarts keep the digests they always had.
-        if !restarts.isEmpty {
-            put(UInt64(restarts.count))
-            for restart in restarts { put(restart.dot, at: restart.timestamp) }
         }
         return out
     }

@@ -71,13 +71,28 @@ extension Sessionfed_V1_CausalContext {
     init(_ context: CausalContext) {
         self.init()
         vector = Sessionfed_V1_VersionVector(context.vector)
-        cloud = context.cloud.map(Sessionfed_V1_Dot.init)
+        ranges = context.cloud.map { run in
+            var wire = Sessionfed_V1_DotRange()
+            wire.site = run.site.rawValue
+            wire.first = run.first
+            wire.last = run.last
+            return wire
+        }
     }
 
     func model(in message: String) throws(WireError) -> CausalContext {
-        var dots: [Dot] = []
-        for dot in cloud { dots.append(try dot.model(in: message)) }
-        return CausalContext(vector: try vector.model(in: message), cloud: dots)
+        var runs: [DotRange] = []
+        for dot in cloud { runs.append(DotRange(try dot.model(in: message))) }
+        for run in ranges {
+            guard run.first >= 1, run.first <= run.last else {
+                throw .invalidValue(message: message, field: "ranges", reason: "\(run.first)..\(run.last) is not a range of counters from 1")
+            }
+            guard run.last <= Dot.maximumCounter else {
+                throw .invalidValue(message: message, field: "ranges", reason: "counter exceeds \(Dot.maximumCounter)")
+            }
+            runs.append(DotRange(site: SiteID(run.site), first: run.first, last: run.last))
+        }
+        return CausalContext(vector: try vector.model(in: message), cloud: runs)
     }
 }
 
@@ -89,6 +104,7 @@ extension Sessionfed_V1_Element {
         case .field(let name): kind = .hashField(Data(name))
         case .member(let name): kind = .setMember(Data(name))
         case .expiry: kind = .expiry(true)
+        case .restart: kind = .restart(true)
         }
     }
 
@@ -98,6 +114,7 @@ extension Sessionfed_V1_Element {
         case .hashField(let name): return .field(Array(name))
         case .setMember(let name): return .member(Array(name))
         case .expiry: return .expiry
+        case .restart: return .restart
         case nil: throw .missingField(message: message, field: "element.kind")
         }
     }
@@ -129,7 +146,7 @@ extension Sessionfed_V1_ElementEntry {
         switch (element, payload) {
         case (.string, .value(let bytes)?), (.field, .value(let bytes)?):
             modelPayload = .bytes(Array(bytes))
-        case (.member, .present?):
+        case (.member, .present?), (.restart, .present?):
             modelPayload = .present
         case (.expiry, .expireAtMs(let at)?):
             modelPayload = .expireAt(at)
@@ -161,12 +178,6 @@ extension Sessionfed_V1_KeyState {
                 entries.append(Sessionfed_V1_ElementEntry(element: element, entry: entry))
             }
         }
-        restarts = state.restarts.map { restart in
-            var wire = Sessionfed_V1_KeyRestart()
-            wire.dot = Sessionfed_V1_Dot(restart.dot)
-            wire.timestamp = Sessionfed_V1_HlcTimestamp(restart.timestamp)
-            return wire
-        }
     }
 
     public func model() throws(WireError) -> (key: [UInt8], state: KeyState) {
@@ -175,16 +186,10 @@ extension Sessionfed_V1_KeyState {
             let (element, entry) = try wire.model()
             elements[element, default: []].append(entry)
         }
-        var modelRestarts: [KeyRestart] = []
-        for wire in restarts {
-            guard wire.hasDot else { throw .missingField(message: "KeyRestart", field: "dot") }
-            modelRestarts.append(KeyRestart(timestamp: wire.timestamp.model, dot: try wire.dot.model(in: "KeyRestart")))
-        }
         let state = KeyState(
             context: try context.model(in: "KeyState.context"),
             deletes: try deletes.model(in: "KeyState.deletes"),
-            elements: elements,
-            restarts: modelRestarts
+            elements: elements
         )
         return (Array(key), state)
     }
@@ -206,6 +211,7 @@ extension Sessionfed_V1_Operation {
         case .expire(let at): kind = .expireAtMs(at)
         case .persist: kind = .persist(true)
         case .deleteKey: kind = .deleteKey(true)
+        case .restartKey: kind = .restartKey(true)
         }
     }
 
@@ -219,6 +225,7 @@ extension Sessionfed_V1_Operation {
         case .expireAtMs(let at): return .expire(atMilliseconds: at)
         case .persist: return .persist
         case .deleteKey: return .deleteKey
+        case .restartKey: return .restartKey
         case nil: throw .missingField(message: "Operation", field: "kind")
         }
     }
@@ -237,7 +244,6 @@ extension Sessionfed_V1_Delta {
             deletes = Sessionfed_V1_VersionVector(delta.deletes)
         }
         operations = delta.operations.map(Sessionfed_V1_Operation.init)
-        startsNewKey = delta.startsNewKey
     }
 
     public func model() throws(WireError) -> Delta {
@@ -255,8 +261,7 @@ extension Sessionfed_V1_Delta {
             timestamp: timestamp.model,
             context: try context.model(in: "Delta.context"),
             deletes: try deletes.model(in: "Delta.deletes"),
-            operations: modelOperations,
-            startsNewKey: startsNewKey
+            operations: modelOperations
         )
     }
 }

@@ -33,6 +33,10 @@ struct FederationHarness {
     /// Restarted sites refuse writes until they synchronized with every linked site, as a node
     /// answers -LOADING (writing earlier could reuse a dot the site issued before it crashed).
     var loading: Set<SiteID> = []
+    /// Every dot any site issued, per key, with the write it named: a dot issued twice names
+    /// two writes, which no merge or repair can tell apart (the sites never converge).
+    var issued: [[UInt8]: [Dot: Delta]] = [:]
+    var dotReuses: [String] = []
     let template: (SiteID) -> FederationSettings
     /// Each node stands for the primaries of a site of several nodes: its core hands merges,
     /// answers and repairs out as actions, which the harness runs as the primary would.
@@ -54,7 +58,7 @@ struct FederationHarness {
         template = { id in
             var settings = FederationSettings(
                 federation: "test", topologyVersion: 1, localSite: id, localNode: "site\(id.rawValue)-1",
-                sites: infos, links: linkGraph, partitioning: Partitioning(partitionCount: 8), merkleLeaves: 16, policies: policies
+                sites: infos, links: linkGraph, partitioning: Partitioning(partitionCount: Self.partitionCount), merkleLeaves: 16, policies: policies
             )
             configure(&settings)
             return settings
@@ -62,13 +66,20 @@ struct FederationHarness {
         for id in ids { start(id) }
     }
 
-    /// Starts (or restarts, empty) the node of `site`.
+    /// Starts (or restarts, empty) the node of `site`. A restart takes time: at least a
+    /// millisecond passes, as dot uniqueness assumes (`Dot.lineageFloor`).
     mutating func start(_ site: SiteID) {
-        if nodes[site] != nil { loading.insert(site) }
+        if nodes[site] != nil {
+            loading.insert(site)
+            now += 1
+        }
         incarnations += 1
         nodes[site] = Node(
             keyspace: Keyspace(
-                configuration: KeyspaceConfiguration(site: site, policy: policies.defaultPolicy, rules: policies.rules, retainTombstones: true)
+                configuration: KeyspaceConfiguration(
+                    site: site, policy: policies.defaultPolicy, rules: policies.rules, retainTombstones: true,
+                    partitioning: Partitioning(partitionCount: Self.partitionCount)
+                )
             ),
             core: FederationCore(settings: template(site), incarnation: incarnations)
         )
@@ -76,6 +87,18 @@ struct FederationHarness {
     }
 
     var sites: [SiteID] { nodes.keys.sorted() }
+    static let partitionCount = 8
+
+    /// `partition` of `site` starts again empty, as when every copy of it was lost in a site
+    /// of several nodes and its new primary starts from nothing: anti-entropy refills it.
+    mutating func recreate(partition: Int, at site: SiteID) {
+        now += 1  // noticing the loss and promoting a new primary takes time
+        let all = Set((0..<Self.partitionCount).map(UInt32.init))
+        nodes[site]!.core.lead(all.subtracting([UInt32(partition)]))
+        nodes[site]!.keyspace.discard(partition: partition)
+        nodes[site]!.keyspace.scheduleExpiries(ofPartition: partition)
+        nodes[site]!.core.lead(all)
+    }
 
     /// Opens every linked connection that is not cut (both directions dial).
     mutating func connectAll() {
@@ -118,6 +141,15 @@ struct FederationHarness {
         guard !loading.contains(site) else { return nil }
         let arguments = words.map { Array($0.utf8) }
         let result = nodes[site]!.keyspace.execute(arguments, now: now)!
+        for delta in result.deltas {
+            for counter in delta.dot.counter...delta.lastDot.counter {
+                let dot = Dot(site: delta.dot.site, counter: counter)
+                if let earlier = issued[delta.key]?[dot] {
+                    dotReuses.append("\(dot) of \(String(decoding: delta.key, as: UTF8.self)) named \(earlier.operations) and then \(delta.operations)")
+                }
+                issued[delta.key, default: [:]][dot] = delta
+            }
+        }
         perform(nodes[site]!.core.enqueue(result.deltas, now: now), at: site)
         return result
     }

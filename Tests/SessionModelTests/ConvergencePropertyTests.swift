@@ -181,7 +181,7 @@ import Wire
         }
         if case .setString(_, true) = write, live {
             // SET … KEEPTTL replaces every data element but not the expiry.
-            elements = Set(before.elements.keys.filter { $0 != .expiry })
+            elements = Set(before.elements.keys.filter(\.isData))
         }
         guard let delta = site.write(keyName, write) else { return [] }
         var record = record(delta, before: before)

@@ -63,7 +63,7 @@ import Testing
     @Test func contextCounterAtTheTop_mergeDoesNotTrap() {
         let site = SiteID(3)
         var context = CausalContext(vector: VersionVector([site: UInt64.max]))
-        context.formUnion(CausalContext(vector: VersionVector([site: 1]), cloud: [Dot(site: site, counter: 5)]))
+        context.formUnion(CausalContext(vector: VersionVector([site: 1]), dots: [Dot(site: site, counter: 5)]))
         #expect(context.vector[site] == UInt64.max)
     }
 }

@@ -51,27 +51,70 @@ import Testing
         context.insert(Dot(site: a, counter: 3))
         context.insert(Dot(site: a, counter: 2))
         #expect(context.vector.isEmpty)
-        #expect(context.cloud == [Dot(site: a, counter: 2), Dot(site: a, counter: 3)])
+        #expect(context.cloud == [DotRange(site: a, first: 2, last: 3)])
         context.insert(Dot(site: a, counter: 1))
         #expect(context.vector == VersionVector([a: 3]))
         #expect(context.cloud.isEmpty)
     }
 
     @Test func union_isOrderIndependent_andCanonical() {
-        let x = CausalContext(vector: VersionVector([a: 1]), cloud: [Dot(site: b, counter: 2)])
-        let y = CausalContext(vector: VersionVector([b: 1]), cloud: [Dot(site: a, counter: 3)])
+        let x = CausalContext(vector: VersionVector([a: 1]), dots: [Dot(site: b, counter: 2)])
+        let y = CausalContext(vector: VersionVector([b: 1]), dots: [Dot(site: a, counter: 3)])
         var xy = x
         xy.formUnion(y)
         var yx = y
         yx.formUnion(x)
         #expect(xy == yx)
         #expect(xy.vector == VersionVector([a: 1, b: 2]))
-        #expect(xy.cloud == [Dot(site: a, counter: 3)])
+        #expect(xy.cloud == [DotRange(site: a, first: 3, last: 3)])
         #expect(xy.nextDot(for: a) == Dot(site: a, counter: 4))
     }
 
+    @Test func runsOfDots_mergeWhenTheyTouch_andJoinThePrefix() {
+        var context = CausalContext()
+        context.insert(DotRange(site: a, first: 100, last: 105))
+        context.insert(Dot(site: a, counter: 107))
+        #expect(context.cloud == [DotRange(site: a, first: 100, last: 105), DotRange(site: a, first: 107, last: 107)])
+        context.insert(Dot(site: a, counter: 106))
+        #expect(context.cloud == [DotRange(site: a, first: 100, last: 107)])
+        #expect(context.nextDot(for: a) == Dot(site: a, counter: 108))
+        #expect(context.nextDot(for: a, floor: 5_000) == Dot(site: a, counter: 5_000))
+        context.insert(DotRange(site: a, first: 1, last: 99))
+        #expect(context.vector == VersionVector([a: 107]))
+        #expect(context.cloud.isEmpty)
+    }
+
+    /// The compact form holds exactly the dots inserted, whatever the order, and equal sets
+    /// of dots have one representation.
+    @Test func randomInsertsAndUnions_matchASetOfDots() {
+        var random = SeededGenerator(seed: 77)
+        for _ in 0..<2_000 {
+            var expected = Set<Dot>()
+            var one = CausalContext()
+            var other = CausalContext()
+            for _ in 0..<Int(random.next() % 12) {
+                let site = random.next() % 2 == 0 ? a : b
+                let first = 1 + random.next() % 12
+                let last = first + random.next() % 3
+                for counter in first...last { expected.insert(Dot(site: site, counter: counter)) }
+                if random.next() % 2 == 0 { one.insert(DotRange(site: site, first: first, last: last)) } else { other.insert(DotRange(site: site, first: first, last: last)) }
+            }
+            var joined = one
+            joined.formUnion(other)
+            var reversed = other
+            reversed.formUnion(one)
+            #expect(joined == reversed)
+            #expect(Set(joined.dots) == expected)
+            #expect(joined == CausalContext(vector: VersionVector(), dots: Array(expected)))
+            for counter in 1...16 {
+                let dot = Dot(site: a, counter: UInt64(counter))
+                #expect(joined.contains(dot) == expected.contains(dot))
+            }
+        }
+    }
+
     @Test func contains_vectorAndCloud() {
-        let context = CausalContext(vector: VersionVector([a: 2]), cloud: [Dot(site: a, counter: 5)])
+        let context = CausalContext(vector: VersionVector([a: 2]), dots: [Dot(site: a, counter: 5)])
         #expect(context.contains(Dot(site: a, counter: 1)))
         #expect(context.contains(Dot(site: a, counter: 5)))
         #expect(!context.contains(Dot(site: a, counter: 3)))

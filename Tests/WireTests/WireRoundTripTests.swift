@@ -1,3 +1,4 @@
+import Foundation
 import SessionModel
 import SwiftProtobuf
 import Testing
@@ -39,8 +40,9 @@ import Testing
         #expect(decoded == state)
         #expect(decoded.digest == state.digest)
         var wire = Sessionfed_V1_KeyState(key: [9], state: state)
-        wire.restarts[0].clearDot()
-        #expect(throws: WireError.missingField(message: "KeyRestart", field: "dot")) { try wire.model() }
+        let restartEntry = try #require(wire.entries.firstIndex { $0.element.restart })
+        wire.entries[restartEntry].payload = .value(Data([1]))
+        #expect(throws: WireError.invalidValue(message: "ElementEntry", field: "payload", reason: "does not fit element restart")) { try wire.model() }
     }
 
     @Test func keyState_everyPayloadKind_roundTrips() throws {
@@ -231,6 +233,22 @@ import Testing
         #expect(throws: WireError.self) { try wire.model() }
         wire.context.vector.entries[0].counter = Dot.maximumCounter
         #expect(throws: Never.self) { try wire.model() }
+    }
+
+    @Test func dotRanges_roundTrip_andBadRangesAreRefused() throws {
+        var state = KeyState()
+        _ = state.write(.setFields([HashField(field: [1], value: [2])]), key: [], site: SiteID(4), timestamp: HLCTimestamp(physicalMilliseconds: 1_000, logical: 0), now: 1_000)
+        var other = KeyState()
+        _ = other.write(.setFields([HashField(field: [1], value: [3]), HashField(field: [2], value: [3])]), key: [], site: SiteID(4), timestamp: HLCTimestamp(physicalMilliseconds: 1_000, logical: 0), now: 1_000, lifeStart: 1_000)
+        state.merge(other, policy: .default)
+        #expect(!state.context.cloud.isEmpty, "a jumped lineage is a run")
+        #expect(try WireMessage.decodeKeyState(WireMessage.encode(key: [], state: state)).state == state)
+        for (first, last) in [(0, 3), (5, 4), (1, Dot.maximumCounter + 1)] as [(UInt64, UInt64)] {
+            var wire = Sessionfed_V1_KeyState(key: [], state: state)
+            wire.context.ranges[0].first = first
+            wire.context.ranges[0].last = last
+            #expect(throws: WireError.self, "range \(first)...\(last)") { try wire.model() }
+        }
     }
 
     @Test func cloudDotBeyondLimit_refused() {

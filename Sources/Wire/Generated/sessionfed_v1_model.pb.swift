@@ -85,7 +85,25 @@ public nonisolated struct Sessionfed_V1_HlcTimestamp: Sendable {
   public init() {}
 }
 
-/// Dots seen: a version vector plus dots received out of order.
+/// A run of consecutive dots of one site: first..last, both included.
+public nonisolated struct Sessionfed_V1_DotRange: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var site: UInt32 = 0
+
+  public var first: UInt64 = 0
+
+  public var last: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Dots seen: a version vector plus runs of dots beyond it. Writers send runs only; single
+/// dots in `cloud` are still read.
 public nonisolated struct Sessionfed_V1_CausalContext: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -101,6 +119,8 @@ public nonisolated struct Sessionfed_V1_CausalContext: Sendable {
   public mutating func clearVector() {self._vector = nil}
 
   public var cloud: [Sessionfed_V1_Dot] = []
+
+  public var ranges: [Sessionfed_V1_DotRange] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -151,6 +171,15 @@ public nonisolated struct Sessionfed_V1_Element: Sendable {
     set {kind = .expiry(newValue)}
   }
 
+  /// the key's restarts: writes that found it expired (always true)
+  public var restart: Bool {
+    get {
+      if case .restart(let v)? = kind {return v}
+      return false
+    }
+    set {kind = .restart(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -160,6 +189,8 @@ public nonisolated struct Sessionfed_V1_Element: Sendable {
     case setMember(Data)
     /// the key's expiry (always true when set)
     case expiry(Bool)
+    /// the key's restarts: writes that found it expired (always true)
+    case restart(Bool)
 
   }
 
@@ -268,39 +299,6 @@ public nonisolated struct Sessionfed_V1_ElementEntry: Sendable {
   fileprivate var _deletesSeen: Sessionfed_V1_VersionVector? = nil
 }
 
-/// A write that found its key expired and started a new key (HSET or SADD on an expired key):
-/// it hides the entries ordered before it unless a touch made before the expiry revives the key.
-public nonisolated struct Sessionfed_V1_KeyRestart: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  public var dot: Sessionfed_V1_Dot {
-    get {_dot ?? Sessionfed_V1_Dot()}
-    set {_dot = newValue}
-  }
-  /// Returns true if `dot` has been explicitly set.
-  public var hasDot: Bool {self._dot != nil}
-  /// Clears the value of `dot`. Subsequent reads from it will return its default value.
-  public mutating func clearDot() {self._dot = nil}
-
-  public var timestamp: Sessionfed_V1_HlcTimestamp {
-    get {_timestamp ?? Sessionfed_V1_HlcTimestamp()}
-    set {_timestamp = newValue}
-  }
-  /// Returns true if `timestamp` has been explicitly set.
-  public var hasTimestamp: Bool {self._timestamp != nil}
-  /// Clears the value of `timestamp`. Subsequent reads from it will return its default value.
-  public mutating func clearTimestamp() {self._timestamp = nil}
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-
-  fileprivate var _dot: Sessionfed_V1_Dot? = nil
-  fileprivate var _timestamp: Sessionfed_V1_HlcTimestamp? = nil
-}
-
 /// The full replicated state of one key (anti-entropy ships these).
 public nonisolated struct Sessionfed_V1_KeyState: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -329,9 +327,6 @@ public nonisolated struct Sessionfed_V1_KeyState: Sendable {
 
   /// Sorted by element, then dot.
   public var entries: [Sessionfed_V1_ElementEntry] = []
-
-  /// Sorted by timestamp, then dot.
-  public var restarts: [Sessionfed_V1_KeyRestart] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -427,6 +422,16 @@ public nonisolated struct Sessionfed_V1_Operation: Sendable {
     set {kind = .deleteKey(newValue)}
   }
 
+  /// The write found the key expired and starts a new key (HSET or SADD on an expired key):
+  /// it hides what was written before it unless a touch made before the expiry revives it.
+  public var restartKey: Bool {
+    get {
+      if case .restartKey(let v)? = kind {return v}
+      return false
+    }
+    set {kind = .restartKey(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -438,6 +443,9 @@ public nonisolated struct Sessionfed_V1_Operation: Sendable {
     case expireAtMs(UInt64)
     case persist(Bool)
     case deleteKey(Bool)
+    /// The write found the key expired and starts a new key (HSET or SADD on an expired key):
+    /// it hides what was written before it unless a touch made before the expiry revives it.
+    case restartKey(Bool)
 
   }
 
@@ -491,9 +499,6 @@ public nonisolated struct Sessionfed_V1_Delta: Sendable {
   public mutating func clearDeletes() {self._deletes = nil}
 
   public var operations: [Sessionfed_V1_Operation] = []
-
-  /// The write found the key expired and starts a new key (its restart is this delta's dot).
-  public var startsNewKey: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -644,9 +649,49 @@ nonisolated extension Sessionfed_V1_HlcTimestamp: SwiftProtobuf.Message, SwiftPr
   }
 }
 
+nonisolated extension Sessionfed_V1_DotRange: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DotRange"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}site\0\u{1}first\0\u{1}last\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.site) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.first) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.last) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.site != 0 {
+      try visitor.visitSingularUInt32Field(value: self.site, fieldNumber: 1)
+    }
+    if self.first != 0 {
+      try visitor.visitSingularUInt64Field(value: self.first, fieldNumber: 2)
+    }
+    if self.last != 0 {
+      try visitor.visitSingularUInt64Field(value: self.last, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_DotRange, rhs: Sessionfed_V1_DotRange) -> Bool {
+    if lhs.site != rhs.site {return false}
+    if lhs.first != rhs.first {return false}
+    if lhs.last != rhs.last {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Sessionfed_V1_CausalContext: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CausalContext"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vector\0\u{1}cloud\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vector\0\u{1}cloud\0\u{1}ranges\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -656,6 +701,7 @@ nonisolated extension Sessionfed_V1_CausalContext: SwiftProtobuf.Message, SwiftP
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._vector) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.cloud) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.ranges) }()
       default: break
       }
     }
@@ -672,12 +718,16 @@ nonisolated extension Sessionfed_V1_CausalContext: SwiftProtobuf.Message, SwiftP
     if !self.cloud.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.cloud, fieldNumber: 2)
     }
+    if !self.ranges.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.ranges, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Sessionfed_V1_CausalContext, rhs: Sessionfed_V1_CausalContext) -> Bool {
     if lhs._vector != rhs._vector {return false}
     if lhs.cloud != rhs.cloud {return false}
+    if lhs.ranges != rhs.ranges {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -685,7 +735,7 @@ nonisolated extension Sessionfed_V1_CausalContext: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Sessionfed_V1_Element: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Element"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}string_value\0\u{3}hash_field\0\u{3}set_member\0\u{1}expiry\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}string_value\0\u{3}hash_field\0\u{3}set_member\0\u{1}expiry\0\u{1}restart\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -725,6 +775,14 @@ nonisolated extension Sessionfed_V1_Element: SwiftProtobuf.Message, SwiftProtobu
           self.kind = .expiry(v)
         }
       }()
+      case 5: try {
+        var v: Bool?
+        try decoder.decodeSingularBoolField(value: &v)
+        if let v = v {
+          if self.kind != nil {try decoder.handleConflictingOneOf()}
+          self.kind = .restart(v)
+        }
+      }()
       default: break
       }
     }
@@ -751,6 +809,10 @@ nonisolated extension Sessionfed_V1_Element: SwiftProtobuf.Message, SwiftProtobu
     case .expiry?: try {
       guard case .expiry(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularBoolField(value: v, fieldNumber: 4)
+    }()
+    case .restart?: try {
+      guard case .restart(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularBoolField(value: v, fieldNumber: 5)
     }()
     case nil: break
     }
@@ -865,48 +927,9 @@ nonisolated extension Sessionfed_V1_ElementEntry: SwiftProtobuf.Message, SwiftPr
   }
 }
 
-nonisolated extension Sessionfed_V1_KeyRestart: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".KeyRestart"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}dot\0\u{1}timestamp\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularMessageField(value: &self._dot) }()
-      case 2: try { try decoder.decodeSingularMessageField(value: &self._timestamp) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    try { if let v = self._dot {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
-    } }()
-    try { if let v = self._timestamp {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
-    } }()
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Sessionfed_V1_KeyRestart, rhs: Sessionfed_V1_KeyRestart) -> Bool {
-    if lhs._dot != rhs._dot {return false}
-    if lhs._timestamp != rhs._timestamp {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
 nonisolated extension Sessionfed_V1_KeyState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".KeyState"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}context\0\u{1}deletes\0\u{1}entries\0\u{1}restarts\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}context\0\u{1}deletes\0\u{1}entries\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -918,7 +941,6 @@ nonisolated extension Sessionfed_V1_KeyState: SwiftProtobuf.Message, SwiftProtob
       case 2: try { try decoder.decodeSingularMessageField(value: &self._context) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._deletes) }()
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.entries) }()
-      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.restarts) }()
       default: break
       }
     }
@@ -941,9 +963,6 @@ nonisolated extension Sessionfed_V1_KeyState: SwiftProtobuf.Message, SwiftProtob
     if !self.entries.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.entries, fieldNumber: 4)
     }
-    if !self.restarts.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.restarts, fieldNumber: 5)
-    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -952,7 +971,6 @@ nonisolated extension Sessionfed_V1_KeyState: SwiftProtobuf.Message, SwiftProtob
     if lhs._context != rhs._context {return false}
     if lhs._deletes != rhs._deletes {return false}
     if lhs.entries != rhs.entries {return false}
-    if lhs.restarts != rhs.restarts {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -995,7 +1013,7 @@ nonisolated extension Sessionfed_V1_HashFieldValue: SwiftProtobuf.Message, Swift
 
 nonisolated extension Sessionfed_V1_Operation: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Operation"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}set_string\0\u{3}set_field\0\u{3}remove_field\0\u{3}add_member\0\u{3}remove_member\0\u{3}expire_at_ms\0\u{1}persist\0\u{3}delete_key\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}set_string\0\u{3}set_field\0\u{3}remove_field\0\u{3}add_member\0\u{3}remove_member\0\u{3}expire_at_ms\0\u{1}persist\0\u{3}delete_key\0\u{3}restart_key\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1072,6 +1090,14 @@ nonisolated extension Sessionfed_V1_Operation: SwiftProtobuf.Message, SwiftProto
           self.kind = .deleteKey(v)
         }
       }()
+      case 9: try {
+        var v: Bool?
+        try decoder.decodeSingularBoolField(value: &v)
+        if let v = v {
+          if self.kind != nil {try decoder.handleConflictingOneOf()}
+          self.kind = .restartKey(v)
+        }
+      }()
       default: break
       }
     }
@@ -1115,6 +1141,10 @@ nonisolated extension Sessionfed_V1_Operation: SwiftProtobuf.Message, SwiftProto
       guard case .deleteKey(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularBoolField(value: v, fieldNumber: 8)
     }()
+    case .restartKey?: try {
+      guard case .restartKey(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularBoolField(value: v, fieldNumber: 9)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -1129,7 +1159,7 @@ nonisolated extension Sessionfed_V1_Operation: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Sessionfed_V1_Delta: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Delta"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}dot\0\u{1}timestamp\0\u{1}context\0\u{1}deletes\0\u{1}operations\0\u{3}starts_new_key\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}dot\0\u{1}timestamp\0\u{1}context\0\u{1}deletes\0\u{1}operations\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1143,7 +1173,6 @@ nonisolated extension Sessionfed_V1_Delta: SwiftProtobuf.Message, SwiftProtobuf.
       case 4: try { try decoder.decodeSingularMessageField(value: &self._context) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._deletes) }()
       case 6: try { try decoder.decodeRepeatedMessageField(value: &self.operations) }()
-      case 7: try { try decoder.decodeSingularBoolField(value: &self.startsNewKey) }()
       default: break
       }
     }
@@ -1172,9 +1201,6 @@ nonisolated extension Sessionfed_V1_Delta: SwiftProtobuf.Message, SwiftProtobuf.
     if !self.operations.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.operations, fieldNumber: 6)
     }
-    if self.startsNewKey != false {
-      try visitor.visitSingularBoolField(value: self.startsNewKey, fieldNumber: 7)
-    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1185,7 +1211,6 @@ nonisolated extension Sessionfed_V1_Delta: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs._context != rhs._context {return false}
     if lhs._deletes != rhs._deletes {return false}
     if lhs.operations != rhs.operations {return false}
-    if lhs.startsNewKey != rhs.startsNewKey {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
