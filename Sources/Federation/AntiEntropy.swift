@@ -18,6 +18,10 @@ struct AntiEntropyRound: Sendable {
     var awaitingLeaves: Set<UInt32>
     /// Chunks of bucket digests sent and not answered to the end, with their partition.
     var outstandingChunks: [UInt32: UInt32] = [:]
+    /// Differing leaves whose key digests are not sent yet, per partition: sent a few
+    /// partitions per step (`continueRounds`), so that a round over a keyspace that differs
+    /// everywhere never reads every key in one step.
+    var digestsToSend: [Int: Set<UInt32>] = [:]
     var nextChunk: UInt32 = 0
     var keysRepaired: UInt64 = 0
     var keysSent: UInt64 = 0
@@ -27,11 +31,11 @@ struct AntiEntropyRound: Sendable {
     /// round: the link still needs another.
     var overflowed = false
 
-    var isComplete: Bool { awaitingLeaves.isEmpty && outstandingChunks.isEmpty }
+    var isComplete: Bool { awaitingLeaves.isEmpty && outstandingChunks.isEmpty && digestsToSend.isEmpty }
 
     /// The partitions compared to the end so far.
     var answeredPartitions: Set<UInt32> {
-        partitions.subtracting(awaitingLeaves).subtracting(outstandingChunks.values)
+        partitions.subtracting(awaitingLeaves).subtracting(outstandingChunks.values).subtracting(digestsToSend.keys.map(UInt32.init))
     }
 }
 
@@ -203,26 +207,49 @@ extension FederationCore {
         round.lastProgressAt = now
         round.differingPartitions += differing.count
         round.differingLeaves += differing.values.reduce(0) { $0 + $1.count }
-        var buckets: [BucketID: [KeyDigest]] = [:]
-        for (partition, leaves) in differing {
+        round.digestsToSend.merge(differing) { $0.union($1) }
+        links[site]?.round = round
+        return sendDigests(with: site, store: &store, now: now)
+    }
+
+    /// Keys read per step for bucket digests, at least one partition's worth: a step costs
+    /// a bounded pause however far two sites differ.
+    static let digestKeysPerStep = 20_000
+
+    /// Sends the key digests of differing leaves for a few partitions, up to
+    /// `digestKeysPerStep` keys read; the rest follow on the next steps.
+    mutating func sendDigests(with site: SiteID, store: inout some AntiEntropyStore, now: UInt64) -> [FederationAction] {
+        guard var round = links[site]?.round else { return [] }
+        let layout = MerkleLayout(partitioning: settings.partitioning, leafCount: settings.merkleLeaves)
+        var actions: [FederationAction] = []
+        var keysRead = 0
+        while keysRead < Self.digestKeysPerStep, let partition = round.digestsToSend.keys.min() {
+            let leaves = round.digestsToSend.removeValue(forKey: partition)!
+            var buckets: [BucketID: [KeyDigest]] = [:]
             for leaf in leaves { buckets[BucketID(partition: UInt32(partition), leaf: leaf)] = [] }
-        }
-        if !buckets.isEmpty {
-            store.forEachDigest(inPartitions: Set(differing.keys), of: settings.partitioning) { key, digest in
-                let location = forest.location(of: key)
-                let bucket = BucketID(partition: UInt32(location.partition), leaf: UInt32(location.leaf))
+            store.forEachDigest(inPartitions: [partition], of: settings.partitioning) { key, digest in
+                keysRead += 1
+                let bucket = BucketID(partition: UInt32(partition), leaf: UInt32(layout.location(of: key).leaf))
                 if buckets[bucket] != nil { buckets[bucket]!.append(KeyDigest(key: key, digest: digest)) }
             }
-        }
-        let chunks = digestChunks(buckets)
-        var actions: [FederationAction] = []
-        for chunk in chunks {
-            actions.append(.send(.outbound(site), .bucketDigests(round: round.id, chunk: round.nextChunk, chunk)))
-            round.outstandingChunks[round.nextChunk] = chunk[0].partition
-            round.nextChunk += 1
+            for chunk in digestChunks(buckets) {
+                actions.append(.send(.outbound(site), .bucketDigests(round: round.id, chunk: round.nextChunk, chunk)))
+                round.outstandingChunks[round.nextChunk] = chunk[0].partition
+                round.nextChunk += 1
+            }
+            round.lastProgressAt = now
         }
         links[site]?.round = round
         if round.isComplete { actions += finishRound(with: site, now: now) }
+        return actions
+    }
+
+    /// Goes on with rounds that have key digests left to send (called with every tick).
+    public mutating func continueRounds(store: inout some AntiEntropyStore, now: UInt64) -> [FederationAction] {
+        var actions = collectionDue(store: &store, now: now)
+        for site in settings.linkedSites where links[site]?.round?.digestsToSend.isEmpty == false {
+            actions += sendDigests(with: site, store: &store, now: now)
+        }
         return actions
     }
 
@@ -292,12 +319,18 @@ extension FederationCore {
     public mutating func mergeRepairs(_ records: [KeyStateRecord], from site: SiteID, store: inout some AntiEntropyStore, now: UInt64) -> [FederationAction] {
         var actions: [FederationAction] = []
         var changed = 0
+        // Keys this site collected that `site` still holds: it missed that round's commit (every
+        // site had agreed), so it is told again.
+        var collectedHere: [KeyDigest] = []
         for record in records {
+            let wasCollected = store.wasCollected(record.key)
             let outcome = store.merge(state: record.state, key: record.key, now: now)
             if outcome.changed { changed += 1 }
+            if wasCollected && store.wasCollected(record.key) { collectedHere.append(KeyDigest(key: record.key, digest: record.state.digest)) }
             actions += conflicts(outcome, key: record.key, from: site)
         }
         repaired(changed, from: site)
+        if !collectedHere.isEmpty { actions.append(.send(.outbound(site), .collectionCommit(collectedHere))) }
         return actions
     }
 

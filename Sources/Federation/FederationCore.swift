@@ -95,6 +95,7 @@ public struct FederationCore: Sendable {
     /// of one node, which leads them all. Anti-entropy rounds are about these.
     public private(set) var partitionsLedHere: Set<UInt32>?
     var links: [SiteID: LinkState] = [:]
+    var collection = CollectionState()
 
     /// One node of a remote site that dials this node.
     struct Sender: Sendable {
@@ -416,6 +417,13 @@ public struct FederationCore: Sendable {
         case (.bucketRepair(let repair), .outbound):
             guard isCurrentRound(site, repair.round) else { return [] }
             return applyRepair(repair, from: site, store: &store, now: now)
+        case (.collectionCheck(let round, let keys), .inbound):
+            return answerCollectionCheck(round: round, keys, on: connection, store: &store)
+        case (.collectionVote(let round, let agreed), .outbound):
+            return receiveCollectionVote(round: round, agreed: agreed, from: site, store: &store, now: now)
+        case (.collectionCommit(let keys), .inbound):
+            receiveCollectionCommit(keys, store: &store, now: now)
+            return []
         default:
             return [.close(connection, reason: "unexpected \(frame.kind) frame on the \(connection) connection")]
         }

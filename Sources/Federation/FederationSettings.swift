@@ -38,6 +38,14 @@ public struct FederationSettings: Hashable, Sendable {
     /// Each key's merge policy, for counting conflicts by the policy that resolved them.
     public var policies: KeyPolicies
     public var roleEpoch: UInt64 = 0
+    /// Federation-wide collection of tombstones and long-expired keys (DESIGN.md §2.5): a
+    /// round every this many milliseconds (0: never collect).
+    public var collectionIntervalMilliseconds: UInt64
+    /// Keys proposed per collection round.
+    public var collectionBatchKeys = 2_000
+    /// How long a collected key's tombstone is remembered, so that what was on its way when
+    /// the key was collected cannot bring it back.
+    public var collectionHorizonMilliseconds: UInt64
 
     /// 2: anti-entropy compares partitions' leaves directly (no roots), each partition answered
     /// by its primary, so that sites of several nodes take part.
@@ -60,7 +68,9 @@ public struct FederationSettings: Hashable, Sendable {
         antiEntropyIntervalMilliseconds: UInt64 = 300_000,
         merkleLeaves: Int = FederationSettings.defaultMerkleLeaves,
         repairChunkBytes: Int = 1 << 20,
-        policies: KeyPolicies = KeyPolicies()
+        policies: KeyPolicies = KeyPolicies(),
+        collectionIntervalMilliseconds: UInt64 = 10_000,
+        collectionHorizonMilliseconds: UInt64 = 600_000
     ) {
         self.federation = federation
         self.topologyVersion = topologyVersion
@@ -76,6 +86,8 @@ public struct FederationSettings: Hashable, Sendable {
         self.merkleLeaves = merkleLeaves
         self.repairChunkBytes = repairChunkBytes
         self.policies = policies
+        self.collectionIntervalMilliseconds = collectionIntervalMilliseconds
+        self.collectionHorizonMilliseconds = collectionHorizonMilliseconds
     }
 
     /// The sites this site exchanges deltas with, in id order.

@@ -6,56 +6,50 @@ import SessionModel
 /// its leaves. Two sites with equal roots hold equal states for every key of the partition
 /// (up to hash collisions).
 public struct MerkleForest: Hashable, Sendable {
-    public let partitioning: Partitioning
-    public let leafCount: Int
+    public let layout: MerkleLayout
+    public var partitioning: Partitioning { layout.partitioning }
+    public var leafCount: Int { layout.leafCount }
     /// `leaves[partition][leaf]`.
     public private(set) var leaves: [[StateDigest]]
-    public private(set) var keyCount = 0
 
     public init(partitioning: Partitioning, leafCount: Int) {
-        precondition(leafCount >= 1, "Invalid state: \(leafCount) Merkle leaves")
-        self.partitioning = partitioning
-        self.leafCount = leafCount
-        leaves = Array(repeating: Array(repeating: StateDigest(high: 0, low: 0), count: leafCount), count: partitioning.partitionCount)
+        layout = MerkleLayout(partitioning: partitioning, leafCount: leafCount)
+        leaves = Array(repeating: Array(repeating: .zero, count: leafCount), count: partitioning.partitionCount)
     }
 
     /// Builds the forest from every stored key of `store`.
     public init(of store: inout some AntiEntropyStore, partitioning: Partitioning, leafCount: Int) {
-        self.init(partitioning: partitioning, leafCount: leafCount)
-        store.forEachDigest { key, digest in add(key: key, digest: digest) }
+        self.init(of: &store, partitions: Set(0..<partitioning.partitionCount), partitioning: partitioning, leafCount: leafCount)
     }
 
-    /// Builds the leaves of `partitions` alone (the others stay empty).
+    /// Builds the leaves of `partitions` alone (the others stay empty): from the leaves the
+    /// store keeps current when it keeps them for this layout, else from every key's digest.
     public init(of store: inout some AntiEntropyStore, partitions: Set<Int>, partitioning: Partitioning, leafCount: Int) {
         self.init(partitioning: partitioning, leafCount: leafCount)
         guard !partitions.isEmpty else { return }
+        if let kept = store.merkleLeaves(ofPartitions: partitions, layout: layout) {
+            for (partition, partitionLeaves) in kept { leaves[partition] = partitionLeaves }
+            return
+        }
         store.forEachDigest(inPartitions: partitions, of: partitioning) { key, digest in add(key: key, digest: digest) }
     }
 
     public mutating func add(key: [UInt8], digest: StateDigest) {
         let (partition, leaf) = location(of: key)
-        let contribution = Self.contribution(key: key, digest: digest)
-        leaves[partition][leaf].high &+= contribution.high
-        leaves[partition][leaf].low &+= contribution.low
-        keyCount += 1
+        leaves[partition][leaf].add(MerkleLayout.contribution(key: key, digest: digest))
     }
 
     /// The partition and leaf a key belongs to.
     public func location(of key: [UInt8]) -> (partition: Int, leaf: Int) {
-        let slot = Partitioning.slot(of: key)
-        let partition = partitioning.partition(ofSlot: slot)
-        let first = (partition * Partitioning.slotCount + partitioning.partitionCount - 1) / partitioning.partitionCount
-        let end = ((partition + 1) * Partitioning.slotCount + partitioning.partitionCount - 1) / partitioning.partitionCount
-        let leaf = (slot - first) * leafCount / max(1, end - first)
-        return (partition, min(leaf, leafCount - 1))
+        layout.location(of: key)
     }
 
     public func root(of partition: Int) -> StateDigest {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(leafCount * 16)
         for leaf in leaves[partition] {
-            Self.append(leaf.high, to: &bytes)
-            Self.append(leaf.low, to: &bytes)
+            MerkleLayout.append(leaf.high, to: &bytes)
+            MerkleLayout.append(leaf.low, to: &bytes)
         }
         return StateDigest(of: bytes)
     }
@@ -69,21 +63,10 @@ public struct MerkleForest: Hashable, Sendable {
     public var combinedRoot: StateDigest {
         var bytes: [UInt8] = []
         for root in roots {
-            Self.append(root.high, to: &bytes)
-            Self.append(root.low, to: &bytes)
+            MerkleLayout.append(root.high, to: &bytes)
+            MerkleLayout.append(root.low, to: &bytes)
         }
         return StateDigest(of: bytes)
-    }
-
-    static func contribution(key: [UInt8], digest: StateDigest) -> StateDigest {
-        var bytes = key
-        append(digest.high, to: &bytes)
-        append(digest.low, to: &bytes)
-        return StateDigest(of: bytes)
-    }
-
-    static func append(_ value: UInt64, to bytes: inout [UInt8]) {
-        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
     }
 }
 
@@ -97,9 +80,27 @@ public protocol AntiEntropyStore {
     func state(of key: [UInt8]) -> KeyState?
     mutating func merge(state: KeyState, key: [UInt8], now: UInt64) -> MergeOutcome
     mutating func merge(_ delta: Delta, now: UInt64) -> MergeOutcome
+    /// The leaves of `partitions` under `layout`, when the store keeps them current as keys
+    /// change (so a round costs no pass over the keys); nil otherwise.
+    mutating func merkleLeaves(ofPartitions partitions: Set<Int>, layout: MerkleLayout) -> [Int: [StateDigest]]?
+    /// Tombstones and long-expired keys with their digests, at most `limit` found among about
+    /// `scanBudget` keys (collection).
+    mutating func collectionCandidates(now: UInt64, limit: Int, scanBudget: Int) -> [([UInt8], StateDigest)]
+    /// Drops `key` if its state still has `digest`; true when dropped.
+    mutating func collect(_ key: [UInt8], digest: StateDigest, now: UInt64) -> Bool
+    /// Forgets the tombstones of keys collected before `horizon`.
+    mutating func forgetCollected(before horizon: UInt64)
+    /// Whether `key` is not stored because collection dropped it (and is still remembered).
+    func wasCollected(_ key: [UInt8]) -> Bool
 }
 
 extension AntiEntropyStore {
+    public mutating func merkleLeaves(ofPartitions partitions: Set<Int>, layout: MerkleLayout) -> [Int: [StateDigest]]? { nil }
+    public mutating func collectionCandidates(now: UInt64, limit: Int, scanBudget: Int) -> [([UInt8], StateDigest)] { [] }
+    public mutating func collect(_ key: [UInt8], digest: StateDigest, now: UInt64) -> Bool { false }
+    public mutating func forgetCollected(before horizon: UInt64) {}
+    public func wasCollected(_ key: [UInt8]) -> Bool { false }
+
     /// Visits every key and keeps those of `partitions`: for stores without an index by
     /// partition.
     public mutating func forEachDigest(inPartitions partitions: Set<Int>, of partitioning: Partitioning, _ body: ([UInt8], StateDigest) -> Void) {

@@ -96,6 +96,7 @@ extension Keyspace {
         let destinationLifeStart = lifeStart(of: destination, now: context.now)
         var sourceStored = keys.removeValue(forKey: source) ?? StoredKey()
         var destinationStored = keys.removeValue(forKey: destination) ?? StoredKey()
+        collected[destination] = nil
         let destinationExisted = destinationStored.state.value(now: context.now, policy: conflict(for: destination)) != nil
         guard
             let deltas = KeyState.rename(
@@ -282,6 +283,7 @@ extension Keyspace {
         if !configuration.retainTombstones {
             keys.removeAll()
             partitionKeys = partitionKeys.map { _ in [] }
+            for partition in 0..<(merkle?.dirty.count ?? 0) { merkle?.clear(partition: partition) }
             expiryQueue.removeAll()
             usedMemoryBytes = 0
         }

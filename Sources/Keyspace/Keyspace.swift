@@ -32,6 +32,9 @@ public struct KeyspaceConfiguration: Sendable {
     /// partition (a partition is copied, discarded and expired as a unit) and records the
     /// keys its expiry released, for the partition's backups.
     public var partitioning: Partitioning?
+    /// Leaves per partition of the Merkle forest the keyspace keeps current (needs
+    /// `partitioning`; nil: none kept, anti-entropy computes them from every key).
+    public var merkleLeafCount: Int?
 
     public init(
         site: SiteID,
@@ -40,7 +43,8 @@ public struct KeyspaceConfiguration: Sendable {
         retainTombstones: Bool = false,
         expiryGraceMilliseconds: UInt64 = 60_000,
         maximumMemoryBytes: Int = 0,
-        partitioning: Partitioning? = nil
+        partitioning: Partitioning? = nil,
+        merkleLeafCount: Int? = nil
     ) {
         self.site = site
         self.policies = KeyPolicies(defaultPolicy: policy, rules: rules)
@@ -48,6 +52,7 @@ public struct KeyspaceConfiguration: Sendable {
         self.expiryGraceMilliseconds = expiryGraceMilliseconds
         self.maximumMemoryBytes = maximumMemoryBytes
         self.partitioning = partitioning
+        self.merkleLeafCount = merkleLeafCount
     }
 }
 
@@ -61,6 +66,8 @@ public struct KeyspaceStatistics: Hashable, Sendable {
     /// Keys removed by DEL, UNLINK, RENAME, FLUSH or expiry.
     public var keysDestroyed: UInt64 = 0
     public var rejectedForMemory: UInt64 = 0
+    /// Tombstones and expired keys dropped by federation-wide collection.
+    public var keysCollected: UInt64 = 0
 }
 
 /// The data of one node: every key's replicated state, Redis command semantics on top of
@@ -76,6 +83,8 @@ public struct Keyspace: Sendable {
         var announcedExpiry: UInt64?
         /// The digest of `state` for anti-entropy, computed on demand (nil: not yet or stale).
         var digest: StateDigest?
+        /// What the key adds to the kept Merkle leaves now (nil: nothing yet).
+        var contribution: StateDigest?
     }
 
     public var configuration: KeyspaceConfiguration
@@ -94,10 +103,19 @@ public struct Keyspace: Sendable {
     /// primary. Set at the first write: any moment after the previous life ended will do, and
     /// a pure keyspace has no clock of its own (see `KeyState.write`'s `lifeStart`).
     var lifeStarts: [Int: UInt64] = [:]
+    /// With `merkleLeafCount`: the Merkle leaves kept current.
+    var merkle: KeptMerkleLeaves?
+    /// Keys collected federation-wide, remembered for a while (`CollectedKey`).
+    var collected: [[UInt8]: CollectedKey] = [:]
+    /// The partition the next search for collection candidates starts at.
+    var collectionCursor = 0
 
     public init(configuration: KeyspaceConfiguration) {
         self.configuration = configuration
         partitionKeys = Array(repeating: [], count: configuration.partitioning?.partitionCount ?? 0)
+        if let partitioning = configuration.partitioning, let leafCount = configuration.merkleLeafCount {
+            merkle = KeptMerkleLeaves(layout: MerkleLayout(partitioning: partitioning, leafCount: leafCount))
+        }
     }
 
     func policy(for key: [UInt8]) -> MergePolicy { configuration.policies.policy(for: key) }
@@ -215,7 +233,10 @@ public struct Keyspace: Sendable {
         let delta = stored.state.write(
             write, key: key, site: configuration.site, timestamp: timestamp, now: now, policy: policy(for: key), lifeStart: lifeStart
         )
-        if delta != nil { countLiveness(existed: existed, exists: stored.state.isLive(now: now)) }
+        if delta != nil {
+            countLiveness(existed: existed, exists: stored.state.isLive(now: now))
+            collected[key] = nil
+        }
         store(key, stored, changed: delta != nil)
         return delta
     }
@@ -234,6 +255,15 @@ public struct Keyspace: Sendable {
         // must be ordered after what it observed (a restart hides what is ordered before it).
         if let latest = other.elements.values.lazy.flatMap({ $0 }).map(\.timestamp).max() {
             _ = try? clock.receive(latest, physicalMilliseconds: now)
+        }
+        if keys[key] == nil, let tombstone = collected[key] {
+            // Only the collected key's past (sent before every site agreed to drop it): it stays
+            // collected. Anything else was written after the collection, by a site that may not
+            // remember the key: the key starts again from nothing, as it did there.
+            guard other.elements.values.contains(where: { $0.contains { !tombstone.context.contains($0.dot) } }) else {
+                return MergeOutcome(changed: false, events: [])
+            }
+            collected[key] = nil
         }
         var stored = keys.removeValue(forKey: key) ?? StoredKey()
         let existed = stored.state.isLive(now: now)
@@ -266,9 +296,11 @@ public struct Keyspace: Sendable {
         }
         if stored.state.isEmpty && !configuration.retainTombstones {
             keys[key] = nil
+            merkle?.remove(key, contribution: stored.contribution)
             if let partitioning = configuration.partitioning { partitionKeys[partitioning.partition(of: key)].remove(key) }
             return
         }
+        if changed || stored.contribution == nil { merkle?.markDirty(key) }
         stored.estimatedBytes = Self.estimateBytes(key: key, state: stored.state)
         usedMemoryBytes += stored.estimatedBytes
         keys[key] = stored
@@ -300,6 +332,7 @@ public struct Keyspace: Sendable {
     /// Drops a key's state outright.
     mutating func release(_ key: [UInt8]) {
         guard let stored = keys.removeValue(forKey: key) else { return }
+        merkle?.remove(key, contribution: stored.contribution)
         usedMemoryBytes -= stored.estimatedBytes
         if let partitioning = configuration.partitioning { partitionKeys[partitioning.partition(of: key)].remove(key) }
     }
@@ -318,6 +351,7 @@ public struct Keyspace: Sendable {
             if let stored = keys.removeValue(forKey: key) { usedMemoryBytes -= stored.estimatedBytes }
         }
         partitionKeys[partition] = []
+        merkle?.clear(partition: partition)
     }
 
     /// The keys expiry released since the last call (their partitions' backups drop them too).
@@ -382,3 +416,4 @@ public struct Keyspace: Sendable {
         return total
     }
 }
+

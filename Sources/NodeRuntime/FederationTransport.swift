@@ -375,6 +375,7 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
         let now = WallClock.nowMilliseconds()
         if let dataPlane = state.dataPlane { state.federation!.lead(Set(dataPlane.copies.primaries.keys.map(UInt32.init))) }
         perform(state.federation!.tick(now: now))
+        perform(state.federation!.continueRounds(store: &state.keyspace, now: now))
         state.updateLoading(now: now)
     }
 

@@ -39,15 +39,19 @@ public struct NodeConfiguration: Sendable {
         expiryKeysPerCycle = Self.defaultExpiryKeysPerCycle
     }
 
+    /// A federated keyspace indexes its keys by partition and keeps its Merkle leaves current,
+    /// so anti-entropy never passes over every key on the event loop.
     public var keyspaceConfiguration: KeyspaceConfiguration {
-        KeyspaceConfiguration(
+        let federated = federationSettings != nil
+        return KeyspaceConfiguration(
             site: SiteID(site.id),
             policy: topology.defaultMergePolicy,
             rules: topology.keyPolicies.rules,
             retainTombstones: topology.sites.count > 1,
             expiryGraceMilliseconds: UInt64(topology.defaults.expiryGraceMilliseconds),
             maximumMemoryBytes: topology.defaults.maxmemoryBytes,
-            partitioning: site.nodes.count > 1 ? Partitioning(partitionCount: topology.defaults.partitions) : nil
+            partitioning: site.nodes.count > 1 || federated ? Partitioning(partitionCount: topology.defaults.partitions) : nil,
+            merkleLeafCount: federated ? FederationSettings.defaultMerkleLeaves : nil
         )
     }
 }
@@ -76,7 +80,9 @@ extension NodeConfiguration {
             batchBytes: defaults.batchBytes,
             outboxLimitBytes: defaults.outboxLimitBytes,
             antiEntropyIntervalMilliseconds: UInt64(defaults.antiEntropyIntervalMilliseconds),
-            policies: topology.keyPolicies
+            policies: topology.keyPolicies,
+            collectionIntervalMilliseconds: UInt64(defaults.collectionIntervalMilliseconds),
+            collectionHorizonMilliseconds: UInt64(defaults.collectionHorizonMilliseconds)
         )
     }
 }

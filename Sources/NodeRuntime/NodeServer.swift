@@ -8,6 +8,10 @@ import ServiceLifecycle
 /// (through the service group) stops accepting, lets the commands already read finish and
 /// their replies flush, then closes every client.
 public final class NodeServer: Service, Sendable {
+    /// How often changed keys are folded into the kept Merkle leaves, and for how long at most
+    /// each time (a bound on the pause it adds between client commands).
+    static let digestCycleMilliseconds: Int64 = 10
+    static let digestSliceMilliseconds: UInt64 = 3
     public let configuration: NodeConfiguration
     let logger: Logger
     let group: MultiThreadedEventLoopGroup
@@ -123,6 +127,11 @@ public final class NodeServer: Service, Sendable {
         ) { _ in
             state.runExpiryCycle()
         }
+        let digests = state.eventLoop.scheduleRepeatedTask(
+            initialDelay: .milliseconds(Self.digestCycleMilliseconds), delay: .milliseconds(Self.digestCycleMilliseconds)
+        ) { _ in
+            state.refreshMerkleLeaves()
+        }
 
         await withGracefulShutdownHandler {
             try? await channel.closeFuture.get()
@@ -130,6 +139,7 @@ public final class NodeServer: Service, Sendable {
             channel.close(promise: nil)
         }
         expiry.cancel()
+        digests.cancel()
         try? await state.eventLoop.submit { state.dataPlane?.stop() }.get()
         await transport?.stop()
         await controlPlane.stop()

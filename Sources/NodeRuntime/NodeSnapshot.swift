@@ -16,6 +16,8 @@ public struct NodeSnapshot: Codable, Sendable {
     public var keys: Int
     public var keysWithExpiry: Int
     public var storedKeys: Int
+    /// Changed keys not yet folded into the Merkle leaves anti-entropy compares.
+    public var merkleDirtyKeys: Int
     public var usedMemoryBytes: Int
     public var residentMemoryBytes: Int
     public var maximumMemoryBytes: Int
@@ -32,6 +34,13 @@ public struct NodeSnapshot: Codable, Sendable {
     /// True while a starting federated node recovers data from the other sites (-LOADING).
     public var loading: Bool
     public var federationLinks: [FederationLinkSnapshot]
+    /// Federation-wide collection of tombstones and expired keys: whether this node proposes
+    /// rounds, which linked sites block it now, and what it collected (nil: not federated).
+    public var collection: CollectionStatus?
+    /// Keys collected federation-wide here (dropped at this node).
+    public var keysCollected: UInt64
+    /// Collected keys whose tombstone this node still remembers (for the collection horizon).
+    public var collectedKeysRemembered: Int
     /// One digest over every partition's Merkle root: equal at two sites when their data are
     /// equal (computed on /status only; nil in /metrics).
     public var merkleRoot: String?
@@ -153,6 +162,7 @@ extension NodeState {
             keys: keyspace.count(now: now),
             keysWithExpiry: keyspace.countWithExpiry(now: now),
             storedKeys: keyspace.storedKeyCount,
+            merkleDirtyKeys: keyspace.dirtyDigestCount,
             usedMemoryBytes: keyspace.usedMemoryBytes,
             residentMemoryBytes: ProcessIdentity.residentBytes(),
             maximumMemoryBytes: keyspace.configuration.maximumMemoryBytes,
@@ -168,6 +178,9 @@ extension NodeState {
             deltasProduced: pendingDeltaCount,
             loading: loading,
             federationLinks: federationLinkSnapshots(now: now),
+            collection: federation?.collectionStatus(),
+            keysCollected: keyspace.statistics.keysCollected,
+            collectedKeysRemembered: keyspace.collectedKeyCount,
             merkleRoot: includeMerkleRoot ? merkleRoot() : nil,
             controlPlane: controlPlane?.snapshot(),
             dataPlane: dataPlane?.summary()

@@ -172,6 +172,15 @@ final class NodeState: @unchecked Sendable {
         )
     }
 
+    /// Folds changed keys into the kept Merkle leaves for at most
+    /// `NodeServer.digestSliceMilliseconds`, in slices of a few hundred keys, so that a round
+    /// finds them current without a pass over the keyspace on the loop.
+    func refreshMerkleLeaves() {
+        guard keyspace.dirtyDigestCount > 0 else { return }
+        let deadline = WallClock.monotonicMilliseconds() + NodeServer.digestSliceMilliseconds
+        while keyspace.refreshMerkleLeaves(budget: 256) > 0 && WallClock.monotonicMilliseconds() < deadline {}
+    }
+
     /// One active expiry cycle (runs on the event loop timer).
     func runExpiryCycle() {
         if let dataPlane {

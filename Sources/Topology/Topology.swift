@@ -32,6 +32,11 @@ public struct Topology: Hashable, Sendable {
         /// The Raft leader marks a member down (and moves its partitions) after this long
         /// without its heartbeat.
         public var failureTimeoutMilliseconds = 1_000
+        /// Federation-wide collection of tombstones and long-expired keys runs this often
+        /// (0: never; deleted and expired sessions then stay in memory).
+        public var collectionIntervalMilliseconds = 10_000
+        /// How long a collected key's context is remembered against states already on their way.
+        public var collectionHorizonMilliseconds = 600_000
 
         public init() {}
     }

@@ -157,7 +157,7 @@ struct Reader {
             "partitions", "backupCount", "minInSync", "conflictPolicy", "deletePolicy", "batchIntervalMilliseconds",
             "outboxLimitBytes", "expiryGraceMilliseconds", "maxmemoryBytes", "batchBytes",
             "antiEntropyIntervalMilliseconds", "startupSyncTimeoutMilliseconds",
-            "electionTimeoutMilliseconds", "failureTimeoutMilliseconds",
+            "electionTimeoutMilliseconds", "failureTimeoutMilliseconds", "collectionIntervalMilliseconds", "collectionHorizonMilliseconds",
         ]) {
             defaults.partitions = integer(entries["partitions"], "defaults.partitions", range: 1...16384) ?? defaults.partitions
             defaults.backupCount = integer(entries["backupCount"], "defaults.backupCount", range: 0...4) ?? defaults.backupCount
@@ -173,6 +173,8 @@ struct Reader {
             defaults.startupSyncTimeoutMilliseconds = integer(entries["startupSyncTimeoutMilliseconds"], "defaults.startupSyncTimeoutMilliseconds", range: 0...3_600_000) ?? defaults.startupSyncTimeoutMilliseconds
             defaults.electionTimeoutMilliseconds = integer(entries["electionTimeoutMilliseconds"], "defaults.electionTimeoutMilliseconds", range: 100...60_000) ?? defaults.electionTimeoutMilliseconds
             defaults.failureTimeoutMilliseconds = integer(entries["failureTimeoutMilliseconds"], "defaults.failureTimeoutMilliseconds", range: 100...60_000) ?? defaults.failureTimeoutMilliseconds
+            defaults.collectionIntervalMilliseconds = integer(entries["collectionIntervalMilliseconds"], "defaults.collectionIntervalMilliseconds", range: 0...86_400_000) ?? defaults.collectionIntervalMilliseconds
+            defaults.collectionHorizonMilliseconds = integer(entries["collectionHorizonMilliseconds"], "defaults.collectionHorizonMilliseconds", range: 1_000...604_800_000) ?? defaults.collectionHorizonMilliseconds
         }
 
         var links = Topology.Links.mesh

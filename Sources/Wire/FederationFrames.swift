@@ -67,6 +67,17 @@ public struct KeyDigest: Hashable, Sendable {
         self.key = key
         self.digest = digest
     }
+
+    var wire: Sessionfed_V1_KeyDigest {
+        var wire = Sessionfed_V1_KeyDigest()
+        wire.key = Data(key)
+        wire.digest = Data(digest.bytes)
+        return wire
+    }
+
+    init(wire: Sessionfed_V1_KeyDigest) throws(WireError) {
+        self.init(key: Array(wire.key), digest: try StateDigest(wire: wire.digest, in: "KeyDigest"))
+    }
 }
 
 /// The listener's answer to one chunk of bucket digests.

@@ -90,6 +90,10 @@ public enum Frame: Hashable, Sendable {
     /// Another site's anti-entropy request, answered by the partition's primary.
     indirect case remoteRoundRequest(RemoteRoundRequest)
     indirect case remoteRoundAnswer(RemoteRoundAnswer)
+    // Federation-wide collection of tombstones and expired keys (DESIGN.md §2.5).
+    case collectionCheck(round: UInt64, [KeyDigest])
+    case collectionVote(round: UInt64, agreed: [[UInt8]])
+    case collectionCommit([KeyDigest])
 }
 
 extension Frame {
@@ -159,15 +163,24 @@ extension Frame {
                 var entry = Sessionfed_V1_Bucket()
                 entry.partition = bucket.partition
                 entry.leaf = bucket.leaf
-                entry.keys = bucket.keys.map { pair in
-                    var digest = Sessionfed_V1_KeyDigest()
-                    digest.key = Data(pair.key)
-                    digest.digest = Data(pair.digest.bytes)
-                    return digest
-                }
+                entry.keys = bucket.keys.map(\.wire)
                 return entry
             }
             frame.body = .bucketDigests(wire)
+        case .collectionCheck(let round, let keys):
+            var wire = Sessionfed_V1_CollectionCheck()
+            wire.round = round
+            wire.keys = keys.map(\.wire)
+            frame.body = .collectionCheck(wire)
+        case .collectionVote(let round, let agreed):
+            var wire = Sessionfed_V1_CollectionVote()
+            wire.round = round
+            wire.agreed = agreed.map { Data($0) }
+            frame.body = .collectionVote(wire)
+        case .collectionCommit(let keys):
+            var wire = Sessionfed_V1_CollectionCommit()
+            wire.keys = keys.map(\.wire)
+            frame.body = .collectionCommit(wire)
         case .bucketRepair(let repair):
             var wire = Sessionfed_V1_BucketRepair()
             wire.round = repair.round
@@ -240,13 +253,15 @@ extension Frame {
         case .bucketDigests(let wire):
             var buckets: [Bucket] = []
             for entry in wire.buckets {
-                var keys: [KeyDigest] = []
-                for pair in entry.keys {
-                    keys.append(KeyDigest(key: Array(pair.key), digest: try StateDigest(wire: pair.digest, in: "KeyDigest")))
-                }
-                buckets.append(Bucket(partition: entry.partition, leaf: entry.leaf, keys: keys))
+                buckets.append(Bucket(partition: entry.partition, leaf: entry.leaf, keys: try entry.keys.map(KeyDigest.init(wire:))))
             }
             self = .bucketDigests(round: wire.round, chunk: wire.chunk, buckets)
+        case .collectionCheck(let wire):
+            self = .collectionCheck(round: wire.round, try wire.keys.map(KeyDigest.init(wire:)))
+        case .collectionVote(let wire):
+            self = .collectionVote(round: wire.round, agreed: wire.agreed.map { Array($0) })
+        case .collectionCommit(let wire):
+            self = .collectionCommit(try wire.keys.map(KeyDigest.init(wire:)))
         case .bucketRepair(let wire):
             var records: [KeyStateRecord] = []
             for state in wire.states { records.append(try KeyStateRecord(wire: state)) }
@@ -338,6 +353,9 @@ extension Frame {
         case .merkleLeavesRequest: return "MerkleLeavesRequest"
         case .merkleLeaves: return "MerkleLeaves"
         case .bucketDigests: return "BucketDigests"
+        case .collectionCheck: return "CollectionCheck"
+        case .collectionVote: return "CollectionVote"
+        case .collectionCommit: return "CollectionCommit"
         case .bucketRepair: return "BucketRepair"
         case .raft: return "RaftEnvelope"
         case .forwardedCommand: return "ForwardedCommand"

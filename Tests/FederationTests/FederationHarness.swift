@@ -78,7 +78,7 @@ struct FederationHarness {
             keyspace: Keyspace(
                 configuration: KeyspaceConfiguration(
                     site: site, policy: policies.defaultPolicy, rules: policies.rules, retainTombstones: true,
-                    partitioning: Partitioning(partitionCount: Self.partitionCount)
+                    partitioning: Partitioning(partitionCount: Self.partitionCount), merkleLeafCount: 16
                 )
             ),
             core: FederationCore(settings: template(site), incarnation: incarnations)
@@ -204,7 +204,13 @@ struct FederationHarness {
     mutating func settle(milliseconds: UInt64 = 50) {
         for _ in 0..<milliseconds {
             now += 1
-            for site in sites { perform(nodes[site]!.core.tick(now: now), at: site) }
+            for site in sites {
+                perform(nodes[site]!.core.tick(now: now), at: site)
+                var node = nodes.removeValue(forKey: site)!
+                let actions = node.core.continueRounds(store: &node.keyspace, now: now)
+                nodes[site] = node
+                perform(actions, at: site)
+            }
             deliverAll()
             for site in loading {
                 let core = nodes[site]!.core

@@ -48,6 +48,25 @@ import Wire
         #expect(Self.requests(core.tick(now: 1_004)) == [.merkleLeavesRequest(round: 3, partitions: [6])])
     }
 
+    /// A round over a keyspace that differs everywhere reads a bounded number of keys per
+    /// step: the key digests of the differing partitions leave a few partitions at a time.
+    @Test func keyDigestsOfManyDifferingPartitions_leaveAFewPartitionsPerStep() {
+        var core = Self.core(site: seoul, leading: nil)
+        var keyspace = Keyspace(configuration: KeyspaceConfiguration(site: seoul, retainTombstones: true, partitioning: Partitioning(partitionCount: 8)))
+        for index in 0..<40_000 { _ = keyspace.execute([Array("SET".utf8), Array("key:\(index)".utf8), [1]], now: 1_000) }
+        _ = core.outboundConnected(to: tokyo, now: 1_000)
+        let empty = (0..<8).map { FederationCore.emptyLeaves(partition: UInt32($0), count: 16) }
+        var partitionsPerStep: [Set<UInt32>] = []
+        func partitions(_ actions: [FederationAction]) -> Set<UInt32> {
+            Set(Self.requests(actions).compactMap { if case .bucketDigests(_, _, let buckets) = $0 { return buckets.first?.partition } else { return nil } })
+        }
+        partitionsPerStep.append(partitions(core.receive(.merkleLeaves(round: 1, empty), on: .outbound(tokyo), store: &keyspace, now: 1_001)))
+        for step in 0..<5 { partitionsPerStep.append(partitions(core.continueRounds(store: &keyspace, now: 1_002 + UInt64(step)))) }
+        // 5,000 keys per partition and 20,000 keys per step: four partitions, then four more.
+        #expect(partitionsPerStep.map(\.count) == [4, 4, 0, 0, 0, 0])
+        #expect(partitionsPerStep[0].union(partitionsPerStep[1]) == Set(0..<8))
+    }
+
     @Test func anUnansweredRound_isStartedAgainAfterItsSilence() {
         var core = Self.core(site: seoul, leading: [2])
         #expect(Self.requests(core.outboundConnected(to: tokyo, now: 1_000)) == [.merkleLeavesRequest(round: 1, partitions: [2])])

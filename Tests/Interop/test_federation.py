@@ -138,6 +138,40 @@ def test_logout_at_one_site_concurrent_with_writes_elsewhere_is_final(federation
     assert discarded > 0, "no write was discarded by the concurrent logout: the race did not happen"
 
 
+def test_deleted_and_expired_sessions_are_collected_at_every_site(federation_factory):
+    """Without federation-wide collection every session ever created stayed in memory at
+    every site (the tombstones of deleted sessions and expired ones past their grace)."""
+    federation = federation_factory(defaults={"collectionIntervalMilliseconds": 300, "expiryGraceMilliseconds": 500})
+    federation.start_all()
+    seoul, tokyo, frankfurt = (federation.redis(site) for site in SITES)
+    pipe = seoul.pipeline(transaction=False)
+    for n in range(1_000):
+        pipe.hset(f"session:{n}", mapping={"user": f"u{n}", "lastAccessedTime": "0"})
+        if n % 2 == 0:
+            pipe.pexpire(f"session:{n}", 300)
+    pipe.execute()
+    frankfurt.hset("session:kept", "user", "ann")
+    federation.wait_quiet()
+    for n in range(1, 1_000, 2):
+        tokyo.delete(f"session:{n}")
+
+    def collected():
+        statuses = [federation.status(site) for site in SITES]
+        return all(status["storedKeys"] == 1 for status in statuses)
+
+    wait_until(collected, 30, what="every site to drop the deleted and expired sessions")
+    for site in SITES:
+        status = federation.status(site)
+        assert status["keysCollected"] >= 900, f"{site}: {status['keysCollected']} keys collected"
+        assert status["collection"]["blockedBy"] == [], status["collection"]
+        assert federation.redis(site).dbsize() == 1
+        assert federation.redis(site).hget("session:kept", "user") == "ann"
+    # A session of a collected name written again lives at every site.
+    seoul.hset("session:1", "user", "bob")
+    wait_until(lambda: all(federation.redis(site).hget("session:1", "user") == "bob" for site in SITES), 10, what="the new session:1 everywhere")
+    federation.wait_quiet()
+
+
 def test_link_cut_beyond_the_outbox_bound_is_repaired_by_anti_entropy(federation_factory):
     federation = federation_factory(proxies=True, defaults={"outboxLimitBytes": 65536})
     federation.start_all()

@@ -128,6 +128,16 @@ import Testing
         expectError(tooShort, line: 4, key: "defaults.electionTimeoutMilliseconds", containing: "100")
     }
 
+    @Test func collectionSettings_parsedAndBounded() throws {
+        let set = Self.valid.replacingOccurrences(of: "topologyVersion: 3", with: "topologyVersion: 3\ndefaults:\n  collectionIntervalMilliseconds: 0\n  collectionHorizonMilliseconds: 60000")
+        let topology = try TopologyParser.parse(set, file: "t.yaml").get()
+        #expect(topology.defaults.collectionIntervalMilliseconds == 0)
+        #expect(topology.defaults.collectionHorizonMilliseconds == 60_000)
+        #expect(try TopologyParser.parse(Self.valid, file: "t.yaml").get().defaults.collectionIntervalMilliseconds == 10_000)
+        let tooShort = Self.valid.replacingOccurrences(of: "topologyVersion: 3", with: "topologyVersion: 3\ndefaults:\n  collectionHorizonMilliseconds: 10")
+        expectError(tooShort, line: 4, key: "defaults.collectionHorizonMilliseconds", containing: "1000")
+    }
+
     @Test func plaintextPeerOffLoopbackInAMultiNodeSite_refused() {
         let text = """
             federation: acme

@@ -1005,6 +1005,30 @@ public nonisolated struct Sessionfed_V1_Frame: Sendable {
     set {body = .remoteRoundAnswer(newValue)}
   }
 
+  public var collectionCheck: Sessionfed_V1_CollectionCheck {
+    get {
+      if case .collectionCheck(let v)? = body {return v}
+      return Sessionfed_V1_CollectionCheck()
+    }
+    set {body = .collectionCheck(newValue)}
+  }
+
+  public var collectionVote: Sessionfed_V1_CollectionVote {
+    get {
+      if case .collectionVote(let v)? = body {return v}
+      return Sessionfed_V1_CollectionVote()
+    }
+    set {body = .collectionVote(newValue)}
+  }
+
+  public var collectionCommit: Sessionfed_V1_CollectionCommit {
+    get {
+      if case .collectionCommit(let v)? = body {return v}
+      return Sessionfed_V1_CollectionCommit()
+    }
+    set {body = .collectionCommit(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -1039,8 +1063,56 @@ public nonisolated struct Sessionfed_V1_Frame: Sendable {
     case remoteDeltasApplied(Sessionfed_V1_RemoteDeltasApplied)
     case remoteRoundRequest(Sessionfed_V1_RemoteRoundRequest)
     case remoteRoundAnswer(Sessionfed_V1_RemoteRoundAnswer)
+    case collectionCheck(Sessionfed_V1_CollectionCheck)
+    case collectionVote(Sessionfed_V1_CollectionVote)
+    case collectionCommit(Sessionfed_V1_CollectionCommit)
 
   }
+
+  public init() {}
+}
+
+/// Federation-wide collection (DESIGN.md 2.5). A node linked with every other site proposes
+/// tombstones and long-expired keys with their state digests; each site answers with the keys
+/// it holds in the same state with no delta of them still unacknowledged; keys every site
+/// agreed on are dropped everywhere (CollectionCommit), each site dropping a key only if its
+/// state still has that digest.
+public nonisolated struct Sessionfed_V1_CollectionCheck: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var round: UInt64 = 0
+
+  public var keys: [Sessionfed_V1_KeyDigest] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Sessionfed_V1_CollectionVote: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var round: UInt64 = 0
+
+  public var agreed: [Data] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Sessionfed_V1_CollectionCommit: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var keys: [Sessionfed_V1_KeyDigest] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -2588,7 +2660,7 @@ nonisolated extension Sessionfed_V1_RemoteDeltasApplied: SwiftProtobuf.Message, 
 
 nonisolated extension Sessionfed_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Frame"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}delta_batch\0\u{3}delta_batch_ack\0\u{3}key_state_batch\0\u{1}hello\0\u{3}hello_reply\0\u{1}heartbeat\0\u{3}merkle_roots_request\0\u{3}merkle_roots\0\u{3}merkle_leaves_request\0\u{3}merkle_leaves\0\u{3}bucket_digests\0\u{3}bucket_repair\0\u{1}raft\0\u{3}forwarded_command\0\u{3}forwarded_reply\0\u{3}partition_writes\0\u{3}transfer_chunk\0\u{3}backup_report\0\u{3}site_messages\0\u{3}subscriber_interest\0\u{3}lock_request\0\u{3}lock_reply\0\u{3}transaction_writes\0\u{3}transaction_done\0\u{3}partition_query\0\u{3}partition_query_reply\0\u{3}remote_deltas\0\u{3}remote_deltas_applied\0\u{3}remote_round_request\0\u{3}remote_round_answer\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}delta_batch\0\u{3}delta_batch_ack\0\u{3}key_state_batch\0\u{1}hello\0\u{3}hello_reply\0\u{1}heartbeat\0\u{3}merkle_roots_request\0\u{3}merkle_roots\0\u{3}merkle_leaves_request\0\u{3}merkle_leaves\0\u{3}bucket_digests\0\u{3}bucket_repair\0\u{1}raft\0\u{3}forwarded_command\0\u{3}forwarded_reply\0\u{3}partition_writes\0\u{3}transfer_chunk\0\u{3}backup_report\0\u{3}site_messages\0\u{3}subscriber_interest\0\u{3}lock_request\0\u{3}lock_reply\0\u{3}transaction_writes\0\u{3}transaction_done\0\u{3}partition_query\0\u{3}partition_query_reply\0\u{3}remote_deltas\0\u{3}remote_deltas_applied\0\u{3}remote_round_request\0\u{3}remote_round_answer\0\u{3}collection_check\0\u{3}collection_vote\0\u{3}collection_commit\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2986,6 +3058,45 @@ nonisolated extension Sessionfed_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf.
           self.body = .remoteRoundAnswer(v)
         }
       }()
+      case 31: try {
+        var v: Sessionfed_V1_CollectionCheck?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .collectionCheck(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .collectionCheck(v)
+        }
+      }()
+      case 32: try {
+        var v: Sessionfed_V1_CollectionVote?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .collectionVote(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .collectionVote(v)
+        }
+      }()
+      case 33: try {
+        var v: Sessionfed_V1_CollectionCommit?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .collectionCommit(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .collectionCommit(v)
+        }
+      }()
       default: break
       }
     }
@@ -3117,6 +3228,18 @@ nonisolated extension Sessionfed_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf.
       guard case .remoteRoundAnswer(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
     }()
+    case .collectionCheck?: try {
+      guard case .collectionCheck(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
+    }()
+    case .collectionVote?: try {
+      guard case .collectionVote(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
+    }()
+    case .collectionCommit?: try {
+      guard case .collectionCommit(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 33)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -3124,6 +3247,106 @@ nonisolated extension Sessionfed_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf.
 
   public static func ==(lhs: Sessionfed_V1_Frame, rhs: Sessionfed_V1_Frame) -> Bool {
     if lhs.body != rhs.body {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_CollectionCheck: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CollectionCheck"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}keys\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.keys) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.round != 0 {
+      try visitor.visitSingularUInt64Field(value: self.round, fieldNumber: 1)
+    }
+    if !self.keys.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.keys, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_CollectionCheck, rhs: Sessionfed_V1_CollectionCheck) -> Bool {
+    if lhs.round != rhs.round {return false}
+    if lhs.keys != rhs.keys {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_CollectionVote: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CollectionVote"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}agreed\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
+      case 2: try { try decoder.decodeRepeatedBytesField(value: &self.agreed) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.round != 0 {
+      try visitor.visitSingularUInt64Field(value: self.round, fieldNumber: 1)
+    }
+    if !self.agreed.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.agreed, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_CollectionVote, rhs: Sessionfed_V1_CollectionVote) -> Bool {
+    if lhs.round != rhs.round {return false}
+    if lhs.agreed != rhs.agreed {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_CollectionCommit: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CollectionCommit"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}keys\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.keys) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.keys.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.keys, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_CollectionCommit, rhs: Sessionfed_V1_CollectionCommit) -> Bool {
+    if lhs.keys != rhs.keys {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,76 @@
+import SessionModel
+
+/// What a keyspace remembers of a key after federation-wide collection dropped it (DESIGN.md
+/// §2.5): its context, for `collectionHorizonMilliseconds`. A key state still on its way when
+/// the key was collected (sent by anti-entropy before the sites agreed) holds nothing but dots
+/// of that context and is discarded rather than bringing the key back; a write made after the
+/// collection carries dots the context never saw and starts the key again from nothing, as
+/// at the site that made it (which may not remember the key: a write there starts afresh too).
+struct CollectedKey: Sendable {
+    var context: CausalContext
+    var collectedAt: UInt64
+}
+
+extension KeyState {
+    /// Whether every site agreeing on this state lets it go: a tombstone (no entries), or a
+    /// key expired for longer than the grace period (a touch made before its expiry would
+    /// have reached every site by then).
+    public func isCollectable(now: UInt64, expiryGraceMilliseconds: UInt64) -> Bool {
+        if elements.isEmpty { return true }
+        guard let expireAt, now > expireAt else { return false }
+        return now - expireAt >= expiryGraceMilliseconds
+    }
+}
+
+extension Keyspace {
+    /// Keys that could be collected once every site holds the same state, with their digests:
+    /// at most `limit`, found among at most about `scanBudget` keys read, partition after
+    /// partition from where the previous call stopped (a call never reads the whole keyspace).
+    public mutating func collectionCandidates(now: UInt64, limit: Int, scanBudget: Int) -> [([UInt8], StateDigest)] {
+        let grace = configuration.expiryGraceMilliseconds
+        var keysToCheck: [[UInt8]] = []
+        if partitionKeys.isEmpty {
+            keysToCheck = Array(keys.keys)
+        } else {
+            var scanned = 0
+            for _ in 0..<partitionKeys.count where scanned < scanBudget {
+                for key in partitionKeys[collectionCursor] { keysToCheck.append(key) }
+                scanned += partitionKeys[collectionCursor].count
+                collectionCursor = (collectionCursor + 1) % partitionKeys.count
+            }
+        }
+        var found: [([UInt8], StateDigest)] = []
+        for key in keysToCheck where found.count < limit {
+            guard let index = keys.index(forKey: key), keys.values[index].state.isCollectable(now: now, expiryGraceMilliseconds: grace) else { continue }
+            found.append((key, digest(at: index)))
+        }
+        return found
+    }
+
+    /// Drops `key` if its state still has `digest` (every site agreed on that state) and
+    /// remembers its tombstone until `forgetCollected`. False when the key changed meanwhile.
+    @discardableResult
+    public mutating func collect(_ key: [UInt8], digest: StateDigest, now: UInt64) -> Bool {
+        guard let index = keys.index(forKey: key), self.digest(at: index) == digest else { return false }
+        let state = keys.values[index].state
+        guard state.isCollectable(now: now, expiryGraceMilliseconds: configuration.expiryGraceMilliseconds) else { return false }
+        release(key)
+        collected[key] = CollectedKey(context: state.context, collectedAt: now)
+        statistics.keysCollected += 1
+        return true
+    }
+
+    /// Forgets the tombstones of keys collected before `horizon`: by then nothing sent before
+    /// their collection can still be on its way.
+    public mutating func forgetCollected(before horizon: UInt64) {
+        guard !collected.isEmpty else { return }
+        collected = collected.filter { $0.value.collectedAt >= horizon }
+    }
+
+    public func wasCollected(_ key: [UInt8]) -> Bool {
+        keys[key] == nil && collected[key] != nil
+    }
+
+    /// Keys collected and still remembered.
+    public var collectedKeyCount: Int { collected.count }
+}
