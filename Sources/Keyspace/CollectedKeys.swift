@@ -56,6 +56,7 @@ extension Keyspace {
         guard state.isCollectable(now: now, expiryGraceMilliseconds: configuration.expiryGraceMilliseconds) else { return false }
         release(key)
         collected[key] = CollectedKey(context: state.context, collectedAt: now)
+        collectedOrder.append((now, key))
         statistics.keysCollected += 1
         return true
     }
@@ -63,8 +64,16 @@ extension Keyspace {
     /// Forgets the tombstones of keys collected before `horizon`: by then nothing sent before
     /// their collection can still be on its way.
     public mutating func forgetCollected(before horizon: UInt64) {
-        guard !collected.isEmpty else { return }
-        collected = collected.filter { $0.value.collectedAt >= horizon }
+        // Oldest first: a call costs what it forgets, not what is remembered.
+        while collectedOrderHead < collectedOrder.count, collectedOrder[collectedOrderHead].at < horizon {
+            let key = collectedOrder[collectedOrderHead].key
+            if collected[key]?.collectedAt == collectedOrder[collectedOrderHead].at { collected[key] = nil }
+            collectedOrderHead += 1
+        }
+        if collectedOrderHead > 1_024 && collectedOrderHead * 2 > collectedOrder.count {
+            collectedOrder.removeFirst(collectedOrderHead)
+            collectedOrderHead = 0
+        }
     }
 
     public func wasCollected(_ key: [UInt8]) -> Bool {

@@ -107,6 +107,9 @@ public struct Keyspace: Sendable {
     var merkle: KeptMerkleLeaves?
     /// Keys collected federation-wide, remembered for a while (`CollectedKey`).
     var collected: [[UInt8]: CollectedKey] = [:]
+    /// Keys in the order they were collected, from `collectedOrderHead` on, for forgetting.
+    var collectedOrder: [(at: UInt64, key: [UInt8])] = []
+    var collectedOrderHead = 0
     /// The partition the next search for collection candidates starts at.
     var collectionCursor = 0
 

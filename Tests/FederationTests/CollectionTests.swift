@@ -91,6 +91,26 @@ import Testing
         #expect(keyspace.collectedKeyCount == 0)
     }
 
+    /// Forgetting goes oldest first and keeps a key collected again later.
+    @Test func forgettingCollectedKeys_keepsThoseCollectedAgainLater() {
+        var keyspace = Keyspace(configuration: KeyspaceConfiguration(site: seoul, retainTombstones: true))
+        let key = Array("session:1".utf8)
+        func deleteAndCollect(at now: UInt64) {
+            _ = keyspace.execute([Array("SET".utf8), key, [1]], now: now)
+            _ = keyspace.execute([Array("DEL".utf8), key], now: now)
+            let digest = keyspace.state(of: key)!.digest
+            let dropped = keyspace.collect(key, digest: digest, now: now)
+            #expect(dropped)
+        }
+        deleteAndCollect(at: 1_000)
+        deleteAndCollect(at: 5_000)
+        keyspace.forgetCollected(before: 2_000)
+        #expect(keyspace.wasCollected(key), "collected again at 5,000")
+        keyspace.forgetCollected(before: 6_000)
+        #expect(!keyspace.wasCollected(key))
+        #expect(keyspace.collectedKeyCount == 0)
+    }
+
     @Test func aSiteOfSeveralNodes_agreesToNothing_soItsSiteKeepsItsKeys() {
         var harness = FederationHarness(sites: [1, 2], mergesAtPrimaries: true)
         harness.connectAll()
