@@ -16,9 +16,7 @@ extension KeyState {
     /// key expired for longer than the grace period (a touch made before its expiry would
     /// have reached every site by then).
     public func isCollectable(now: UInt64, expiryGraceMilliseconds: UInt64) -> Bool {
-        if elements.isEmpty { return true }
-        guard let expireAt, now > expireAt else { return false }
-        return now - expireAt >= expiryGraceMilliseconds
+        elements.isEmpty || isExpiredPastGrace(now: now, expiryGraceMilliseconds: expiryGraceMilliseconds)
     }
 }
 
@@ -28,21 +26,22 @@ extension Keyspace {
     /// partition from where the previous call stopped (a call never reads the whole keyspace).
     public mutating func collectionCandidates(now: UInt64, limit: Int, scanBudget: Int) -> [([UInt8], StateDigest)] {
         let grace = configuration.expiryGraceMilliseconds
-        var keysToCheck: [[UInt8]] = []
-        if partitionKeys.isEmpty {
-            keysToCheck = Array(keys.keys)
-        } else {
-            var scanned = 0
-            for _ in 0..<partitionKeys.count where scanned < scanBudget {
-                for key in partitionKeys[collectionCursor] { keysToCheck.append(key) }
-                scanned += partitionKeys[collectionCursor].count
-                collectionCursor = (collectionCursor + 1) % partitionKeys.count
+        var found: [([UInt8], StateDigest)] = []
+        func check(_ candidates: some Sequence<[UInt8]>) {
+            for key in candidates where found.count < limit {
+                guard let index = keys.index(forKey: key), keys.values[index].state.isCollectable(now: now, expiryGraceMilliseconds: grace) else { continue }
+                found.append((key, digest(at: index)))
             }
         }
-        var found: [([UInt8], StateDigest)] = []
-        for key in keysToCheck where found.count < limit {
-            guard let index = keys.index(forKey: key), keys.values[index].state.isCollectable(now: now, expiryGraceMilliseconds: grace) else { continue }
-            found.append((key, digest(at: index)))
+        guard !partitionKeys.isEmpty else {
+            check(Array(keys.keys))
+            return found
+        }
+        var scanned = 0
+        for _ in 0..<partitionKeys.count where scanned < scanBudget {
+            check(partitionKeys[collectionCursor])
+            scanned += partitionKeys[collectionCursor].count
+            collectionCursor = (collectionCursor + 1) % partitionKeys.count
         }
         return found
     }

@@ -32,6 +32,14 @@ struct KeptMerkleLeaves: Sendable {
         if let contribution { leaves[partition][leaf].subtract(contribution) }
     }
 
+    /// Takes at most `limit` keys of `partition` out of the dirty set, for folding.
+    mutating func takeDirty(_ partition: Int, limit: Int = .max) -> [[UInt8]] {
+        let taken = limit >= dirty[partition].count ? Array(dirty[partition]) : Array(dirty[partition].prefix(limit))
+        if taken.count == dirty[partition].count { dirty[partition] = [] } else { for key in taken { dirty[partition].remove(key) } }
+        dirtyCount -= taken.count
+        return taken
+    }
+
     mutating func clear(partition: Int) {
         dirtyCount -= dirty[partition].count
         dirty[partition] = []
@@ -40,17 +48,20 @@ struct KeptMerkleLeaves: Sendable {
 }
 
 extension Keyspace {
-    /// Folds the contribution of one dirty key into the leaves.
-    mutating func refreshLeaf(of key: [UInt8], partition: Int) {
-        guard var kept = merkle, let index = keys.index(forKey: key) else { return }
+    /// Folds the current contribution of each of `dirtyKeys` (taken out of the dirty set) into
+    /// the leaves.
+    mutating func fold(_ dirtyKeys: [[UInt8]], partition: Int) {
+        guard var kept = merkle else { return }
         merkle = nil  // taken out while it changes, so it is not copied
         defer { merkle = kept }
-        if kept.dirty[partition].remove(key) != nil { kept.dirtyCount -= 1 }
-        let leaf = kept.layout.location(of: key).leaf
-        if let old = keys.values[index].contribution { kept.leaves[partition][leaf].subtract(old) }
-        let contribution = MerkleLayout.contribution(key: key, digest: digest(at: index))
-        kept.leaves[partition][leaf].add(contribution)
-        keys.values[index].contribution = contribution
+        for key in dirtyKeys {
+            guard let index = keys.index(forKey: key) else { continue }
+            let leaf = kept.layout.location(of: key).leaf
+            if let old = keys.values[index].contribution { kept.leaves[partition][leaf].subtract(old) }
+            let contribution = MerkleLayout.contribution(key: key, digest: digest(at: index))
+            kept.leaves[partition][leaf].add(contribution)
+            keys.values[index].contribution = contribution
+        }
     }
 
     /// Folds in at most `budget` dirty keys; returns how many remain dirty. The runtime calls it
@@ -58,16 +69,13 @@ extension Keyspace {
     @discardableResult
     public mutating func refreshMerkleLeaves(budget: Int) -> Int {
         guard let kept = merkle, kept.dirtyCount > 0 else { return 0 }
-        var done = 0
+        var remaining = budget
         var partition = kept.nextPartition
-        let count = kept.dirty.count
-        for _ in 0..<count where done < budget {
-            for key in merkle!.dirty[partition] {
-                guard done < budget else { break }
-                refreshLeaf(of: key, partition: partition)
-                done += 1
-            }
-            if done < budget { partition = (partition + 1) % count }
+        for _ in 0..<kept.dirty.count where remaining > 0 {
+            let taken = merkle!.takeDirty(partition, limit: remaining)
+            fold(taken, partition: partition)
+            remaining -= taken.count
+            if remaining > 0 { partition = (partition + 1) % kept.dirty.count }
         }
         merkle!.nextPartition = partition
         return merkle!.dirtyCount
@@ -78,7 +86,7 @@ extension Keyspace {
         guard let kept = merkle, kept.layout == layout else { return nil }
         var result: [Int: [StateDigest]] = [:]
         for partition in partitions where partition < kept.dirty.count {
-            for key in merkle!.dirty[partition] { refreshLeaf(of: key, partition: partition) }
+            fold(merkle!.takeDirty(partition), partition: partition)
             result[partition] = merkle!.leaves[partition]
         }
         return result

@@ -283,7 +283,7 @@ extension Keyspace {
         if !configuration.retainTombstones {
             keys.removeAll()
             partitionKeys = partitionKeys.map { _ in [] }
-            for partition in 0..<(merkle?.dirty.count ?? 0) { merkle?.clear(partition: partition) }
+            merkle = merkle.map { KeptMerkleLeaves(layout: $0.layout) }
             expiryQueue.removeAll()
             usedMemoryBytes = 0
         }

@@ -238,7 +238,7 @@ public struct Keyspace: Sendable {
         )
         if delta != nil {
             countLiveness(existed: existed, exists: stored.state.isLive(now: now))
-            collected[key] = nil
+            if !collected.isEmpty { collected[key] = nil }
         }
         store(key, stored, changed: delta != nil)
         return delta
@@ -249,17 +249,23 @@ public struct Keyspace: Sendable {
         // A timestamp too far ahead is refused by the clock, but the delta still merges: the
         // lattice join does not depend on clocks, only on dots.
         _ = try? clock.receive(delta.timestamp, physicalMilliseconds: now)
-        return merge(state: delta.state, key: delta.key, now: now)
+        return join(delta.state, key: delta.key, now: now)
     }
 
     /// Merges another site's full state of `key` (anti-entropy repair).
     public mutating func merge(state other: KeyState, key: [UInt8], now: UInt64) -> MergeOutcome {
-        // The clock moves past every write the state shows, as for a delta: a later write here
-        // must be ordered after what it observed (a restart hides what is ordered before it).
+        // The clock moves past every write the state shows, as for a delta (whose entries all
+        // carry its timestamp): a later write here must be ordered after what it observed (a
+        // restart hides what is ordered before it).
         if let latest = other.elements.values.lazy.flatMap({ $0 }).map(\.timestamp).max() {
             _ = try? clock.receive(latest, physicalMilliseconds: now)
         }
-        if keys[key] == nil, let tombstone = collected[key] {
+        return join(other, key: key, now: now)
+    }
+
+    /// The join of a remote state into `key`, the clock already past its writes.
+    mutating func join(_ other: KeyState, key: [UInt8], now: UInt64) -> MergeOutcome {
+        if !collected.isEmpty, keys[key] == nil, let tombstone = collected[key] {
             // Only the collected key's past (sent before every site agreed to drop it): it stays
             // collected. Anything else was written after the collection, by a site that may not
             // remember the key: the key starts again from nothing, as it did there.

@@ -210,10 +210,8 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
     /// Redis's answer to a write on a read-only replica, word for word: clients act on it.
     static let readOnly = RESPValue.error("READONLY You can't write against a read only replica.")
 
-    /// DESIGN.md §5: a passive site serves reads; a client's writes go to an active site.
-    /// Merged remote writes still apply (they do not come through a client connection).
     func refusesWrite(_ name: String, _ spec: CommandSpec) -> Bool {
-        spec.flags.contains(.write) && Keyspace.isDataCommand(name) && state.configuration.site.role == .passive
+        state.refusesWrite(name, spec)
     }
 
     /// Runs one command that is not queued (also used by EXEC for each queued command).

@@ -42,7 +42,7 @@ public struct NodeConfiguration: Sendable {
     /// A federated keyspace indexes its keys by partition and keeps its Merkle leaves current,
     /// so anti-entropy never passes over every key on the event loop.
     public var keyspaceConfiguration: KeyspaceConfiguration {
-        let federated = federationSettings != nil
+        let federation = federationSettings
         return KeyspaceConfiguration(
             site: SiteID(site.id),
             policy: topology.defaultMergePolicy,
@@ -50,8 +50,8 @@ public struct NodeConfiguration: Sendable {
             retainTombstones: topology.sites.count > 1,
             expiryGraceMilliseconds: UInt64(topology.defaults.expiryGraceMilliseconds),
             maximumMemoryBytes: topology.defaults.maxmemoryBytes,
-            partitioning: site.nodes.count > 1 || federated ? Partitioning(partitionCount: topology.defaults.partitions) : nil,
-            merkleLeafCount: federated ? FederationSettings.defaultMerkleLeaves : nil
+            partitioning: site.nodes.count > 1 || federation != nil ? Partitioning(partitionCount: topology.defaults.partitions) : nil,
+            merkleLeafCount: federation?.merkleLeaves
         )
     }
 }

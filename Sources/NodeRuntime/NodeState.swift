@@ -172,6 +172,12 @@ final class NodeState: @unchecked Sendable {
         )
     }
 
+    /// DESIGN.md §5: a passive site serves reads; a client's writes go to an active site.
+    /// Merged remote writes still apply (they do not come through a client command).
+    func refusesWrite(_ name: String, _ spec: CommandSpec) -> Bool {
+        spec.flags.contains(.write) && Keyspace.isDataCommand(name) && configuration.site.role == .passive
+    }
+
     /// Folds changed keys into the kept Merkle leaves for at most
     /// `NodeServer.digestSliceMilliseconds`, in slices of a few hundred keys, so that a round
     /// finds them current without a pass over the keyspace on the loop.

@@ -13,8 +13,8 @@
 /// write counts as an ordinary write to the live key.
 ///
 /// Whether a restart is revived is a function of the state alone, so every site holding the
-/// same writes shows the same key. The hidden entries stay in the state until tombstone
-/// collection settles the restart (every site has seen it, so no touch can still arrive).
+/// same writes shows the same key. The hidden entries stay in the state until a write that
+/// observes them (SET, DEL, a write of the same field) removes them, or the key is collected.
 public struct KeyRestart: Hashable, Comparable, Sendable, CustomStringConvertible {
     public var timestamp: HLCTimestamp
     public var dot: Dot
@@ -52,10 +52,12 @@ extension KeyState {
     /// hidden from reads. Nil (the common case) when the key never restarted or every restart
     /// was revived.
     public var restartInForce: KeyRestart? {
-        let restarts = self.restarts
-        guard !restarts.isEmpty else { return nil }
+        guard let entries = elements[.restart] else { return nil }
         let expiries = elements[.expiry] ?? []
-        return restarts.last { restart in !expiries.contains { restart.isRevived(by: $0) } }
+        return entries.lazy
+            .map { KeyRestart(timestamp: $0.timestamp, dot: $0.dot) }
+            .filter { restart in !expiries.contains { restart.isRevived(by: $0) } }
+            .max()
     }
 
     /// The key's restarts, oldest first.
@@ -69,19 +71,5 @@ extension KeyState {
         let entries = elements[element] ?? []
         guard let restart else { return entries }
         return entries.filter { !restart.hides($0) }
-    }
-
-    /// Drops what the restart in force hides and forgets every restart: called once every site
-    /// has seen the whole state, when no touch that could revive a restart is still in flight.
-    mutating func settleRestarts() -> Bool {
-        guard !restarts.isEmpty else { return false }
-        let restart = restartInForce
-        var kept: [Element: [ElementEntry]] = [:]
-        for element in elements.keys where element != .restart {
-            let visible = visibleEntries(of: element, after: restart)
-            if !visible.isEmpty { kept[element] = visible }
-        }
-        self = KeyState(context: context, deletes: deletes, elements: kept)
-        return true
     }
 }

@@ -302,8 +302,15 @@ public struct KeyState: Hashable, Sendable {
     /// Whether a client sees the key at `now`: not expired and holding data.
     public func isLive(now: UInt64) -> Bool {
         guard !isExpired(now: now) else { return false }
-        let restart = restartInForce
-        return elements.contains { element, entries in element.isData && (restart == nil || entries.contains { !restart!.hides($0) }) }
+        guard let restart = restartInForce else { return elements.keys.contains { $0.isData } }
+        return elements.contains { element, entries in element.isData && entries.contains { !restart.hides($0) } }
+    }
+
+    /// Whether the key expired at least `expiryGraceMilliseconds` before `now` (§2.4: a touch
+    /// made before its expiry has reached every site by then).
+    public func isExpiredPastGrace(now: UInt64, expiryGraceMilliseconds: UInt64) -> Bool {
+        guard let expireAt, now > expireAt else { return false }
+        return now - expireAt >= expiryGraceMilliseconds
     }
 
     /// Whether `element` holds an entry a reader sees (the key may still be expired).

@@ -5,9 +5,6 @@ public enum TombstoneCollection: Hashable, Sendable {
     /// The key had been expired for longer than the grace period and every site has seen its
     /// whole context: its data and expiry were released; the compact tombstone remains.
     case releasedExpiredData
-    /// Every site has seen the key's restarts (no touch that could revive one is in flight):
-    /// the entries the restart in force hides were dropped and the restarts forgotten.
-    case settledRestarts
     /// The key holds no entries and every site has acknowledged its whole context and deletes.
     case stableTombstone
 }
@@ -27,16 +24,16 @@ extension KeyState {
     /// context, which is a version vector plus out-of-order dots. What remains of a deleted or
     /// released key is that context and the delete vector (a few bytes per site). Dropping it
     /// altogether is reported as `.stableTombstone`; it needs a federation-wide agreement on
-    /// when to drop (a site that drops it alone would accept a stale concurrent write, or hand
-    /// out a dot another site still remembers), so callers keep it until that exists.
+    /// when to drop (a site that drops it alone would accept a stale concurrent write), which
+    /// the federation's collection rounds reach by comparing state digests instead
+    /// (`Keyspace.collect`).
     public mutating func collectTombstones(
         stable: VersionVector,
         now: UInt64,
         expiryGraceMilliseconds: UInt64
     ) -> TombstoneCollection {
         guard context.isCovered(by: stable) else { return .unchanged }
-        if settleRestarts() { return .settledRestarts }
-        if let expireAt, now > expireAt, now - expireAt >= expiryGraceMilliseconds, !elements.isEmpty {
+        if !elements.isEmpty, isExpiredPastGrace(now: now, expiryGraceMilliseconds: expiryGraceMilliseconds) {
             self = KeyState(context: context, deletes: deletes, elements: [:])
             return .releasedExpiredData
         }
