@@ -454,6 +454,9 @@ extension FederationCore {
             return [.merkleLeaves(round: round, requested.sorted().map { PartitionLeaves(partition: UInt32($0), leaves: forest.leaves[$0]) })]
         case .bucketDigests(let round, let chunk, let buckets):
             return answerBuckets(round: round, chunk: chunk, buckets: buckets, store: &store)
+        case .collectionCheck(let round, let keys):
+            let partitions = Set(keys.map { UInt32(settings.partitioning.partition(of: $0.key)) })
+            return [collectionVote(round: round, keys, partitions: partitions.sorted(), store: &store)]
         default:
             return []
         }

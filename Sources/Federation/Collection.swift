@@ -4,26 +4,46 @@ import Wire
 
 /// Federation-wide collection of tombstones and long-expired keys (DESIGN.md §2.5; without
 /// it every session ever created stays in memory in a federation). A node linked with every
-/// other site (each node of a mesh, the hub of a hub) proposes candidates with their state
-/// digests; every site answers with those it holds in exactly that state with no delta of
-/// them still unacknowledged on any of its links; keys every site agreed on are dropped at
-/// every site. Equal states everywhere and nothing in flight mean no write the key has not
-/// seen exists anywhere, so nothing can bring it back; the tombstone stays remembered for
-/// `collectionHorizonMilliseconds` against states anti-entropy had already sent.
+/// other site (each node of a mesh, the hub of a hub) proposes candidates of the partitions
+/// it leads with their state digests; every site answers with those it holds in exactly
+/// that state with no delta of them still unacknowledged on any of its links; keys every
+/// site agreed on are dropped at every site. Equal states everywhere and nothing in flight
+/// mean no write the key has not seen exists anywhere, so nothing can bring it back; the
+/// tombstone stays remembered for `collectionHorizonMilliseconds` against states
+/// anti-entropy had already sent.
+///
+/// In a site of several nodes each partition's primary answers for its keys and drops them
+/// (`FederationAction.collectAtPrimary`), replicating the drop to its backups like a write:
+/// the copies of a partition stay equal, and the primary's outboxes are the ones that hold
+/// the partition's deltas in flight.
 struct CollectionState: Sendable {
     struct Round: Sendable {
         var id: UInt64
         var startedAt: UInt64
         var keys: [[UInt8]: StateDigest]
-        var awaiting: Set<SiteID>
-        var agreed: Set<[UInt8]>
+        /// Per linked site, the partitions of the proposal it has not voted on yet.
+        var awaiting: [SiteID: Set<UInt32>]
+        /// Keys some site did not agree to drop.
+        var refused: Set<[UInt8]> = []
     }
 
     var round: Round?
     var nextRound: UInt64 = 1
     var lastRoundAt: UInt64?
-    var keysCollected: UInt64 = 0
+    var keysAgreed: UInt64 = 0
     var rounds: UInt64 = 0
+}
+
+/// Keys every site agreed to drop, for the primary of their partition (a site of several
+/// nodes).
+public struct CollectionAtPrimary: Hashable, Sendable {
+    public var partition: UInt32
+    public var keys: [KeyDigest]
+
+    public init(partition: UInt32, keys: [KeyDigest]) {
+        self.partition = partition
+        self.keys = keys
+    }
 }
 
 /// What /status shows of collection.
@@ -35,7 +55,8 @@ public struct CollectionStatus: Hashable, Sendable, Codable {
     /// Linked sites that block collection now (disconnected or never synchronised).
     public var blockedBy: [String]
     public var rounds: UInt64
-    public var keysCollected: UInt64
+    /// Keys this node's rounds found every site agreeing to drop.
+    public var keysAgreed: UInt64
 }
 
 extension FederationCore {
@@ -44,7 +65,6 @@ extension FederationCore {
     /// Why this node does not propose collection rounds, or nil when it does.
     var collectionRefusal: String? {
         if settings.collectionIntervalMilliseconds == 0 { return "collectionIntervalMilliseconds is 0" }
-        if mergesAtPrimaries { return "sites of several nodes do not collect yet: tombstones and expired keys are kept" }
         let others = Set(settings.sites.keys).subtracting([settings.localSite])
         if !others.isSubset(of: Set(settings.linkedSites)) { return "this site is not linked with every site: a site linked with all of them collects" }
         return nil
@@ -60,7 +80,7 @@ extension FederationCore {
         let refusal = collectionRefusal
         return CollectionStatus(
             collects: refusal == nil, reason: refusal ?? (blockers.isEmpty ? "" : "waiting for every linked site to be connected and synchronised"),
-            blockedBy: refusal == nil ? blockers : [], rounds: collection.rounds, keysCollected: collection.keysCollected
+            blockedBy: refusal == nil ? blockers : [], rounds: collection.rounds, keysAgreed: collection.keysAgreed
         )
     }
 
@@ -86,43 +106,59 @@ extension FederationCore {
             guard now >= round.startedAt + Self.collectionSilenceMilliseconds else { return [] }
             collection.round = nil
             collection.lastRoundAt = now
-            return [.log(FederationLog(.warning, "collection round unanswered: abandoned", ["round": "\(round.id)", "awaiting": "\(round.awaiting.map(settings.name(of:)).sorted())"]))]
+            return [.log(FederationLog(.warning, "collection round unanswered: abandoned", ["round": "\(round.id)", "awaiting": "\(round.awaiting.keys.map(settings.name(of:)).sorted())"]))]
         }
         guard collectionBlockers.isEmpty, now >= (collection.lastRoundAt ?? 0) + settings.collectionIntervalMilliseconds else { return [] }
         collection.lastRoundAt = now
         let inFlight = keysInFlight()
-        let candidates = store.collectionCandidates(now: now, limit: settings.collectionBatchKeys, scanBudget: Self.digestKeysPerStep)
+        let candidates = store.collectionCandidates(now: now, limit: settings.collectionBatchKeys, scanBudget: Self.digestKeysPerStep, partitions: partitionsLedHere)
             .filter { !inFlight.contains($0.0) }
         guard !candidates.isEmpty else { return [] }
         let id = collection.nextRound
         collection.nextRound += 1
+        let partitions = Set(candidates.map { UInt32(settings.partitioning.partition(of: $0.0)) })
         collection.round = CollectionState.Round(
             id: id, startedAt: now, keys: Dictionary(candidates, uniquingKeysWith: { first, _ in first }),
-            awaiting: Set(settings.linkedSites), agreed: Set(candidates.map(\.0))
+            awaiting: Dictionary(uniqueKeysWithValues: settings.linkedSites.map { ($0, partitions) })
         )
         let proposal = candidates.map { KeyDigest(key: $0.0, digest: $0.1) }
         return settings.linkedSites.map { .send(.outbound($0), .collectionCheck(round: id, proposal)) }
     }
 
-    /// Another site's proposal: the keys held here in the same state, nothing of them in flight.
+    /// Another site's proposal: in a site of one node answered here, else each partition's
+    /// keys by that partition's primary (`FederationAction.answerAtPrimary`).
     mutating func answerCollectionCheck(round: UInt64, _ keys: [KeyDigest], on connection: FederationConnection, store: inout some AntiEntropyStore) -> [FederationAction] {
-        // A node of a site of several nodes holds only some copies: dropping one would make
-        // the copies of its site differ, so it agrees to nothing (its site keeps the keys).
-        guard !mergesAtPrimaries else { return [.send(connection, .collectionVote(round: round, agreed: []))] }
+        guard mergesAtPrimaries else { return sendAnswers([collectionVote(round: round, keys, partitions: [], store: &store)], on: connection) }
+        return byPartition(keys).map { partition, keys in
+            .answerAtPrimary(RoundRequest(connection: connection, partition: partition, frame: .collectionCheck(round: round, keys)))
+        }
+    }
+
+    /// The proposed keys held here in the same state, nothing of them in flight on this node's
+    /// links (the partition's primary, or the only node of its site).
+    func collectionVote(round: UInt64, _ keys: [KeyDigest], partitions: [UInt32], store: inout some AntiEntropyStore) -> Frame {
         let inFlight = keysInFlight()
         // A key this site already collected agrees too: the proposer missed that round's
         // commit, and its tombstone must go as well.
         let agreed = keys.filter { proposal in
             !inFlight.contains(proposal.key) && (store.state(of: proposal.key)?.digest == proposal.digest || store.wasCollected(proposal.key))
         }
-        return [.send(connection, .collectionVote(round: round, agreed: agreed.map(\.key)))]
+        return .collectionVote(round: round, agreed: agreed.map(\.key), partitions: partitions)
     }
 
-    /// A site's vote on this node's round; once every linked site voted, the keys all agreed
-    /// on are dropped here and at every linked site.
-    mutating func receiveCollectionVote(round id: UInt64, agreed: [[UInt8]], from site: SiteID, store: inout some AntiEntropyStore, now: UInt64) -> [FederationAction] {
-        guard var round = collection.round, round.id == id, round.awaiting.remove(site) != nil else { return [] }
-        round.agreed.formIntersection(agreed)
+    /// A site's vote on this node's round (about some of its partitions, or all of them);
+    /// once every linked site voted on every partition, the keys all agreed on are dropped
+    /// here and at every linked site.
+    mutating func receiveCollectionVote(round id: UInt64, agreed: [[UInt8]], partitions: [UInt32], from site: SiteID, store: inout some AntiEntropyStore, now: UInt64) -> [FederationAction] {
+        guard var round = collection.round, round.id == id, var awaited = round.awaiting[site] else { return [] }
+        let answered = partitions.isEmpty ? awaited : awaited.intersection(partitions)
+        guard !answered.isEmpty else { return [] }
+        awaited.subtract(answered)
+        round.awaiting[site] = awaited.isEmpty ? nil : awaited
+        let agreedKeys = Set(agreed)
+        for key in round.keys.keys where !agreedKeys.contains(key) && answered.contains(UInt32(settings.partitioning.partition(of: key))) {
+            round.refused.insert(key)
+        }
         guard round.awaiting.isEmpty else {
             collection.round = round
             return []
@@ -130,21 +166,42 @@ extension FederationCore {
         collection.round = nil
         collection.rounds += 1
         let inFlight = keysInFlight()
-        let commit = round.agreed.sorted { $0.lexicographicallyPrecedes($1) }.filter { !inFlight.contains($0) }.map { KeyDigest(key: $0, digest: round.keys[$0]!) }
-        var collected = 0
-        for proposal in commit where store.collect(proposal.key, digest: proposal.digest, now: now) { collected += 1 }
-        collection.keysCollected += UInt64(collected)
+        let commit = round.keys.keys.filter { !round.refused.contains($0) && !inFlight.contains($0) }
+            .sorted { $0.lexicographicallyPrecedes($1) }.map { KeyDigest(key: $0, digest: round.keys[$0]!) }
+        collection.keysAgreed += UInt64(commit.count)
         var actions: [FederationAction] = settings.linkedSites.map { .send(.outbound($0), .collectionCommit(commit)) }
-        actions.append(.log(FederationLog(.info, "collection round finished", ["round": "\(id)", "proposed": "\(round.keys.count)", "collected_here": "\(collected)"])))
+        actions += collect(commit, store: &store, now: now)
+        actions.append(.log(FederationLog(.info, "collection round finished", ["round": "\(id)", "proposed": "\(round.keys.count)", "agreed": "\(commit.count)"])))
         return actions
     }
 
     /// The keys every site agreed to drop: dropped here too unless they changed meanwhile.
-    mutating func receiveCollectionCommit(_ keys: [KeyDigest], store: inout some AntiEntropyStore, now: UInt64) {
-        guard !mergesAtPrimaries else { return }
-        let inFlight = keysInFlight()
-        for proposal in keys where !inFlight.contains(proposal.key) && store.collect(proposal.key, digest: proposal.digest, now: now) {
-            collection.keysCollected += 1
+    mutating func receiveCollectionCommit(_ keys: [KeyDigest], store: inout some AntiEntropyStore, now: UInt64) -> [FederationAction] {
+        collect(keys, store: &store, now: now)
+    }
+
+    /// Drops `keys` where they still hold the agreed state: here in a site of one node, else
+    /// at each partition's primary (`collectHere` there), which replicates the drop.
+    func collect(_ keys: [KeyDigest], store: inout some AntiEntropyStore, now: UInt64) -> [FederationAction] {
+        guard mergesAtPrimaries else {
+            collectHere(keys, store: &store, now: now)
+            return []
         }
+        return byPartition(keys).map { .collectAtPrimary(CollectionAtPrimary(partition: $0, keys: $1)) }
+    }
+
+    /// Keys grouped by their partition, in partition order.
+    func byPartition(_ keys: [KeyDigest]) -> [(partition: UInt32, keys: [KeyDigest])] {
+        var groups: [UInt32: [KeyDigest]] = [:]
+        for proposal in keys { groups[UInt32(settings.partitioning.partition(of: proposal.key)), default: []].append(proposal) }
+        return groups.keys.sorted().map { ($0, groups[$0]!) }
+    }
+
+    /// Drops the agreed keys from `store` (this node's copy is the one its site's copies follow)
+    /// that still hold the agreed state and have no delta in flight here. Returns those dropped.
+    @discardableResult
+    public func collectHere(_ keys: [KeyDigest], store: inout some AntiEntropyStore, now: UInt64) -> [[UInt8]] {
+        let inFlight = keysInFlight()
+        return keys.filter { !inFlight.contains($0.key) && store.collect($0.key, digest: $0.digest, now: now) }.map(\.key)
     }
 }

@@ -59,6 +59,9 @@ public enum FederationAction: Hashable, Sendable {
     /// backup would issue again); dropped if this node stops leading the partition first.
     /// Only when `mergesAtPrimaries`.
     case sendCommitted(FederationConnection, Frame, partition: UInt32)
+    /// Have the partition's primary drop these keys where they still hold the agreed state,
+    /// and replicate the drop. Only when `mergesAtPrimaries`.
+    case collectAtPrimary(CollectionAtPrimary)
 }
 
 public struct FederationLog: Hashable, Sendable {
@@ -419,11 +422,10 @@ public struct FederationCore: Sendable {
             return applyRepair(repair, from: site, store: &store, now: now)
         case (.collectionCheck(let round, let keys), .inbound):
             return answerCollectionCheck(round: round, keys, on: connection, store: &store)
-        case (.collectionVote(let round, let agreed), .outbound):
-            return receiveCollectionVote(round: round, agreed: agreed, from: site, store: &store, now: now)
+        case (.collectionVote(let round, let agreed, let partitions), .outbound):
+            return receiveCollectionVote(round: round, agreed: agreed, partitions: partitions, from: site, store: &store, now: now)
         case (.collectionCommit(let keys), .inbound):
-            receiveCollectionCommit(keys, store: &store, now: now)
-            return []
+            return receiveCollectionCommit(keys, store: &store, now: now)
         default:
             return [.close(connection, reason: "unexpected \(frame.kind) frame on the \(connection) connection")]
         }

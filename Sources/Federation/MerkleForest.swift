@@ -85,7 +85,7 @@ public protocol AntiEntropyStore {
     mutating func merkleLeaves(ofPartitions partitions: Set<Int>, layout: MerkleLayout) -> [Int: [StateDigest]]?
     /// Tombstones and long-expired keys with their digests, at most `limit` found among about
     /// `scanBudget` keys (collection).
-    mutating func collectionCandidates(now: UInt64, limit: Int, scanBudget: Int) -> [([UInt8], StateDigest)]
+    mutating func collectionCandidates(now: UInt64, limit: Int, scanBudget: Int, partitions: Set<UInt32>?) -> [([UInt8], StateDigest)]
     /// Drops `key` if its state still has `digest`; true when dropped.
     mutating func collect(_ key: [UInt8], digest: StateDigest, now: UInt64) -> Bool
     /// Forgets the tombstones of keys collected before `horizon`.
@@ -96,7 +96,7 @@ public protocol AntiEntropyStore {
 
 extension AntiEntropyStore {
     public mutating func merkleLeaves(ofPartitions partitions: Set<Int>, layout: MerkleLayout) -> [Int: [StateDigest]]? { nil }
-    public mutating func collectionCandidates(now: UInt64, limit: Int, scanBudget: Int) -> [([UInt8], StateDigest)] { [] }
+    public mutating func collectionCandidates(now: UInt64, limit: Int, scanBudget: Int, partitions: Set<UInt32>?) -> [([UInt8], StateDigest)] { [] }
     public mutating func collect(_ key: [UInt8], digest: StateDigest, now: UInt64) -> Bool { false }
     public mutating func forgetCollected(before horizon: UInt64) {}
     public func wasCollected(_ key: [UInt8]) -> Bool { false }

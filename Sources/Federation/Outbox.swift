@@ -137,7 +137,8 @@ struct Outbox: Sendable {
             }
             consumed += 1
         }
-        pending.removeFirst(consumed)
+        // Emptied, the storage goes too: a burst must not hold its memory for the link's life.
+        if consumed == pending.count { pending = [] } else { pending.removeFirst(consumed) }
         pendingByKey = [:]
         for (position, slot) in pending.enumerated() {
             if let entry = slot { pendingByKey[entry.delta.key, default: []].append(position) }
@@ -152,7 +153,7 @@ struct Outbox: Sendable {
         let released = unacknowledged.prefix { $0.sequence <= sequence }
         guard !released.isEmpty else { return 0 }
         unacknowledgedBytes -= released.reduce(0) { $0 + $1.bytes }
-        unacknowledged.removeFirst(released.count)
+        if released.count == unacknowledged.count { unacknowledged = [] } else { unacknowledged.removeFirst(released.count) }
         sentCount = max(0, sentCount - released.count)
         return released.count
     }

@@ -24,7 +24,8 @@ extension Keyspace {
     /// Keys that could be collected once every site holds the same state, with their digests:
     /// at most `limit`, found among at most about `scanBudget` keys read, partition after
     /// partition from where the previous call stopped (a call never reads the whole keyspace).
-    public mutating func collectionCandidates(now: UInt64, limit: Int, scanBudget: Int) -> [([UInt8], StateDigest)] {
+    /// With `partitioning`, only partitions in `partitions` (nil: all): those this node leads.
+    public mutating func collectionCandidates(now: UInt64, limit: Int, scanBudget: Int, partitions: Set<UInt32>? = nil) -> [([UInt8], StateDigest)] {
         let grace = configuration.expiryGraceMilliseconds
         var found: [([UInt8], StateDigest)] = []
         func check(_ candidates: some Sequence<[UInt8]>) {
@@ -39,8 +40,10 @@ extension Keyspace {
         }
         var scanned = 0
         for _ in 0..<partitionKeys.count where scanned < scanBudget {
-            check(partitionKeys[collectionCursor])
-            scanned += partitionKeys[collectionCursor].count
+            if partitions?.contains(UInt32(collectionCursor)) ?? true {
+                check(partitionKeys[collectionCursor])
+                scanned += partitionKeys[collectionCursor].count
+            }
             collectionCursor = (collectionCursor + 1) % partitionKeys.count
         }
         return found
@@ -51,13 +54,19 @@ extension Keyspace {
     @discardableResult
     public mutating func collect(_ key: [UInt8], digest: StateDigest, now: UInt64) -> Bool {
         guard let index = keys.index(forKey: key), self.digest(at: index) == digest else { return false }
-        let state = keys.values[index].state
-        guard state.isCollectable(now: now, expiryGraceMilliseconds: configuration.expiryGraceMilliseconds) else { return false }
+        guard keys.values[index].state.isCollectable(now: now, expiryGraceMilliseconds: configuration.expiryGraceMilliseconds) else { return false }
+        dropCollected(key, now: now)
+        return true
+    }
+
+    /// Drops `key` as its partition's primary collected it (a backup follows the primary's
+    /// decision, whatever its own clock says) and remembers its tombstone as the primary does.
+    public mutating func dropCollected(_ key: [UInt8], now: UInt64) {
+        guard let state = keys[key]?.state else { return }
         release(key)
         collected[key] = CollectedKey(context: state.context, collectedAt: now)
         collectedOrder.append((now, key))
         statistics.keysCollected += 1
-        return true
     }
 
     /// Forgets the tombstones of keys collected before `horizon`: by then nothing sent before

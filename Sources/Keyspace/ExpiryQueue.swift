@@ -1,7 +1,7 @@
 /// Keys ordered by expiry time, for the active sweep. Entries are not removed when a key's
 /// expiry changes: the sweep checks each popped entry against the key's current expiry.
 struct ExpiryQueue {
-    private var heap: [(at: UInt64, key: [UInt8])] = []
+    var heap: [(at: UInt64, key: [UInt8])] = []
 
     var count: Int { heap.count }
 

@@ -372,6 +372,7 @@ final class DataPlane: @unchecked Sendable {
                     federationTail.applied(write.deltas, partition: partition, site: federation.settings.localSite, now: WallClock.monotonicMilliseconds())
                 }
                 for key in write.expiredKeys { state.keyspace.releaseExpired(key) }
+                for key in write.collectedKeys { state.keyspace.dropCollected(key, now: now) }
             case .backup(let partition, let epoch, let primary, .send(let message)):
                 _ = transport?.sendData(.backupReport(BackupReport(partition: UInt32(partition), epoch: epoch, message: message)), to: primary)
             case .backup(let partition, let epoch, let primary, .reportCaughtUp):

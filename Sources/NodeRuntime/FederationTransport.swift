@@ -327,6 +327,8 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
                 state.dataPlane?.answerRemoteRound(request)
             case .mergeStates(let repair):
                 state.dataPlane?.mergeRepair(repair)
+            case .collectAtPrimary(let collection):
+                state.dataPlane?.collectAtPrimary(collection)
             case .sendCommitted(let connection, let frame, let partition):
                 guard let dataPlane = state.dataPlane else { continue }
                 dataPlane.whenWritesSoFarCommitted(Int(partition), then: {

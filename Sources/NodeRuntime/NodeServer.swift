@@ -132,6 +132,11 @@ public final class NodeServer: Service, Sendable {
         ) { _ in
             state.refreshMerkleLeaves()
         }
+        let memory = state.eventLoop.scheduleRepeatedTask(
+            initialDelay: .milliseconds(MemoryRelease.intervalMilliseconds), delay: .milliseconds(MemoryRelease.intervalMilliseconds)
+        ) { _ in
+            state.releaseFreedMemory()
+        }
 
         await withGracefulShutdownHandler {
             try? await channel.closeFuture.get()
@@ -140,6 +145,7 @@ public final class NodeServer: Service, Sendable {
         }
         expiry.cancel()
         digests.cancel()
+        memory.cancel()
         try? await state.eventLoop.submit { state.dataPlane?.stop() }.get()
         await transport?.stop()
         await controlPlane.stop()

@@ -35,6 +35,7 @@ final class NodeState: @unchecked Sendable {
     var encodingSettings = EncodingSettings()
     let startedAt: UInt64
     var statistics = RuntimeStatistics()
+    var memoryRelease = MemoryRelease()
     /// Subscribers by channel and by pattern (client ids).
     var channelSubscribers: [[UInt8]: Set<UInt64>] = [:]
     var patternSubscribers: [[UInt8]: Set<UInt64>] = [:]

@@ -19,6 +19,7 @@ extension DataPlane {
         var site: SiteID
         var deltas: [Delta] = []
         var states: [TransferredKey] = []
+        var collect: [KeyDigest] = []
     }
 
     /// A batch the federation core handed out (`FederationAction.merge`): merged at its
@@ -47,6 +48,19 @@ extension DataPlane {
         }
     }
 
+    /// Keys every site agreed to collect (`FederationAction.collectAtPrimary`): dropped by their
+    /// partition's primary and its backups. One that finds no primary stays for a later round.
+    func collectAtPrimary(_ collection: CollectionAtPrimary) {
+        guard let site = state.federation?.settings.localSite else { return }
+        routeMerge(RemoteMerge(partition: Int(collection.partition), site: site, collect: collection.keys)) { failure in
+            guard let failure else { return }
+            self.logger.info(
+                "collected keys not dropped: a later round collects them",
+                metadata: ["partition.id": "\(collection.partition)", "keys": "\(collection.keys.count)", "reason": "\(failure)"]
+            )
+        }
+    }
+
     /// Merges `merge` here when this node is the partition's primary, else at that primary;
     /// routed again on a newer map for at most `routeDeadlineMilliseconds`. `finished` gets
     /// nil once every in-sync backup holds it, or why it could not be merged.
@@ -59,7 +73,9 @@ extension DataPlane {
             here: { self.mergeAsPrimary(merge) { merged in merged ? finished(nil) : again() } },
             there: { owner, request, retry in
                 let frame = Frame.remoteDeltas(
-                    RemoteDeltas(request: request, partition: UInt32(merge.partition), fromSite: merge.site, deltas: merge.deltas, states: merge.states)
+                    RemoteDeltas(
+                        request: request, partition: UInt32(merge.partition), fromSite: merge.site, deltas: merge.deltas, states: merge.states, collect: merge.collect
+                    )
                 )
                 guard let transport = self.transport, transport.sendData(frame, to: owner) else { return false }
                 self.forwards[request] = Forward(target: owner, sentAt: WallClock.monotonicMilliseconds(), retry: retry) { reply in
@@ -103,8 +119,10 @@ extension DataPlane {
             let records = merge.states.map { KeyStateRecord(key: $0.key, state: $0.state) }
             actions += state.federation!.mergeRepairs(records, from: merge.site, store: &state.keyspace, now: now)
         }
-        // The backups merge the same deltas and states (a join): they end with the primary's state.
-        let waits = submit([merge.partition: ReplicatedWrite(deltas: merge.deltas, states: merge.states)])
+        let collected = state.federation!.collectHere(merge.collect, store: &state.keyspace, now: now)
+        // The backups merge the same deltas and states (a join) and drop the same collected
+        // keys: they end with the primary's state.
+        let waits = submit([merge.partition: ReplicatedWrite(deltas: merge.deltas, states: merge.states, collectedKeys: collected)])
         whenCommitted(waits, then: {
             // Keyspace events and conflict logs once the merge holds in the site.
             self.state.transport?.perform(actions)
@@ -122,7 +140,7 @@ extension DataPlane {
         guard partition < partitioning.partitionCount, actsAsPrimary(of: [partition], now: WallClock.monotonicMilliseconds()), !isLocked([partition]) else {
             return reply(notPrimary: true)
         }
-        let merge = RemoteMerge(partition: partition, site: batch.fromSite, deltas: batch.deltas, states: batch.states)
+        let merge = RemoteMerge(partition: partition, site: batch.fromSite, deltas: batch.deltas, states: batch.states, collect: batch.collect)
         mergeAsPrimary(merge) { merged in reply(notPrimary: !merged) }
     }
 
@@ -215,7 +233,7 @@ extension Frame {
     /// last repair of a chunk.
     var endsRoundAnswer: Bool {
         switch self {
-        case .merkleLeaves: return true
+        case .merkleLeaves, .collectionVote: return true
         case .bucketRepair(let repair): return repair.last
         default: return false
         }

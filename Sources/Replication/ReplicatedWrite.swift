@@ -14,14 +14,18 @@ public struct ReplicatedWrite: Hashable, Sendable {
     /// Whole key states merged in: another site's data an anti-entropy round brought (a join,
     /// like deltas).
     public var states: [TransferredKey]
+    /// Keys the primary collected federation-wide (every site agreed on their state): dropped,
+    /// their context remembered as the primary remembers it.
+    public var collectedKeys: [[UInt8]]
 
-    public init(deltas: [Delta] = [], expiredKeys: [[UInt8]] = [], states: [TransferredKey] = []) {
+    public init(deltas: [Delta] = [], expiredKeys: [[UInt8]] = [], states: [TransferredKey] = [], collectedKeys: [[UInt8]] = []) {
         self.deltas = deltas
         self.expiredKeys = expiredKeys
         self.states = states
+        self.collectedKeys = collectedKeys
     }
 
-    public var isEmpty: Bool { deltas.isEmpty && expiredKeys.isEmpty && states.isEmpty }
+    public var isEmpty: Bool { deltas.isEmpty && expiredKeys.isEmpty && states.isEmpty && collectedKeys.isEmpty }
 }
 
 /// One key's full state, as a state transfer carries it.

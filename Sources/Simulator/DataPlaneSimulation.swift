@@ -382,6 +382,7 @@ public struct DataPlaneSimulation {
             case .backup(_, _, _, .apply(let write)):
                 for delta in write.deltas { _ = nodes[index].keyspace.merge(delta, now: time) }
                 for key in write.expiredKeys { nodes[index].keyspace.releaseExpired(key) }
+                for key in write.collectedKeys { nodes[index].keyspace.dropCollected(key, now: time) }
             case .backup(let partition, let epoch, let primary, .send(let message)):
                 if case .requestTransfer(let attempt) = message { note("\(nodes[index].name) asks \(primary) for \(partition)@\(epoch) (attempt \(attempt))") }
                 send(.backupReport(BackupReport(partition: UInt32(partition), epoch: epoch, message: message)), from: index, to: primary)

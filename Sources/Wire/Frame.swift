@@ -92,7 +92,8 @@ public enum Frame: Hashable, Sendable {
     indirect case remoteRoundAnswer(RemoteRoundAnswer)
     // Federation-wide collection of tombstones and expired keys (DESIGN.md §2.5).
     case collectionCheck(round: UInt64, [KeyDigest])
-    case collectionVote(round: UInt64, agreed: [[UInt8]])
+    /// `partitions`: those whose proposed keys the vote answers (empty: every key proposed).
+    case collectionVote(round: UInt64, agreed: [[UInt8]], partitions: [UInt32])
     case collectionCommit([KeyDigest])
 }
 
@@ -172,10 +173,11 @@ extension Frame {
             wire.round = round
             wire.keys = keys.map(\.wire)
             frame.body = .collectionCheck(wire)
-        case .collectionVote(let round, let agreed):
+        case .collectionVote(let round, let agreed, let partitions):
             var wire = Sessionfed_V1_CollectionVote()
             wire.round = round
             wire.agreed = agreed.map { Data($0) }
+            wire.partitions = partitions
             frame.body = .collectionVote(wire)
         case .collectionCommit(let keys):
             var wire = Sessionfed_V1_CollectionCommit()
@@ -259,7 +261,7 @@ extension Frame {
         case .collectionCheck(let wire):
             self = .collectionCheck(round: wire.round, try wire.keys.map(KeyDigest.init(wire:)))
         case .collectionVote(let wire):
-            self = .collectionVote(round: wire.round, agreed: wire.agreed.map { Array($0) })
+            self = .collectionVote(round: wire.round, agreed: wire.agreed.map { Array($0) }, partitions: wire.partitions)
         case .collectionCommit(let wire):
             self = .collectionCommit(try wire.keys.map(KeyDigest.init(wire:)))
         case .bucketRepair(let wire):

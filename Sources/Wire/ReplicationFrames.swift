@@ -181,13 +181,16 @@ public struct RemoteDeltas: Hashable, Sendable {
     public var fromSite: SiteID
     public var deltas: [Delta]
     public var states: [TransferredKey]
+    /// Keys every site agreed to collect, each in the state they agreed on.
+    public var collect: [KeyDigest]
 
-    public init(request: UInt64, partition: UInt32, fromSite: SiteID, deltas: [Delta], states: [TransferredKey] = []) {
+    public init(request: UInt64, partition: UInt32, fromSite: SiteID, deltas: [Delta], states: [TransferredKey] = [], collect: [KeyDigest] = []) {
         self.request = request
         self.partition = partition
         self.fromSite = fromSite
         self.deltas = deltas
         self.states = states
+        self.collect = collect
     }
 }
 
@@ -243,6 +246,7 @@ extension Sessionfed_V1_ReplicatedWrite {
         deltas = write.deltas.map(Sessionfed_V1_Delta.init)
         expiredKeys = write.expiredKeys.map { Data($0) }
         states = write.states.map { Sessionfed_V1_KeyState(key: $0.key, state: $0.state) }
+        collectedKeys = write.collectedKeys.map { Data($0) }
     }
 
     func model() throws(WireError) -> ReplicatedWrite {
@@ -251,6 +255,7 @@ extension Sessionfed_V1_ReplicatedWrite {
         for delta in deltas { result.deltas.append(try delta.model()) }
         result.expiredKeys = expiredKeys.map { Array($0) }
         result.states = try states.map(TransferredKey.init(wire:))
+        result.collectedKeys = collectedKeys.map { Array($0) }
         return result
     }
 }
@@ -381,6 +386,7 @@ extension Frame {
             wire.fromSite = batch.fromSite.rawValue
             wire.deltas = batch.deltas.map(Sessionfed_V1_Delta.init)
             wire.states = batch.states.map { Sessionfed_V1_KeyState(key: $0.key, state: $0.state) }
+            wire.collect = batch.collect.map(\.wire)
             return .remoteDeltas(wire)
         case .remoteDeltasApplied(let reply):
             var wire = Sessionfed_V1_RemoteDeltasApplied()
@@ -487,12 +493,15 @@ extension Frame {
         case .partitionQueryReply(let wire):
             return .partitionQueryReply(PartitionQueryReply(request: wire.request, notPrimary: wire.notPrimary, count: wire.count, keys: wire.keys.map { Array($0) }))
         case .remoteDeltas(let wire):
-            guard !wire.deltas.isEmpty || !wire.states.isEmpty else { throw .missingField(message: "RemoteDeltas", field: "deltas") }
+            guard !wire.deltas.isEmpty || !wire.states.isEmpty || !wire.collect.isEmpty else { throw .missingField(message: "RemoteDeltas", field: "deltas") }
             var deltas: [Delta] = []
             deltas.reserveCapacity(wire.deltas.count)
             for delta in wire.deltas { deltas.append(try delta.model()) }
             let states = try wire.states.map(TransferredKey.init(wire:))
-            return .remoteDeltas(RemoteDeltas(request: wire.request, partition: wire.partition, fromSite: SiteID(wire.fromSite), deltas: deltas, states: states))
+            let collect = try wire.collect.map(KeyDigest.init(wire:))
+            return .remoteDeltas(
+                RemoteDeltas(request: wire.request, partition: wire.partition, fromSite: SiteID(wire.fromSite), deltas: deltas, states: states, collect: collect)
+            )
         case .remoteDeltasApplied(let wire):
             return .remoteDeltasApplied(RemoteDeltasApplied(request: wire.request, notPrimary: wire.notPrimary))
         case .remoteRoundRequest(let wire):
@@ -501,9 +510,9 @@ extension Frame {
             // The kind is checked before the inner frame is converted: a frame nesting frames
             // nesting frames must be refused at the first level, not recursed into.
             switch inner.body {
-            case .merkleLeavesRequest, .bucketDigests: break
+            case .merkleLeavesRequest, .bucketDigests, .collectionCheck: break
             default:
-                throw .invalidValue(message: "RemoteRoundRequest", field: "frame", reason: "not an anti-entropy request about one partition")
+                throw .invalidValue(message: "RemoteRoundRequest", field: "frame", reason: "not an anti-entropy or collection request about one partition")
             }
             let frame = try Frame(wire: inner)
             return .remoteRoundRequest(RemoteRoundRequest(request: wire.request, partition: wire.partition, fromSite: SiteID(wire.fromSite), frame: frame))
@@ -512,9 +521,9 @@ extension Frame {
             for entry in wire.frames {
                 let inner = try WireMessage.decode(Sessionfed_V1_Frame.self, from: Array(entry))
                 switch inner.body {
-                case .merkleLeaves, .bucketRepair: frames.append(try Frame(wire: inner))
+                case .merkleLeaves, .bucketRepair, .collectionVote: frames.append(try Frame(wire: inner))
                 default:
-                    throw .invalidValue(message: "RemoteRoundAnswer", field: "frames", reason: "not an answer to an anti-entropy request")
+                    throw .invalidValue(message: "RemoteRoundAnswer", field: "frames", reason: "not an answer to an anti-entropy or collection request")
                 }
             }
             return .remoteRoundAnswer(RemoteRoundAnswer(request: wire.request, notPrimary: wire.notPrimary, frames: frames))

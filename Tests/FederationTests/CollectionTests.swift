@@ -3,6 +3,7 @@ import Keyspace
 import RESP
 import SessionModel
 import Testing
+import Wire
 
 /// Federation-wide collection of deleted and expired sessions (DESIGN.md §2.5): without it
 /// every session ever created stayed in memory at every site of a federation.
@@ -10,8 +11,10 @@ import Testing
     static let grace: UInt64 = 60_000
 
     /// Three sites, sessions written everywhere, half deleted and half expired.
-    static func sessionsDeletedAndExpired(count: Int = 40) -> FederationHarness {
-        var harness = FederationHarness(sites: [1, 2, 3])
+    /// `mergesAtPrimaries`: the sites stand for sites of several nodes, whose partitions'
+    /// primaries vote on and drop their keys.
+    static func sessionsDeletedAndExpired(count: Int = 40, mergesAtPrimaries: Bool = false) -> FederationHarness {
+        var harness = FederationHarness(sites: [1, 2, 3], mergesAtPrimaries: mergesAtPrimaries)
         harness.connectAll()
         harness.settle()
         for index in 0..<count {
@@ -23,14 +26,15 @@ import Testing
         return harness
     }
 
-    @Test func deletedAndExpiredSessions_areReleasedAtEverySite_onceEverySiteHoldsTheSameState() {
-        var harness = Self.sessionsDeletedAndExpired()
+    @Test(arguments: [false, true])
+    func deletedAndExpiredSessions_areReleasedAtEverySite_onceEverySiteHoldsTheSameState(mergesAtPrimaries: Bool) {
+        var harness = Self.sessionsDeletedAndExpired(mergesAtPrimaries: mergesAtPrimaries)
         for site in harness.sites { #expect(harness.nodes[site]!.keyspace.storedKeyCount == 40, "site \(site) keeps tombstones and expired keys") }
         harness.now += Self.grace + 11_000
         harness.settle(milliseconds: 100)
         for site in harness.sites {
             #expect(harness.nodes[site]!.keyspace.storedKeyCount == 0, "site \(site)")
-            #expect(harness.nodes[site]!.core.collectionStatus().keysCollected == 40 || harness.nodes[site]!.keyspace.statistics.keysCollected == 40)
+            #expect(harness.nodes[site]!.keyspace.statistics.keysCollected == 40)
         }
         expectConverged(&harness)
     }
@@ -111,14 +115,58 @@ import Testing
         #expect(keyspace.collectedKeyCount == 0)
     }
 
-    @Test func aSiteOfSeveralNodes_agreesToNothing_soItsSiteKeepsItsKeys() {
-        var harness = FederationHarness(sites: [1, 2], mergesAtPrimaries: true)
-        harness.connectAll()
-        harness.run(seoul, "SET", "k", "v")
-        harness.run(seoul, "DEL", "k")
-        harness.now += 11_000
+    /// A proposal's keys are voted on per partition by a site of several nodes: the round
+    /// ends only once every partition of every site answered, and a key one partition's
+    /// primary refused is not dropped anywhere, whatever the other partitions and sites said.
+    @Test func aRound_waitsForEveryPartitionsVote_andCommitsOnlyWhatEveryPartitionAgreed() throws {
+        var harness = Self.sessionsDeletedAndExpired(mergesAtPrimaries: true)
+        harness.now += Self.grace + 11_000
+        // Separate variables: the votes below mutate both.
+        var core = harness.nodes[seoul]!.core
+        var keyspace = harness.nodes[seoul]!.keyspace
+        let checks = core.continueRounds(store: &keyspace, now: harness.now).compactMap { action -> (SiteID, UInt64, [KeyDigest])? in
+            guard case .send(.outbound(let site), .collectionCheck(let round, let keys)) = action else { return nil }
+            return (site, round, keys)
+        }
+        try #require(checks.count == 2)
+        let (round, proposal) = (checks[0].1, checks[0].2)
+        let partitioning = core.settings.partitioning
+        let partitions = Set(proposal.map { UInt32(partitioning.partition(of: $0.key)) }).sorted()
+        try #require(partitions.count > 1)
+        let refusedKey = proposal[0].key
+        let refusedPartition = UInt32(partitioning.partition(of: refusedKey))
+        var commits: [[KeyDigest]] = []
+        func vote(_ site: SiteID, _ agreed: [[UInt8]], _ partitions: [UInt32]) {
+            let actions = core.receive(.collectionVote(round: round, agreed: agreed, partitions: partitions), on: .outbound(site), store: &keyspace, now: harness.now)
+            for case .send(_, .collectionCommit(let keys)) in actions { commits.append(keys) }
+        }
+        vote(frankfurt, proposal.map(\.key), [])  // a site of one node: every partition at once
+        for partition in partitions {
+            let keys = proposal.filter { UInt32(partitioning.partition(of: $0.key)) == partition }.map(\.key)
+            #expect(commits.isEmpty, "no commit before tokyo's partition \(partition) voted")
+            vote(tokyo, partition == refusedPartition ? keys.filter { $0 != refusedKey } : keys, [partition])
+        }
+        try #require(commits.count == 2, "one commit per linked site")
+        let name = { (key: [UInt8]) in String(decoding: key, as: UTF8.self) }
+        #expect(Set(commits[0].map { name($0.key) }) == Set(proposal.map { name($0.key) }).subtracting([name(refusedKey)]))
+        // A site of several nodes drops the agreed keys at their primaries, not in the round.
+        #expect(keyspace.storedKeyCount == 40)
+    }
+
+    /// A site of several nodes votes per partition, at each partition's primary: the key one
+    /// partition's primary refuses (a write to it is still in flight there) stays at every
+    /// site, the keys the other partitions agreed on go.
+    @Test func aSiteOfSeveralNodes_votesPerPartition_andARefusedKeyStaysEverywhere() {
+        var harness = Self.sessionsDeletedAndExpired(mergesAtPrimaries: true)
+        harness.now += Self.grace + 11_000
+        // Written as the rounds start: its delta is unacknowledged at tokyo when tokyo votes.
+        harness.run(tokyo, "HSET", "session:0", "user", "again")
         harness.settle(milliseconds: 100)
-        #expect(harness.nodes[seoul]!.keyspace.storedKeyCount == 1)
-        #expect(!harness.nodes[seoul]!.core.collectionStatus().collects)
+        for site in harness.sites {
+            #expect(harness.nodes[site]!.keyspace.storedKeyCount == 1, "site \(site)")
+            #expect(harness.value(site, "HGET", "session:0", "user") == "\(RESPValue.bulk("again"))", "site \(site)")
+            #expect(harness.nodes[site]!.keyspace.statistics.keysCollected == 39, "site \(site)")
+        }
+        expectConverged(&harness)
     }
 }

@@ -188,6 +188,10 @@ struct FederationHarness {
                 let more = node.core.mergeRepairs(repair.states, from: repair.site, store: &node.keyspace, now: now)
                 nodes[site] = node
                 perform(more, at: site)
+            case .collectAtPrimary(let collection):
+                var node = nodes[site]!
+                node.core.collectHere(collection.keys, store: &node.keyspace, now: now)
+                nodes[site] = node
             case .sendCommitted(let connection, let frame, _):
                 // A one-node site's writes commit at once.
                 committedSends += 1

@@ -170,3 +170,43 @@ def test_a_whole_site_restarted_empty_recovers_every_session_from_the_other_site
     assert at_lisbon[lisbon.names[2]].hset("session:after", mapping={"user": "new"}) == 1
     wait_until(lambda: all(at_seoul[node].hgetall("session:after") == {"user": "new"} for node in seoul.names), 20,
                what="a write at the restarted lisbon to reach every node of seoul")
+
+
+def test_sites_of_several_nodes_collect_deleted_and_expired_sessions_at_every_copy(site_factory):
+    """Each partition's primary votes on its keys and drops them, replicating the drop to its
+    backups: every copy at every node of both sites releases the deleted and expired
+    sessions (before, a site of several nodes kept them all for good)."""
+    seoul, lisbon = started_sites(site_factory, defaults={"collectionIntervalMilliseconds": 300, "expiryGraceMilliseconds": 500})
+    at_seoul, at_lisbon = clients(seoul), clients(lisbon)
+    for index in range(600):
+        node = seoul.names[index % 3]
+        key = f"session:{index}"
+        assert at_seoul[node].hset(key, mapping={"user": f"u{index}", "lastAccessedTime": "0"}) == 2
+        if index % 2 == 0:
+            assert at_seoul[node].pexpire(key, 300)
+    assert at_lisbon[lisbon.names[0]].hset("session:kept", "user", "ann") == 1
+    wait_until(lambda: all(at_lisbon[node].exists(f"session:{index}") for node in lisbon.names for index in range(1, 600, 50)), 20,
+               what="the sessions to reach lisbon")
+    for index in range(1, 600, 2):
+        assert at_lisbon[lisbon.names[index % 3]].delete(f"session:{index}") == 1
+
+    def stored(site):
+        return sum(site.status(node, timeout=5)["storedKeys"] for node in site.names)
+
+    # One live session, in two copies (backupCount 1) at each site.
+    wait_until(lambda: stored(seoul) == 2 and stored(lisbon) == 2, 60, interval_s=0.3,
+               what="every copy at every node of both sites to drop the deleted and expired sessions")
+    for site in (seoul, lisbon):
+        for node in site.names:
+            status = site.status(node, timeout=5)
+            assert status["collection"]["collects"], status["collection"]
+            assert status["collection"]["blockedBy"] == [], status["collection"]
+        assert sum(site.status(node, timeout=5)["keysCollected"] for node in site.names) >= 2 * 600, "each key dropped from both of its copies"
+        for node in site.names:
+            client = clients(site)[node]
+            assert client.dbsize() == 1
+            assert client.hget("session:kept", "user") == "ann"
+    # A collected name written again lives at every node of both sites.
+    assert at_seoul[seoul.names[1]].hset("session:1", "user", "bob") == 1
+    wait_until(lambda: all(at_lisbon[node].hget("session:1", "user") == "bob" for node in lisbon.names), 20,
+               what="the new session:1 at every node of lisbon")

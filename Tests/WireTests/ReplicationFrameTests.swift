@@ -47,6 +47,12 @@ import Testing
         .remoteDeltasApplied(RemoteDeltasApplied(request: 11, notPrimary: false)),
         .remoteDeltasApplied(RemoteDeltasApplied(request: 11, notPrimary: true)),
         .remoteDeltas(RemoteDeltas(request: 12, partition: 3, fromSite: SiteID(2), deltas: [], states: [TransferredKey(key: [4], state: Samples.state())])),
+        .remoteDeltas(RemoteDeltas(request: 14, partition: 3, fromSite: SiteID(1), deltas: [], collect: [KeyDigest(key: [4], digest: StateDigest(high: 3, low: 4))])),
+        .partitionWrites(PartitionWrites(partition: 3, epoch: 2, firstSequence: 2, writes: [ReplicatedWrite(collectedKeys: [[4], [5, 6]])])),
+        .remoteRoundRequest(
+            RemoteRoundRequest(request: 15, partition: 3, fromSite: SiteID(3), frame: .collectionCheck(round: 4, [KeyDigest(key: [4], digest: StateDigest(high: 3, low: 4))]))
+        ),
+        .remoteRoundAnswer(RemoteRoundAnswer(request: 15, notPrimary: false, frames: [.collectionVote(round: 4, agreed: [[4]], partitions: [3])])),
         .partitionWrites(
             PartitionWrites(partition: 3, epoch: 2, firstSequence: 1, writes: [ReplicatedWrite(states: [TransferredKey(key: [], state: Samples.state())])])
         ),

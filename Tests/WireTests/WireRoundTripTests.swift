@@ -69,6 +69,10 @@ import Testing
             .deltaBatch(DeltaBatch(originSite: SiteID(1), senderSite: SiteID(1), partition: 0, firstSequence: 0, deltas: [])),
             .deltaBatchAck(DeltaBatchAck(originSite: SiteID(3), partition: 63, sequence: UInt64.max)),
             .keyStates(partition: 5, [KeyStateRecord(key: [1], state: Samples.state()), KeyStateRecord(key: [], state: KeyState())]),
+            .collectionCheck(round: 7, [KeyDigest(key: [1], digest: StateDigest(high: 5, low: 6)), KeyDigest(key: [], digest: .zero)]),
+            .collectionVote(round: 7, agreed: [[1], []], partitions: []),
+            .collectionVote(round: 7, agreed: [], partitions: [0, 63]),
+            .collectionCommit([KeyDigest(key: [1], digest: StateDigest(high: 5, low: 6))]),
         ]
         for frame in frames {
             var decoder = FrameDecoder()

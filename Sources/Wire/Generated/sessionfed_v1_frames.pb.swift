@@ -353,6 +353,9 @@ public nonisolated struct Sessionfed_V1_ReplicatedWrite: Sendable {
   /// key states merged in (anti-entropy repairs from other sites)
   public var states: [Sessionfed_V1_KeyState] = []
 
+  /// keys collected federation-wide: dropped, their context remembered
+  public var collectedKeys: [Data] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -695,6 +698,9 @@ public nonisolated struct Sessionfed_V1_RemoteDeltas: Sendable {
 
   /// anti-entropy repairs: whole key states to merge
   public var states: [Sessionfed_V1_KeyState] = []
+
+  /// keys every site agreed to collect, in the agreed state
+  public var collect: [Sessionfed_V1_KeyDigest] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1099,6 +1105,10 @@ public nonisolated struct Sessionfed_V1_CollectionVote: Sendable {
   public var round: UInt64 = 0
 
   public var agreed: [Data] = []
+
+  /// The partitions whose proposed keys this vote answers (a site of several nodes votes
+  /// per partition, at each partition's primary); empty: every key of the proposal.
+  public var partitions: [UInt32] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1807,7 +1817,7 @@ nonisolated extension Sessionfed_V1_ForwardedReply: SwiftProtobuf.Message, Swift
 
 nonisolated extension Sessionfed_V1_ReplicatedWrite: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReplicatedWrite"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}deltas\0\u{3}expired_keys\0\u{1}states\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}deltas\0\u{3}expired_keys\0\u{1}states\0\u{3}collected_keys\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1818,6 +1828,7 @@ nonisolated extension Sessionfed_V1_ReplicatedWrite: SwiftProtobuf.Message, Swif
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.deltas) }()
       case 2: try { try decoder.decodeRepeatedBytesField(value: &self.expiredKeys) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.states) }()
+      case 4: try { try decoder.decodeRepeatedBytesField(value: &self.collectedKeys) }()
       default: break
       }
     }
@@ -1833,6 +1844,9 @@ nonisolated extension Sessionfed_V1_ReplicatedWrite: SwiftProtobuf.Message, Swif
     if !self.states.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.states, fieldNumber: 3)
     }
+    if !self.collectedKeys.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.collectedKeys, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1840,6 +1854,7 @@ nonisolated extension Sessionfed_V1_ReplicatedWrite: SwiftProtobuf.Message, Swif
     if lhs.deltas != rhs.deltas {return false}
     if lhs.expiredKeys != rhs.expiredKeys {return false}
     if lhs.states != rhs.states {return false}
+    if lhs.collectedKeys != rhs.collectedKeys {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2490,7 +2505,7 @@ nonisolated extension Sessionfed_V1_PartitionQueryReply: SwiftProtobuf.Message, 
 
 nonisolated extension Sessionfed_V1_RemoteDeltas: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RemoteDeltas"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}request\0\u{1}partition\0\u{3}from_site\0\u{1}deltas\0\u{1}states\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}request\0\u{1}partition\0\u{3}from_site\0\u{1}deltas\0\u{1}states\0\u{1}collect\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2503,6 +2518,7 @@ nonisolated extension Sessionfed_V1_RemoteDeltas: SwiftProtobuf.Message, SwiftPr
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.fromSite) }()
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.deltas) }()
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.states) }()
+      case 6: try { try decoder.decodeRepeatedMessageField(value: &self.collect) }()
       default: break
       }
     }
@@ -2524,6 +2540,9 @@ nonisolated extension Sessionfed_V1_RemoteDeltas: SwiftProtobuf.Message, SwiftPr
     if !self.states.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.states, fieldNumber: 5)
     }
+    if !self.collect.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.collect, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2533,6 +2552,7 @@ nonisolated extension Sessionfed_V1_RemoteDeltas: SwiftProtobuf.Message, SwiftPr
     if lhs.fromSite != rhs.fromSite {return false}
     if lhs.deltas != rhs.deltas {return false}
     if lhs.states != rhs.states {return false}
+    if lhs.collect != rhs.collect {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3289,7 +3309,7 @@ nonisolated extension Sessionfed_V1_CollectionCheck: SwiftProtobuf.Message, Swif
 
 nonisolated extension Sessionfed_V1_CollectionVote: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CollectionVote"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}agreed\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}round\0\u{1}agreed\0\u{1}partitions\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3299,6 +3319,7 @@ nonisolated extension Sessionfed_V1_CollectionVote: SwiftProtobuf.Message, Swift
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.round) }()
       case 2: try { try decoder.decodeRepeatedBytesField(value: &self.agreed) }()
+      case 3: try { try decoder.decodeRepeatedUInt32Field(value: &self.partitions) }()
       default: break
       }
     }
@@ -3311,12 +3332,16 @@ nonisolated extension Sessionfed_V1_CollectionVote: SwiftProtobuf.Message, Swift
     if !self.agreed.isEmpty {
       try visitor.visitRepeatedBytesField(value: self.agreed, fieldNumber: 2)
     }
+    if !self.partitions.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.partitions, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Sessionfed_V1_CollectionVote, rhs: Sessionfed_V1_CollectionVote) -> Bool {
     if lhs.round != rhs.round {return false}
     if lhs.agreed != rhs.agreed {return false}
+    if lhs.partitions != rhs.partitions {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

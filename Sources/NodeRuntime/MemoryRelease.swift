@@ -1,0 +1,49 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Hands the memory of released keys back to the system. Freed key states go back to the
+/// allocator's free lists, not to the system: after collection releases the sessions of a
+/// federation, or a mass logout, the node's RSS would stay at its largest. Once a second the
+/// keyspace rebuilds its sparse containers, and when that or the keyspace's shrinking freed
+/// a good part of it, the allocator returns its free pages (`malloc_trim`).
+struct MemoryRelease {
+    static let intervalMilliseconds: Int64 = 1_000
+    /// Below this much freed, trimming is not worth its pause.
+    static let minimumFreedBytes = 4 << 20
+
+    /// The keyspace's largest estimate since the last trim.
+    var peakUsedBytes = 0
+
+    /// Whether to trim now, given whether containers shrank and the keyspace's estimate.
+    mutating func shouldTrim(shrank: Bool, usedBytes: Int) -> Bool {
+        peakUsedBytes = max(peakUsedBytes, usedBytes)
+        let freed = peakUsedBytes - usedBytes
+        guard shrank || (freed >= Self.minimumFreedBytes && freed * 4 >= peakUsedBytes) else { return false }
+        peakUsedBytes = usedBytes
+        return true
+    }
+
+    static func trim() {
+        trimFunction?(0)
+    }
+
+    /// glibc's `malloc_trim`, looked up once (its header is not part of the Glibc module);
+    /// nil on other C libraries, where there is nothing to trim this way.
+    static let trimFunction: (@convention(c) (Int) -> Int32)? = {
+        #if canImport(Glibc)
+        guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "malloc_trim") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (Int) -> Int32).self)
+        #else
+        return nil
+        #endif
+    }()
+}
+
+extension NodeState {
+    /// Runs on the event loop every `MemoryRelease.intervalMilliseconds`.
+    func releaseFreedMemory() {
+        let shrank = keyspace.shrinkIfSparse()
+        if memoryRelease.shouldTrim(shrank: shrank, usedBytes: keyspace.usedMemoryBytes) { MemoryRelease.trim() }
+    }
+}
