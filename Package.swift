@@ -48,11 +48,13 @@ let package = Package(
         .target(name: "Simulator", dependencies: ["ControlPlane", "SessionModel", "Wire", "Replication", "Keyspace", "RESP"]),
         // Topology file model, YAML parsing and validation (DESIGN.md §9).
         .target(name: "Topology", dependencies: ["SessionModel", .product(name: "Yams", package: "Yams")]),
+        // The C allocator's controls Swift's Glibc module leaves out (malloc_trim, mallinfo2).
+        .target(name: "CAllocator"),
         // Drives the pure modules: NIO servers, clocks, admin HTTP, metrics, services.
         .target(
             name: "NodeRuntime",
             dependencies: [
-                "SessionModel", "Wire", "RESP", "Keyspace", "Topology", "Federation", "ControlPlane", "Replication",
+                "SessionModel", "Wire", "RESP", "Keyspace", "Topology", "Federation", "ControlPlane", "Replication", "CAllocator",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

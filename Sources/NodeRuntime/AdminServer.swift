@@ -61,6 +61,7 @@ final class MetricsExporter: Sendable {
         gauge("sessionfed_merkle_dirty_keys", "Changed keys not yet folded into the Merkle leaves anti-entropy compares.", snapshot.merkleDirtyKeys)
         gauge("sessionfed_memory_used_bytes", "Estimated bytes of data (INFO used_memory; maxmemory compares against it).", snapshot.usedMemoryBytes)
         gauge("sessionfed_memory_resident_bytes", "Resident set size of the process.", snapshot.residentMemoryBytes)
+        gauge("sessionfed_memory_allocated_bytes", "Bytes the allocator has handed out and not had back (INFO allocator_allocated).", snapshot.allocatedMemoryBytes)
         gauge("sessionfed_memory_max_bytes", "maxmemory (0: no limit).", snapshot.maximumMemoryBytes)
         gauge("sessionfed_uptime_seconds", "Seconds since the node started.", Int(snapshot.uptimeSeconds))
         counter("sessionfed_commands_total", "Commands processed.", snapshot.commandsProcessed)

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import CAllocator
 
 /// Hands the memory of released keys back to the system. Freed key states go back to the
 /// allocator's free lists, not to the system: after collection releases the sessions of a
@@ -24,20 +22,19 @@ struct MemoryRelease {
         return true
     }
 
-    static func trim() {
-        trimFunction?(0)
+    /// Set once at startup, before the keyspace allocates: freed session memory coalesces, so
+    /// that trimming can give whole pages back (fast bins pin them; measured in
+    /// Benchmarks/README.md, "Memory after collection").
+    static func configureAllocator() {
+        sessionfed_allocator_disable_fast_bins()
     }
 
-    /// glibc's `malloc_trim`, looked up once (its header is not part of the Glibc module);
-    /// nil on other C libraries, where there is nothing to trim this way.
-    static let trimFunction: (@convention(c) (Int) -> Int32)? = {
-        #if canImport(Glibc)
-        guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "malloc_trim") else { return nil }
-        return unsafeBitCast(symbol, to: (@convention(c) (Int) -> Int32).self)
-        #else
-        return nil
-        #endif
-    }()
+    static func trim() {
+        sessionfed_allocator_trim()
+    }
+
+    /// Bytes the allocator has handed out and not had back (INFO `allocator_allocated`).
+    static var allocatedBytes: Int { Int(sessionfed_allocator_allocated_bytes()) }
 }
 
 extension NodeState {

@@ -42,6 +42,7 @@ public final class NodeServer: Service, Sendable {
     }
 
     public func run() async throws {
+        MemoryRelease.configureAllocator()
         let state = self.state
         let address = configuration.node.client
         // A federated node alone in its site answers -LOADING from its first client on, until

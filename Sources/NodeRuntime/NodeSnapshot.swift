@@ -20,6 +20,8 @@ public struct NodeSnapshot: Codable, Sendable {
     public var merkleDirtyKeys: Int
     public var usedMemoryBytes: Int
     public var residentMemoryBytes: Int
+    /// Bytes the C allocator has handed out and not had back (RSS less free pages kept).
+    public var allocatedMemoryBytes: Int
     public var maximumMemoryBytes: Int
     public var commandsProcessed: UInt64
     public var commandsByName: [String: UInt64]
@@ -165,6 +167,7 @@ extension NodeState {
             merkleDirtyKeys: keyspace.dirtyDigestCount,
             usedMemoryBytes: keyspace.usedMemoryBytes,
             residentMemoryBytes: ProcessIdentity.residentBytes(),
+            allocatedMemoryBytes: MemoryRelease.allocatedBytes,
             maximumMemoryBytes: keyspace.configuration.maximumMemoryBytes,
             commandsProcessed: statistics.commandsProcessed,
             commandsByName: statistics.commandsByName,

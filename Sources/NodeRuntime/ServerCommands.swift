@@ -40,6 +40,7 @@ extension ClientConnectionHandler {
             ("used_memory_human", Self.human(state.keyspace.usedMemoryBytes)),
             ("used_memory_rss", String(rss)),
             ("used_memory_rss_human", Self.human(rss)),
+            ("allocator_allocated", String(MemoryRelease.allocatedBytes)),
             ("maxmemory", String(state.keyspace.configuration.maximumMemoryBytes)),
             ("maxmemory_human", Self.human(state.keyspace.configuration.maximumMemoryBytes)),
             ("maxmemory_policy", "noeviction"),

@@ -317,8 +317,16 @@ public struct FrameDecoder: Sendable {
     /// Bytes received but not yet returned as frames.
     public var bufferedBytes: Int { buffer.count - start }
 
+    /// A buffer this large is given back once every frame in it was read: a burst of large
+    /// frames (a catch-up, an anti-entropy repair) must not hold its memory for the life of
+    /// the connection.
+    static let keptCapacity = 64 * 1024
+
     public mutating func append(_ bytes: some Sequence<UInt8>) {
-        if start > 0, start >= buffer.count / 2 {
+        if start > 0, start == buffer.count {
+            if buffer.capacity > Self.keptCapacity { buffer = [] } else { buffer.removeAll(keepingCapacity: true) }
+            start = 0
+        } else if start > 0, start >= buffer.count / 2 {
             buffer.removeFirst(start)
             start = 0
         }
@@ -336,6 +344,10 @@ public struct FrameDecoder: Sendable {
         guard bufferedBytes >= 4 + Int(length) else { return nil }
         let payload = Array(buffer[start + 4..<start + 4 + Int(length)])
         start += 4 + Int(length)
+        if start == buffer.count && buffer.capacity > Self.keptCapacity {
+            buffer = []
+            start = 0
+        }
         return try Frame(wire: WireMessage.decode(Sessionfed_V1_Frame.self, from: payload))
     }
 }

@@ -273,3 +273,22 @@ def site_factory(sessionfed_bin, tmp_path_factory):
     for site in sites:
         failures += site.stop_all()
     assert not failures, "\n".join(failures)
+
+
+@pytest.fixture
+def federation_factory(sessionfed_bin, tmp_path_factory):
+    """Three-site federations of one node per site (federation.py), stopped at teardown."""
+    from federation import Federation
+
+    federations = []
+
+    def make(**options):
+        federation = Federation(sessionfed_bin, tmp_path_factory.mktemp("federation"), **options)
+        federations.append(federation)
+        return federation
+
+    yield make
+    failures = []
+    for federation in federations:
+        failures += federation.stop_all()
+    assert not failures, "\n".join(failures)

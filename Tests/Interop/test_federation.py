@@ -13,23 +13,7 @@ import pytest
 import redis
 
 from conftest import raw_exchange, wait_until
-from federation import SITES, Federation
-
-
-@pytest.fixture
-def federation_factory(sessionfed_bin, tmp_path_factory):
-    federations = []
-
-    def make(**options):
-        federation = Federation(sessionfed_bin, tmp_path_factory.mktemp("federation"), **options)
-        federations.append(federation)
-        return federation
-
-    yield make
-    failures = []
-    for federation in federations:
-        failures += federation.stop_all()
-    assert not failures, "\n".join(failures)
+from federation import SITES
 
 
 def conflicts(federation):
