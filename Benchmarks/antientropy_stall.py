@@ -11,6 +11,7 @@ Numbers depend on the machine; record them in Benchmarks/README.md with the comm
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -88,6 +89,7 @@ def main():
             wait_federated(federation, arguments.keys)
             print(f"loaded and federated {arguments.keys} keys in {time.time() - started:.0f}s", flush=True)
             before = {site: rounds(federation, site) for site in SITES}
+            logged = {site: len(federation.log(site)) for site in SITES}
             results = {}
             threads = [threading.Thread(target=probe, args=(federation, site, arguments.seconds, results)) for site in SITES]
             for thread in threads:
@@ -102,6 +104,21 @@ def main():
                 waits = sorted(results[site])
                 p999 = waits[min(len(waits) - 1, int(len(waits) * 0.999))]
                 print(f"| {site} | {after[site] - before[site]} | {len(waits)} | {statistics.median(waits):.2f} | {p999:.1f} | {waits[-1]:.1f} |")
+            # The node logs every step that held its loop for 10 ms or more, with what it was.
+            for site in SITES:
+                held = []
+                for line in federation.log(site)[logged[site]:].splitlines():
+                    if "event loop held by one step" in line:
+                        found = re.search(r"held_ms=([0-9.]+) step=(.*?) \[", line)
+                        cpu = re.search(r"cpu_ms=([0-9.]+)", line)
+                        if found:
+                            held.append((float(found.group(1)), float(cpu.group(1)) if cpu else None, found.group(2)))
+                held.sort(reverse=True)
+                rounds_finished = re.findall(r"differing_leaves=(\d+) .*?keys_repaired_here=(\d+)", federation.log(site)[logged[site]:])
+                differing = sum(int(leaves) for leaves, _ in rounds_finished)
+                repaired = sum(int(keys) for _, keys in rounds_finished)
+                print(f"{site}: {len(rounds_finished)} rounds finished ({differing} differing leaves, {repaired} keys repaired); "
+                      f"{len(held)} steps of 10 ms or more while PINGs ran; longest (held ms, CPU ms, step): {held[:6]}")
         finally:
             federation.stop_all()
 

@@ -16,6 +16,12 @@ struct AntiEntropyRound: Sendable {
     var partitions: Set<UInt32>
     /// Partitions whose leaves have not been answered yet.
     var awaitingLeaves: Set<UInt32>
+    /// Partitions whose leaves are not asked for yet, in order: asked
+    /// `leavesPartitionsPerRequest` at a time, the next group once the last is answered, so
+    /// that no step encodes, decodes or compares the leaves of every partition at once.
+    var leavesUnrequested: [UInt32] = []
+    /// Partitions whose leaves were asked for and are not answered yet.
+    var leavesRequested: Set<UInt32> = []
     /// Chunks of bucket digests sent and not answered to the end, with their partition.
     var outstandingChunks: [UInt32: UInt32] = [:]
     /// Differing leaves whose key digests are not sent yet, per partition: sent a few
@@ -150,15 +156,17 @@ extension FederationCore {
     public mutating func startRound(with site: SiteID, reason: String, now: UInt64, partitions: Set<UInt32>? = nil) -> [FederationAction] {
         guard var link = links[site], link.connected, link.round == nil else { return [] }
         let partitions = partitions ?? ledPartitions
-        let round = AntiEntropyRound(
+        var round = AntiEntropyRound(
             id: link.nextRound, reason: reason, startedAt: now, lastProgressAt: now, partitions: partitions, awaitingLeaves: partitions
         )
+        round.leavesUnrequested = partitions.sorted()
+        let request = Self.requestLeaves(&round)
         link.nextRound += 1
         link.round = round
         // Compared again from now on: covered once this round answers them.
         link.synchronizedPartitions.subtract(partitions)
         links[site] = link
-        guard !partitions.isEmpty else { return finishRound(with: site, now: now) }
+        guard let request else { return finishRound(with: site, now: now) }
         return [
             .log(
                 FederationLog(
@@ -166,8 +174,22 @@ extension FederationCore {
                     ["site": settings.name(of: site), "round": "\(round.id)", "reason": reason, "partitions": "\(partitions.count)"]
                 )
             ),
-            .send(.outbound(site), .merkleLeavesRequest(round: round.id, partitions: partitions.sorted())),
+            .send(.outbound(site), request),
         ]
+    }
+
+    /// Partitions whose leaves one request asks for (17 requests for 271 partitions): each
+    /// answer is about 1,000 digests, encoded, decoded and compared in well under 10 ms.
+    public static let leavesPartitionsPerRequest = 16
+
+    /// The request for the next group of partitions, once the previous group is answered (nil
+    /// when one is still awaited or none is left).
+    static func requestLeaves(_ round: inout AntiEntropyRound) -> Frame? {
+        guard round.leavesRequested.isEmpty, !round.leavesUnrequested.isEmpty else { return nil }
+        let group = Array(round.leavesUnrequested.prefix(leavesPartitionsPerRequest))
+        round.leavesUnrequested.removeFirst(group.count)
+        round.leavesRequested = Set(group)
+        return .merkleLeavesRequest(round: round.id, partitions: group)
     }
 
     /// Every partition this node leads: all of them in a site of one node.
@@ -188,6 +210,7 @@ extension FederationCore {
     mutating func compareLeaves(_ partitions: [PartitionLeaves], with site: SiteID, store: inout some AntiEntropyStore, now: UInt64) -> [FederationAction] {
         guard var round = links[site]?.round else { return [] }
         var answered = partitions.filter { round.awaitingLeaves.contains($0.partition) }
+        round.leavesRequested.subtract(partitions.map(\.partition))
         // A partition this node stopped leading meanwhile is not compared: its copy may be gone,
         // and its new primary compares it.
         let led = ledPartitions
@@ -208,13 +231,16 @@ extension FederationCore {
         round.differingPartitions += differing.count
         round.differingLeaves += differing.values.reduce(0) { $0 + $1.count }
         round.digestsToSend.merge(differing) { $0.union($1) }
+        let next = Self.requestLeaves(&round)
         links[site]?.round = round
-        return sendDigests(with: site, store: &store, now: now)
+        var actions = sendDigests(with: site, store: &store, now: now)
+        if let next { actions.append(.send(.outbound(site), next)) }
+        return actions
     }
 
     /// Keys read per step for bucket digests, at least one partition's worth: a step costs
-    /// a bounded pause however far two sites differ.
-    static let digestKeysPerStep = 20_000
+    /// a bounded pause however far two sites differ (4,000 keys: a few milliseconds).
+    static let digestKeysPerStep = 4_000
 
     /// Sends the key digests of differing leaves for a few partitions, up to
     /// `digestKeysPerStep` keys read; the rest follow on the next steps.

@@ -28,6 +28,9 @@ struct CollectionState: Sendable {
     }
 
     var round: Round?
+    /// Candidates found so far for the next round, a slice of the keyspace per tick.
+    var gathered: [([UInt8], StateDigest)] = []
+    var gatheringSteps = 0
     var nextRound: UInt64 = 1
     var lastRoundAt: UInt64?
     var keysAgreed: UInt64 = 0
@@ -61,6 +64,11 @@ public struct CollectionStatus: Hashable, Sendable, Codable {
 
 extension FederationCore {
     static let collectionSilenceMilliseconds: UInt64 = 30_000
+    /// Keys read per tick when gathering a round's candidates (a few milliseconds: working
+    /// out a session's expiry takes microseconds), and the ticks a round gathers for at most
+    /// (20,000 keys read, in about 200 ms).
+    static let collectionScanKeysPerStep = 500
+    static let collectionScanSteps = 40
 
     /// Why this node does not propose collection rounds, or nil when it does.
     var collectionRefusal: String? {
@@ -109,10 +117,18 @@ extension FederationCore {
             return [.log(FederationLog(.warning, "collection round unanswered: abandoned", ["round": "\(round.id)", "awaiting": "\(round.awaiting.keys.map(settings.name(of:)).sorted())"]))]
         }
         guard collectionBlockers.isEmpty, now >= (collection.lastRoundAt ?? 0) + settings.collectionIntervalMilliseconds else { return [] }
+        // Candidates are gathered a slice per tick, so that no step reads more than a few
+        // thousand keys; the round starts once enough were found or read.
+        collection.gathered += store.collectionCandidates(
+            now: now, limit: settings.collectionBatchKeys - collection.gathered.count, scanBudget: Self.collectionScanKeysPerStep, partitions: partitionsLedHere
+        )
+        collection.gatheringSteps += 1
+        guard collection.gathered.count >= settings.collectionBatchKeys || collection.gatheringSteps >= Self.collectionScanSteps else { return [] }
         collection.lastRoundAt = now
         let inFlight = keysInFlight()
-        let candidates = store.collectionCandidates(now: now, limit: settings.collectionBatchKeys, scanBudget: Self.digestKeysPerStep, partitions: partitionsLedHere)
-            .filter { !inFlight.contains($0.0) }
+        let candidates = collection.gathered.filter { !inFlight.contains($0.0) }
+        collection.gathered = []
+        collection.gatheringSteps = 0
         guard !candidates.isEmpty else { return [] }
         let id = collection.nextRound
         collection.nextRound += 1

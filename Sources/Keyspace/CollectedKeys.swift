@@ -16,7 +16,9 @@ extension KeyState {
     /// key expired for longer than the grace period (a touch made before its expiry would
     /// have reached every site by then).
     public func isCollectable(now: UInt64, expiryGraceMilliseconds: UInt64) -> Bool {
-        elements.isEmpty || isExpiredPastGrace(now: now, expiryGraceMilliseconds: expiryGraceMilliseconds)
+        // Most keys a scan reads are live sessions with no expiry entry at all: they are
+        // answered without working out the visible expiry (a few microseconds a key).
+        elements.isEmpty || (elements[.expiry] != nil && isExpiredPastGrace(now: now, expiryGraceMilliseconds: expiryGraceMilliseconds))
     }
 }
 
@@ -38,13 +40,30 @@ extension Keyspace {
             check(Array(keys.keys))
             return found
         }
+        // Keys are read from a copy of one partition's key list at a time, `scanBudget` of them
+        // per call whatever the partition's size (working out a session's expiry takes a few
+        // microseconds: a partition of a large keyspace read at once held the loop for 30 ms).
         var scanned = 0
-        for _ in 0..<partitionKeys.count where scanned < scanBudget {
-            if partitions?.contains(UInt32(collectionCursor)) ?? true {
-                check(partitionKeys[collectionCursor])
-                scanned += partitionKeys[collectionCursor].count
+        var partitionsStarted = 0
+        while scanned < scanBudget {
+            if collectionScanHead == collectionScanKeys.count {
+                guard partitionsStarted < partitionKeys.count else { break }
+                partitionsStarted += 1
+                let partition = collectionCursor
+                collectionCursor = (collectionCursor + 1) % partitionKeys.count
+                collectionScanKeys = (partitions?.contains(UInt32(partition)) ?? true) ? Array(partitionKeys[partition]) : []
+                collectionScanHead = 0
+                continue
             }
-            collectionCursor = (collectionCursor + 1) % partitionKeys.count
+            let slice = collectionScanKeys[collectionScanHead..<min(collectionScanKeys.count, collectionScanHead + scanBudget - scanned)]
+            collectionScanHead += slice.count
+            scanned += slice.count
+            check(slice)
+            // Read to the end: the copy goes, so it keeps no dropped key's memory.
+            if collectionScanHead == collectionScanKeys.count {
+                collectionScanKeys = []
+                collectionScanHead = 0
+            }
         }
         return found
     }

@@ -110,8 +110,11 @@ public struct Keyspace: Sendable {
     /// Keys in the order they were collected, from `collectedOrderHead` on, for forgetting.
     var collectedOrder: [(at: UInt64, key: [UInt8])] = []
     var collectedOrderHead = 0
-    /// The partition the next search for collection candidates starts at.
+    /// The partition the next search for collection candidates starts at, and the keys of the
+    /// partition being searched (from `collectionScanHead` on).
     var collectionCursor = 0
+    var collectionScanKeys: [[UInt8]] = []
+    var collectionScanHead = 0
 
     public init(configuration: KeyspaceConfiguration) {
         self.configuration = configuration

@@ -61,6 +61,8 @@ final class MetricsExporter: Sendable {
         gauge("sessionfed_merkle_dirty_keys", "Changed keys not yet folded into the Merkle leaves anti-entropy compares.", snapshot.merkleDirtyKeys)
         gauge("sessionfed_memory_used_bytes", "Estimated bytes of data (INFO used_memory; maxmemory compares against it).", snapshot.usedMemoryBytes)
         gauge("sessionfed_memory_resident_bytes", "Resident set size of the process.", snapshot.residentMemoryBytes)
+        counter("sessionfed_slow_steps_total", "Event-loop steps that held the loop for 10 ms or more (each logged with what it was).", snapshot.slowSteps)
+        gauge("sessionfed_longest_step_milliseconds", "The longest event-loop step since start, rounded up.", Int(snapshot.longestStepMilliseconds.rounded(.up)))
         gauge("sessionfed_memory_allocated_bytes", "Bytes the allocator has handed out and not had back (INFO allocator_allocated).", snapshot.allocatedMemoryBytes)
         gauge("sessionfed_memory_max_bytes", "maxmemory (0: no limit).", snapshot.maximumMemoryBytes)
         gauge("sessionfed_uptime_seconds", "Seconds since the node started.", Int(snapshot.uptimeSeconds))

@@ -564,6 +564,10 @@ final class DataPlane: @unchecked Sendable {
 
     func tick() {
         guard timer != nil else { return }
+        state.timed("data plane tick") { tickNow() }
+    }
+
+    private func tickNow() {
         let now = WallClock.monotonicMilliseconds()
         perform(copies.tick(now: now))
         federationTail.trimAll(now: now)

@@ -376,8 +376,8 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
         guard !stopped, state.federation != nil else { return }
         let now = WallClock.nowMilliseconds()
         if let dataPlane = state.dataPlane { state.federation!.lead(Set(dataPlane.copies.primaries.keys.map(UInt32.init))) }
-        perform(state.federation!.tick(now: now))
-        perform(state.federation!.continueRounds(store: &state.keyspace, now: now))
+        state.timed("federation tick: batches and rounds due") { perform(state.federation!.tick(now: now)) }
+        state.timed("federation tick: key digests and collection") { perform(state.federation!.continueRounds(store: &state.keyspace, now: now)) }
         state.updateLoading(now: now)
     }
 

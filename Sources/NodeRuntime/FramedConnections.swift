@@ -16,6 +16,7 @@ protocol FramedTransport: AnyObject, Sendable {
     associatedtype Peer
 
     var logger: Logger { get }
+    var state: NodeState { get }
     /// "federation" or "peer", for log messages.
     var connectionKind: String { get }
     func dialerActive(_ target: Target, channel: Channel)
@@ -28,6 +29,11 @@ protocol FramedTransport: AnyObject, Sendable {
 }
 
 extension FramedTransport {
+    /// One frame read and handled: recorded among the node's slow steps when it held the loop.
+    func stepTaken(_ step: @autoclosure () -> String, nanoseconds: UInt64) {
+        state.slowSteps.record("\(connectionKind) \(step())", nanoseconds: nanoseconds)
+    }
+
     /// Binds a listener whose connections get TLS (when given) and a frame handler.
     func listen(on address: Topology.Address, eventLoop: EventLoop, tls: NIOSSLContext?) async throws -> Channel {
         try await ServerBootstrap(group: eventLoop)
@@ -178,11 +184,14 @@ final class FramedChannelHandler<Transport: FramedTransport>: ChannelInboundHand
         decoder.append(buffer.readableBytesView)
         var before = decoder.bufferedBytes
         do {
-            while !failed, let frame = try decoder.next() {
+            while !failed {
+                let started = SlowSteps.nowNanoseconds()
+                guard let frame = try decoder.next() else { break }
                 let size = before - decoder.bufferedBytes
                 before = decoder.bufferedBytes
                 lastReceivedAt = WallClock.monotonicMilliseconds()
                 transport.received(frame, bytes: size, handler: self, channel: context.channel)
+                transport.stepTaken("frame \(frame.kind) (\(size) bytes)", nanoseconds: SlowSteps.nowNanoseconds() - started)
             }
         } catch {
             failed = true

@@ -126,17 +126,17 @@ public final class NodeServer: Service, Sendable {
             initialDelay: .milliseconds(configuration.expiryCycleMilliseconds),
             delay: .milliseconds(configuration.expiryCycleMilliseconds)
         ) { _ in
-            state.runExpiryCycle()
+            state.timed("expiry cycle") { state.runExpiryCycle() }
         }
         let digests = state.eventLoop.scheduleRepeatedTask(
             initialDelay: .milliseconds(Self.digestCycleMilliseconds), delay: .milliseconds(Self.digestCycleMilliseconds)
         ) { _ in
-            state.refreshMerkleLeaves()
+            state.timed("Merkle leaves refresh") { state.refreshMerkleLeaves() }
         }
         let memory = state.eventLoop.scheduleRepeatedTask(
             initialDelay: .milliseconds(MemoryRelease.intervalMilliseconds), delay: .milliseconds(MemoryRelease.intervalMilliseconds)
         ) { _ in
-            state.releaseFreedMemory()
+            state.timed("memory release") { state.releaseFreedMemory() }
         }
 
         await withGracefulShutdownHandler {

@@ -22,6 +22,9 @@ public struct NodeSnapshot: Codable, Sendable {
     public var residentMemoryBytes: Int
     /// Bytes the C allocator has handed out and not had back (RSS less free pages kept).
     public var allocatedMemoryBytes: Int
+    /// Event-loop steps that held the loop for 10 ms or more (each is logged), and the longest.
+    public var slowSteps: UInt64
+    public var longestStepMilliseconds: Double
     public var maximumMemoryBytes: Int
     public var commandsProcessed: UInt64
     public var commandsByName: [String: UInt64]
@@ -168,6 +171,8 @@ extension NodeState {
             usedMemoryBytes: keyspace.usedMemoryBytes,
             residentMemoryBytes: ProcessIdentity.residentBytes(),
             allocatedMemoryBytes: MemoryRelease.allocatedBytes,
+            slowSteps: slowSteps.count,
+            longestStepMilliseconds: Double(slowSteps.longestNanoseconds / 1_000) / 1_000,
             maximumMemoryBytes: keyspace.configuration.maximumMemoryBytes,
             commandsProcessed: statistics.commandsProcessed,
             commandsByName: statistics.commandsByName,
@@ -232,6 +237,6 @@ extension NodeState {
 
 extension NodeServer {
     public func snapshot(includeMerkleRoot: Bool = false) async throws -> NodeSnapshot {
-        try await withState { $0.snapshot(includeMerkleRoot: includeMerkleRoot) }
+        try await withState { state in state.timed("status snapshot") { state.snapshot(includeMerkleRoot: includeMerkleRoot) } }
     }
 }

@@ -36,6 +36,7 @@ final class NodeState: @unchecked Sendable {
     let startedAt: UInt64
     var statistics = RuntimeStatistics()
     var memoryRelease = MemoryRelease()
+    var slowSteps = SlowSteps()
     /// Subscribers by channel and by pattern (client ids).
     var channelSubscribers: [[UInt8]: Set<UInt64>] = [:]
     var patternSubscribers: [[UInt8]: Set<UInt64>] = [:]

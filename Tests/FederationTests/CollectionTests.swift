@@ -124,9 +124,14 @@ import Wire
         // Separate variables: the votes below mutate both.
         var core = harness.nodes[seoul]!.core
         var keyspace = harness.nodes[seoul]!.keyspace
-        let checks = core.continueRounds(store: &keyspace, now: harness.now).compactMap { action -> (SiteID, UInt64, [KeyDigest])? in
-            guard case .send(.outbound(let site), .collectionCheck(let round, let keys)) = action else { return nil }
-            return (site, round, keys)
+        // Candidates are gathered over a few ticks before the round starts.
+        var checks: [(SiteID, UInt64, [KeyDigest])] = []
+        for _ in 0..<100 where checks.isEmpty {
+            harness.now += 1
+            checks = core.continueRounds(store: &keyspace, now: harness.now).compactMap { action -> (SiteID, UInt64, [KeyDigest])? in
+                guard case .send(.outbound(let site), .collectionCheck(let round, let keys)) = action else { return nil }
+                return (site, round, keys)
+            }
         }
         try #require(checks.count == 2)
         let (round, proposal) = (checks[0].1, checks[0].2)

@@ -7,14 +7,14 @@ import Wire
 /// Anti-entropy with sites of several nodes: a node compares only the partitions it leads,
 /// and the other site answers each partition from that partition's primary.
 @Suite struct PartitionRoundTests {
-    static func core(site: SiteID, leading partitions: Set<UInt32>?) -> FederationCore {
+    static func core(site: SiteID, leading partitions: Set<UInt32>?, partitionCount: Int = 8) -> FederationCore {
         let sites = [seoul, tokyo].map { id in
             (id, FederationSettings.SiteInfo(name: "site\(id.rawValue)", nodes: ["site\(id.rawValue)-1", "site\(id.rawValue)-2"]))
         }
         let settings = FederationSettings(
             federation: "test", topologyVersion: 1, localSite: site, localNode: "site\(site.rawValue)-1",
             sites: Dictionary(uniqueKeysWithValues: sites), links: [seoul: [tokyo], tokyo: [seoul]],
-            partitioning: Partitioning(partitionCount: 8), merkleLeaves: 16
+            partitioning: Partitioning(partitionCount: partitionCount), merkleLeaves: 16
         )
         var core = FederationCore(settings: settings, incarnation: 1)
         core.mergesAtPrimaries = true
@@ -61,10 +61,37 @@ import Wire
             Set(Self.requests(actions).compactMap { if case .bucketDigests(_, _, let buckets) = $0 { return buckets.first?.partition } else { return nil } })
         }
         partitionsPerStep.append(partitions(core.receive(.merkleLeaves(round: 1, empty), on: .outbound(tokyo), store: &keyspace, now: 1_001)))
-        for step in 0..<5 { partitionsPerStep.append(partitions(core.continueRounds(store: &keyspace, now: 1_002 + UInt64(step)))) }
-        // 5,000 keys per partition and 20,000 keys per step: four partitions, then four more.
-        #expect(partitionsPerStep.map(\.count) == [4, 4, 0, 0, 0, 0])
-        #expect(partitionsPerStep[0].union(partitionsPerStep[1]) == Set(0..<8))
+        for step in 0..<8 { partitionsPerStep.append(partitions(core.continueRounds(store: &keyspace, now: 1_002 + UInt64(step)))) }
+        // 5,000 keys per partition and 4,000 keys per step: one partition per step.
+        #expect(partitionsPerStep.map(\.count) == [1, 1, 1, 1, 1, 1, 1, 1, 0])
+        #expect(partitionsPerStep.reduce(Set()) { $0.union($1) } == Set(0..<8))
+    }
+
+    /// The leaves of many partitions are asked for a group at a time, the next group once the
+    /// last is answered: no step encodes, decodes or compares the leaves of every partition
+    /// (at 271 partitions that one step held the loop for 25-40 ms).
+    @Test func leavesOfManyPartitions_areAskedForAGroupAtATime() {
+        var core = Self.core(site: seoul, leading: Set((0..<40).map(UInt32.init)), partitionCount: 40)
+        var keyspace = Keyspace(configuration: KeyspaceConfiguration(site: seoul, retainTombstones: true))
+        let group = FederationCore.leavesPartitionsPerRequest
+        var asked: [[UInt32]] = []
+        func leavesRequests(_ actions: [FederationAction]) -> [[UInt32]] {
+            Self.requests(actions).compactMap { if case .merkleLeavesRequest(_, let partitions) = $0 { return partitions } else { return nil } }
+        }
+        asked += leavesRequests(core.outboundConnected(to: tokyo, now: 1_000))
+        #expect(asked == [(0..<group).map(UInt32.init)])
+        // Half a group answered: nothing more is asked for yet.
+        let firstHalf = (0..<group / 2).map { FederationCore.emptyLeaves(partition: UInt32($0), count: 16) }
+        #expect(leavesRequests(core.receive(.merkleLeaves(round: 1, firstHalf), on: .outbound(tokyo), store: &keyspace, now: 1_001)).isEmpty)
+        var now: UInt64 = 1_002
+        while let last = asked.last, !core.isSynchronized(with: tokyo), now < 1_100 {
+            let answer = last.filter { $0 >= UInt32(group / 2) || asked.count > 1 }.map { FederationCore.emptyLeaves(partition: $0, count: 16) }
+            asked += leavesRequests(core.receive(.merkleLeaves(round: 1, answer), on: .outbound(tokyo), store: &keyspace, now: now))
+            now += 1
+        }
+        #expect(asked.map(\.count) == [group, group, 40 - 2 * group])
+        #expect(Set(asked.flatMap { $0 }) == Set((0..<40).map(UInt32.init)))
+        #expect(core.isSynchronized(with: tokyo))
     }
 
     @Test func anUnansweredRound_isStartedAgainAfterItsSilence() {
