@@ -16,9 +16,11 @@ struct AntiEntropyRound: Sendable {
     var partitions: Set<UInt32>
     /// Partitions whose leaves have not been answered yet.
     var awaitingLeaves: Set<UInt32>
-    /// Partitions whose leaves are not asked for yet, in order: asked
-    /// `leavesPartitionsPerRequest` at a time, the next group once the last is answered, so
-    /// that no step encodes, decodes or compares the leaves of every partition at once.
+    /// Partitions whose leaves are not asked for yet, in order: at most
+    /// `leavesPartitionsPerRequest` are asked for and unanswered at a time (each answer makes
+    /// room for as many more), so that no step encodes, decodes or compares the leaves of
+    /// every partition at once, and a partition the other site does not answer (no primary
+    /// there) holds one place, not the partitions after it.
     var leavesUnrequested: [UInt32] = []
     /// Partitions whose leaves were asked for and are not answered yet.
     var leavesRequested: Set<UInt32> = []
@@ -178,17 +180,19 @@ extension FederationCore {
         ]
     }
 
-    /// Partitions whose leaves one request asks for (17 requests for 271 partitions): each
-    /// answer is about 1,000 digests, encoded, decoded and compared in well under 10 ms.
+    /// Partitions whose leaves are asked for and unanswered at most (17 requests for 271
+    /// partitions at a site of one node): an answer is about 1,000 digests, encoded, decoded
+    /// and compared in well under 10 ms.
     public static let leavesPartitionsPerRequest = 16
 
-    /// The request for the next group of partitions, once the previous group is answered (nil
-    /// when one is still awaited or none is left).
+    /// A request for as many more partitions as there is room for among those awaited (nil
+    /// when there is none, or none is left to ask for).
     static func requestLeaves(_ round: inout AntiEntropyRound) -> Frame? {
-        guard round.leavesRequested.isEmpty, !round.leavesUnrequested.isEmpty else { return nil }
-        let group = Array(round.leavesUnrequested.prefix(leavesPartitionsPerRequest))
+        let room = leavesPartitionsPerRequest - round.leavesRequested.count
+        guard room > 0, !round.leavesUnrequested.isEmpty else { return nil }
+        let group = Array(round.leavesUnrequested.prefix(room))
         round.leavesUnrequested.removeFirst(group.count)
-        round.leavesRequested = Set(group)
+        round.leavesRequested.formUnion(group)
         return .merkleLeavesRequest(round: round.id, partitions: group)
     }
 

@@ -126,7 +126,11 @@ extension FederationCore {
         guard collection.gathered.count >= settings.collectionBatchKeys || collection.gatheringSteps >= Self.collectionScanSteps else { return [] }
         collection.lastRoundAt = now
         let inFlight = keysInFlight()
-        let candidates = collection.gathered.filter { !inFlight.contains($0.0) }
+        // A small keyspace is read more than once while gathering: each key once, at the
+        // digest read last.
+        var latest: [[UInt8]: StateDigest] = [:]
+        for (key, digest) in collection.gathered where !inFlight.contains(key) { latest[key] = digest }
+        let candidates = latest.sorted { $0.key.lexicographicallyPrecedes($1.key) }.map { ($0.key, $0.value) }
         collection.gathered = []
         collection.gatheringSteps = 0
         guard !candidates.isEmpty else { return [] }

@@ -140,7 +140,10 @@ extension DataPlane {
         guard partition < partitioning.partitionCount, actsAsPrimary(of: [partition], now: WallClock.monotonicMilliseconds()), !isLocked([partition]) else {
             return reply(notPrimary: true)
         }
-        let merge = RemoteMerge(partition: partition, site: batch.fromSite, deltas: batch.deltas, states: batch.states, collect: batch.collect)
+        // Only keys of the partition this node leads are dropped here (a peer's mistake must not
+        // drop keys of a partition this node only backs up).
+        let collect = batch.collect.filter { partitioning.partition(of: $0.key) == partition }
+        let merge = RemoteMerge(partition: partition, site: batch.fromSite, deltas: batch.deltas, states: batch.states, collect: collect)
         mergeAsPrimary(merge) { merged in reply(notPrimary: !merged) }
     }
 
@@ -180,6 +183,11 @@ extension DataPlane {
     /// once every write they can show is committed (nil: the primary role ended first).
     func answerAsPrimary(_ frame: Frame, partition: Int, done: @escaping ([Frame]?) -> Void) {
         guard state.federation != nil else { return done(nil) }
+        var frame = frame
+        // A vote covers the keys of the partition this node leads, nothing else.
+        if case .collectionCheck(let round, let keys) = frame {
+            frame = .collectionCheck(round: round, keys.filter { partitioning.partition(of: $0.key) == partition })
+        }
         let frames = state.federation!.answer(frame, store: &state.keyspace)
         whenWritesSoFarCommitted(partition, then: { done(frames) }, otherwise: { done(nil) })
     }
