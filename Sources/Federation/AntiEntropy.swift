@@ -317,7 +317,7 @@ extension FederationCore {
     mutating func applyRepair(_ repair: BucketRepair, from site: SiteID, store: inout some AntiEntropyStore, now: UInt64) -> [FederationAction] {
         var actions = mergeStates(repair.states, from: site, store: &store, now: now)
         let wanted = repair.wanted.compactMap { key in store.state(of: key).map { KeyStateRecord(key: key, state: $0) } }
-        for (partition, records) in byPartition(wanted) {
+        for (partition, records) in byPartition(wanted, key: \.key) {
             for chunk in chunked(records) {
                 let frame = Frame.keyStates(partition: partition, chunk)
                 actions.append(mergesAtPrimaries ? .sendCommitted(.outbound(site), frame, partition: partition) : .send(.outbound(site), frame))
@@ -338,7 +338,7 @@ extension FederationCore {
     mutating func mergeStates(_ records: [KeyStateRecord], from site: SiteID, store: inout some AntiEntropyStore, now: UInt64) -> [FederationAction] {
         guard !records.isEmpty else { return [] }
         if mergesAtPrimaries {
-            return byPartition(records).map { .mergeStates(StateRepair(site: site, partition: $0.partition, states: $0.records)) }
+            return byPartition(records, key: \.key).map { .mergeStates(StateRepair(site: site, partition: $0.partition, states: $0.items)) }
         }
         return mergeRepairs(records, from: site, store: &store, now: now)
     }
@@ -373,10 +373,10 @@ extension FederationCore {
         markForwardResync(repairedFrom: site)
     }
 
-    /// Records grouped by the partition of their key, in partition order.
-    func byPartition(_ records: [KeyStateRecord]) -> [(partition: UInt32, records: [KeyStateRecord])] {
-        var groups: [UInt32: [KeyStateRecord]] = [:]
-        for record in records { groups[UInt32(settings.partitioning.partition(of: record.key)), default: []].append(record) }
+    /// Items (key states, key digests) grouped by the partition of their key, in partition order.
+    func byPartition<Item>(_ items: [Item], key: (Item) -> [UInt8]) -> [(partition: UInt32, items: [Item])] {
+        var groups: [UInt32: [Item]] = [:]
+        for item in items { groups[UInt32(settings.partitioning.partition(of: key(item))), default: []].append(item) }
         return groups.keys.sorted().map { ($0, groups[$0]!) }
     }
 

@@ -130,18 +130,16 @@ extension FederationCore {
         // digest read last.
         var latest: [[UInt8]: StateDigest] = [:]
         for (key, digest) in collection.gathered where !inFlight.contains(key) { latest[key] = digest }
-        let candidates = latest.sorted { $0.key.lexicographicallyPrecedes($1.key) }.map { ($0.key, $0.value) }
         collection.gathered = []
         collection.gatheringSteps = 0
-        guard !candidates.isEmpty else { return [] }
+        guard !latest.isEmpty else { return [] }
         let id = collection.nextRound
         collection.nextRound += 1
-        let partitions = Set(candidates.map { UInt32(settings.partitioning.partition(of: $0.0)) })
+        let partitions = Set(latest.keys.map { UInt32(settings.partitioning.partition(of: $0)) })
         collection.round = CollectionState.Round(
-            id: id, startedAt: now, keys: Dictionary(candidates, uniquingKeysWith: { first, _ in first }),
-            awaiting: Dictionary(uniqueKeysWithValues: settings.linkedSites.map { ($0, partitions) })
+            id: id, startedAt: now, keys: latest, awaiting: Dictionary(uniqueKeysWithValues: settings.linkedSites.map { ($0, partitions) })
         )
-        let proposal = candidates.map { KeyDigest(key: $0.0, digest: $0.1) }
+        let proposal = latest.sorted { $0.key.lexicographicallyPrecedes($1.key) }.map { KeyDigest(key: $0.key, digest: $0.value) }
         return settings.linkedSites.map { .send(.outbound($0), .collectionCheck(round: id, proposal)) }
     }
 
@@ -149,7 +147,7 @@ extension FederationCore {
     /// keys by that partition's primary (`FederationAction.answerAtPrimary`).
     mutating func answerCollectionCheck(round: UInt64, _ keys: [KeyDigest], on connection: FederationConnection, store: inout some AntiEntropyStore) -> [FederationAction] {
         guard mergesAtPrimaries else { return sendAnswers([collectionVote(round: round, keys, partitions: [], store: &store)], on: connection) }
-        return byPartition(keys).map { partition, keys in
+        return byPartition(keys, key: \.key).map { partition, keys in
             .answerAtPrimary(RoundRequest(connection: connection, partition: partition, frame: .collectionCheck(round: round, keys)))
         }
     }
@@ -207,14 +205,7 @@ extension FederationCore {
             collectHere(keys, store: &store, now: now)
             return []
         }
-        return byPartition(keys).map { .collectAtPrimary(CollectionAtPrimary(partition: $0, keys: $1)) }
-    }
-
-    /// Keys grouped by their partition, in partition order.
-    func byPartition(_ keys: [KeyDigest]) -> [(partition: UInt32, keys: [KeyDigest])] {
-        var groups: [UInt32: [KeyDigest]] = [:]
-        for proposal in keys { groups[UInt32(settings.partitioning.partition(of: proposal.key)), default: []].append(proposal) }
-        return groups.keys.sorted().map { ($0, groups[$0]!) }
+        return byPartition(keys, key: \.key).map { .collectAtPrimary(CollectionAtPrimary(partition: $0, keys: $1)) }
     }
 
     /// Drops the agreed keys from `store` (this node's copy is the one its site's copies follow)

@@ -122,21 +122,15 @@ public final class NodeServer: Service, Sendable {
             transport = federation
         }
 
-        let expiry = state.eventLoop.scheduleRepeatedTask(
-            initialDelay: .milliseconds(configuration.expiryCycleMilliseconds),
-            delay: .milliseconds(configuration.expiryCycleMilliseconds)
-        ) { _ in
-            state.timed("expiry cycle") { state.runExpiryCycle() }
-        }
-        let digests = state.eventLoop.scheduleRepeatedTask(
-            initialDelay: .milliseconds(Self.digestCycleMilliseconds), delay: .milliseconds(Self.digestCycleMilliseconds)
-        ) { _ in
-            state.timed("Merkle leaves refresh") { state.refreshMerkleLeaves() }
-        }
-        let memory = state.eventLoop.scheduleRepeatedTask(
-            initialDelay: .milliseconds(MemoryRelease.intervalMilliseconds), delay: .milliseconds(MemoryRelease.intervalMilliseconds)
-        ) { _ in
-            state.timed("memory release") { state.releaseFreedMemory() }
+        // The node's own timers, each a timed step on the loop.
+        let timers = [
+            (configuration.expiryCycleMilliseconds, "expiry cycle", state.runExpiryCycle),
+            (Self.digestCycleMilliseconds, "Merkle leaves refresh", state.refreshMerkleLeaves),
+            (MemoryRelease.intervalMilliseconds, "memory release", state.releaseFreedMemory),
+        ].map { milliseconds, step, body in
+            state.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(milliseconds), delay: .milliseconds(milliseconds)) { _ in
+                state.timed(step) { body() }
+            }
         }
 
         await withGracefulShutdownHandler {
@@ -144,9 +138,7 @@ public final class NodeServer: Service, Sendable {
         } onGracefulShutdown: {
             channel.close(promise: nil)
         }
-        expiry.cancel()
-        digests.cancel()
-        memory.cancel()
+        for timer in timers { timer.cancel() }
         try? await state.eventLoop.submit { state.dataPlane?.stop() }.get()
         await transport?.stop()
         await controlPlane.stop()

@@ -323,10 +323,7 @@ public struct FrameDecoder: Sendable {
     static let keptCapacity = 64 * 1024
 
     public mutating func append(_ bytes: some Sequence<UInt8>) {
-        if start > 0, start == buffer.count {
-            if buffer.capacity > Self.keptCapacity { buffer = [] } else { buffer.removeAll(keepingCapacity: true) }
-            start = 0
-        } else if start > 0, start >= buffer.count / 2 {
+        if start > 0, start >= buffer.count / 2 {
             buffer.removeFirst(start)
             start = 0
         }
