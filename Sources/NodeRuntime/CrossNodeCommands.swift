@@ -38,7 +38,19 @@ struct CrossNodeTransaction {
     /// Applying: the nodes whose confirmation is awaited, and whether any refused.
     var applying: Set<String>?
     var refused = false
+    /// The command produced no write (MGET, EXISTS, …): a refusal then changed nothing.
+    var wroteNothing = false
     var result: CommandResult?
+
+    enum Outcome: Equatable { case answer, retry, unknown }
+
+    /// Once every primary answered: a refusal means a primary changed under the locks, so the
+    /// fetched states may be stale. A command that wrote nothing is simply run again; one that
+    /// wrote may have landed at some primaries and not others, and only the client can decide.
+    var outcome: Outcome {
+        guard refused else { return .answer }
+        return wroteNothing ? .retry : .unknown
+    }
 }
 
 /// A partition locked here for another node's transaction.
@@ -143,6 +155,7 @@ extension DataPlane {
             return
         }
         transaction.result = result
+        transaction.wroteNothing = writes.isEmpty
         transaction.applying = Set(transaction.owners.keys)
         transactions[transaction.id] = transaction
         for (owner, parts) in transaction.owners.sorted(by: { $0.key < $1.key }) {
@@ -171,14 +184,17 @@ extension DataPlane {
         transactions[id] = transaction
         guard waiting.isEmpty else { return }
         transactions[id] = nil
-        if transaction.refused {
+        switch transaction.outcome {
+        case .answer:
+            let result = transaction.result!
+            transaction.done(result.reply)
+            state.announce(result.events)
+        case .retry:
+            retryAcrossNodes(keys: transaction.keys, deadline: transaction.deadline, body: transaction.body, done: transaction.done)
+        case .unknown:
             counters.unknownOutcomes += 1
             transaction.done(.error("ERR a primary changed while this multi-node command was applied; it may have been applied in part"))
-            return
         }
-        let result = transaction.result!
-        transaction.done(result.reply)
-        state.announce(result.events)
     }
 
     // MARK: Primary

@@ -133,7 +133,14 @@ def test_an_overflowed_outbox_between_sites_of_several_nodes_is_repaired_by_anti
     at_lisbon = clients(lisbon)
 
     def everywhere():
-        return all(at_lisbon[node].mget(list(written)) == list(written.values()) for node in lisbon.names)
+        try:
+            return all(at_lisbon[node].mget(list(written)) == list(written.values()) for node in lisbon.names)
+        except redis.exceptions.ResponseError as error:
+            # Lisbon's primaries may still move just after the thaw: a multi-node MGET is then
+            # retried by the node and, past its bound, answered -TRYAGAIN. Nothing else is allowed.
+            if not str(error).startswith("TRYAGAIN"):
+                raise
+            return False
 
     wait_until(everywhere, 40, what="every write of seoul, dropped from its outboxes, to reach every node of lisbon")
     wait_until(lambda: not any(link["needsResync"] for node in seoul.names for link in federation_links(seoul, node).values()), 20,
