@@ -46,6 +46,16 @@ public struct PartitionAssignment: Hashable, Sendable {
     /// later one: a backup removed and added again within one epoch must not be marked in
     /// sync on a report about the copy it had before.
     public var changedAt: UInt64 = 0
+    /// A planned handover in progress (same epoch): the primary stops accepting commands,
+    /// finishes the writes in flight and reports its copy handed off; then the leader starts
+    /// the next epoch with this member as primary (`continuing`). Until that report no other
+    /// node may act as primary, and after it the old primary accepts nothing at this epoch:
+    /// two primaries never accept writes for the partition at overlapping times.
+    public var handoverTo: String?
+    /// This epoch began with a planned handover from epoch `epoch - 1`: the copies in
+    /// `inSync` held every write of that epoch when it ended (its primary had sealed and
+    /// committed everything), so they carry on without copying the partition again.
+    public var continuing = false
 
     public init(
         partition: Int, epoch: UInt64 = 0, primary: String? = nil, backups: [String] = [], inSync: Set<String> = [],
@@ -62,6 +72,25 @@ public struct PartitionAssignment: Hashable, Sendable {
 
     /// Every node holding a copy.
     public var holders: [String] { (primary.map { [$0] } ?? []) + backups }
+
+    /// The next epoch of a handover whose old primary reported its copy handed off: the
+    /// target becomes primary if it is still an in-sync backup, else the old primary carries
+    /// on (the handover is abandoned, nothing moved). Either way every in-sync copy continues
+    /// — the old primary's included, so a target that dies at once leaves a complete copy to
+    /// promote.
+    public func completingHandover() -> PartitionAssignment {
+        guard let old = primary else { return self }
+        var next = self
+        let target = handoverTo.flatMap { inSync.contains($0) ? $0 : nil } ?? old
+        next.primary = target
+        next.backups = backups.map { $0 == target ? old : $0 }
+        next.inSync = inSync.subtracting([target])
+        if target != old { next.inSync.insert(old) }
+        next.epoch += 1
+        next.handoverTo = nil
+        next.continuing = true
+        return next
+    }
 }
 
 public enum MemberState: String, Hashable, Sendable, Codable {
@@ -280,18 +309,23 @@ public struct ClusterMap: Hashable, Sendable {
                 assignment.inSync.remove(surplus)
                 load.remove(surplus, primary: false)
             }
+            if assignment.epoch != original.epoch || assignment.primary != original.primary {
+                // A failover ends a handover in progress, and its epoch continues nothing.
+                assignment.handoverTo = nil
+                assignment.continuing = false
+            }
             if assignment != original { commands.append(.assign(assignment)) }
         }
         return commands
     }
 
-    /// One step towards a balanced placement, once everything is placed and in sync: hand a
-    /// primary to an in-sync backup on a member with fewer primaries (epoch + 1; the old
-    /// primary stays as an in-sync backup), or add a copy on the least-loaded member (the
+    /// One step towards a balanced placement, once everything is placed and in sync: start a
+    /// planned handover of a primary to an in-sync backup on a member with fewer primaries
+    /// (`handoverTo`; `MapController` completes it), or add a copy on the least-loaded member (the
     /// surplus copy on the most loaded one is dropped once it caught up). Never two copies of
     /// a partition on one member.
     public func rebalance() -> [ClusterCommand] {
-        guard upMembers.count > 1 else { return [] }
+        guard upMembers.count > 1, !partitions.contains(where: { $0.handoverTo != nil }) else { return [] }
         let load = load()
         let busiest = load.primaries.max { ($0.value, $1.key) < ($1.value, $0.key) }!
         let idlest = load.primaries.min { ($0.value, $0.key) < ($1.value, $1.key) }!
@@ -300,10 +334,8 @@ public struct ClusterMap: Hashable, Sendable {
                 guard let target = assignment.backups.filter({ assignment.inSync.contains($0) && (load.primaries[$0] ?? Int.max) < busiest.value - 1 })
                     .min(by: { (load.primaries[$0]!, $0) < (load.primaries[$1]!, $1) })
                 else { continue }
-                assignment.backups = assignment.backups.map { $0 == target ? busiest.key : $0 }
-                assignment.inSync = []
-                assignment.primary = target
-                assignment.epoch += 1
+                // Planned: the epoch changes only once the old primary handed off.
+                assignment.handoverTo = target
                 return [.assign(assignment)]
             }
         }

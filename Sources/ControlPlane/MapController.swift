@@ -8,7 +8,9 @@
 ///    longer names the old one for any copy (and, for a voter, once it holds the log);
 /// 2. the placement is repaired (`ClusterMap.repairs`);
 /// 3. backups whose members report them caught up join the in-sync set;
-/// 4. one rebalancing step (`ClusterMap.rebalance`).
+/// 4. handovers whose old primary reported its copy handed off move to their next epoch
+///    (`PartitionAssignment.completingHandover`);
+/// 5. one rebalancing step (`ClusterMap.rebalance`).
 ///
 /// Pure: the reports and the leader's knowledge of followers' logs come in as values.
 struct MapController {
@@ -20,6 +22,8 @@ struct MapController {
         var seen: [String: (incarnation: UInt64, at: UInt64)]
         /// Per member: the copies it reported caught up, and the map index it reported on.
         var inSync: [String: (copies: Set<PartitionEpoch>, mapIndex: UInt64)]
+        /// Per member: the primaries it sealed for a handover, with every write committed.
+        var handedOff: [String: Set<PartitionEpoch>] = [:]
         /// Whether this incarnation of a voter holds the leader's committed log.
         var holdsLog: (MemberID) -> Bool
         /// Whether this new incarnation of a voter may take the name's vote now.
@@ -30,6 +34,7 @@ struct MapController {
         var commands = memberChanges(map: map, voters: voters, observed: observed, now: now)
         if commands.isEmpty { commands = map.repairs() }
         if commands.isEmpty { commands = inSyncMarks(map: map, observed: observed) }
+        if commands.isEmpty { commands = completedHandovers(map: map, observed: observed) }
         if commands.isEmpty { commands = map.rebalance() }
         return commands
     }
@@ -63,6 +68,15 @@ struct MapController {
             }
         }
         return commands
+    }
+
+    func completedHandovers(map: ClusterMap, observed: Observations) -> [ClusterCommand] {
+        map.partitions.compactMap { assignment in
+            guard assignment.handoverTo != nil, let primary = assignment.primary,
+                observed.handedOff[primary]?.contains(PartitionEpoch(partition: assignment.partition, epoch: assignment.epoch)) == true
+            else { return nil }
+            return .assign(assignment.completingHandover())
+        }
     }
 
     func inSyncMarks(map: ClusterMap, observed: Observations) -> [ClusterCommand] {

@@ -83,6 +83,9 @@ public struct RaftNode: Sendable {
     /// Set by a runtime whose data plane copies partitions: the copies it reports caught up
     /// (nil: every copy counts as caught up `catchUpMilliseconds` after the map gave it).
     public var caughtUpCopies: Set<PartitionEpoch>?
+    /// Set by the data plane: primaries sealed for a planned handover whose writes are all
+    /// committed (reported to the leader, which then starts the next epoch).
+    public var handedOffCopies: Set<PartitionEpoch> = []
 
     /// The leader reviews member reports this often.
     static let decisionIntervalMilliseconds: UInt64 = 20
@@ -228,6 +231,7 @@ public struct RaftNode: Sendable {
                 leading!.nextDecision = now + Self.decisionIntervalMilliseconds
                 leading!.memberSeen[id.name] = (id.incarnation, now)
                 leading!.memberInSync[id.name] = (Set(copiesInSync(now: now)), map.appliedIndex)
+                leading!.memberHandedOff[id.name] = reportedHandedOff
                 out += decide(now: now)
                 advanceCommit()
             }
@@ -251,7 +255,7 @@ public struct RaftNode: Sendable {
         // The leader hears itself directly (`decide` records its own copies).
         guard role != .leader else { return [] }
         let inSync = copiesInSync(now: now)
-        let message = RaftMessage.heartbeat(term: term, fresh: !isEstablished, inSync: inSync, sentAt: now, mapIndex: map.appliedIndex)
+        let message = RaftMessage.heartbeat(term: term, fresh: !isEstablished, inSync: inSync, handedOff: reportedHandedOff.sorted(), sentAt: now, mapIndex: map.appliedIndex)
         if let leader, role != .bootstrapping {
             return [RaftEnvelope(from: id, to: leader.name, message: message)]
         }
@@ -275,6 +279,13 @@ public struct RaftNode: Sendable {
         }
         copiesHeldSince = held
         return inSync
+    }
+
+    /// The primaries this node reports handed off. Without a data plane (nil
+    /// `caughtUpCopies`) a primary holds no writes to finish: it hands off at once.
+    var reportedHandedOff: Set<PartitionEpoch> {
+        guard caughtUpCopies == nil else { return handedOffCopies }
+        return Set(map.partitions.filter { $0.primary == id.name && $0.handoverTo != nil }.map { PartitionEpoch(partition: $0.partition, epoch: $0.epoch) })
     }
 
     /// A fresh voter that heard every other voter answer `fresh` bootstraps the cluster with
@@ -416,8 +427,8 @@ public struct RaftNode: Sendable {
             return handleAppendReply(from: from, term: replyTerm, success: success, matchIndex: match, echo: echo, now: now)
         case .snapshot(let leaderTerm, let snapshotLastIndex, let snapshotLastTerm, let snapshot):
             return handleSnapshot(from: from, term: leaderTerm, lastIndex: snapshotLastIndex, lastTerm: snapshotLastTerm, map: snapshot, now: now)
-        case .heartbeat(let memberTerm, let fresh, let inSync, let sentAt, let mapIndex):
-            return handleHeartbeat(from: from, term: memberTerm, fresh: fresh, inSync: inSync, sentAt: sentAt, mapIndex: mapIndex, now: now)
+        case .heartbeat(let memberTerm, let fresh, let inSync, let handedOff, let sentAt, let mapIndex):
+            return handleHeartbeat(from: from, term: memberTerm, fresh: fresh, inSync: inSync, handedOff: handedOff, sentAt: sentAt, mapIndex: mapIndex, now: now)
         case .heartbeatReply(_, let established, let fresh, let knownLeader, let granted, let leaderCommit):
             // The leader itself answered this node's report and granted a lease: it counts
             // this node as alive from then, so this node may act until the lease it computed
@@ -594,7 +605,9 @@ public struct RaftNode: Sendable {
         return [replicate(to: follower.name, now: now)]
     }
 
-    mutating func handleHeartbeat(from member: MemberID, term memberTerm: UInt64, fresh: Bool, inSync: [PartitionEpoch], sentAt: UInt64, mapIndex: UInt64, now: UInt64) -> [RaftEnvelope] {
+    mutating func handleHeartbeat(
+        from member: MemberID, term memberTerm: UInt64, fresh: Bool, inSync: [PartitionEpoch], handedOff: [PartitionEpoch], sentAt: UInt64, mapIndex: UInt64, now: UInt64
+    ) -> [RaftEnvelope] {
         if case .bootstrapping(var probes) = state {
             probes[member.name] = RoleState.Probe(fresh: fresh, established: !fresh, incarnation: member.incarnation)
             state = .bootstrapping(probes: probes)
@@ -603,6 +616,7 @@ public struct RaftNode: Sendable {
         if role == .leader {
             leading!.memberSeen[member.name] = (member.incarnation, now)
             leading!.memberInSync[member.name] = (Set(inSync), mapIndex)
+            leading!.memberHandedOff[member.name] = Set(handedOff)
             leading!.progress.note(member)
             if isVoter(member) { leading!.lastAcknowledged[member.name] = now }
             // A member this leader has sent nothing yet (a restarted node's new incarnation):
@@ -755,7 +769,7 @@ public struct RaftNode: Sendable {
         let committed = commitIndex
         let node = self
         let observed = MapController.Observations(
-            seen: leader.memberSeen, inSync: leader.memberInSync,
+            seen: leader.memberSeen, inSync: leader.memberInSync, handedOff: leader.memberHandedOff,
             holdsLog: { leader.progress.holds($0.name, incarnation: $0.incarnation, through: committed) },
             admitsVoter: { node.admitsVoter($0, now: now) }
         )

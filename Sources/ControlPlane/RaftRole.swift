@@ -48,6 +48,8 @@ struct LeaderState: Sendable {
     /// the copies it holds caught up.
     var memberSeen: [String: (incarnation: UInt64, at: UInt64)] = [:]
     var memberInSync: [String: (copies: Set<PartitionEpoch>, mapIndex: UInt64)] = [:]
+    /// Per member: the primaries it sealed for a handover with nothing left in flight.
+    var memberHandedOff: [String: Set<PartitionEpoch>] = [:]
 }
 
 /// A leader's view of its followers' logs (etcd's progress tracker): per member the next

@@ -144,9 +144,13 @@ final class DataPlane: @unchecked Sendable {
         }
     }
 
-    /// Tells the control plane which copies hold their whole partition.
+    /// Tells the control plane which copies hold their whole partition, and which primaries
+    /// sealed for a handover have nothing left in flight. A partition locked by a cross-node
+    /// transaction is not handed off yet: the lock was granted before the seal, and its
+    /// writes may still come.
     func reportCaughtUp() {
         state.controlPlane?.raft.caughtUpCopies = copies.caughtUpCopies
+        state.controlPlane?.raft.handedOffCopies = copies.handedOffCopies.filter { locks[$0.partition] == nil }
     }
 
     // MARK: Routing
@@ -221,8 +225,9 @@ final class DataPlane: @unchecked Sendable {
     func actsAsPrimary(of partitions: Set<Int>, now: UInt64) -> Bool {
         guard let raft = state.controlPlane?.raft else { return false }
         return partitions.allSatisfy { partition in
-            guard let epoch = raft.actingPrimaryEpoch(of: partition, now: now) else { return false }
-            return copies.primaries[partition]?.epoch == epoch
+            guard let epoch = raft.actingPrimaryEpoch(of: partition, now: now), let copy = copies.primaries[partition] else { return false }
+            // Sealed for a handover: commands wait (and then go to the next primary).
+            return copy.epoch == epoch && !copy.sealed
         }
     }
 
@@ -359,6 +364,7 @@ final class DataPlane: @unchecked Sendable {
                 }
             case .primary(let partition, _, .commit(let sequence)):
                 release(partition, upTo: sequence)
+                if copies.primaries[partition]?.sealed == true { reportCaughtUp() }
             case .backup(let partition, _, _, .discardPartition):
                 state.keyspace.discard(partition: partition)
                 federationTail.forget(partition)
@@ -569,6 +575,7 @@ final class DataPlane: @unchecked Sendable {
 
     private func tickNow() {
         let now = WallClock.monotonicMilliseconds()
+        reportCaughtUp()
         perform(copies.tick(now: now))
         federationTail.trimAll(now: now)
         expireTransactions(now: now)

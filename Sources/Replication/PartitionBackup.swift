@@ -62,6 +62,15 @@ public struct PartitionBackup: Sendable {
         phase = .requesting(attempt: 0, askedAt: now)
     }
 
+    /// A copy carried over from the epoch a planned handover ended: it holds every write of
+    /// that epoch, which is exactly what the new primary holds, so it follows from this
+    /// epoch's first write without a transfer.
+    public static func continuing(partition: Int, epoch: UInt64, primary: String, settings: ReplicationSettings = ReplicationSettings(), now: UInt64) -> PartitionBackup {
+        var copy = PartitionBackup(partition: partition, epoch: epoch, primary: primary, settings: settings, now: now)
+        copy.phase = .following
+        return copy
+    }
+
     public var isCaughtUp: Bool { phase == .following }
 
     /// Starts (or restarts) the copy from nothing.

@@ -53,6 +53,8 @@ public struct PartitionCopies: Sendable {
                 assignment = PartitionAssignment(partition: assignment.partition, epoch: assignment.epoch)
             }
             let partition = assignment.partition
+            // A planned handover's next epoch: copies whole at its end carry on.
+            let carriesOn = assignment.continuing && assignment.inSync.union([assignment.primary ?? ""]).contains(node) && holdsWholeCopy(partition, ofEpoch: assignment.epoch - 1)
             if assignment.primary == node {
                 if primaries[partition]?.epoch != assignment.epoch {
                     let wasPrimary = primaries[partition] != nil
@@ -63,11 +65,18 @@ public struct PartitionCopies: Sendable {
                     primaries[partition] = PartitionPrimary(partition: partition, epoch: assignment.epoch, settings: settings)
                     actions.append(.becamePrimary(partition: partition, epoch: assignment.epoch))
                 }
+                if primaries[partition]!.sealed != (assignment.handoverTo != nil) {
+                    primaries[partition]!.sealed = assignment.handoverTo != nil
+                }
                 actions += primary(partition, primaries[partition]!.updateBackups(assignment.backups, inSync: assignment.inSync, now: now))
             } else if assignment.backups.contains(node), let primary = assignment.primary {
                 guard backups[partition]?.epoch != assignment.epoch || backups[partition]?.primary != primary else { continue }
                 orphanedCopies.remove(partition)
                 if primaries.removeValue(forKey: partition) != nil { actions.append(.stoppedPrimary(partition: partition)) }
+                if carriesOn {
+                    backups[partition] = .continuing(partition: partition, epoch: assignment.epoch, primary: primary, settings: settings, now: now)
+                    continue
+                }
                 var backup = PartitionBackup(partition: partition, epoch: assignment.epoch, primary: primary, settings: settings, now: now)
                 let started = backup.start(now: now)
                 backups[partition] = backup
@@ -86,6 +95,22 @@ public struct PartitionCopies: Sendable {
             }
         }
         return actions
+    }
+
+    /// Whether this node's copy of `partition` at `epoch` held every write of that epoch when
+    /// it ended: its primary sealed with everything committed, or a backup following it.
+    /// (A backup the map counted in sync acknowledged every write the sealed primary
+    /// committed; one still copying holds less.)
+    func holdsWholeCopy(_ partition: Int, ofEpoch epoch: UInt64) -> Bool {
+        if let primary = primaries[partition], primary.epoch == epoch { return primary.handedOff }
+        if let backup = backups[partition], backup.epoch == epoch { return backup.isCaughtUp }
+        return false
+    }
+
+    /// Primaries sealed for a planned handover with every write committed (reported to the
+    /// control plane, which then starts the next epoch).
+    public var handedOffCopies: Set<PartitionEpoch> {
+        Set(primaries.values.filter(\.handedOff).map { PartitionEpoch(partition: $0.partition, epoch: $0.epoch) })
     }
 
     /// The copies that hold their whole partition (reported to the control plane).

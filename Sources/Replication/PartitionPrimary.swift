@@ -38,6 +38,14 @@ public struct PartitionPrimary: Sendable {
     var log: [ReplicatedWrite] = []
     var logStart: UInt64 = 1
     var followers: [String: Follower] = [:]
+    /// Sealed for a planned handover: the shell runs no command and no merge here any more
+    /// (it waits for the map to name the next primary). Lifted only if the map drops the
+    /// handover within this epoch, before the next primary could have accepted anything.
+    public var sealed = false
+
+    /// Sealed, and every write numbered here is committed: the in-sync backups hold exactly
+    /// this copy, so the next epoch may start from them.
+    public var handedOff: Bool { sealed && committedSequence == lastSequence }
 
     struct Transfer: Hashable, Sendable {
         var attempt: UInt64
@@ -87,9 +95,9 @@ public struct PartitionPrimary: Sendable {
         for name in backups {
             var follower = followers[name] ?? Follower(progressAt: now)
             if inSync.contains(name) && !follower.inSync, case .awaitingRequest = follower.phase {
-                // In sync in the map but never copied from this primary: impossible while
-                // every epoch starts with an empty in-sync set. Count it (commits wait for its
-                // acknowledgements) rather than let a write commit without it.
+                // In sync in the map but never copied from this primary: a copy carried over
+                // from the epoch a planned handover ended (it holds every write of it). It
+                // follows from this epoch's first write, and commits wait for it.
                 follower.phase = .live
             }
             follower.inSync = inSync.contains(name)

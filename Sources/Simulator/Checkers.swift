@@ -15,6 +15,10 @@ public struct Checkers: Sendable {
     /// Members just committed down: the simulation checks that each had stopped acting as a
     /// primary (its lease had run out) before its partitions could move.
     var committedDown: [(index: UInt64, member: MemberID)] = []
+    /// Planned handovers committed (the next epoch started from a hand-off), for reports:
+    /// seeds that pass without any say nothing about them.
+    public var handoversCompleted: Int { continuedEpochs.count }
+    var continuedEpochs: Set<PartitionEpoch> = []
 
     public init() {}
 
@@ -35,6 +39,9 @@ public struct Checkers: Sendable {
                 }
             } else {
                 committed[entry.index] = entry
+                if case .assign(let assignment) = entry.command, assignment.continuing {
+                    continuedEpochs.insert(PartitionEpoch(partition: assignment.partition, epoch: assignment.epoch))
+                }
                 if case .memberState(let name, .down) = entry.command, let member = raft.map.members[name] {
                     committedDown.append((entry.index, MemberID(name: name, incarnation: member.incarnation)))
                 }

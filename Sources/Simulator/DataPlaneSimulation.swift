@@ -105,7 +105,7 @@ public struct DataPlaneSimulation {
     public private(set) var history: [String: [RegisterOperation]] = [:]
     /// Acknowledged writes per partition: when their primary accepted them (event), its epoch and name.
     var acknowledgedWrites: [Int: [(event: UInt64, epoch: UInt64, node: String)]] = [:]
-    var controlPlaneCheckers = Checkers()
+    public internal(set) var controlPlaneCheckers = Checkers()
     public var outcome: SimulationOutcome
     public private(set) var acknowledged = 0
     public private(set) var tryAgain = 0
@@ -334,11 +334,18 @@ public struct DataPlaneSimulation {
     mutating func followMap(_ index: Int) {
         guard let raft = nodes[index].raft, raft.map.appliedIndex != nodes[index].followed else { return }
         nodes[index].followed = raft.map.appliedIndex
-        note("\(nodes[index].name) follows map \(raft.map.appliedIndex): \(raft.map.partitions.map { "\($0.partition):\($0.primary ?? "-")@\($0.epoch)\($0.backups)\($0.inSync.sorted())" }.joined(separator: " "))")
+        note("\(nodes[index].name) follows map \(raft.map.appliedIndex): \(raft.map.partitions.map { "\($0.partition):\($0.primary ?? "-")@\($0.epoch)\($0.continuing ? "+" : "")\($0.backups)\($0.inSync.sorted())\($0.handoverTo.map { "→\($0)" } ?? "")" }.joined(separator: " "))")
         let adopted = raft.map.members[nodes[index].name]?.incarnation == raft.id.incarnation
         perform(nodes[index].copies.follow(raft.map.partitions, adopted: adopted, now: localTime(index)), at: index)
+        reportCopies(index)
+    }
+
+    /// Tells node `index`'s control plane which copies are whole and which primaries handed off.
+    mutating func reportCopies(_ index: Int) {
         let caughtUp = nodes[index].copies.caughtUpCopies
-        nodes[index].raft!.caughtUpCopies = caughtUp
+        let handedOff = nodes[index].copies.handedOffCopies
+        nodes[index].raft?.caughtUpCopies = caughtUp
+        nodes[index].raft?.handedOffCopies = handedOff
     }
 
     mutating func perform(_ actions: [CopyAction], at index: Int) {
@@ -362,6 +369,7 @@ public struct DataPlaneSimulation {
                 let records = keys.compactMap { key in nodes[index].keyspace.state(of: key).map { TransferredKey(key: key, state: $0) } }
                 send(.transferChunk(TransferChunk(partition: UInt32(partition), epoch: epoch, attempt: attempt, chunk: chunk, baseSequence: base, keys: records, last: last)), from: index, to: backup)
             case .primary(let partition, _, .commit(let committed)):
+                if nodes[index].copies.primaries[partition]?.sealed == true { reportCopies(index) }
                 let queue = nodes[index].waiting[partition] ?? []
                 let ready = queue.prefix { $0.sequence <= committed }
                 nodes[index].waiting[partition]?.removeFirst(ready.count)
@@ -388,8 +396,7 @@ public struct DataPlaneSimulation {
                 send(.backupReport(BackupReport(partition: UInt32(partition), epoch: epoch, message: message)), from: index, to: primary)
             case .backup(let partition, let epoch, _, .reportCaughtUp):
                 note("\(nodes[index].name) caught up on \(partition)@\(epoch)")
-                let caughtUp = nodes[index].copies.caughtUpCopies
-                nodes[index].raft?.caughtUpCopies = caughtUp
+                reportCopies(index)
             }
         }
     }
@@ -397,7 +404,7 @@ public struct DataPlaneSimulation {
     /// The epoch at which node `index` may act as primary of `partition` now, or nil.
     func actingEpoch(_ partition: Int, at index: Int) -> UInt64? {
         guard let raft = nodes[index].raft, let epoch = raft.actingPrimaryEpoch(of: partition, now: localTime(index)),
-            nodes[index].copies.primaries[partition]?.epoch == epoch
+            let copy = nodes[index].copies.primaries[partition], copy.epoch == epoch, !copy.sealed
         else { return nil }
         return epoch
     }

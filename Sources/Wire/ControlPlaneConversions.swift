@@ -28,6 +28,8 @@ extension Sessionfed_V1_PartitionAssignment {
         orphanedCopies = assignment.orphanedCopies.map(Sessionfed_V1_MemberId.init)
         recreatedEmpty = assignment.recreatedEmpty
         changedAt = assignment.changedAt
+        handoverTo = assignment.handoverTo ?? ""
+        continuing = assignment.continuing
     }
 
     var model: PartitionAssignment {
@@ -38,6 +40,8 @@ extension Sessionfed_V1_PartitionAssignment {
         )
         assignment.recreatedEmpty = recreatedEmpty
         assignment.changedAt = changedAt
+        assignment.handoverTo = handoverTo.isEmpty ? nil : handoverTo
+        assignment.continuing = continuing
         return assignment
     }
 }
@@ -183,18 +187,14 @@ extension RaftEnvelope {
             snapshot.lastTerm = lastTerm
             snapshot.map = Sessionfed_V1_ClusterMap(map)
             wire.message = .snapshot(snapshot)
-        case .heartbeat(let term, let fresh, let inSync, let sentAt, let mapIndex):
+        case .heartbeat(let term, let fresh, let inSync, let handedOff, let sentAt, let mapIndex):
             var heartbeat = Sessionfed_V1_MemberHeartbeat()
             heartbeat.term = term
             heartbeat.sentAtMs = sentAt
             heartbeat.mapIndex = mapIndex
             heartbeat.fresh = fresh
-            heartbeat.inSync = inSync.map { copy in
-                var wire = Sessionfed_V1_PartitionEpoch()
-                wire.partition = UInt32(copy.partition)
-                wire.epoch = copy.epoch
-                return wire
-            }
+            heartbeat.inSync = inSync.map(Sessionfed_V1_PartitionEpoch.init)
+            heartbeat.handedOff = handedOff.map(Sessionfed_V1_PartitionEpoch.init)
             wire.message = .heartbeat(heartbeat)
         case .heartbeatReply(let term, let established, let fresh, let leader, let leaseUntil, let leaderCommit):
             var reply = Sessionfed_V1_MemberHeartbeatReply()
@@ -230,8 +230,9 @@ extension RaftEnvelope {
         case .snapshot(let snapshot):
             message = .snapshot(term: snapshot.term, lastIndex: snapshot.lastIndex, lastTerm: snapshot.lastTerm, map: try snapshot.map.model())
         case .heartbeat(let heartbeat):
-            message = .heartbeat(term: heartbeat.term, fresh: heartbeat.fresh, inSync: heartbeat.inSync.map { PartitionEpoch(partition: Int($0.partition), epoch: $0.epoch) }, sentAt: heartbeat.sentAtMs,
-                mapIndex: heartbeat.mapIndex
+            message = .heartbeat(
+                term: heartbeat.term, fresh: heartbeat.fresh, inSync: heartbeat.inSync.map(\.model), handedOff: heartbeat.handedOff.map(\.model),
+                sentAt: heartbeat.sentAtMs, mapIndex: heartbeat.mapIndex
             )
         case .heartbeatReply(let reply):
             message = .heartbeatReply(
@@ -243,4 +244,14 @@ extension RaftEnvelope {
         }
         self.init(from: from, to: wire.to, message: message, cluster: wire.cluster)
     }
+}
+
+extension Sessionfed_V1_PartitionEpoch {
+    init(_ copy: PartitionEpoch) {
+        self.init()
+        partition = UInt32(copy.partition)
+        epoch = copy.epoch
+    }
+
+    var model: PartitionEpoch { PartitionEpoch(partition: Int(partition), epoch: epoch) }
 }

@@ -34,7 +34,8 @@ struct Simulate: ParsableCommand {
                 outcome, since: started,
                 summary: "\(simulation.acknowledged) writes acknowledged, \(simulation.history.values.reduce(0) { $0 + $1.count }) operations checked, "
                     + "\(simulation.tryAgain) -TRYAGAIN, \(simulation.unknown) unknown outcomes; \(outcome.messagesDelivered) messages delivered, "
-                    + "\(outcome.messagesDropped) dropped, \(outcome.crashes) crashes, \(outcome.partitionsInjected) partitions",
+                    + "\(outcome.messagesDropped) dropped, \(outcome.crashes) crashes, \(outcome.partitionsInjected) partitions, "
+                    + "\(simulation.controlPlaneCheckers.handoversCompleted) planned handovers",
                 trace: simulation.trace, replay: simulation.replayCommand
             )
             return

@@ -45,3 +45,61 @@ import Testing
         #expect(actions == [.stoppedPrimary(partition: 1), .discard(partition: 1)])
     }
 }
+
+/// The copies' side of a planned handover: the old primary seals, reports once everything
+/// it numbered is committed, and at the next epoch every whole copy carries on.
+@Suite struct PlannedHandoverCopiesTests {
+    static func assignment(epoch: UInt64, primary: String, backups: [String], inSync: Set<String>, handoverTo: String? = nil, continuing: Bool = false) -> PartitionAssignment {
+        var assignment = PartitionAssignment(partition: 0, epoch: epoch, primary: primary, backups: backups, inSync: inSync)
+        assignment.handoverTo = handoverTo
+        assignment.continuing = continuing
+        return assignment
+    }
+
+    static let write = ReplicatedWrite(expiredKeys: [Array("k".utf8)])
+
+    @Test func theOldPrimary_seals_reportsOnlyOnceItsWritesCommitted_andCarriesOnAsABackup() {
+        var copies = PartitionCopies(node: "a")
+        _ = copies.follow([Self.assignment(epoch: 4, primary: "a", backups: ["b"], inSync: ["b"])], now: 0)
+        let (sequence, _) = copies.submit(Self.write, partition: 0, now: 0)
+        _ = copies.follow([Self.assignment(epoch: 4, primary: "a", backups: ["b"], inSync: ["b"], handoverTo: "b")], now: 1)
+        #expect(copies.primaries[0]?.sealed == true)
+        #expect(copies.handedOffCopies.isEmpty, "a write is still in flight")
+        let committed = copies.receive(.acknowledge(sequence: sequence), from: "b", partition: 0, epoch: 4, keys: { [] }, now: 2)
+        #expect(committed.contains(.primary(partition: 0, epoch: 4, .commit(upTo: sequence))))
+        #expect(copies.handedOffCopies == [PartitionEpoch(partition: 0, epoch: 4)])
+        let next = copies.follow([Self.assignment(epoch: 5, primary: "b", backups: ["a"], inSync: ["a"], continuing: true)], now: 3)
+        #expect(next == [.stoppedPrimary(partition: 0)], "no discard, no transfer: \(next)")
+        #expect(copies.backups[0]?.isCaughtUp == true)
+        // The new primary's first write applies at once.
+        let applied = copies.receiveWrites(from: "b", partition: 0, epoch: 5, firstSequence: 1, writes: [Self.write], now: 4)
+        #expect(applied.contains(.backup(partition: 0, epoch: 5, primary: "b", .apply(Self.write))))
+    }
+
+    @Test func theTarget_becomesPrimary_withItsCopy_andCountsTheCarriedOnBackupsAtOnce() {
+        var copies = PartitionCopies(node: "b")
+        _ = copies.follow([Self.assignment(epoch: 4, primary: "a", backups: ["b"], inSync: [])], now: 0)
+        _ = copies.receiveChunk(from: "a", partition: 0, epoch: 4, attempt: 1, chunk: 0, baseSequence: 0, keys: [], last: true, now: 0)
+        let next = copies.follow([Self.assignment(epoch: 5, primary: "b", backups: ["a"], inSync: ["a"], continuing: true)], now: 1)
+        #expect(!next.contains(.discard(partition: 0)) && next.contains(.becamePrimary(partition: 0, epoch: 5)))
+        let (sequence, sent) = copies.submit(Self.write, partition: 0, now: 2)
+        #expect(sent == [.primary(partition: 0, epoch: 5, .replicate(to: "a", firstSequence: sequence, writes: [Self.write]))], "waits for a: \(sent)")
+    }
+
+    /// A copy that was still being transferred at the end of the epoch holds less than the
+    /// old primary did: it starts over, whatever the map says.
+    @Test func aCopyStillTransferring_startsOver() {
+        var copies = PartitionCopies(node: "c")
+        _ = copies.follow([Self.assignment(epoch: 4, primary: "a", backups: ["c"], inSync: [])], now: 0)
+        let next = copies.follow([Self.assignment(epoch: 5, primary: "b", backups: ["a", "c"], inSync: ["a"], continuing: true)], now: 1)
+        #expect(next.contains(.backup(partition: 0, epoch: 5, primary: "b", .discardPartition)))
+    }
+
+    @Test func aHandoverDroppedWithinTheEpoch_unseals() {
+        var copies = PartitionCopies(node: "a")
+        _ = copies.follow([Self.assignment(epoch: 4, primary: "a", backups: ["b"], inSync: ["b"], handoverTo: "b")], now: 0)
+        #expect(copies.primaries[0]?.sealed == true)
+        _ = copies.follow([Self.assignment(epoch: 4, primary: "a", backups: ["b"], inSync: ["b"])], now: 1)
+        #expect(copies.primaries[0]?.sealed == false)
+    }
+}

@@ -90,6 +90,8 @@ import Testing
         map.apply(.memberState(name: "c", state: .up), index: map.appliedIndex + 1)
         for _ in 0..<100 {
             var commands = map.repairs()
+            // Every old primary hands off at once (no writes in flight).
+            if commands.isEmpty { commands = map.partitions.filter { $0.handoverTo != nil }.map { .assign($0.completingHandover()) } }
             if commands.isEmpty { commands = map.rebalance() }
             if commands.isEmpty { break }
             Self.applyAll(commands, to: &map)

@@ -72,6 +72,12 @@ public nonisolated struct Sessionfed_V1_PartitionAssignment: Sendable {
   /// log index of the assignment's last change
   public var changedAt: UInt64 = 0
 
+  /// a planned handover in progress to this member (empty: none)
+  public var handoverTo: String = String()
+
+  /// the epoch began with a handover: in-sync copies carry on
+  public var continuing: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -500,6 +506,9 @@ public nonisolated struct Sessionfed_V1_MemberHeartbeat: Sendable {
   /// the map the member followed when it sent this report
   public var mapIndex: UInt64 = 0
 
+  /// primaries sealed for a handover, all writes committed
+  public var handedOff: [Sessionfed_V1_PartitionEpoch] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -580,7 +589,7 @@ nonisolated extension Sessionfed_V1_MemberId: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Sessionfed_V1_PartitionAssignment: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PartitionAssignment"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{1}epoch\0\u{1}primary\0\u{1}backups\0\u{3}in_sync\0\u{3}orphaned_from\0\u{3}recreated_empty\0\u{3}orphaned_copies\0\u{3}changed_at\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}partition\0\u{1}epoch\0\u{1}primary\0\u{1}backups\0\u{3}in_sync\0\u{3}orphaned_from\0\u{3}recreated_empty\0\u{3}orphaned_copies\0\u{3}changed_at\0\u{3}handover_to\0\u{1}continuing\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -597,6 +606,8 @@ nonisolated extension Sessionfed_V1_PartitionAssignment: SwiftProtobuf.Message, 
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.recreatedEmpty) }()
       case 8: try { try decoder.decodeRepeatedMessageField(value: &self.orphanedCopies) }()
       case 9: try { try decoder.decodeSingularUInt64Field(value: &self.changedAt) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.handoverTo) }()
+      case 11: try { try decoder.decodeSingularBoolField(value: &self.continuing) }()
       default: break
       }
     }
@@ -634,6 +645,12 @@ nonisolated extension Sessionfed_V1_PartitionAssignment: SwiftProtobuf.Message, 
     if self.changedAt != 0 {
       try visitor.visitSingularUInt64Field(value: self.changedAt, fieldNumber: 9)
     }
+    if !self.handoverTo.isEmpty {
+      try visitor.visitSingularStringField(value: self.handoverTo, fieldNumber: 10)
+    }
+    if self.continuing != false {
+      try visitor.visitSingularBoolField(value: self.continuing, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -647,6 +664,8 @@ nonisolated extension Sessionfed_V1_PartitionAssignment: SwiftProtobuf.Message, 
     if lhs.recreatedEmpty != rhs.recreatedEmpty {return false}
     if lhs.orphanedCopies != rhs.orphanedCopies {return false}
     if lhs.changedAt != rhs.changedAt {return false}
+    if lhs.handoverTo != rhs.handoverTo {return false}
+    if lhs.continuing != rhs.continuing {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1496,7 +1515,7 @@ nonisolated extension Sessionfed_V1_InstallSnapshot: SwiftProtobuf.Message, Swif
 
 nonisolated extension Sessionfed_V1_MemberHeartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MemberHeartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}term\0\u{1}fresh\0\u{3}in_sync\0\u{3}sent_at_ms\0\u{3}map_index\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}term\0\u{1}fresh\0\u{3}in_sync\0\u{3}sent_at_ms\0\u{3}map_index\0\u{3}handed_off\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1509,6 +1528,7 @@ nonisolated extension Sessionfed_V1_MemberHeartbeat: SwiftProtobuf.Message, Swif
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.inSync) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.sentAtMs) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.mapIndex) }()
+      case 6: try { try decoder.decodeRepeatedMessageField(value: &self.handedOff) }()
       default: break
       }
     }
@@ -1530,6 +1550,9 @@ nonisolated extension Sessionfed_V1_MemberHeartbeat: SwiftProtobuf.Message, Swif
     if self.mapIndex != 0 {
       try visitor.visitSingularUInt64Field(value: self.mapIndex, fieldNumber: 5)
     }
+    if !self.handedOff.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.handedOff, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1539,6 +1562,7 @@ nonisolated extension Sessionfed_V1_MemberHeartbeat: SwiftProtobuf.Message, Swif
     if lhs.inSync != rhs.inSync {return false}
     if lhs.sentAtMs != rhs.sentAtMs {return false}
     if lhs.mapIndex != rhs.mapIndex {return false}
+    if lhs.handedOff != rhs.handedOff {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
