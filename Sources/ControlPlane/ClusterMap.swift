@@ -115,6 +115,8 @@ public enum ClusterCommand: Hashable, Sendable {
     /// leader that dies meanwhile leaves a majority that can elect another.
     case voterIncarnation(name: String, incarnation: UInt64)
     case memberState(name: String, state: MemberState)
+    /// `name` is leaving (or no longer): placement moves its copies elsewhere first.
+    case memberDraining(name: String, draining: Bool)
     /// The partition's new placement (a promotion bumps the epoch).
     case assign(PartitionAssignment)
     /// A backup has caught up with the primary of `epoch`.
@@ -133,6 +135,9 @@ public struct ClusterMap: Hashable, Sendable {
         /// The incarnation whose vote counts for the name: ahead of `incarnation` from the
         /// time a restarted voter caught up until the map adopts it (0: `incarnation`).
         public var voterIncarnation: UInt64 = 0
+        /// Leaving: its copies move to other members and it is given none. A new
+        /// incarnation starts not draining.
+        public var draining = false
 
         public var votingIncarnation: UInt64 { voterIncarnation != 0 ? voterIncarnation : incarnation }
     }
@@ -162,6 +167,22 @@ public struct ClusterMap: Hashable, Sendable {
         members.values.filter { $0.state == .up }.map(\.name).sorted()
     }
 
+    /// Up members that may be given copies: not leaving.
+    public var eligibleMembers: [String] {
+        members.values.filter { $0.state == .up && !$0.draining }.map(\.name).sorted()
+    }
+
+    /// Up members that are leaving.
+    public var drainingMembers: Set<String> {
+        Set(members.values.filter { $0.state == .up && $0.draining }.map(\.name))
+    }
+
+    /// Whether `member` holds (or is waited for with) a copy of any partition: a leaving
+    /// member may stop only once this is false.
+    public func holdsCopies(_ member: String) -> Bool {
+        partitions.contains { $0.holders.contains(member) || $0.orphanedFrom?.name == member || $0.orphanedCopies.contains { $0.name == member } }
+    }
+
     public mutating func apply(_ command: ClusterCommand, index: UInt64) {
         appliedIndex = index
         switch command {
@@ -170,10 +191,13 @@ public struct ClusterMap: Hashable, Sendable {
         case .memberIncarnation(let name, let incarnation):
             members[name]?.incarnation = incarnation
             members[name]?.voterIncarnation = incarnation
+            members[name]?.draining = false
         case .voterIncarnation(let name, let incarnation):
             members[name]?.voterIncarnation = incarnation
         case .memberState(let name, let state):
             members[name]?.state = state
+        case .memberDraining(let name, let draining):
+            members[name]?.draining = draining
         case .assign(let assignment):
             guard assignment.partition >= 0, assignment.partition < partitions.count else { return }
             partitions[assignment.partition] = assignment
@@ -219,8 +243,10 @@ public struct ClusterMap: Hashable, Sendable {
         }
     }
 
+    /// The load of the members that may take copies (leaving members are not counted).
     func load() -> Load {
-        var load = Load(primaries: Dictionary(uniqueKeysWithValues: upMembers.map { ($0, 0) }), copies: Dictionary(uniqueKeysWithValues: upMembers.map { ($0, 0) }))
+        let eligible = eligibleMembers
+        var load = Load(primaries: Dictionary(uniqueKeysWithValues: eligible.map { ($0, 0) }), copies: Dictionary(uniqueKeysWithValues: eligible.map { ($0, 0) }))
         for assignment in partitions {
             if let primary = assignment.primary { load.add(primary, primary: true) }
             for backup in assignment.backups { load.add(backup, primary: false) }
@@ -235,6 +261,7 @@ public struct ClusterMap: Hashable, Sendable {
     public func repairs() -> [ClusterCommand] {
         let up = Set(upMembers)
         guard !up.isEmpty else { return [] }
+        let leaving = drainingMembers
         var load = load()
         var commands: [ClusterCommand] = []
         for var assignment in partitions {
@@ -301,8 +328,12 @@ public struct ClusterMap: Hashable, Sendable {
                 assignment.backups.append(chosen)
                 load.add(chosen, primary: false)
             }
+            if !leaving.isEmpty, assignment.primary != nil {
+                moveOffLeavingMembers(&assignment, leaving: leaving, load: &load)
+            }
+            // A copy on a leaving member goes first; then the most loaded.
             if assignment.backups.count > wanted, assignment.inSync.count == assignment.backups.count,
-                let surplus = assignment.backups.max(by: { (load.copies[$0] ?? 0, $0) < (load.copies[$1] ?? 0, $1) })
+                let surplus = assignment.backups.max(by: { (leaving.contains($0) ? 1 : 0, load.copies[$0] ?? 0, $0) < (leaving.contains($1) ? 1 : 0, load.copies[$1] ?? 0, $1) })
             {
                 // A rebalancing move finished: the new copy caught up, drop the old one.
                 assignment.backups.removeAll { $0 == surplus }
@@ -319,13 +350,47 @@ public struct ClusterMap: Hashable, Sendable {
         return commands
     }
 
+    /// Moves a partition's copies off leaving members, copy before removal: a leaving primary
+    /// hands over (planned) to an in-sync backup on a staying member — one is added first if
+    /// there is none; a leaving backup is dropped once enough staying backups are in sync.
+    /// With no staying member at all nothing moves: the copies stay where they are.
+    func moveOffLeavingMembers(_ assignment: inout PartitionAssignment, leaving: Set<String>, load: inout Load) {
+        guard let primary = assignment.primary, assignment.handoverTo == nil else { return }
+        let staying = eligibleMembers.count
+        guard staying > 0 else { return }
+        let primaryLeaves = leaving.contains(primary)
+        // Backups wanted on staying members: the partition's copies once the leavers are
+        // gone, and at least one to take over a leaving primary.
+        let wantedStaying = max(primaryLeaves ? 1 : 0, min(backupCount, staying - (primaryLeaves ? 0 : 1)))
+        while assignment.backups.filter({ !leaving.contains($0) }).count < wantedStaying,
+            let chosen = load.backupCandidate(excluding: Set(assignment.holders))
+        {
+            assignment.backups.append(chosen)
+            load.add(chosen, primary: false)
+        }
+        if primaryLeaves {
+            if let target = assignment.backups.filter({ !leaving.contains($0) && assignment.inSync.contains($0) })
+                .min(by: { (load.primaries[$0] ?? 0, $0) < (load.primaries[$1] ?? 0, $1) })
+            {
+                assignment.handoverTo = target
+            }
+            return
+        }
+        let stayingInSync = assignment.backups.filter { !leaving.contains($0) && assignment.inSync.contains($0) }.count
+        if stayingInSync >= wantedStaying {
+            assignment.backups.removeAll { leaving.contains($0) }
+            assignment.inSync.subtract(leaving)
+        }
+    }
+
     /// One step towards a balanced placement, once everything is placed and in sync: start a
     /// planned handover of a primary to an in-sync backup on a member with fewer primaries
     /// (`handoverTo`; `MapController` completes it), or add a copy on the least-loaded member (the
     /// surplus copy on the most loaded one is dropped once it caught up). Never two copies of
     /// a partition on one member.
     public func rebalance() -> [ClusterCommand] {
-        guard upMembers.count > 1, !partitions.contains(where: { $0.handoverTo != nil }) else { return [] }
+        // (Leaving members take no copies: with fewer than two staying there is nothing to balance.)
+        guard eligibleMembers.count > 1, !partitions.contains(where: { $0.handoverTo != nil }) else { return [] }
         let load = load()
         let busiest = load.primaries.max { ($0.value, $1.key) < ($1.value, $0.key) }!
         let idlest = load.primaries.min { ($0.value, $0.key) < ($1.value, $1.key) }!

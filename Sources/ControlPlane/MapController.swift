@@ -24,6 +24,8 @@ struct MapController {
         var inSync: [String: (copies: Set<PartitionEpoch>, mapIndex: UInt64)]
         /// Per member: the primaries it sealed for a handover, with every write committed.
         var handedOff: [String: Set<PartitionEpoch>] = [:]
+        /// Members whose last report said they are leaving.
+        var draining: Set<String> = []
         /// Whether this incarnation of a voter holds the leader's committed log.
         var holdsLog: (MemberID) -> Bool
         /// Whether this new incarnation of a voter may take the name's vote now.
@@ -49,6 +51,9 @@ struct MapController {
                 // A restarted voter that holds this leader's whole log votes from now on,
                 // whatever the map still does with its old incarnation's copies.
                 commands.append(.voterIncarnation(name: name, incarnation: seen.incarnation))
+            }
+            if member.state == .up, alive, seen?.incarnation == member.incarnation, observed.draining.contains(name) != member.draining {
+                commands.append(.memberDraining(name: name, draining: observed.draining.contains(name)))
             }
             switch member.state {
             case .up:

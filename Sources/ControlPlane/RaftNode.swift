@@ -86,6 +86,9 @@ public struct RaftNode: Sendable {
     /// Set by the data plane: primaries sealed for a planned handover whose writes are all
     /// committed (reported to the leader, which then starts the next epoch).
     public var handedOffCopies: Set<PartitionEpoch> = []
+    /// Set by the runtime when this node is leaving (SIGTERM, `sessionfed drain`): reported
+    /// to the leader, which moves every copy it holds to other members.
+    public var draining = false
 
     /// The leader reviews member reports this often.
     static let decisionIntervalMilliseconds: UInt64 = 20
@@ -232,6 +235,7 @@ public struct RaftNode: Sendable {
                 leading!.memberSeen[id.name] = (id.incarnation, now)
                 leading!.memberInSync[id.name] = (Set(copiesInSync(now: now)), map.appliedIndex)
                 leading!.memberHandedOff[id.name] = reportedHandedOff
+                leading!.memberDraining[id.name] = draining
                 out += decide(now: now)
                 advanceCommit()
             }
@@ -255,7 +259,7 @@ public struct RaftNode: Sendable {
         // The leader hears itself directly (`decide` records its own copies).
         guard role != .leader else { return [] }
         let inSync = copiesInSync(now: now)
-        let message = RaftMessage.heartbeat(term: term, fresh: !isEstablished, inSync: inSync, handedOff: reportedHandedOff.sorted(), sentAt: now, mapIndex: map.appliedIndex)
+        let message = RaftMessage.heartbeat(term: term, fresh: !isEstablished, inSync: inSync, handedOff: reportedHandedOff.sorted(), draining: draining, sentAt: now, mapIndex: map.appliedIndex)
         if let leader, role != .bootstrapping {
             return [RaftEnvelope(from: id, to: leader.name, message: message)]
         }
@@ -279,6 +283,16 @@ public struct RaftNode: Sendable {
         }
         copiesHeldSince = held
         return inSync
+    }
+
+    /// On the leader: members that reported within the failure timeout but follow an older
+    /// map than this one. A leader about to stop waits for them, so that they see the map it
+    /// leaves behind (every member leaving, say) rather than wait for a new leader.
+    public func membersBehindMap(now: UInt64) -> [String] {
+        guard let leader = leading else { return [] }
+        return leader.memberSeen.filter { name, seen in
+            name != id.name && now - seen.at <= settings.failureTimeoutMilliseconds && (leader.memberInSync[name]?.mapIndex ?? 0) < map.appliedIndex
+        }.map(\.key).sorted()
     }
 
     /// The primaries this node reports handed off. Without a data plane (nil
@@ -427,8 +441,10 @@ public struct RaftNode: Sendable {
             return handleAppendReply(from: from, term: replyTerm, success: success, matchIndex: match, echo: echo, now: now)
         case .snapshot(let leaderTerm, let snapshotLastIndex, let snapshotLastTerm, let snapshot):
             return handleSnapshot(from: from, term: leaderTerm, lastIndex: snapshotLastIndex, lastTerm: snapshotLastTerm, map: snapshot, now: now)
-        case .heartbeat(let memberTerm, let fresh, let inSync, let handedOff, let sentAt, let mapIndex):
-            return handleHeartbeat(from: from, term: memberTerm, fresh: fresh, inSync: inSync, handedOff: handedOff, sentAt: sentAt, mapIndex: mapIndex, now: now)
+        case .heartbeat(let memberTerm, let fresh, let inSync, let handedOff, let draining, let sentAt, let mapIndex):
+            return handleHeartbeat(
+                from: from, term: memberTerm, fresh: fresh, inSync: inSync, handedOff: handedOff, draining: draining, sentAt: sentAt, mapIndex: mapIndex, now: now
+            )
         case .heartbeatReply(_, let established, let fresh, let knownLeader, let granted, let leaderCommit):
             // The leader itself answered this node's report and granted a lease: it counts
             // this node as alive from then, so this node may act until the lease it computed
@@ -606,7 +622,7 @@ public struct RaftNode: Sendable {
     }
 
     mutating func handleHeartbeat(
-        from member: MemberID, term memberTerm: UInt64, fresh: Bool, inSync: [PartitionEpoch], handedOff: [PartitionEpoch], sentAt: UInt64, mapIndex: UInt64, now: UInt64
+        from member: MemberID, term memberTerm: UInt64, fresh: Bool, inSync: [PartitionEpoch], handedOff: [PartitionEpoch], draining: Bool, sentAt: UInt64, mapIndex: UInt64, now: UInt64
     ) -> [RaftEnvelope] {
         if case .bootstrapping(var probes) = state {
             probes[member.name] = RoleState.Probe(fresh: fresh, established: !fresh, incarnation: member.incarnation)
@@ -617,6 +633,7 @@ public struct RaftNode: Sendable {
             leading!.memberSeen[member.name] = (member.incarnation, now)
             leading!.memberInSync[member.name] = (Set(inSync), mapIndex)
             leading!.memberHandedOff[member.name] = Set(handedOff)
+            leading!.memberDraining[member.name] = draining
             leading!.progress.note(member)
             if isVoter(member) { leading!.lastAcknowledged[member.name] = now }
             // A member this leader has sent nothing yet (a restarted node's new incarnation):
@@ -770,6 +787,7 @@ public struct RaftNode: Sendable {
         let node = self
         let observed = MapController.Observations(
             seen: leader.memberSeen, inSync: leader.memberInSync, handedOff: leader.memberHandedOff,
+            draining: Set(leader.memberDraining.filter(\.value).keys),
             holdsLog: { leader.progress.holds($0.name, incarnation: $0.incarnation, through: committed) },
             admitsVoter: { node.admitsVoter($0, now: now) }
         )

@@ -50,6 +50,8 @@ struct LeaderState: Sendable {
     var memberInSync: [String: (copies: Set<PartitionEpoch>, mapIndex: UInt64)] = [:]
     /// Per member: the primaries it sealed for a handover with nothing left in flight.
     var memberHandedOff: [String: Set<PartitionEpoch>] = [:]
+    /// Per member: whether its last report said it is leaving.
+    var memberDraining: [String: Bool] = [:]
 }
 
 /// A leader's view of its followers' logs (etcd's progress tracker): per member the next

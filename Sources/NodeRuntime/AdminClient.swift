@@ -19,6 +19,15 @@ public enum AdminClient {
 
     /// GET `path` from `address`; fails after `timeout`.
     public static func get(_ address: Topology.Address, path: String, timeout: TimeAmount = .seconds(3)) async throws -> Response {
+        try await send("GET", address, path: path, timeout: timeout)
+    }
+
+    /// POST (no body) to `path` at `address`; fails after `timeout`.
+    public static func post(_ address: Topology.Address, path: String, timeout: TimeAmount = .seconds(3)) async throws -> Response {
+        try await send("POST", address, path: path, timeout: timeout)
+    }
+
+    static func send(_ method: String, _ address: Topology.Address, path: String, timeout: TimeAmount) async throws -> Response {
         let group = MultiThreadedEventLoopGroup.singleton
         let promise = group.next().makePromise(of: [UInt8].self)
         let channel: Channel
@@ -35,7 +44,7 @@ public enum AdminClient {
             promise.fail(error)
             throw Failure(description: "cannot reach \(address): \(error)")
         }
-        let request = "GET \(path) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\nAccept: application/json\r\n\r\n"
+        let request = "\(method) \(path) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\nAccept: application/json\r\nContent-Length: 0\r\n\r\n"
         try await channel.writeAndFlush(channel.allocator.buffer(string: request))
         let deadline = channel.eventLoop.scheduleTask(in: timeout) {
             promise.fail(Failure(description: "no answer from \(address) within \(timeout.nanoseconds / 1_000_000) ms"))

@@ -12,13 +12,25 @@ enum AdminServer {
         let exporter = MetricsExporter()
         let router = Router()
         router.get("/healthz") { _, _ -> Response in
-            let loading = try await node.withState { $0.loading }
-            let text = loading ? "loading: recovering data from the federation's other sites\n" : "ok\n"
+            let (loading, draining) = try await node.withState { ($0.loading, $0.drain != nil) }
+            let text = draining ? "draining: this node is stopping and handing its partitions to the site's other nodes\n"
+                : loading ? "loading: recovering data from the federation's other sites\n" : "ok\n"
             return Response(
-                status: loading ? .serviceUnavailable : .ok,
+                status: loading || draining ? .serviceUnavailable : .ok,
                 headers: [.contentType: "text/plain"],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: text))
             )
+        }
+        // `sessionfed drain`: the node drains as on SIGTERM and exits once it holds nothing.
+        router.post("/drain") { _, _ -> Response in
+            let answer = try await node.withState { state -> (HTTPResponse.Status, String) in
+                guard state.configuration.site.nodes.count > 1 else { return (.conflict, "refused: a site of one node has no other node to hand its partitions to\n") }
+                guard state.drain == nil else { return (.accepted, "draining already\n") }
+                guard let request = state.requestDrain else { return (.serviceUnavailable, "refused: the node is still starting\n") }
+                request("sessionfed drain")
+                return (.accepted, "draining: the node exits once the site's other nodes hold its partitions\n")
+            }
+            return Response(status: answer.0, headers: [.contentType: "text/plain"], body: ResponseBody(byteBuffer: ByteBuffer(string: answer.1)))
         }
         router.get("/status") { _, _ -> Response in
             let encoder = JSONEncoder()
@@ -81,6 +93,7 @@ final class MetricsExporter: Sendable {
         counter("sessionfed_oom_rejections_total", "Writes refused with -OOM because used memory exceeded maxmemory.", snapshot.outOfMemoryRejections)
         counter("sessionfed_deltas_produced_total", "Replication deltas produced by local writes.", snapshot.deltasProduced)
         gauge("sessionfed_loading", "1 while a starting node recovers data from the other sites.", snapshot.loading ? 1 : 0)
+        gauge("sessionfed_draining", "1 while this node drains before stopping (its copies move to the site's other nodes).", snapshot.draining ? 1 : 0)
         if let control = snapshot.controlPlane {
             let partitions = control.partitions
             gauge("sessionfed_controlplane_is_leader", "1 on the node that leads the site's control plane.", control.role == "leader" ? 1 : 0)
@@ -94,6 +107,8 @@ final class MetricsExporter: Sendable {
             }
             gauge("sessionfed_partitions_without_primary", "Partitions with no primary (writes to them refused).", partitions.withoutPrimary)
             gauge("sessionfed_partitions_orphaned", "Partitions waiting for their lost primary (no in-sync copy left).", partitions.orphaned)
+            gauge("sessionfed_partitions_handovers_in_progress", "Planned handovers under way: the old primary sealed, waiting for its hand-off.", partitions.handoversInProgress)
+            gauge("sessionfed_partitions_on_leaving_members", "Partitions with a copy on a draining member (the drain's remaining work).", partitions.onLeavingMembers)
             gauge("sessionfed_partitions_degraded", "Partitions with fewer caught-up backups than the site can hold.", partitions.degraded)
             gauge("sessionfed_partitions_refusing_writes", "Partitions with fewer copies in sync than minInSync (writes get -NOREPLICAS).", partitions.refusingWrites)
             gauge("sessionfed_partitions_primary", "Partitions this node is primary for.", partitions.primaries[snapshot.node] ?? 0)

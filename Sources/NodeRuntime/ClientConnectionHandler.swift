@@ -91,6 +91,14 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
         parsing = true
         defer { parsing = false }
         while !closing && !suspended, input != nil {
+            if state.drain?.outcome != nil {
+                // The node drained and is stopping: a command not yet run is not run; the
+                // connection closes after the replies already due, and the client retries it
+                // elsewhere (its outcome is not in doubt).
+                input = nil
+                closeAfterReplies(context: context)
+                return
+            }
             switch parser.next(from: &input!) {
             case .incomplete:
                 if input!.readableBytes == 0 { input = nil }

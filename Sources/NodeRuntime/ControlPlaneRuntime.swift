@@ -132,12 +132,18 @@ final class ControlPlaneRuntime: @unchecked Sendable {
                 logger.warning("member down: its partitions move to other nodes", metadata: ["member": "\(name)", "index": "\(entry.index)"])
             case .memberState(let name, .up):
                 logger.notice("member up", metadata: ["member": "\(name)", "index": "\(entry.index)"])
+            case .memberDraining(let name, let draining):
+                logger.notice(draining ? "member draining: its copies move to other nodes" : "member no longer draining", metadata: ["member": "\(name)", "index": "\(entry.index)"])
             case .voterIncarnation(let name, let incarnation):
                 logger.notice("restarted voter caught up: it votes again", metadata: ["member": "\(MemberID(name: name, incarnation: incarnation))", "index": "\(entry.index)"])
             case .memberIncarnation(let name, let incarnation):
                 logger.notice("member joined as a new incarnation", metadata: ["member": "\(MemberID(name: name, incarnation: incarnation))", "index": "\(entry.index)"])
             case .assign(let assignment):
-                reassigned.append("\(assignment.partition)→\(assignment.primary ?? "none")@\(assignment.epoch)")
+                if let target = assignment.handoverTo {
+                    reassigned.append("\(assignment.partition)→\(assignment.primary ?? "none")@\(assignment.epoch) handing over to \(target)")
+                } else {
+                    reassigned.append("\(assignment.partition)→\(assignment.primary ?? "none")@\(assignment.epoch)")
+                }
             case .siteRole(let role, let epoch):
                 logger.notice("site role", metadata: ["role": "\(role.rawValue)", "role_epoch": "\(epoch)"])
             case .noop, .markInSync:
@@ -190,7 +196,9 @@ extension ControlPlaneRuntime {
             recreatedEmpty: map.partitions.reduce(0) { $0 + $1.recreatedEmpty },
             highestEpoch: map.partitions.map(\.epoch).max() ?? 0,
             primaries: primaries,
-            backups: backups
+            backups: backups,
+            handoversInProgress: map.partitions.filter { $0.handoverTo != nil }.count,
+            onLeavingMembers: map.partitions.filter { !map.drainingMembers.isDisjoint(with: $0.holders) }.count
         )
         let members = map.members.values.sorted { $0.name < $1.name }.map { member in
             let link = transport?.links[member.name]
@@ -199,6 +207,7 @@ extension ControlPlaneRuntime {
                 incarnation: member.incarnation,
                 voter: member.voter,
                 state: member.state.rawValue,
+                draining: member.draining,
                 connection: link?.phase.rawValue,
                 inboundConnected: link == nil ? nil : transport?.inbound[member.name] != nil,
                 lastError: link?.lastError,
@@ -222,7 +231,9 @@ extension ControlPlaneRuntime {
             members: members,
             partitions: summary,
             partitionTable: map.partitions.map {
-                ControlPlaneSnapshot.Partition(partition: $0.partition, epoch: $0.epoch, primary: $0.primary, backups: $0.backups, inSync: $0.inSync.sorted())
+                ControlPlaneSnapshot.Partition(
+                    partition: $0.partition, epoch: $0.epoch, primary: $0.primary, backups: $0.backups, inSync: $0.inSync.sorted(), handoverTo: $0.handoverTo
+                )
             },
             peerFramesReceived: transport?.counters.framesReceived ?? 0,
             peerHandshakesRefused: transport?.counters.handshakesRefused ?? 0,

@@ -559,7 +559,14 @@ final class DataPlane: @unchecked Sendable {
         // Answers come back on the connection this node dialed: lost with it, another site's
         // round goes silent and starts again.
         if !inbound { roundRequests = roundRequests.filter { $0.value.target != peer } }
-        for (request, forward) in forwards where forward.target == peer {
+        let lost = forwards.filter { $0.value.target == peer }
+        if !lost.isEmpty {
+            logger.warning("commands forwarded to a peer lost with its connection: their outcome is unknown to the clients", metadata: [
+                "peer": "\(peer)", "commands": "\(lost.count)",
+                "oldest_ms": "\(WallClock.monotonicMilliseconds() - (lost.values.map(\.sentAt).min() ?? 0))",
+            ])
+        }
+        for (request, forward) in lost {
             forwards[request] = nil
             counters.unknownOutcomes += 1
             forward.done(.value(.error("ERR the connection to the partition's primary (\(peer)) closed before it answered; the command may or may not have been applied")))

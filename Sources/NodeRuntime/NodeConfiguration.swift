@@ -18,6 +18,9 @@ public struct NodeConfiguration: Sendable {
     /// Relative paths in the topology (TLS files) are resolved against this directory: the
     /// topology file's own.
     public var topologyDirectory = "."
+    /// SIGTERM/SIGINT drain the node first (its copies move to the site's other nodes). The
+    /// demo, whose nodes all stop together, turns it off.
+    public var drainsOnShutdown = true
 
     /// Redis's default `maxclients`.
     public static let defaultMaximumClients = 10_000

@@ -133,11 +133,28 @@ public final class NodeServer: Service, Sendable {
             }
         }
 
+        // SIGTERM/SIGINT (or `sessionfed drain`, through the admin endpoint) drains first in
+        // a site of several nodes; the listener closes when the drain ends.
+        let drains = configuration.drainsOnShutdown && configuration.site.nodes.count > 1
+        let drainRequests = AsyncStream<String>.makeStream()
+        try await state.eventLoop.submit { state.requestDrain = { drainRequests.continuation.yield($0) } }.get()
+        let drainer = Task { () -> DrainOutcome? in
+            for await reason in drainRequests.stream {
+                return await self.drainThenStop(listener: channel, reason: reason)
+            }
+            return nil
+        }
         await withGracefulShutdownHandler {
             try? await channel.closeFuture.get()
         } onGracefulShutdown: {
-            channel.close(promise: nil)
+            if drains {
+                drainRequests.continuation.yield("shutdown signal")
+            } else {
+                channel.close(promise: nil)
+            }
         }
+        drainRequests.continuation.finish()
+        let drained = await drainer.value
         for timer in timers { timer.cancel() }
         try? await state.eventLoop.submit { state.dataPlane?.stop() }.get()
         await transport?.stop()
@@ -151,6 +168,9 @@ public final class NodeServer: Service, Sendable {
         }.get()
         logger.info("node stopped", metadata: ["node.name": "\(configuration.node.name)"])
         try? await group.shutdownGracefully()
+        if case .cutShort(let remainder)? = drained {
+            throw NodeServerError(message: "the drain did not finish: this node still held \(remainder)")
+        }
     }
 }
 

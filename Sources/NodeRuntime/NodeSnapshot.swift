@@ -38,6 +38,8 @@ public struct NodeSnapshot: Codable, Sendable {
     public var deltasProduced: UInt64
     /// True while a starting federated node recovers data from the other sites (-LOADING).
     public var loading: Bool
+    /// True while the node drains (it stops once the site's other nodes hold its copies).
+    public var draining: Bool
     public var federationLinks: [FederationLinkSnapshot]
     /// Federation-wide collection of tombstones and expired keys: whether this node proposes
     /// rounds, which linked sites block it now, and what it collected (nil: not federated).
@@ -87,6 +89,8 @@ public struct ControlPlaneSnapshot: Codable, Sendable {
         public var voter: Bool
         /// up | down, as committed in the map.
         public var state: String
+        /// Leaving: its copies are moving to other members (SIGTERM or `sessionfed drain`).
+        public var draining: Bool
         /// This node's connection to that member, which carries this node's messages to it
         /// (nil for itself or in a one-node site).
         public var connection: String?
@@ -112,6 +116,10 @@ public struct ControlPlaneSnapshot: Codable, Sendable {
         public var highestEpoch: UInt64
         public var primaries: [String: Int]
         public var backups: [String: Int]
+        /// Planned handovers under way: the old primary sealed, waiting for its hand-off.
+        public var handoversInProgress: Int
+        /// Partitions with a copy on a leaving member.
+        public var onLeavingMembers: Int
     }
 
     public struct Partition: Codable, Sendable {
@@ -120,6 +128,8 @@ public struct ControlPlaneSnapshot: Codable, Sendable {
         public var primary: String?
         public var backups: [String]
         public var inSync: [String]
+        /// The member a planned handover moves the primary to (nil: none under way).
+        public var handoverTo: String?
     }
 }
 
@@ -185,6 +195,7 @@ extension NodeState {
             outOfMemoryRejections: statistics.rejectedForMemory,
             deltasProduced: pendingDeltaCount,
             loading: loading,
+            draining: drain != nil,
             federationLinks: federationLinkSnapshots(now: now),
             collection: federation?.collectionStatus(),
             keysCollected: keyspace.statistics.keysCollected,

@@ -53,6 +53,10 @@ final class NodeState: @unchecked Sendable {
     /// A federated node starts empty and answers -LOADING until it has recovered the data of
     /// the other sites by anti-entropy (DESIGN.md §4).
     var loading = false
+    /// Set once the node started leaving (SIGTERM, SIGINT, `sessionfed drain`).
+    var drain: DrainState?
+    /// Starts a drain from the admin endpoint (set once the node runs).
+    var requestDrain: (@Sendable (String) -> Void)?
 
     init(eventLoop: EventLoop, configuration: NodeConfiguration) {
         self.eventLoop = eventLoop

@@ -36,6 +36,10 @@ public struct DataPlaneSimulation {
         var driftPPM: Int64
         var downUntil: UInt64 = 0
         var pausedUntil: UInt64 = 0
+        /// Leaving since then (a SIGTERM): it exits once it holds nothing, or at the bound.
+        var drainingSince: UInt64?
+        /// Exited after a drain: it starts again (a rolling restart) at `downUntil`.
+        var restartsAfterDrain = false
     }
 
     /// A client request: the node it arrived at and its number there.
@@ -142,6 +146,9 @@ public struct DataPlaneSimulation {
         workload = root.split()
         incarnationSource = root.split()
         var drift = root.split()
+        // Every run drains one node (a rolling restart's step) once the site is healthy
+        // after this time, whatever else the faults do.
+        plannedDrainAt = options.steps / 4 + root.next() % max(1, options.steps / 2)
         names = (1...options.nodes).map { "node-\($0)" }
         let partitioning = Partitioning(partitionCount: options.partitions)
         nodes = names.map { name in
@@ -182,6 +189,50 @@ public struct DataPlaneSimulation {
         nodes[index].waiting = [:]
         nodes[index].pending = [:]
         nodes[index].pausedUntil = 0
+        nodes[index].drainingSince = nil
+        nodes[index].restartsAfterDrain = false
+    }
+
+    /// The drain bound of a node (`drainTimeoutMilliseconds`): past it the node exits
+    /// whatever it still holds, like a crash.
+    static let drainBoundMilliseconds: UInt64 = 10_000
+    /// When the run's planned drain starts (nil once started).
+    var plannedDrainAt: UInt64?
+
+    /// A planned departure (SIGTERM): the node reports itself draining; the leader moves its
+    /// copies away (planned handovers for its primaries).
+    mutating func drain(_ index: Int) {
+        note("\(nodes[index].name) drains")
+        nodes[index].drainingSince = now
+        nodes[index].raft?.draining = true
+        outcome.drains += 1
+    }
+
+    /// A draining node exits once its map shows it leaving and holding nothing and its
+    /// copies are gone (or at the bound); it starts again later as a new incarnation.
+    mutating func finishDrains() {
+        if faultsOn, let at = plannedDrainAt, now >= at, nodes.indices.allSatisfy(isRunning), !nodes.contains(where: { $0.drainingSince != nil }), siteHealthy() {
+            plannedDrainAt = nil
+            drain(Int(faults.next() % UInt64(nodes.count)))
+        }
+        for index in nodes.indices {
+            if !isUp(index), nodes[index].restartsAfterDrain, now >= nodes[index].downUntil {
+                start(index)
+                continue
+            }
+            guard let since = nodes[index].drainingSince, isRunning(index), let raft = nodes[index].raft else { continue }
+            let drained = raft.map.members[nodes[index].name]?.draining == true && !raft.map.holdsCopies(nodes[index].name)
+                && nodes[index].copies.primaries.isEmpty && nodes[index].copies.backups.isEmpty
+            guard drained || now >= since + Self.drainBoundMilliseconds else { continue }
+            note("\(nodes[index].name) exits \(drained ? "drained" : "at its drain bound, still holding copies")")
+            if drained { outcome.drainsCompleted += 1 }
+            nodes[index].raft = nil
+            nodes[index].waiting = [:]
+            nodes[index].pending = [:]
+            nodes[index].drainingSince = nil
+            nodes[index].restartsAfterDrain = true
+            nodes[index].downUntil = now + 100 + faults.next() % 1_000
+        }
     }
 
     mutating func crash(_ index: Int) {
@@ -233,6 +284,7 @@ public struct DataPlaneSimulation {
                 followMap(index)
                 if now % 10 == 0 { perform(nodes[index].copies.tick(now: localTime(index)), at: index) }
             }
+            finishDrains()
             observeControlPlane()
             runClients(issue: issue)
         }
@@ -610,11 +662,13 @@ public struct DataPlaneSimulation {
         let crashes = options.faults == .crashes || options.faults == .chaos
         let partitions = options.faults == .partitions || options.faults == .chaos
         let down = nodes.indices.filter { !isUp($0) }
-        switch faults.next() % 5 {
+        switch faults.next() % 6 {
         case 0 where crashes:
             if let index = down.first, now >= nodes[index].downUntil {
                 start(index)
-            } else if down.isEmpty, siteHealthy() {
+            } else if down.isEmpty, !nodes.contains(where: { $0.drainingSince != nil }), siteHealthy() {
+                // (Not during a drain: one that reaches its bound exits holding copies, a
+                // second failure the site does not promise to survive.)
                 let index = Int(faults.next() % UInt64(nodes.count))
                 crash(index)
                 nodes[index].downUntil = now + 200 + faults.next() % 3_000
@@ -640,7 +694,12 @@ public struct DataPlaneSimulation {
             }
         case 4:
             blocked = []
-            if crashes, let index = down.first, now >= nodes[index].downUntil { start(index) }
+            if crashes, let index = down.first, now >= nodes[index].downUntil, !nodes[index].restartsAfterDrain { start(index) }
+        case 5:
+            // A drain (rolling restart, scale-in) of a node, one at a time, in a healthy site.
+            if down.isEmpty, !nodes.contains(where: { $0.drainingSince != nil }), siteHealthy() {
+                drain(Int(faults.next() % UInt64(nodes.count)))
+            }
         default:
             break
         }

@@ -93,6 +93,9 @@ public struct SimulationOutcome: Sendable {
     public var messagesDropped = 0
     public var crashes = 0
     public var partitionsInjected = 0
+    /// Drains started, and those that ended with the node holding nothing.
+    public var drains = 0
+    public var drainsCompleted = 0
     public var leaderElections = 0
     public var finalTerm: UInt64 = 0
     public var finalLeader: String?

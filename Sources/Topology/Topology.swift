@@ -26,6 +26,9 @@ public struct Topology: Hashable, Sendable {
         /// A starting node answers -LOADING until it has synchronized with every linked site,
         /// or for at most this long when some site is unreachable.
         public var startupSyncTimeoutMilliseconds = 15_000
+        /// How long a node stopping (SIGTERM, `sessionfed drain`) may take to hand its copies
+        /// to the other nodes of its site before it exits anyway, naming what it still held.
+        public var drainTimeoutMilliseconds = 30_000
         /// A voter that hears no Raft leader for a random time between this and 1.5 times this
         /// starts an election (DESIGN.md §3).
         public var electionTimeoutMilliseconds = 1_000

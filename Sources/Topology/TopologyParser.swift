@@ -156,7 +156,7 @@ struct Reader {
         if let node = top["defaults"], let entries = mapping(node, "defaults", allowed: [
             "partitions", "backupCount", "minInSync", "conflictPolicy", "deletePolicy", "batchIntervalMilliseconds",
             "outboxLimitBytes", "expiryGraceMilliseconds", "maxmemoryBytes", "batchBytes",
-            "antiEntropyIntervalMilliseconds", "startupSyncTimeoutMilliseconds",
+            "antiEntropyIntervalMilliseconds", "startupSyncTimeoutMilliseconds", "drainTimeoutMilliseconds",
             "electionTimeoutMilliseconds", "failureTimeoutMilliseconds", "collectionIntervalMilliseconds", "collectionHorizonMilliseconds",
         ]) {
             defaults.partitions = integer(entries["partitions"], "defaults.partitions", range: 1...16384) ?? defaults.partitions
@@ -170,6 +170,7 @@ struct Reader {
             defaults.maxmemoryBytes = integer(entries["maxmemoryBytes"], "defaults.maxmemoryBytes", range: 0...Int.max) ?? defaults.maxmemoryBytes
             defaults.batchBytes = integer(entries["batchBytes"], "defaults.batchBytes", range: 1_024...(8 << 20)) ?? defaults.batchBytes
             defaults.antiEntropyIntervalMilliseconds = integer(entries["antiEntropyIntervalMilliseconds"], "defaults.antiEntropyIntervalMilliseconds", range: 0...86_400_000) ?? defaults.antiEntropyIntervalMilliseconds
+            defaults.drainTimeoutMilliseconds = integer(entries["drainTimeoutMilliseconds"], "defaults.drainTimeoutMilliseconds", range: 0...3_600_000) ?? defaults.drainTimeoutMilliseconds
             defaults.startupSyncTimeoutMilliseconds = integer(entries["startupSyncTimeoutMilliseconds"], "defaults.startupSyncTimeoutMilliseconds", range: 0...3_600_000) ?? defaults.startupSyncTimeoutMilliseconds
             defaults.electionTimeoutMilliseconds = integer(entries["electionTimeoutMilliseconds"], "defaults.electionTimeoutMilliseconds", range: 100...60_000) ?? defaults.electionTimeoutMilliseconds
             defaults.failureTimeoutMilliseconds = integer(entries["failureTimeoutMilliseconds"], "defaults.failureTimeoutMilliseconds", range: 100...60_000) ?? defaults.failureTimeoutMilliseconds

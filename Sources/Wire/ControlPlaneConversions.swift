@@ -56,6 +56,7 @@ extension Sessionfed_V1_ClusterMap {
             wire.voter = member.voter
             wire.up = member.state == .up
             wire.voterIncarnation = member.voterIncarnation
+            wire.draining = member.draining
             return wire
         }
         partitions = map.partitions.map(Sessionfed_V1_PartitionAssignment.init)
@@ -77,6 +78,7 @@ extension Sessionfed_V1_ClusterMap {
             map.members[member.name]?.incarnation = member.incarnation
             map.members[member.name]?.state = member.up ? .up : .down
             map.members[member.name]?.voterIncarnation = member.voterIncarnation
+            map.members[member.name]?.draining = member.draining
         }
         map.partitions = partitions.map(\.model)
         map.roleEpoch = roleEpoch
@@ -97,6 +99,11 @@ extension Sessionfed_V1_ClusterCommand {
             change.name = name
             change.up = state == .up
             kind = .memberState(change)
+        case .memberDraining(let name, let draining):
+            var change = Sessionfed_V1_MemberDrainingChange()
+            change.name = name
+            change.draining = draining
+            kind = .memberDraining(change)
         case .assign(let assignment): kind = .assign(Sessionfed_V1_PartitionAssignment(assignment))
         case .markInSync(let partition, let epoch, let member):
             var mark = Sessionfed_V1_MarkInSync()
@@ -122,6 +129,7 @@ extension Sessionfed_V1_ClusterCommand {
             let id = try member.model(in: "ClusterCommand.voter_incarnation")
             return .voterIncarnation(name: id.name, incarnation: id.incarnation)
         case .memberState(let change): return .memberState(name: change.name, state: change.up ? .up : .down)
+        case .memberDraining(let change): return .memberDraining(name: change.name, draining: change.draining)
         case .assign(let assignment): return .assign(assignment.model)
         case .markInSync(let mark): return .markInSync(partition: Int(mark.partition), epoch: mark.epoch, member: mark.member)
         case .siteRole(let change): return .siteRole(change.passive ? .passive : .active, epoch: change.epoch)
@@ -187,7 +195,7 @@ extension RaftEnvelope {
             snapshot.lastTerm = lastTerm
             snapshot.map = Sessionfed_V1_ClusterMap(map)
             wire.message = .snapshot(snapshot)
-        case .heartbeat(let term, let fresh, let inSync, let handedOff, let sentAt, let mapIndex):
+        case .heartbeat(let term, let fresh, let inSync, let handedOff, let draining, let sentAt, let mapIndex):
             var heartbeat = Sessionfed_V1_MemberHeartbeat()
             heartbeat.term = term
             heartbeat.sentAtMs = sentAt
@@ -195,6 +203,7 @@ extension RaftEnvelope {
             heartbeat.fresh = fresh
             heartbeat.inSync = inSync.map(Sessionfed_V1_PartitionEpoch.init)
             heartbeat.handedOff = handedOff.map(Sessionfed_V1_PartitionEpoch.init)
+            heartbeat.draining = draining
             wire.message = .heartbeat(heartbeat)
         case .heartbeatReply(let term, let established, let fresh, let leader, let leaseUntil, let leaderCommit):
             var reply = Sessionfed_V1_MemberHeartbeatReply()
@@ -232,7 +241,7 @@ extension RaftEnvelope {
         case .heartbeat(let heartbeat):
             message = .heartbeat(
                 term: heartbeat.term, fresh: heartbeat.fresh, inSync: heartbeat.inSync.map(\.model), handedOff: heartbeat.handedOff.map(\.model),
-                sentAt: heartbeat.sentAtMs, mapIndex: heartbeat.mapIndex
+                draining: heartbeat.draining, sentAt: heartbeat.sentAtMs, mapIndex: heartbeat.mapIndex
             )
         case .heartbeatReply(let reply):
             message = .heartbeatReply(

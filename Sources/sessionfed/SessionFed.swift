@@ -17,7 +17,7 @@ struct SessionFed: AsyncParsableCommand {
         commandName: "sessionfed",
         abstract: "Web sessions kept safe across nodes and datacenters, behind a Redis-protocol endpoint.",
         version: ServerIdentity.version,
-        subcommands: [Node.self, Demo.self, Status.self, TopologyCommand.self, Certs.self, Simulate.self, Bench.self, Proxy.self]
+        subcommands: [Node.self, Demo.self, Status.self, Drain.self, TopologyCommand.self, Certs.self, Simulate.self, Bench.self, Proxy.self]
     )
 }
 
@@ -90,7 +90,9 @@ func runNodes(_ configurations: [NodeConfiguration], logger: Logger, onReady: (@
         configuration: ServiceGroupConfiguration(
             // Shutdown runs in reverse order: the client listeners drain first.
             services: servers.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0.adminService()) }
-                + servers.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+                // A node that drained on request (`sessionfed drain`) returns on its own: the
+                // process then stops as on SIGTERM, exit 0.
+                + servers.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )
@@ -129,6 +131,8 @@ struct Demo: AsyncParsableCommand {
         let configurations = try topology.sites.flatMap(\.nodes).map { node in
             var configuration = try NodeConfiguration(topology: topology, nodeName: node.name)
             configuration.topologyDirectory = scratch
+            // Every node of the demo stops at once: nobody could take a drained partition.
+            configuration.drainsOnShutdown = false
             return configuration
         }
         try await runNodes(configurations, logger: logger) { servers in

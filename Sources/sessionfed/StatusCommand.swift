@@ -47,7 +47,7 @@ struct Status: AsyncParsableCommand {
         for report in reports {
             if let status = report.status {
                 nodes.append([
-                    report.site, report.node, status.loading ? "loading" : "serving", "\(status.keys)",
+                    report.site, report.node, status.draining ? "draining" : status.loading ? "loading" : "serving", "\(status.keys)",
                     Self.bytes(UInt64(status.usedMemoryBytes)), status.merkleRoot ?? "-",
                 ])
             } else {
@@ -88,7 +88,7 @@ struct Status: AsyncParsableCommand {
             for member in map.members {
                 let view = views.first { $0.0 == member.name }?.1
                 members.append([
-                    member.name, member.state, member.voter ? "yes" : "no", view?.role ?? "unreachable", view.map { "\($0.term)" } ?? "-",
+                    member.name, member.draining ? "\(member.state),draining" : member.state, member.voter ? "yes" : "no", view?.role ?? "unreachable", view.map { "\($0.term)" } ?? "-",
                     view?.leader ?? "-", view.map { "\($0.commitIndex)" } ?? "-",
                     "\(map.partitions.primaries[member.name] ?? 0)", "\(map.partitions.backups[member.name] ?? 0)",
                 ])
@@ -97,6 +97,7 @@ struct Status: AsyncParsableCommand {
             let partitions = map.partitions
             print(
                 "partitions: \(partitions.count) · without primary \(partitions.withoutPrimary) · orphaned \(partitions.orphaned)"
+                    + " · handing over \(partitions.handoversInProgress) · on leaving members \(partitions.onLeavingMembers)"
                     + " · degraded \(partitions.degraded) · refusing writes \(partitions.refusingWrites) · re-created empty \(partitions.recreatedEmpty) · highest epoch \(partitions.highestEpoch)"
             )
             if site.nodes.count > 1 { printPartitionTable(map, reports: reports.filter { $0.site == site.name }) }
@@ -116,7 +117,7 @@ struct Status: AsyncParsableCommand {
             let primary = row.primary.flatMap { copies[$0]?[row.partition] }
             let lag = primary?.lagWrites.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ",") ?? ""
             rows.append([
-                "\(row.partition)", "\(row.epoch)", row.primary ?? "NONE", row.backups.joined(separator: ","), row.inSync.joined(separator: ","),
+                "\(row.partition)", "\(row.epoch)", (row.primary ?? "NONE") + (row.handoverTo.map { "→\($0)" } ?? ""), row.backups.joined(separator: ","), row.inSync.joined(separator: ","),
                 primary.map { "\($0.lastSequence)" } ?? "-", primary.map { "\($0.committedSequence)" } ?? "-",
                 lag.isEmpty ? (primary == nil ? "-" : "0") : lag, primary.map { "\($0.waitingCommands)" } ?? "-",
             ])

@@ -123,6 +123,10 @@ class Site:
         failures = []
         for node in list(self.frozen):
             self.thaw(node)
+        # All at once, as a whole deployment is deleted: every node drains, finds every other
+        # one leaving too, and exits promptly.
+        for process in self.processes.values():
+            process.terminate()
         for node, process in self.processes.items():
             code = process.stop()
             if code != 0 and code != -signal.SIGKILL:

@@ -46,9 +46,11 @@ class Process:
         self.log_path = Path(log_path)
         self.handle = None
         self._log = None
+        self.terminated = False
 
     def start(self):
         self._log = open(self.log_path, "ab")
+        self.terminated = False
         self.handle = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
         return self
 
@@ -68,12 +70,20 @@ class Process:
             self.handle.wait()
         self._close()
 
+    def terminate(self):
+        """SIGTERM without waiting (a node then drains before it exits)."""
+        if self.running():
+            self.handle.send_signal(signal.SIGTERM)
+            self.terminated = True
+
     def stop(self, deadline_s=10.0):
         """SIGTERM; returns the exit code (kills after the deadline and returns None)."""
         if not self.running():
             self._close()
             return self.handle.returncode if self.handle else 0
-        self.handle.send_signal(signal.SIGTERM)
+        if not self.terminated:
+            # (A second SIGTERM would cut a drain short.)
+            self.handle.send_signal(signal.SIGTERM)
         try:
             return self.handle.wait(timeout=deadline_s)
         except subprocess.TimeoutExpired:

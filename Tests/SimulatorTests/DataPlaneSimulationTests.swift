@@ -45,10 +45,12 @@ import Testing
     func seededRunsHoldEveryInvariant(_ profile: FaultProfile) {
         var checked = 0
         var handovers = 0
+        var drains = 0
         for seed in Self.firstSeed..<(Self.firstSeed + Self.seedsPerProfile) where Self.knownIssues[profile]?[seed] == nil {
             let (simulation, outcome) = Self.run(seed: seed, nodes: seed % 2 == 0 ? 5 : 3, faults: profile)
             checked += simulation.history.values.reduce(0) { $0 + $1.count }
             handovers += simulation.controlPlaneCheckers.handoversCompleted
+            drains += outcome.drainsCompleted
             if !outcome.passed {
                 Issue.record("\(outcome.violations.joined(separator: "; ")) — replay: \(simulation.replayCommand) --trace")
                 return
@@ -56,6 +58,7 @@ import Testing
         }
         #expect(checked > Int(Self.seedsPerProfile) * 20, "the clients did work: \(checked) operations checked")
         #expect(handovers >= Int(Self.seedsPerProfile), "planned handovers ran under the faults: \(handovers) in \(Self.seedsPerProfile) seeds")
+        #expect(drains >= Int(Self.seedsPerProfile) / 2, "nodes drained, exited and came back under the faults: \(drains) in \(Self.seedsPerProfile) seeds")
     }
 
     @Test func knownIssues_stillReproduce() {

@@ -101,6 +101,9 @@ public nonisolated struct Sessionfed_V1_ClusterMember: Sendable {
   /// the incarnation that votes for the name (0: incarnation)
   public var voterIncarnation: UInt64 = 0
 
+  /// leaving: its copies move to other members, it gets none
+  public var draining: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -192,6 +195,14 @@ public nonisolated struct Sessionfed_V1_ClusterCommand: Sendable {
     set {kind = .voterIncarnation(newValue)}
   }
 
+  public var memberDraining: Sessionfed_V1_MemberDrainingChange {
+    get {
+      if case .memberDraining(let v)? = kind {return v}
+      return Sessionfed_V1_MemberDrainingChange()
+    }
+    set {kind = .memberDraining(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -202,8 +213,23 @@ public nonisolated struct Sessionfed_V1_ClusterCommand: Sendable {
     case markInSync(Sessionfed_V1_MarkInSync)
     case siteRole(Sessionfed_V1_SiteRoleChange)
     case voterIncarnation(Sessionfed_V1_MemberId)
+    case memberDraining(Sessionfed_V1_MemberDrainingChange)
 
   }
+
+  public init() {}
+}
+
+public nonisolated struct Sessionfed_V1_MemberDrainingChange: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var draining: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -509,6 +535,9 @@ public nonisolated struct Sessionfed_V1_MemberHeartbeat: Sendable {
   /// primaries sealed for a handover, all writes committed
   public var handedOff: [Sessionfed_V1_PartitionEpoch] = []
 
+  /// the member is leaving (SIGTERM or `sessionfed drain`)
+  public var draining: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -673,7 +702,7 @@ nonisolated extension Sessionfed_V1_PartitionAssignment: SwiftProtobuf.Message, 
 
 nonisolated extension Sessionfed_V1_ClusterMember: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClusterMember"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}incarnation\0\u{1}voter\0\u{1}up\0\u{3}voter_incarnation\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}incarnation\0\u{1}voter\0\u{1}up\0\u{3}voter_incarnation\0\u{1}draining\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -686,6 +715,7 @@ nonisolated extension Sessionfed_V1_ClusterMember: SwiftProtobuf.Message, SwiftP
       case 3: try { try decoder.decodeSingularBoolField(value: &self.voter) }()
       case 4: try { try decoder.decodeSingularBoolField(value: &self.up) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.voterIncarnation) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.draining) }()
       default: break
       }
     }
@@ -707,6 +737,9 @@ nonisolated extension Sessionfed_V1_ClusterMember: SwiftProtobuf.Message, SwiftP
     if self.voterIncarnation != 0 {
       try visitor.visitSingularUInt64Field(value: self.voterIncarnation, fieldNumber: 5)
     }
+    if self.draining != false {
+      try visitor.visitSingularBoolField(value: self.draining, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -716,6 +749,7 @@ nonisolated extension Sessionfed_V1_ClusterMember: SwiftProtobuf.Message, SwiftP
     if lhs.voter != rhs.voter {return false}
     if lhs.up != rhs.up {return false}
     if lhs.voterIncarnation != rhs.voterIncarnation {return false}
+    if lhs.draining != rhs.draining {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -778,7 +812,7 @@ nonisolated extension Sessionfed_V1_ClusterMap: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Sessionfed_V1_ClusterCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClusterCommand"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}noop\0\u{3}member_incarnation\0\u{3}member_state\0\u{1}assign\0\u{3}mark_in_sync\0\u{3}site_role\0\u{3}voter_incarnation\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}noop\0\u{3}member_incarnation\0\u{3}member_state\0\u{1}assign\0\u{3}mark_in_sync\0\u{3}site_role\0\u{3}voter_incarnation\0\u{3}member_draining\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -872,6 +906,19 @@ nonisolated extension Sessionfed_V1_ClusterCommand: SwiftProtobuf.Message, Swift
           self.kind = .voterIncarnation(v)
         }
       }()
+      case 8: try {
+        var v: Sessionfed_V1_MemberDrainingChange?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .memberDraining(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .memberDraining(v)
+        }
+      }()
       default: break
       }
     }
@@ -911,6 +958,10 @@ nonisolated extension Sessionfed_V1_ClusterCommand: SwiftProtobuf.Message, Swift
       guard case .voterIncarnation(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
     }()
+    case .memberDraining?: try {
+      guard case .memberDraining(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -918,6 +969,41 @@ nonisolated extension Sessionfed_V1_ClusterCommand: SwiftProtobuf.Message, Swift
 
   public static func ==(lhs: Sessionfed_V1_ClusterCommand, rhs: Sessionfed_V1_ClusterCommand) -> Bool {
     if lhs.kind != rhs.kind {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_MemberDrainingChange: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MemberDrainingChange"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}draining\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.draining) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if self.draining != false {
+      try visitor.visitSingularBoolField(value: self.draining, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_MemberDrainingChange, rhs: Sessionfed_V1_MemberDrainingChange) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.draining != rhs.draining {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1515,7 +1601,7 @@ nonisolated extension Sessionfed_V1_InstallSnapshot: SwiftProtobuf.Message, Swif
 
 nonisolated extension Sessionfed_V1_MemberHeartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MemberHeartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}term\0\u{1}fresh\0\u{3}in_sync\0\u{3}sent_at_ms\0\u{3}map_index\0\u{3}handed_off\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}term\0\u{1}fresh\0\u{3}in_sync\0\u{3}sent_at_ms\0\u{3}map_index\0\u{3}handed_off\0\u{1}draining\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1529,6 +1615,7 @@ nonisolated extension Sessionfed_V1_MemberHeartbeat: SwiftProtobuf.Message, Swif
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.sentAtMs) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.mapIndex) }()
       case 6: try { try decoder.decodeRepeatedMessageField(value: &self.handedOff) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.draining) }()
       default: break
       }
     }
@@ -1553,6 +1640,9 @@ nonisolated extension Sessionfed_V1_MemberHeartbeat: SwiftProtobuf.Message, Swif
     if !self.handedOff.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.handedOff, fieldNumber: 6)
     }
+    if self.draining != false {
+      try visitor.visitSingularBoolField(value: self.draining, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1563,6 +1653,7 @@ nonisolated extension Sessionfed_V1_MemberHeartbeat: SwiftProtobuf.Message, Swif
     if lhs.sentAtMs != rhs.sentAtMs {return false}
     if lhs.mapIndex != rhs.mapIndex {return false}
     if lhs.handedOff != rhs.handedOff {return false}
+    if lhs.draining != rhs.draining {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

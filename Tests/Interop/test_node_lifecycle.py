@@ -1,0 +1,129 @@
+"""Node lifecycle stories: nodes leave and return on purpose without losing a session.
+
+A SIGTERM drains a node: /healthz turns 503, its primaries move to other nodes by planned
+handover, its backups are re-created elsewhere before they are dropped, and it exits 0 once
+it holds nothing. redis-py clients on every node write throughout, retrying -TRYAGAIN and a
+closed connection within their bound (as an application behind a load balancer does), and
+every acknowledged write must be readable from every node afterwards.
+"""
+
+import time
+import urllib.error
+import urllib.request
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import TryAgainError
+from redis.retry import Retry
+
+from conftest import wait_until
+from test_site_replication import Writer, check_every_acknowledged_write, started_site
+
+
+def retrying_client(port):
+    """A client as an application configures one: retries within about 15 s."""
+    return redis.Redis(
+        port=port, socket_timeout=15, decode_responses=True,
+        retry=Retry(ExponentialBackoff(cap=0.25, base=0.02), 60),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError, TryAgainError],
+    )
+
+
+class RetryingWriter(Writer):
+    """`Writer` with the application's retries: what still fails reaches `errors`."""
+
+    def __init__(self, name, port, keys=20):
+        super().__init__(name, port, keys)
+        self.client = retrying_client(port)
+
+
+def healthz(site, node):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{site.ports[node]['admin']}/healthz", timeout=1) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return None
+
+
+def wait_exit(site, node, deadline_s):
+    process = site.processes[node]
+    wait_until(lambda: not process.running(), deadline_s, what=f"{node} to exit after its drain")
+    return process.handle.returncode
+
+
+def test_rolling_restart_by_sigterm_loses_nothing_and_clients_see_no_error(site_factory):
+    site, _ = started_site(site_factory)
+    writers = [RetryingWriter(f"rolling-{node}", site.ports[node]["client"]) for node in site.names]
+    for writer in writers:
+        writer.start()
+    try:
+        time.sleep(1)
+        for node in site.names:
+            before = sum(len(writer.acknowledged_at) for writer in writers)
+            site.processes[node].terminate()
+            code = wait_exit(site, node, 20)
+            log = site.log(node)
+            assert code == 0, f"{node} exited {code} after its drain; log tail:\n{log[-3000:]}"
+            assert "drained: every partition copy is held by other nodes" in log, log[-3000:]
+            site.start(node)
+            site.wait_converged(30)
+            # The restarted node takes its share back (planned handovers) before the next goes.
+            wait_until(lambda: (site.control(site.names[0]) or {}).get("partitions", {}).get("primaries", {}).get(node, 0) > 0
+                       or any((site.control(other) or {}).get("partitions", {}).get("primaries", {}).get(node, 0) > 0 for other in site.names),
+                       20, what=f"{node} to lead partitions again")
+            site.wait_converged(30)
+            assert sum(len(writer.acknowledged_at) for writer in writers) > before, "the writers made progress across the restart"
+        time.sleep(0.5)
+    finally:
+        for writer in writers:
+            writer.stop.set()
+        for writer in writers:
+            writer.join(20)
+    errors = [error for writer in writers for error in writer.errors]
+    assert not errors, f"client-visible errors during the rolling restart: {errors[:10]}"
+    assert all(writer.acknowledged for writer in writers)
+    check_every_acknowledged_write(site, writers)
+
+
+def test_a_drain_that_cannot_finish_ends_at_its_bound_with_an_error_and_loses_nothing(site_factory):
+    site, nodes = started_site(site_factory, defaults={"drainTimeoutMilliseconds": 4000})
+    draining, *others = site.names
+    written = {}
+    for index in range(200):
+        key = f"session:bounded:{index}"
+        assert nodes[site.names[index % 3]].set(key, f"v{index}") is True
+        written[key] = f"v{index}"
+    for node in others:
+        site.freeze(node)
+    started = time.monotonic()
+    site.processes[draining].terminate()
+    wait_until(lambda: healthz(site, draining) == 503, 3, what="the draining node's /healthz to turn 503")
+    code = wait_exit(site, draining, 15)
+    elapsed = time.monotonic() - started
+    log = site.log(draining)
+    assert code not in (0, None), f"a drain cut short must not exit 0; log tail:\n{log[-2000:]}"
+    assert "drain cut short" in log and "still_held" in log, log[-3000:]
+    assert 3.5 <= elapsed <= 12, f"the drain ended after {elapsed:.1f} s, its bound is 4 s"
+    site.processes.pop(draining)  # its exit code is checked: the teardown must not
+    for node in others:
+        site.thaw(node)
+    site.wait_converged(30)
+    at = {node: redis.Redis(port=site.ports[node]["client"], socket_timeout=15, decode_responses=True) for node in others}
+    for node in others:
+        assert at[node].mget(list(written)) == list(written.values()), f"{node} lost acknowledged writes"
+
+
+def test_sessionfed_drain_moves_every_copy_away_and_the_node_exits_0(site_factory):
+    site, nodes = started_site(site_factory)
+    target, *others = site.names
+    for index in range(300):
+        assert nodes[site.names[index % 3]].set(f"session:drained:{index}", f"v{index}") is True
+    result = site.run_cli("drain", "--topology", str(site.topology), "--node", target, "--timeout", "30")
+    assert "stopped after" in result.stdout, result.stdout
+    assert wait_exit(site, target, 5) == 0
+    view = site.control_eventually(others[0])
+    assert not any(row["primary"] == target or target in row["backups"] for row in view["partitionTable"]), view["partitionTable"]
+    for node in others:
+        assert all(nodes[node].get(f"session:drained:{index}") == f"v{index}" for index in range(300))
