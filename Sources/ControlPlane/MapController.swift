@@ -6,10 +6,10 @@
 /// 1. members that went silent or restarted go down (their copies are gone); members that
 ///    report again come up; a restarted node's new incarnation is adopted once the map no
 ///    longer names the old one for any copy (and, for a voter, once it holds the log);
-/// 2. the placement is repaired (`ClusterMap.repairs`);
-/// 3. backups whose members report them caught up join the in-sync set;
-/// 4. handovers whose old primary reported its copy handed off move to their next epoch
-///    (`PartitionAssignment.completingHandover`);
+/// 2. handovers whose old primary reported its copy handed off move to their next epoch
+///    (`PartitionAssignment.completingHandover`): the partition's commands wait for it;
+/// 3. the placement is repaired (`ClusterMap.repairs`);
+/// 4. backups whose members report them caught up join the in-sync set;
 /// 5. one rebalancing step (`ClusterMap.rebalance`).
 ///
 /// Pure: the reports and the leader's knowledge of followers' logs come in as values.
@@ -34,9 +34,11 @@ struct MapController {
 
     func proposals(map: ClusterMap, voters: [String: UInt64], observed: Observations, now: UInt64) -> [ClusterCommand] {
         var commands = memberChanges(map: map, voters: voters, observed: observed, now: now)
+        // A sealed primary refuses its partition's commands until the next epoch starts: that
+        // comes before placement work, which a drain keeps busy for seconds.
+        if commands.isEmpty { commands = completedHandovers(map: map, observed: observed) }
         if commands.isEmpty { commands = map.repairs() }
         if commands.isEmpty { commands = inSyncMarks(map: map, observed: observed) }
-        if commands.isEmpty { commands = completedHandovers(map: map, observed: observed) }
         if commands.isEmpty { commands = map.rebalance() }
         return commands
     }

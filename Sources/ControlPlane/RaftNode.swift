@@ -85,10 +85,16 @@ public struct RaftNode: Sendable {
     public var caughtUpCopies: Set<PartitionEpoch>?
     /// Set by the data plane: primaries sealed for a planned handover whose writes are all
     /// committed (reported to the leader, which then starts the next epoch).
-    public var handedOffCopies: Set<PartitionEpoch> = []
+    public var handedOffCopies: Set<PartitionEpoch> = [] {
+        // The partition's commands wait for the next epoch: report at the next tick rather
+        // than at the next periodic report.
+        didSet { if !handedOffCopies.isSubset(of: oldValue) { nextMemberHeartbeat = 0 } }
+    }
     /// Set by the runtime when this node is leaving (SIGTERM, `sessionfed drain`): reported
     /// to the leader, which moves every copy it holds to other members.
-    public var draining = false
+    public var draining = false {
+        didSet { if draining != oldValue { nextMemberHeartbeat = 0 } }
+    }
 
     /// The leader reviews member reports this often.
     static let decisionIntervalMilliseconds: UInt64 = 20

@@ -149,8 +149,13 @@ final class DataPlane: @unchecked Sendable {
     /// transaction is not handed off yet: the lock was granted before the seal, and its
     /// writes may still come.
     func reportCaughtUp() {
-        state.controlPlane?.raft.caughtUpCopies = copies.caughtUpCopies
-        state.controlPlane?.raft.handedOffCopies = copies.handedOffCopies.filter { locks[$0.partition] == nil }
+        guard let controlPlane = state.controlPlane else { return }
+        controlPlane.raft.caughtUpCopies = copies.caughtUpCopies
+        let handedOff = copies.handedOffCopies.filter { locks[$0.partition] == nil }
+        if handedOff != controlPlane.raft.handedOffCopies {
+            controlPlane.raft.handedOffCopies = handedOff
+            controlPlane.scheduleWakeup(now: WallClock.monotonicMilliseconds())
+        }
     }
 
     // MARK: Routing

@@ -35,6 +35,7 @@ extension NodeState {
         guard drain == nil else { return false }
         drain = DrainState(startedAt: WallClock.monotonicMilliseconds(), reason: reason)
         controlPlane?.raft.draining = true
+        controlPlane?.scheduleWakeup(now: WallClock.monotonicMilliseconds())
         logger.notice("draining: handing every partition copy to the site's other nodes before stopping", metadata: [
             "reason": "\(reason)", "drain_timeout_ms": "\(configuration.topology.defaults.drainTimeoutMilliseconds)",
         ])

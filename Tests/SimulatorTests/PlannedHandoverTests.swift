@@ -64,6 +64,18 @@ import Testing
         #expect(next.backups.sorted() == ["a", "c"] && next.inSync == ["a", "c"], "the old primary stays a complete copy: \(next)")
     }
 
+    /// A drain keeps placement busy (copies added, caught up, dropped): the handed-off
+    /// partition, whose commands wait, does not wait for that work.
+    @Test func aHandOff_isCompletedBeforePlacementWork() {
+        let now: UInt64 = 100_000
+        var map = Self.handingOver()
+        map.partitions.append(PartitionAssignment(partition: 1, epoch: 1, primary: "b", backups: [], inSync: []))
+        #expect(!map.repairs().isEmpty, "placement has work: partition 1 lacks backups")
+        let handedOff = Self.observations(now: now, handedOff: ["a": [PartitionEpoch(partition: 0, epoch: 4)]])
+        let proposals = MapControllerTests.controller.proposals(map: map, voters: Self.voters, observed: handedOff, now: now)
+        #expect(proposals == [.assign(map.partitions[0].completingHandover())], "\(proposals)")
+    }
+
     /// A hand-off reported for an earlier epoch says nothing about this one.
     @Test func aHandOffOfAnotherEpoch_isNotTakenForThisOne() {
         let now: UInt64 = 100_000
