@@ -55,7 +55,7 @@ SITE_DEFAULTS = {"partitions": 16, "backupCount": 1, "electionTimeoutMillisecond
 
 
 class Site:
-    def __init__(self, binary, workdir, nodes=3, tls=True, defaults=None, name="seoul", site_id=1, topology=None, ports=None):
+    def __init__(self, binary, workdir, nodes=3, tls=True, defaults=None, name="seoul", site_id=1, topology=None, ports=None, non_voters=0):
         """`topology`: a file shared with other sites (see `federated_sites`), written by the
         caller; without it the site writes its own, alone in it. `ports`: four per node, taken
         in one `free_ports` call with the other sites' (ports taken in separate calls can
@@ -67,6 +67,9 @@ class Site:
         self.name = name
         self.site_id = site_id
         self.names = [f"{name}-{index + 1}" for index in range(nodes)]
+        # The last `non_voters` nodes follow the control plane without voting: the site
+        # bootstraps without them (a node added for scale-out).
+        self.non_voters = set(self.names[len(self.names) - non_voters:]) if non_voters else set()
         self.defaults = dict(SITE_DEFAULTS)
         self.defaults.update(defaults or {})
         ports = list(ports or free_ports(4 * nodes))
@@ -84,7 +87,7 @@ class Site:
     def site_lines(self):
         lines = [f"  - name: {self.name}", f"    id: {self.site_id}", "    role: active", "    nodes:"]
         for node in self.names:
-            lines += node_lines(node, self.ports[node])
+            lines += node_lines(node, self.ports[node], voter=node not in self.non_voters)
         return lines
 
     def run_cli(self, *arguments, check=True):

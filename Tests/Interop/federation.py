@@ -21,7 +21,7 @@ from conftest import free_ports, wait_until
 SITES = ("seoul", "tokyo", "frankfurt")
 
 
-def node_lines(name, ports, federation_port=None):
+def node_lines(name, ports, federation_port=None, voter=True):
     """One node's entry in a topology file's `nodes:` list."""
     return [
         f"      - name: {name}",
@@ -29,7 +29,7 @@ def node_lines(name, ports, federation_port=None):
         f"        peer: 127.0.0.1:{ports['peer']}",
         f"        federation: 127.0.0.1:{federation_port or ports['federation']}",
         f"        admin: 127.0.0.1:{ports['admin']}",
-    ]
+    ] + ([] if voter else ["        voter: false"])
 
 
 def run_cli(binary, *arguments, check=True):

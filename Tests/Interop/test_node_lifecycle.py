@@ -127,3 +127,57 @@ def test_sessionfed_drain_moves_every_copy_away_and_the_node_exits_0(site_factor
     assert not any(row["primary"] == target or target in row["backups"] for row in view["partitionTable"]), view["partitionTable"]
     for node in others:
         assert all(nodes[node].get(f"session:drained:{index}") == f"v{index}" for index in range(300))
+
+
+def primaries_per_node(site):
+    view = site.leader_view()
+    if view is None:
+        return None
+    counts = {node: 0 for node in site.running()}
+    for row in view["partitionTable"]:
+        if row["primary"] in counts:
+            counts[row["primary"]] += 1
+    return counts
+
+
+def balanced(site):
+    """Each running node leads its share of the partitions, within one."""
+    counts = primaries_per_node(site)
+    if not counts or not site.converged():
+        return False
+    share = 16 / len(counts)
+    return all(share - 1 <= count <= share + 1 for count in counts.values())
+
+
+def test_scale_out_to_a_fourth_node_and_back_in_by_sessionfed_drain_loses_nothing(site_factory):
+    """The topology lists four nodes; three (the voters) run and take writes. The fourth, a
+    non-voter that has never run, starts and receives its share of primaries; then
+    `sessionfed drain` takes it out again. Retrying writers on the three stay error-free and
+    lose nothing."""
+    site = site_factory(nodes=4, non_voters=1)
+    first, second, third, fourth = site.names
+    for node in (first, second, third):
+        site.start(node)
+    site.wait_converged(30)
+    writers = [RetryingWriter(f"scale-{node}", site.ports[node]["client"]) for node in (first, second, third)]
+    for writer in writers:
+        writer.start()
+    try:
+        wait_until(lambda: balanced(site), 30, what="three nodes to share the partitions")
+        site.start(fourth)
+        wait_until(lambda: balanced(site) and primaries_per_node(site).get(fourth, 0) >= 3, 60,
+                   what=f"the site to rebalance onto {fourth}: {primaries_per_node(site)}")
+        result = site.run_cli("drain", "--topology", str(site.topology), "--node", fourth, "--timeout", "40")
+        assert "stopped after" in result.stdout, result.stdout
+        assert wait_exit(site, fourth, 5) == 0
+        site.processes.pop(fourth)
+        wait_until(lambda: balanced(site), 30, what=f"three nodes to share the partitions again: {primaries_per_node(site)}")
+        time.sleep(0.5)
+    finally:
+        for writer in writers:
+            writer.stop.set()
+        for writer in writers:
+            writer.join(20)
+    errors = [error for writer in writers for error in writer.errors]
+    assert not errors, f"client-visible errors while scaling: {errors[:10]}"
+    check_every_acknowledged_write(site, writers)
