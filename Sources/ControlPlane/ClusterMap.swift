@@ -73,18 +73,22 @@ public struct PartitionAssignment: Hashable, Sendable {
     /// Every node holding a copy.
     public var holders: [String] { (primary.map { [$0] } ?? []) + backups }
 
-    /// The next epoch of a handover whose old primary reported its copy handed off: the
-    /// target becomes primary if it is still an in-sync backup, else the old primary carries
-    /// on (the handover is abandoned, nothing moved). Either way every in-sync copy continues
-    /// — the old primary's included, so a target that dies at once leaves a complete copy to
-    /// promote.
-    public func completingHandover() -> PartitionAssignment {
+    /// The next epoch of a handover whose old primary reported its copy handed off. The
+    /// target becomes primary if it may (`eligible`: up, not leaving) and holds the whole copy;
+    /// else the old primary carries on (the handover is abandoned, nothing moved). The
+    /// in-sync copies that continue are those in `wholeCopies` — members whose own report
+    /// says they followed this epoch to the end; the old primary's hand-off report says so for
+    /// it — so a target that dies at once leaves a complete copy to promote. A member the map
+    /// counts in sync but that has not reported this epoch (its map lagged, or jumped past it
+    /// with a snapshot) copies the partition again rather than be counted on.
+    public func completingHandover(wholeCopies: Set<String>, eligible: Set<String>) -> PartitionAssignment {
         guard let old = primary else { return self }
         var next = self
-        let target = handoverTo.flatMap { inSync.contains($0) ? $0 : nil } ?? old
+        let carried = inSync.intersection(wholeCopies)
+        let target = handoverTo.flatMap { carried.contains($0) && eligible.contains($0) ? $0 : nil } ?? old
         next.primary = target
         next.backups = backups.map { $0 == target ? old : $0 }
-        next.inSync = inSync.subtracting([target])
+        next.inSync = carried.subtracting([target])
         if target != old { next.inSync.insert(old) }
         next.epoch += 1
         next.handoverTo = nil
@@ -331,8 +335,9 @@ public struct ClusterMap: Hashable, Sendable {
             if !leaving.isEmpty, assignment.primary != nil {
                 moveOffLeavingMembers(&assignment, leaving: leaving, load: &load)
             }
-            // A copy on a leaving member goes first; then the most loaded.
-            if assignment.backups.count > wanted, assignment.inSync.count == assignment.backups.count,
+            // A copy on a leaving member goes first; then the most loaded. Not during a
+            // handover: its target must stay.
+            if assignment.handoverTo == nil, assignment.backups.count > wanted, assignment.inSync.count == assignment.backups.count,
                 let surplus = assignment.backups.max(by: { (leaving.contains($0) ? 1 : 0, load.copies[$0] ?? 0, $0) < (leaving.contains($1) ? 1 : 0, load.copies[$1] ?? 0, $1) })
             {
                 // A rebalancing move finished: the new copy caught up, drop the old one.
@@ -373,6 +378,9 @@ public struct ClusterMap: Hashable, Sendable {
                 .min(by: { (load.primaries[$0] ?? 0, $0) < (load.primaries[$1] ?? 0, $1) })
             {
                 assignment.handoverTo = target
+                // The next partition's target is chosen knowing this one.
+                load.remove(target, primary: false)
+                load.add(target, primary: true)
             }
             return
         }

@@ -24,8 +24,9 @@ struct MapController {
         var inSync: [String: (copies: Set<PartitionEpoch>, mapIndex: UInt64)]
         /// Per member: the primaries it sealed for a handover, with every write committed.
         var handedOff: [String: Set<PartitionEpoch>] = [:]
-        /// Members whose last report said they are leaving.
-        var draining: Set<String> = []
+        /// Per member that reported to this leader: whether it said it is leaving. (A member
+        /// not heard yet keeps the map's flag: a new leader must not undo a drain.)
+        var draining: [String: Bool] = [:]
         /// Whether this incarnation of a voter holds the leader's committed log.
         var holdsLog: (MemberID) -> Bool
         /// Whether this new incarnation of a voter may take the name's vote now.
@@ -54,8 +55,8 @@ struct MapController {
                 // whatever the map still does with its old incarnation's copies.
                 commands.append(.voterIncarnation(name: name, incarnation: seen.incarnation))
             }
-            if member.state == .up, alive, seen?.incarnation == member.incarnation, observed.draining.contains(name) != member.draining {
-                commands.append(.memberDraining(name: name, draining: observed.draining.contains(name)))
+            if member.state == .up, alive, seen?.incarnation == member.incarnation, let reported = observed.draining[name], reported != member.draining {
+                commands.append(.memberDraining(name: name, draining: reported))
             }
             switch member.state {
             case .up:
@@ -79,10 +80,15 @@ struct MapController {
 
     func completedHandovers(map: ClusterMap, observed: Observations) -> [ClusterCommand] {
         map.partitions.compactMap { assignment in
-            guard assignment.handoverTo != nil, let primary = assignment.primary,
-                observed.handedOff[primary]?.contains(PartitionEpoch(partition: assignment.partition, epoch: assignment.epoch)) == true
-            else { return nil }
-            return .assign(assignment.completingHandover())
+            let copy = PartitionEpoch(partition: assignment.partition, epoch: assignment.epoch)
+            guard assignment.handoverTo != nil, let primary = assignment.primary, observed.handedOff[primary]?.contains(copy) == true else { return nil }
+            // Only copies whose members reported them caught up at this epoch carry on: one
+            // carried into this epoch without its member having followed it (a lagging map, a
+            // snapshot past it) is not counted on again. (Any report of this epoch will do:
+            // the map's in-sync set already excludes a copy dropped and made again within it,
+            // and waiting for a report newer than the handover's start would abandon it.)
+            let whole = Set(assignment.backups.filter { observed.inSync[$0]?.copies.contains(copy) ?? false })
+            return .assign(assignment.completingHandover(wholeCopies: whole, eligible: Set(map.eligibleMembers)))
         }
     }
 

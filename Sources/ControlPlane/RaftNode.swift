@@ -793,7 +793,7 @@ public struct RaftNode: Sendable {
         let node = self
         let observed = MapController.Observations(
             seen: leader.memberSeen, inSync: leader.memberInSync, handedOff: leader.memberHandedOff,
-            draining: Set(leader.memberDraining.filter(\.value).keys),
+            draining: leader.memberDraining,
             holdsLog: { leader.progress.holds($0.name, incarnation: $0.incarnation, through: committed) },
             admitsVoter: { node.admitsVoter($0, now: now) }
         )

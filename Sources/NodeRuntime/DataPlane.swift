@@ -177,7 +177,7 @@ final class DataPlane: @unchecked Sendable {
         if actsAsPrimary(of: partitions, now: now) && !isLocked(partitions) {
             if spec.flags.contains(.write), now < deadline, replicas(of: partitions) == .catchingUp {
                 // Held, not refused: the copies that make up minInSync are being copied (a
-                // node returned, or a handover cleared the in-sync set) and will be soon.
+                // node returned, or a failover cleared the in-sync set) and will be soon.
                 let later = NIOLoopBound(done, eventLoop: eventLoop)
                 eventLoop.scheduleTask(in: .milliseconds(Self.routeRetryMilliseconds)) {
                     self.route(arguments, name: name, spec: spec, protocolVersion: protocolVersion, deadline: deadline, done: later.value)

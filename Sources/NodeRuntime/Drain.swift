@@ -47,19 +47,12 @@ extension NodeState {
         guard let drain else { return nil }
         if let outcome = drain.outcome { return outcome }
         guard let raft = controlPlane?.raft, configuration.site.nodes.count > 1 else { return .nobodyToTakeOver }
-        let name = configuration.node.name
-        let map = raft.map
-        // A leader stopping first lets the members it hears follow its last map.
-        guard raft.membersBehindMap(now: WallClock.monotonicMilliseconds()).isEmpty else { return nil }
-        if map.members[name]?.draining == true && map.eligibleMembers.isEmpty {
-            // Every other member is down or leaving too (a whole site stopping): the copies
-            // cannot move; the other sites hold the data.
-            return .nobodyToTakeOver
-        }
         let copies = dataPlane?.copies
-        let holdsNothing = map.members[name]?.draining == true && !map.holdsCopies(name)
-            && (copies?.primaries.isEmpty ?? true) && (copies?.backups.isEmpty ?? true)
-        return holdsNothing ? .handedOver : nil
+        switch raft.drainDecision(holdsCopies: !(copies?.primaries.isEmpty ?? true) || !(copies?.backups.isEmpty ?? true), now: WallClock.monotonicMilliseconds()) {
+        case .wait: return nil
+        case .handedOver: return .handedOver
+        case .nobodyToTakeOver: return .nobodyToTakeOver
+        }
     }
 
     /// What this node still holds, for the log of a drain cut short.
@@ -70,6 +63,7 @@ extension NodeState {
         let backups = map.partitions.filter { $0.backups.contains(name) }.map(\.partition)
         var parts: [String] = []
         if map.members[name]?.draining != true { parts.append("the leader never marked this node draining (no leader reachable?)") }
+        if !map.leavesAMajorityOfVoters(without: name) { parts.append("stopping would leave fewer than a majority of the site's voters up and staying") }
         if !primaries.isEmpty { parts.append("primary of partitions \(primaries)") }
         if !backups.isEmpty { parts.append("backup of partitions \(backups)") }
         return parts.isEmpty ? "nothing" : parts.joined(separator: "; ")
@@ -85,6 +79,7 @@ extension NodeState {
 
 extension NodeServer {
     static let drainPollMilliseconds: Int64 = 50
+    static let signalReason = "shutdown signal"
     /// After the hand-over, how long the node waits for commands in flight before it closes
     /// its clients.
     static let quietWaitMilliseconds: UInt64 = 2_000
@@ -101,11 +96,18 @@ extension NodeServer {
         let bound = UInt64(configuration.topology.defaults.drainTimeoutMilliseconds)
         let started = (try? await state.eventLoop.submit { state.beginDrain(reason: reason, logger: logger) }.get()) ?? false
         guard started else { return .nobodyToTakeOver }
+        // A drain begun by a signal ends early on the next one; one begun by `sessionfed
+        // drain` only on the second (the first is the platform's ordinary stop).
         let interrupted = ManagedFlag()
+        let needed = reason == Self.signalReason ? 1 : 2
         let signals = Task {
+            var caught = 0
             for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
-                interrupted.set()
-                return
+                caught += 1
+                if caught >= needed {
+                    interrupted.set()
+                    return
+                }
             }
         }
         defer { signals.cancel() }
@@ -128,9 +130,9 @@ extension NodeServer {
         case .handedOver:
             logger.notice("drained: every partition copy is held by other nodes", metadata: ["drain_ms": "\(WallClock.monotonicMilliseconds() - since)"])
         case .nobodyToTakeOver:
-            logger.warning("stopping without handing partitions over: no other node of the site can take them (the federation's other sites hold the data)")
+            logger.warning("stopping without handing partitions over: no other node of the site can take them (the federation's other sites, if any, hold the data)")
         case .cutShort(let remainder):
-            logger.error("drain cut short: stopping while this node still holds copies; acknowledged writes are on the in-sync backups, but the partitions below lose this copy", metadata: [
+            logger.error("drain cut short: stopping while this node still holds copies; acknowledged writes are also on the partitions' in-sync backups where they have one, and the partitions below lose this copy", metadata: [
                 "still_held": "\(remainder)", "by": "\(interrupted.isSet ? "a second signal" : "drainTimeoutMilliseconds (\(bound) ms)")",
             ])
         }

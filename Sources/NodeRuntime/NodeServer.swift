@@ -148,7 +148,7 @@ public final class NodeServer: Service, Sendable {
             try? await channel.closeFuture.get()
         } onGracefulShutdown: {
             if drains {
-                drainRequests.continuation.yield("shutdown signal")
+                drainRequests.continuation.yield(Self.signalReason)
             } else {
                 channel.close(promise: nil)
             }

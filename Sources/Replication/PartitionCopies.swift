@@ -54,7 +54,8 @@ public struct PartitionCopies: Sendable {
             }
             let partition = assignment.partition
             // A planned handover's next epoch: copies whole at its end carry on.
-            let carriesOn = assignment.continuing && assignment.inSync.union([assignment.primary ?? ""]).contains(node) && holdsWholeCopy(partition, ofEpoch: assignment.epoch - 1)
+            let carriesOn = assignment.continuing && assignment.epoch > 0 && assignment.inSync.union([assignment.primary ?? ""]).contains(node)
+                && holdsWholeCopy(partition, ofEpoch: assignment.epoch - 1)
             if assignment.primary == node {
                 if primaries[partition]?.epoch != assignment.epoch {
                     let wasPrimary = primaries[partition] != nil

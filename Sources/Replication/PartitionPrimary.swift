@@ -23,7 +23,10 @@ public enum PrimaryAction: Hashable, Sendable {
 ///
 /// A new epoch is a new `PartitionPrimary`: sequence numbers, followers and log start
 /// afresh, and every backup copies the partition again, so copies that saw different
-/// suffixes of the old primary's writes can never be mixed up.
+/// suffixes of the old primary's writes can never be mixed up. The exception is a planned
+/// handover's next epoch (`continuing`): the old primary sealed and committed everything
+/// first, so the copies reported caught up hold exactly the same keys and follow from
+/// sequence 1 without a transfer.
 ///
 /// Pure: time comes in as `now`, messages go out as actions.
 public struct PartitionPrimary: Sendable {
@@ -39,8 +42,10 @@ public struct PartitionPrimary: Sendable {
     var logStart: UInt64 = 1
     var followers: [String: Follower] = [:]
     /// Sealed for a planned handover: the shell runs no command and no merge here any more
-    /// (it waits for the map to name the next primary). Lifted only if the map drops the
-    /// handover within this epoch, before the next primary could have accepted anything.
+    /// (it waits for the map to name the next primary). A handover ends with the next epoch,
+    /// even an abandoned one (the old primary then carries on at that epoch), so a seal is
+    /// never lifted within its epoch; `follow` would lift it only for a map that dropped the
+    /// handover without a new epoch, which the leader never commits.
     public var sealed = false
 
     /// Sealed, and every write numbered here is committed: the in-sync backups hold exactly
@@ -200,9 +205,9 @@ public struct PartitionPrimary: Sendable {
             follower.progressAt = now
             follower.sent = lastSequence
             followers[name] = follower
-            // (A follower behind the log's start cannot be caught up from it; only one that
-            // joined at `updateBackups` as in sync without a transfer could be, and every epoch
-            // starts with an empty in-sync set.)
+            // (A follower behind the log's start could not be caught up from it. None is: a
+            // carried-over copy joins at sequence 0 and counts, so the log keeps every write it
+            // has not acknowledged; the others start with a transfer.)
             var first = max(follower.acknowledged + 1, logStart)
             while first <= lastSequence {
                 let last = min(lastSequence, first + UInt64(settings.maximumWritesPerMessage) - 1)

@@ -15,7 +15,7 @@ public struct Checkers: Sendable {
     /// Members just committed down: the simulation checks that each had stopped acting as a
     /// primary (its lease had run out) before its partitions could move.
     var committedDown: [(index: UInt64, member: MemberID)] = []
-    /// Planned handovers committed (the next epoch started from a hand-off), for reports:
+    /// Epochs started from a planned handover's hand-off (completed or abandoned), for reports:
     /// seeds that pass without any say nothing about them.
     public var handoversCompleted: Int { continuedEpochs.count }
     var continuedEpochs: Set<PartitionEpoch> = []

@@ -221,8 +221,8 @@ public struct DataPlaneSimulation {
                 continue
             }
             guard let since = nodes[index].drainingSince, isRunning(index), let raft = nodes[index].raft else { continue }
-            let drained = raft.map.members[nodes[index].name]?.draining == true && !raft.map.holdsCopies(nodes[index].name)
-                && nodes[index].copies.primaries.isEmpty && nodes[index].copies.backups.isEmpty
+            let decision = raft.drainDecision(holdsCopies: !nodes[index].copies.primaries.isEmpty || !nodes[index].copies.backups.isEmpty, now: localTime(index))
+            let drained = decision != .wait
             guard drained || now >= since + Self.drainBoundMilliseconds else { continue }
             note("\(nodes[index].name) exits \(drained ? "drained" : "at its drain bound, still holding copies")")
             if drained { outcome.drainsCompleted += 1 }

@@ -27,13 +27,21 @@ struct Drain: AsyncParsableCommand {
         let bound = timeout.map { Double($0) } ?? Double(topology.defaults.drainTimeoutMilliseconds) / 1000 + 10
         let started = Date()
         var last = ""
+        var unanswered = 0
         while Date().timeIntervalSince(started) < bound {
             guard let response = try? await AdminClient.get(target.admin, path: "/status", timeout: .seconds(2)), response.status == 200,
                 let status = try? JSONDecoder().decode(NodeSnapshot.self, from: Data(response.body))
             else {
-                print("\(node): stopped after \(String(format: "%.1f", Date().timeIntervalSince(started))) s (its admin endpoint no longer answers)")
-                return
+                // Three misses in a row: gone (one may be a busy loop).
+                unanswered += 1
+                if unanswered >= 3 {
+                    print("\(node): stopped after \(String(format: "%.1f", Date().timeIntervalSince(started))) s (its admin endpoint no longer answers)")
+                    return
+                }
+                try await Task.sleep(for: .milliseconds(100))
+                continue
             }
+            unanswered = 0
             let held = status.controlPlane.map { control in
                 control.partitionTable.filter { $0.primary == node || $0.backups.contains(node) }.count
             } ?? 0

@@ -236,11 +236,20 @@ def test_multi_key_commands_and_transactions_over_keys_of_several_nodes(site_fac
 
 def test_watch_sees_writes_made_through_any_node_of_the_site(site_factory):
     site, nodes = started_site(site_factory)
-    table = site.leader_view()["partitionTable"]
     watcher = site.names[0]
-    # A key this node holds no copy of: its own copy cannot tell that the key changed.
-    key = next(f"lock:{index}" for index in range(1000)
-               if watcher != table[partition_of(f"lock:{index}")].get("primary") and watcher not in table[partition_of(f"lock:{index}")]["backups"])
+
+    def unheld():
+        """A key this node holds no copy of (its own copy cannot tell that the key changed);
+        right after start the placement may still be moving, and hold one everywhere."""
+        table = (site.leader_view() or {}).get("partitionTable")
+        if not table:
+            return None
+        return next((f"lock:{index}" for index in range(1000)
+                     if watcher != table[partition_of(f"lock:{index}")].get("primary") and watcher not in table[partition_of(f"lock:{index}")]["backups"]), None)
+
+    key = wait_until(unheld, 20, what=f"a partition {watcher} holds no copy of")
+    site.wait_converged(20)
+    table = site.leader_view()["partitionTable"]
     writer = next(node for node in site.names if node != watcher)
     other = next(f"other:{index}" for index in range(1000) if table[partition_of(f"other:{index}")].get("primary") != table[partition_of(key)].get("primary"))
     assert nodes[writer].set(key, "v1") is True

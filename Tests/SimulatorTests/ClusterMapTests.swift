@@ -91,7 +91,7 @@ import Testing
         for _ in 0..<100 {
             var commands = map.repairs()
             // Every old primary hands off at once (no writes in flight).
-            if commands.isEmpty { commands = map.partitions.filter { $0.handoverTo != nil }.map { .assign($0.completingHandover()) } }
+            if commands.isEmpty { commands = map.partitions.filter { $0.handoverTo != nil }.map { .assign($0.completingHandover(wholeCopies: $0.inSync, eligible: Set(map.eligibleMembers))) } }
             if commands.isEmpty { commands = map.rebalance() }
             if commands.isEmpty { break }
             Self.applyAll(commands, to: &map)

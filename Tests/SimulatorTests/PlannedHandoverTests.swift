@@ -73,7 +73,7 @@ import Testing
         #expect(!map.repairs().isEmpty, "placement has work: partition 1 lacks backups")
         let handedOff = Self.observations(now: now, handedOff: ["a": [PartitionEpoch(partition: 0, epoch: 4)]])
         let proposals = MapControllerTests.controller.proposals(map: map, voters: Self.voters, observed: handedOff, now: now)
-        #expect(proposals == [.assign(map.partitions[0].completingHandover())], "\(proposals)")
+        #expect(proposals == [.assign(map.partitions[0].completingHandover(wholeCopies: ["b", "c"], eligible: ["a", "b", "c"]))], "\(proposals)")
     }
 
     /// A hand-off reported for an earlier epoch says nothing about this one.
@@ -86,8 +86,30 @@ import Testing
     @Test func aTargetThatLeftTheInSyncSet_leavesThePrimaryWhereItWas_atANewEpoch() {
         var assignment = Self.handingOver().partitions[0]
         assignment.inSync = ["c"]
-        let next = assignment.completingHandover()
+        let next = assignment.completingHandover(wholeCopies: ["b", "c"], eligible: ["a", "b", "c"])
         #expect(next.primary == "a" && next.epoch == 5 && next.continuing && next.inSync == ["c"])
+    }
+
+    /// Found in review: a member the map counts in sync may have followed an older epoch only
+    /// (its map lagged, or a snapshot jumped past this one). Carried on, it would re-copy while
+    /// counted in sync, and could be promoted with part of the partition. Only members that
+    /// reported this epoch caught up carry on.
+    @Test func aCopyNotReportedCaughtUpAtTheEndingEpoch_isNotCarriedOn() {
+        let now: UInt64 = 100_000
+        var observed = Self.observations(now: now, handedOff: ["a": [PartitionEpoch(partition: 0, epoch: 4)]])
+        observed.inSync["c"] = ([PartitionEpoch(partition: 0, epoch: 3)], 10)
+        let proposals = MapControllerTests.controller.proposals(map: Self.handingOver(), voters: Self.voters, observed: observed, now: now)
+        guard case .assign(let next)? = proposals.first else {
+            Issue.record("no assignment: \(proposals)")
+            return
+        }
+        #expect(next.primary == "b" && next.inSync == ["a"], "c did not report epoch 4: \(next)")
+    }
+
+    /// A target that went down or started leaving since it was chosen does not take over.
+    @Test func aTargetNoLongerEligible_leavesThePrimaryWhereItWas() {
+        let next = Self.handingOver().partitions[0].completingHandover(wholeCopies: ["b", "c"], eligible: ["a", "c"])
+        #expect(next.primary == "a" && next.inSync == ["b", "c"])
     }
 
     @Test func theOldPrimaryGoingDown_endsTheHandover_withAnOrdinaryFailover() {
