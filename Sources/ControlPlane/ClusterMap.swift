@@ -333,7 +333,7 @@ public struct ClusterMap: Hashable, Sendable {
                 load.add(chosen, primary: false)
             }
             if !leaving.isEmpty, assignment.primary != nil {
-                moveOffLeavingMembers(&assignment, leaving: leaving, load: &load)
+                moveOffLeavingMembers(&assignment, leaving: leaving, staying: load.copies.count, load: &load)
             }
             // A copy on a leaving member goes first; then the most loaded. Not during a
             // handover: its target must stay.
@@ -359,10 +359,9 @@ public struct ClusterMap: Hashable, Sendable {
     /// hands over (planned) to an in-sync backup on a staying member — one is added first if
     /// there is none; a leaving backup is dropped once enough staying backups are in sync.
     /// With no staying member at all nothing moves: the copies stay where they are.
-    func moveOffLeavingMembers(_ assignment: inout PartitionAssignment, leaving: Set<String>, load: inout Load) {
-        guard let primary = assignment.primary, assignment.handoverTo == nil else { return }
-        let staying = eligibleMembers.count
-        guard staying > 0 else { return }
+    /// `staying`: how many members may take copies (the load counts exactly those).
+    func moveOffLeavingMembers(_ assignment: inout PartitionAssignment, leaving: Set<String>, staying: Int, load: inout Load) {
+        guard let primary = assignment.primary, assignment.handoverTo == nil, staying > 0 else { return }
         let primaryLeaves = leaving.contains(primary)
         // Backups wanted on staying members: the partition's copies once the leavers are
         // gone, and at least one to take over a leaving primary.

@@ -587,7 +587,9 @@ final class DataPlane: @unchecked Sendable {
 
     private func tickNow() {
         let now = WallClock.monotonicMilliseconds()
-        reportCaughtUp()
+        // A sealed partition whose cross-node lock was released since is handed off now
+        // (without a seal there is no hand-off to report).
+        if copies.primaries.values.contains(where: \.sealed) { reportCaughtUp() }
         perform(copies.tick(now: now))
         federationTail.trimAll(now: now)
         expireTransactions(now: now)

@@ -37,6 +37,13 @@ class RetryingWriter(Writer):
         self.client = retrying_client(port)
 
 
+def stop_writers(writers):
+    for writer in writers:
+        writer.stop.set()
+    for writer in writers:
+        writer.join(20)
+
+
 def healthz(site, node):
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{site.ports[node]['admin']}/healthz", timeout=1) as response:
@@ -70,17 +77,12 @@ def test_rolling_restart_by_sigterm_loses_nothing_and_clients_see_no_error(site_
             site.start(node)
             site.wait_converged(30)
             # The restarted node takes its share back (planned handovers) before the next goes.
-            wait_until(lambda: (site.control(site.names[0]) or {}).get("partitions", {}).get("primaries", {}).get(node, 0) > 0
-                       or any((site.control(other) or {}).get("partitions", {}).get("primaries", {}).get(node, 0) > 0 for other in site.names),
-                       20, what=f"{node} to lead partitions again")
+            wait_until(lambda: (primaries_per_node(site) or {}).get(node, 0) > 0, 20, what=f"{node} to lead partitions again")
             site.wait_converged(30)
             assert sum(len(writer.acknowledged_at) for writer in writers) > before, "the writers made progress across the restart"
         time.sleep(0.5)
     finally:
-        for writer in writers:
-            writer.stop.set()
-        for writer in writers:
-            writer.join(20)
+        stop_writers(writers)
     errors = [error for writer in writers for error in writer.errors]
     assert not errors, f"client-visible errors during the rolling restart: {errors[:10]}"
     assert all(writer.acknowledged for writer in writers)
@@ -181,10 +183,7 @@ def test_scale_out_to_a_fourth_node_and_back_in_by_sessionfed_drain_loses_nothin
         wait_until(lambda: balanced(site), 30, what="three nodes to share the partitions again")
         time.sleep(0.5)
     finally:
-        for writer in writers:
-            writer.stop.set()
-        for writer in writers:
-            writer.join(20)
+        stop_writers(writers)
     errors = [error for writer in writers for error in writer.errors]
     assert not errors, f"client-visible errors while scaling: {errors[:10]}"
     check_every_acknowledged_write(site, writers)
