@@ -399,11 +399,13 @@ public struct ClusterMap: Hashable, Sendable {
         // (Leaving members take no copies: with fewer than two staying there is nothing to balance.)
         guard eligibleMembers.count > 1, !partitions.contains(where: { $0.handoverTo != nil }) else { return [] }
         let load = load()
-        let busiest = load.primaries.max { ($0.value, $1.key) < ($1.value, $0.key) }!
-        let idlest = load.primaries.min { ($0.value, $0.key) < ($1.value, $1.key) }!
-        if busiest.value - idlest.value >= 2 {
-            for var assignment in partitions where assignment.primary == busiest.key {
-                guard let target = assignment.backups.filter({ assignment.inSync.contains($0) && (load.primaries[$0] ?? Int.max) < busiest.value - 1 })
+        let idlest = load.primaries.values.min()!
+        // Every member leading two more than the idlest gives, busiest first: the idle member
+        // may back up none of the busiest one's partitions but some of another's.
+        let donors = load.primaries.filter { $0.value - idlest >= 2 }.sorted { ($0.value, $1.key) > ($1.value, $0.key) }
+        for donor in donors {
+            for var assignment in partitions where assignment.primary == donor.key {
+                guard let target = assignment.backups.filter({ assignment.inSync.contains($0) && (load.primaries[$0] ?? Int.max) < donor.value - 1 })
                     .min(by: { (load.primaries[$0]!, $0) < (load.primaries[$1]!, $1) })
                 else { continue }
                 // Planned: the epoch changes only once the old primary handed off.

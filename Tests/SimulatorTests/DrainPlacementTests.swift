@@ -157,3 +157,31 @@ import Testing
         }
     }
 }
+
+extension ScaleOutPlacementTests {
+    /// Found by the scale-out story, which stalled with the joiner leading one partition of
+    /// sixteen: rebalancing looked only at the single busiest member (a), whose partitions the
+    /// joiner (d) held no backup of, while copies were already balanced — so nothing moved,
+    /// although b and c, as busy, had partitions d backs up in sync.
+    @Test func aJoinerBackingUpOnlyOtherBusyMembersPartitions_stillGetsAPrimary() {
+        var map = ClusterMapTests.map(members: ["a", "b", "c", "d"], partitions: 16)
+        func place(_ partitions: ClosedRange<Int>, primary: String, backup: String) {
+            for partition in partitions {
+                map.apply(.assign(PartitionAssignment(partition: partition, epoch: 1, primary: primary, backups: [backup], inSync: [backup])), index: map.appliedIndex + 1)
+            }
+        }
+        place(0...2, primary: "a", backup: "b")
+        place(3...4, primary: "a", backup: "c")
+        place(5...9, primary: "b", backup: "d")
+        place(10...11, primary: "c", backup: "d")
+        place(12...14, primary: "c", backup: "a")
+        place(15...15, primary: "d", backup: "c")
+        #expect(map.repairs().isEmpty)
+        let commands = map.rebalance()
+        guard case .assign(let started)? = commands.first else {
+            Issue.record("rebalancing stalled: \(commands)")
+            return
+        }
+        #expect(started.handoverTo == "d", "\(started)")
+    }
+}
