@@ -80,7 +80,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SessionModelTests", dependencies: ["SessionModel", "Wire"]),
-        .testTarget(name: "WireTests", dependencies: ["SessionModel", "Wire", "Replication"]),
+        .testTarget(name: "WireTests", dependencies: ["SessionModel", "Wire", "Replication", "ControlPlane"]),
         .testTarget(name: "RESPTests", dependencies: ["RESP", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "KeyspaceTests", dependencies: ["Keyspace", "RESP", "SessionModel"]),
         .testTarget(name: "FederationTests", dependencies: ["Federation", "Keyspace", "SessionModel", "Wire", "RESP"]),

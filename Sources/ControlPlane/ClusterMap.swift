@@ -127,6 +127,10 @@ public enum ClusterCommand: Hashable, Sendable {
     case markInSync(partition: Int, epoch: UInt64, member: String)
     /// The site's DR role; ignored unless `epoch` is newer.
     case siteRole(SiteRole, epoch: UInt64)
+    /// A non-voter the leader's topology lists joins the member table (down until it reports).
+    case memberAdded(name: String)
+    /// A non-voter the topology no longer lists, down and holding nothing, leaves it.
+    case memberRemoved(name: String)
 }
 
 /// The replicated state of a site's control plane (DESIGN.md §3).
@@ -216,6 +220,10 @@ public struct ClusterMap: Hashable, Sendable {
                 self.role = role
                 roleEpoch = epoch
             }
+        case .memberAdded(let name):
+            if members[name] == nil { members[name] = Member(name: name, incarnation: 0, voter: false, state: .down) }
+        case .memberRemoved(let name):
+            if let member = members[name], !member.voter, !holdsCopies(name) { members[name] = nil }
         }
     }
 
@@ -390,21 +398,67 @@ public struct ClusterMap: Hashable, Sendable {
         }
     }
 
-    /// One step towards a balanced placement, once everything is placed and in sync: start a
-    /// planned handover of a primary to an in-sync backup on a member with fewer primaries
-    /// (`handoverTo`; `MapController` completes it), or add a copy on the least-loaded member (the
-    /// surplus copy on the most loaded one is dropped once it caught up). Never two copies of
-    /// a partition on one member.
-    public func rebalance() -> [ClusterCommand] {
+    /// Moves under way: partitions with a planned handover, or with a copy still catching up
+    /// (a copy that replaces another, or one a repair added).
+    public var movesInFlight: Int {
+        partitions.filter { assignment in assignment.handoverTo != nil || assignment.backups.contains { !assignment.inSync.contains($0) } }.count
+    }
+
+    /// Moves still to start before the placement is balanced, estimated for progress reports:
+    /// the primaries and the copies above their share on each staying member (a move under way
+    /// counted as done), and every copy on a leaving member.
+    public var movesLeft: Int {
+        let load = projectedLoad()
+        let leaving = drainingMembers
+        var onLeaving = 0
+        for assignment in partitions {
+            for holder in assignment.holders where leaving.contains(holder) { onLeaving += 1 }
+        }
+        guard !load.copies.isEmpty else { return onLeaving }
+        func excess(_ counts: [String: Int]) -> Int {
+            let share = (counts.values.reduce(0, +) + counts.count - 1) / counts.count
+            return counts.values.reduce(0) { $0 + max(0, $1 - share) }
+        }
+        return excess(load.primaries) + excess(load.copies) + onLeaving
+    }
+
+    /// The load once the moves under way completed: handover targets count as primaries, and
+    /// a partition with a copy catching up beyond its wanted copies no longer counts the one
+    /// that copy replaces (the most loaded in-sync backup, as `repairs` drops it).
+    func projectedLoad() -> Load {
+        var load = load()
+        let wanted = min(backupCount, max(0, load.copies.count - 1))
+        for assignment in partitions {
+            if let target = assignment.handoverTo, let primary = assignment.primary, load.primaries[primary] != nil, load.primaries[target] != nil {
+                load.primaries[primary]! -= 1
+                load.primaries[target]! += 1
+            }
+            if assignment.backups.count > wanted, assignment.backups.contains(where: { !assignment.inSync.contains($0) }),
+                let surplus = assignment.backups.filter(assignment.inSync.contains).max(by: { (load.copies[$0] ?? 0, $0) < (load.copies[$1] ?? 0, $1) })
+            {
+                load.remove(surplus, primary: false)
+            }
+        }
+        return load
+    }
+
+    /// One step towards a balanced placement, once everything is placed and in sync and
+    /// fewer than `limit` moves are under way: start a planned handover of a primary to an
+    /// in-sync backup on a member with fewer primaries (`handoverTo`; `MapController`
+    /// completes it), or add a copy on the least-loaded member (the surplus copy on the most
+    /// loaded one is dropped once it caught up). Never two copies of a partition on one
+    /// member. The bound keeps a joining node from taking the copy traffic of many partitions
+    /// at once: each move copies a whole partition.
+    public func rebalance(movesInFlight limit: Int = 1) -> [ClusterCommand] {
         // (Leaving members take no copies: with fewer than two staying there is nothing to balance.)
-        guard eligibleMembers.count > 1, !partitions.contains(where: { $0.handoverTo != nil }) else { return [] }
-        let load = load()
+        guard eligibleMembers.count > 1, movesInFlight < limit else { return [] }
+        let load = projectedLoad()
         let idlest = load.primaries.values.min()!
         // Every member leading two more than the idlest gives, busiest first: the idle member
         // may back up none of the busiest one's partitions but some of another's.
         let donors = load.primaries.filter { $0.value - idlest >= 2 }.sorted { ($0.value, $1.key) > ($1.value, $0.key) }
         for donor in donors {
-            for var assignment in partitions where assignment.primary == donor.key {
+            for var assignment in partitions where assignment.primary == donor.key && assignment.handoverTo == nil {
                 guard let target = assignment.backups.filter({ assignment.inSync.contains($0) && (load.primaries[$0] ?? Int.max) < donor.value - 1 })
                     .min(by: { (load.primaries[$0]!, $0) < (load.primaries[$1]!, $1) })
                 else { continue }
@@ -416,7 +470,11 @@ public struct ClusterMap: Hashable, Sendable {
         let heaviest = load.copies.max { ($0.value, $1.key) < ($1.value, $0.key) }!
         let lightest = load.copies.min { ($0.value, $0.key) < ($1.value, $1.key) }!
         guard heaviest.value - lightest.value >= 2 else { return [] }
-        for var assignment in partitions where assignment.backups.contains(heaviest.key) && !assignment.holders.contains(lightest.key) {
+        // Not a partition already moving: its surplus copy would be dropped from under it.
+        for var assignment in partitions
+        where assignment.handoverTo == nil && assignment.inSync.count == assignment.backups.count
+            && assignment.backups.contains(heaviest.key) && !assignment.holders.contains(lightest.key)
+        {
             assignment.backups.append(lightest.key)
             return [.assign(assignment)]
         }

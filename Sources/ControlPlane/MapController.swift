@@ -10,11 +10,19 @@
 ///    (`PartitionAssignment.completingHandover`): the partition's commands wait for it;
 /// 3. the placement is repaired (`ClusterMap.repairs`);
 /// 4. backups whose members report them caught up join the in-sync set;
-/// 5. one rebalancing step (`ClusterMap.rebalance`).
+/// 5. one rebalancing step (`ClusterMap.rebalance`), while fewer than `rebalanceMovesInFlight`
+///    moves are under way.
 ///
 /// Pure: the reports and the leader's knowledge of followers' logs come in as values.
 struct MapController {
     let failureTimeoutMilliseconds: UInt64
+    var rebalanceMovesInFlight = 1
+
+    /// The non-voters a topology lists, and its version.
+    struct Listing {
+        var version: UInt64
+        var nonVoters: Set<String>
+    }
 
     /// What the leader knows when it decides.
     struct Observations {
@@ -27,6 +35,10 @@ struct MapController {
         /// Per member that reported to this leader: whether it said it is leaving. (A member
         /// not heard yet keeps the map's flag: a new leader must not undo a drain.)
         var draining: [String: Bool] = [:]
+        /// Per member (the leader included): the topology version it runs.
+        var topologyVersions: [String: UInt64] = [:]
+        /// The leader's own topology (nil: membership follows no topology, as in tests).
+        var listing: Listing?
         /// Whether this incarnation of a voter holds the leader's committed log.
         var holdsLog: (MemberID) -> Bool
         /// Whether this new incarnation of a voter may take the name's vote now.
@@ -40,7 +52,7 @@ struct MapController {
         if commands.isEmpty { commands = completedHandovers(map: map, observed: observed) }
         if commands.isEmpty { commands = map.repairs() }
         if commands.isEmpty { commands = inSyncMarks(map: map, observed: observed) }
-        if commands.isEmpty { commands = map.rebalance() }
+        if commands.isEmpty { commands = map.rebalance(movesInFlight: rebalanceMovesInFlight) }
         return commands
     }
 
@@ -73,6 +85,29 @@ struct MapController {
                 } else {
                     commands.append(.memberState(name: name, state: .up))
                 }
+            }
+        }
+        return commands + listedMembers(map: map, observed: observed)
+    }
+
+    /// Non-voters join and leave the map as the leader's topology lists them, once every up
+    /// member runs that topology: a member still on an older one may not know a new node's
+    /// address (it could not forward or copy to it), and one on a newer one makes this
+    /// leader's list the stale one. A member leaves only once it is down and holds nothing
+    /// (drain it first: `sessionfed drain`). Voters are fixed: every node's handshake
+    /// insists on one voter set.
+    func listedMembers(map: ClusterMap, observed: Observations) -> [ClusterCommand] {
+        guard let listing = observed.listing,
+            map.upMembers.allSatisfy({ observed.topologyVersions[$0] == listing.version })
+        else { return [] }
+        var commands: [ClusterCommand] = []
+        for name in listing.nonVoters.sorted() where map.members[name] == nil {
+            commands.append(.memberAdded(name: name))
+        }
+        for name in map.members.keys.sorted() {
+            let member = map.members[name]!
+            if !member.voter, !listing.nonVoters.contains(name), member.state == .down, !map.holdsCopies(name) {
+                commands.append(.memberRemoved(name: name))
             }
         }
         return commands

@@ -43,8 +43,13 @@ public enum RaftMessage: Hashable, Sendable {
     case snapshot(term: UInt64, lastIndex: UInt64, lastTerm: UInt64, map: ClusterMap)
     /// Every node's periodic report: to the leader when it knows one, else to every voter (a
     /// probe). `fresh` = it has no cluster state yet (bootstrap); `inSync` = the partitions
-    /// (and their epochs) it holds a caught-up copy of; `sentAt` = its clock when sent.
-    case heartbeat(term: UInt64, fresh: Bool, inSync: [PartitionEpoch], handedOff: [PartitionEpoch] = [], draining: Bool = false, sentAt: UInt64, mapIndex: UInt64)
+    /// (and their epochs) it holds a caught-up copy of; `sentAt` = its clock when sent;
+    /// `topologyVersion` = the topology it runs (the leader adds and removes non-voters only
+    /// once every member runs its own).
+    case heartbeat(
+        term: UInt64, fresh: Bool, inSync: [PartitionEpoch], handedOff: [PartitionEpoch] = [], draining: Bool = false, topologyVersion: UInt64 = 0,
+        sentAt: UInt64, mapIndex: UInt64
+    )
     /// The answer to a report or probe: whether the sender belongs to an established
     /// cluster, and the leader it follows. From the leader: `leaseUntil` = the lease it grants,
     /// on the member's clock (the report's `sentAt` plus at most the leader's own remaining

@@ -23,6 +23,9 @@ public struct ControlPlaneSettings: Hashable, Sendable {
     /// election timeout by a margin for clock-rate drift: by the time the leader moves a
     /// silent member's partitions, or a new leader is elected, the old holder has stopped.
     public var leaseMilliseconds: UInt64 = 750
+    /// Rebalancing starts a move (a planned handover, or a new copy) only while fewer than
+    /// this many are under way: each copies a whole partition to its new member.
+    public var rebalanceMovesInFlight = 2
 
     public init() {}
 }
@@ -51,6 +54,11 @@ public struct RaftNode: Sendable {
     public let id: MemberID
     public let settings: ControlPlaneSettings
     public let voterNames: [String]
+    /// The non-voters this node's topology lists, and its version. Non-voters join the map
+    /// (and leave it) by committed commands, never from a node's own topology: while a new
+    /// topology rolls through the site, nodes running different versions keep one map.
+    public let listedNonVoters: Set<String>
+    public let topologyVersion: UInt64
     var random: SeededGenerator
 
     // Raft state (kept in memory only).
@@ -77,6 +85,8 @@ public struct RaftNode: Sendable {
     /// When this node last received anything from each member.
     var lastHeard: [String: (incarnation: UInt64, at: UInt64)] = [:]
     var nextMemberHeartbeat: UInt64 = 0
+    /// When a learner took the leader it reports to from another node's answer.
+    var learnerLeaderSince: UInt64 = 0
     /// Applied in the current step, handed out in its `RaftReady`.
     var applied: [LogEntry] = []
     var copiesHeldSince: [PartitionEpoch: UInt64] = [:]
@@ -113,14 +123,16 @@ public struct RaftNode: Sendable {
     }
 
     public init(
-        id: MemberID, voters: [String], nonVoters: [String] = [], partitionCount: Int, backupCount: Int,
+        id: MemberID, voters: [String], nonVoters: [String] = [], topologyVersion: UInt64 = 1, partitionCount: Int, backupCount: Int,
         settings: ControlPlaneSettings = ControlPlaneSettings(), seed: UInt64, now: UInt64
     ) {
         self.id = id
         self.settings = settings
         voterNames = voters.sorted()
+        listedNonVoters = Set(nonVoters)
+        self.topologyVersion = topologyVersion
         random = SeededGenerator(seed: seed)
-        map = ClusterMap(voters: voters, nonVoters: nonVoters, partitionCount: partitionCount, backupCount: backupCount)
+        map = ClusterMap(voters: voters, partitionCount: partitionCount, backupCount: backupCount)
         log = RaftLog(map: map)
         state = voters.contains(id.name) ? .bootstrapping(probes: [:]) : .learner
         resetElectionTimer(now: now)
@@ -264,8 +276,17 @@ public struct RaftNode: Sendable {
     mutating func report(now: UInt64) -> [RaftEnvelope] {
         // The leader hears itself directly (`decide` records its own copies).
         guard role != .leader else { return [] }
+        if role == .learner, let known = leader, now - max(learnerLeaderSince, lastHeard[known.name]?.at ?? 0) > settings.electionTimeoutMilliseconds.upperBound {
+            // The leader a learner reports to went silent (it died, or left the site): a new
+            // leader replicates only to voters and to members it hears, so it would never reach
+            // this node. Ask every voter again; their answers name the new leader.
+            leader = nil
+        }
         let inSync = copiesInSync(now: now)
-        let message = RaftMessage.heartbeat(term: term, fresh: !isEstablished, inSync: inSync, handedOff: reportedHandedOff.sorted(), draining: draining, sentAt: now, mapIndex: map.appliedIndex)
+        let message = RaftMessage.heartbeat(
+            term: term, fresh: !isEstablished, inSync: inSync, handedOff: reportedHandedOff.sorted(), draining: draining, topologyVersion: topologyVersion,
+            sentAt: now, mapIndex: map.appliedIndex
+        )
         if let leader, role != .bootstrapping {
             return [RaftEnvelope(from: id, to: leader.name, message: message)]
         }
@@ -447,9 +468,10 @@ public struct RaftNode: Sendable {
             return handleAppendReply(from: from, term: replyTerm, success: success, matchIndex: match, echo: echo, now: now)
         case .snapshot(let leaderTerm, let snapshotLastIndex, let snapshotLastTerm, let snapshot):
             return handleSnapshot(from: from, term: leaderTerm, lastIndex: snapshotLastIndex, lastTerm: snapshotLastTerm, map: snapshot, now: now)
-        case .heartbeat(let memberTerm, let fresh, let inSync, let handedOff, let draining, let sentAt, let mapIndex):
+        case .heartbeat(let memberTerm, let fresh, let inSync, let handedOff, let draining, let version, let sentAt, let mapIndex):
             return handleHeartbeat(
-                from: from, term: memberTerm, fresh: fresh, inSync: inSync, handedOff: handedOff, draining: draining, sentAt: sentAt, mapIndex: mapIndex, now: now
+                from: from, term: memberTerm, fresh: fresh, inSync: inSync, handedOff: handedOff, draining: draining, topologyVersion: version, sentAt: sentAt,
+                mapIndex: mapIndex, now: now
             )
         case .heartbeatReply(_, let established, let fresh, let knownLeader, let granted, let leaderCommit):
             // The leader itself answered this node's report and granted a lease: it counts
@@ -468,7 +490,10 @@ public struct RaftNode: Sendable {
                 // A learner reports to the leader it knows; when that node answers that another
                 // one leads (or none), the learner reports there instead — or the real leader,
                 // which replicates only to voters and to members it hears, never reaches it.
-                if leader == nil || (leader?.name == from.name && knownLeader != from) { leader = knownLeader }
+                if leader == nil || (leader?.name == from.name && knownLeader != from) {
+                    leader = knownLeader
+                    learnerLeaderSince = now
+                }
             }
             return []
         }
@@ -564,10 +589,9 @@ public struct RaftNode: Sendable {
     /// holds no vote and counts for no commitment, so nothing depends on what it had).
     mutating func forgetHistory() {
         precondition(!isVoter(id), "Invalid state: a voter may never drop committed entries")
-        let nonVoters = map.members.values.filter { !$0.voter }.map(\.name)
         commitIndex = 0
         bootstrapVoters = nil
-        map = ClusterMap(voters: voterNames, nonVoters: nonVoters, partitionCount: map.partitions.count, backupCount: map.backupCount, role: map.role)
+        map = ClusterMap(voters: voterNames, partitionCount: map.partitions.count, backupCount: map.backupCount, role: map.role)
         log = RaftLog(map: map)
         copiesHeldSince = [:]
     }
@@ -628,7 +652,8 @@ public struct RaftNode: Sendable {
     }
 
     mutating func handleHeartbeat(
-        from member: MemberID, term memberTerm: UInt64, fresh: Bool, inSync: [PartitionEpoch], handedOff: [PartitionEpoch], draining: Bool, sentAt: UInt64, mapIndex: UInt64, now: UInt64
+        from member: MemberID, term memberTerm: UInt64, fresh: Bool, inSync: [PartitionEpoch], handedOff: [PartitionEpoch], draining: Bool, topologyVersion version: UInt64,
+        sentAt: UInt64, mapIndex: UInt64, now: UInt64
     ) -> [RaftEnvelope] {
         if case .bootstrapping(var probes) = state {
             probes[member.name] = RoleState.Probe(fresh: fresh, established: !fresh, incarnation: member.incarnation)
@@ -640,6 +665,7 @@ public struct RaftNode: Sendable {
             leading!.memberInSync[member.name] = (Set(inSync), mapIndex)
             leading!.memberHandedOff[member.name] = Set(handedOff)
             leading!.memberDraining[member.name] = draining
+            leading!.memberTopologyVersion[member.name] = version
             leading!.progress.note(member)
             if isVoter(member) { leading!.lastAcknowledged[member.name] = now }
             // A member this leader has sent nothing yet (a restarted node's new incarnation):
@@ -794,10 +820,12 @@ public struct RaftNode: Sendable {
         let observed = MapController.Observations(
             seen: leader.memberSeen, inSync: leader.memberInSync, handedOff: leader.memberHandedOff,
             draining: leader.memberDraining,
+            topologyVersions: leader.memberTopologyVersion.merging([id.name: topologyVersion]) { $1 },
+            listing: MapController.Listing(version: topologyVersion, nonVoters: listedNonVoters),
             holdsLog: { leader.progress.holds($0.name, incarnation: $0.incarnation, through: committed) },
             admitsVoter: { node.admitsVoter($0, now: now) }
         )
-        let commands = MapController(failureTimeoutMilliseconds: settings.failureTimeoutMilliseconds).proposals(map: map, voters: voters, observed: observed, now: now)
+        let commands = MapController(failureTimeoutMilliseconds: settings.failureTimeoutMilliseconds, rebalanceMovesInFlight: settings.rebalanceMovesInFlight).proposals(map: map, voters: voters, observed: observed, now: now)
         guard !commands.isEmpty else { return [] }
         for command in commands { append(command) }
         advanceCommit()

@@ -52,6 +52,8 @@ struct LeaderState: Sendable {
     var memberHandedOff: [String: Set<PartitionEpoch>] = [:]
     /// Per member: whether its last report said it is leaving.
     var memberDraining: [String: Bool] = [:]
+    /// Per member: the topology version its last report said it runs.
+    var memberTopologyVersion: [String: UInt64] = [:]
 }
 
 /// A leader's view of its followers' logs (etcd's progress tracker): per member the next

@@ -205,8 +205,8 @@ public struct FederationCore: Sendable {
         if links[hello.site] == nil {
             return "site '\(site.name)' is not linked with site '\(settings.name(of: settings.localSite))' in this topology"
         }
-        if hello.topologyVersion != settings.topologyVersion {
-            return "peer runs topology version \(hello.topologyVersion), this node runs \(settings.topologyVersion); apply the same topology to every site"
+        if let refusal = FederationSettings.topologyVersionRefusal(peer: hello.topologyVersion, own: settings.topologyVersion) {
+            return refusal
         }
         return nil
     }

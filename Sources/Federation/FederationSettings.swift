@@ -107,3 +107,15 @@ public struct FederationSettings: Hashable, Sendable {
         sites[site]?.name ?? "site-\(site.rawValue)"
     }
 }
+
+extension FederationSettings {
+    /// Why a peer running topology `peer` is refused by a node running `own`, or nil. A new
+    /// topology rolls through a federation node by node, so the version before and the
+    /// version after meet while it does: a window of one version either way. Further apart,
+    /// a node missed a change; it must be brought up to date first.
+    public static func topologyVersionRefusal(peer: UInt64, own: UInt64) -> String? {
+        let gap = peer > own ? peer - own : own - peer
+        guard gap > 1 else { return nil }
+        return "peer runs topology version \(peer), this node runs \(own): nodes meet only one version apart while a topology rolls out; apply version \(max(peer, own)) to the node that lags"
+    }
+}

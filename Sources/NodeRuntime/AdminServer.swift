@@ -109,6 +109,13 @@ final class MetricsExporter: Sendable {
             gauge("sessionfed_partitions_orphaned", "Partitions waiting for their lost primary (no in-sync copy left).", partitions.orphaned)
             gauge("sessionfed_partitions_handovers_in_progress", "Planned handovers under way: the old primary sealed, waiting for its hand-off.", partitions.handoversInProgress)
             gauge("sessionfed_partitions_on_leaving_members", "Partitions with a copy on a draining member (the drain's remaining work).", partitions.onLeavingMembers)
+            let rebalancing = control.rebalancing
+            gauge("sessionfed_rebalance_moves_in_flight", "Placement moves under way in the site: planned handovers and copies catching up.", rebalancing.moving)
+            gauge("sessionfed_rebalance_moves_left", "Placement moves still to start before the site is balanced and no copy is on a leaving member (an estimate).", rebalancing.left)
+            gauge(
+                "sessionfed_rebalance_eta_seconds", "When the site's placement work should be done, at the rate of the last minute (-1: no move finished yet).",
+                rebalancing.etaMilliseconds.map { Int(($0 + 999) / 1_000) } ?? -1
+            )
             gauge("sessionfed_partitions_degraded", "Partitions with fewer caught-up backups than the site can hold.", partitions.degraded)
             gauge("sessionfed_partitions_refusing_writes", "Partitions with fewer copies in sync than minInSync (writes get -NOREPLICAS).", partitions.refusingWrites)
             gauge("sessionfed_partitions_primary", "Partitions this node is primary for.", partitions.primaries[snapshot.node] ?? 0)
@@ -120,8 +127,12 @@ final class MetricsExporter: Sendable {
                 gauge("sessionfed_peer_link_up", help, member.inboundConnected == true ? 1 : 0, labels: peer + [("direction", "inbound")])
                 counter("sessionfed_peer_frames_dropped_total", "Control-plane messages dropped because the peer was not connected.", member.framesDropped, labels: peer)
             }
-            counter("sessionfed_peer_handshakes_refused_total", "Peer connections refused (wrong federation, site, node or certificate).", control.peerHandshakesRefused)
+            counter("sessionfed_peer_handshakes_refused_total", "Peer connections refused (wrong federation, site, node, certificate, voter set, or a topology version more than one apart).", control.peerHandshakesRefused)
             counter("sessionfed_peer_malformed_frames_total", "Peer connections closed for a malformed or unexpected frame.", control.peerMalformedFrames)
+        }
+        if let data = snapshot.dataPlane {
+            counter("sessionfed_transfer_bytes_sent_total", "Bytes of partition copies this node sent as primary (rebalancing, repairs, drains).", data.transferBytesSent)
+            counter("sessionfed_transfer_bytes_received_total", "Bytes of partition copies this node received as a new backup.", data.transferBytesReceived)
         }
         for link in snapshot.federationLinks {
             let site = [("site", link.site)]

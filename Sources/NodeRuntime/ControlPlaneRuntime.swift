@@ -18,6 +18,11 @@ final class ControlPlaneRuntime: @unchecked Sendable {
     /// Times this node saw the leader change (including to "none").
     var leaderChanges: UInt64 = 0
     var knownRole: RaftNode.Role
+    /// How the site's placement work goes (moves under way, left, the estimate), followed as
+    /// the map changes; a progress line is logged while a run of work lasts.
+    var rebalance = RebalanceProgress()
+    var rebalanceFigures = RebalanceProgress.Figures(moving: 0, left: 0, movesFinished: 0, etaMilliseconds: 0)
+    var rebalanceLoggedAt: UInt64 = 0
 
     /// Timers fire at the Raft node's own deadlines (so two nodes' election timeouts collide
     /// only within a network round trip, not a tick); this slower tick is a safety net.
@@ -33,6 +38,7 @@ final class ControlPlaneRuntime: @unchecked Sendable {
             id: MemberID(name: configuration.node.name, incarnation: UInt64.random(in: 1...UInt64.max)),
             voters: nodes.filter(\.voter).map(\.name),
             nonVoters: nodes.filter { !$0.voter }.map(\.name),
+            topologyVersion: UInt64(configuration.topology.topologyVersion),
             partitionCount: configuration.topology.defaults.partitions,
             backupCount: configuration.topology.defaults.backupCount,
             settings: configuration.controlPlaneSettings,
@@ -146,6 +152,17 @@ final class ControlPlaneRuntime: @unchecked Sendable {
                 }
             case .siteRole(let role, let epoch):
                 logger.notice("site role", metadata: ["role": "\(role.rawValue)", "role_epoch": "\(epoch)"])
+            case .memberAdded(let name):
+                if state.configuration.site.nodes.contains(where: { $0.name == name }) {
+                    logger.notice("member added to the site (listed by the topology)", metadata: ["member": "\(name)", "index": "\(entry.index)"])
+                } else {
+                    logger.error(
+                        "member added that this node's topology does not list: apply the site's newest topology to this node",
+                        metadata: ["member": "\(name)", "topology_version": "\(state.configuration.topology.topologyVersion)"]
+                    )
+                }
+            case .memberRemoved(let name):
+                logger.notice("member removed from the site (no longer listed by the topology)", metadata: ["member": "\(name)", "index": "\(entry.index)"])
             case .noop, .markInSync:
                 break
             }
@@ -153,7 +170,29 @@ final class ControlPlaneRuntime: @unchecked Sendable {
         if !reassigned.isEmpty {
             logger.info("partitions assigned (partition→primary@epoch)", metadata: ["count": "\(reassigned.count)", "assignments": "\(reassigned.joined(separator: " "))"])
         }
+        if !ready.applied.isEmpty { followRebalance() }
         state.dataPlane?.followMap()
+    }
+}
+
+extension ControlPlaneRuntime {
+    /// Counts the placement moves that finished and logs the progress of a run of work (at
+    /// most every 5 s, and when it ends).
+    func followRebalance() {
+        let now = WallClock.monotonicMilliseconds()
+        let map = raft.map
+        let wasMoving = rebalanceFigures.moving + rebalanceFigures.left > 0
+        rebalanceFigures = rebalance.observe(moving: map.movesInFlight, left: map.movesLeft, now: now)
+        let moving = rebalanceFigures.moving + rebalanceFigures.left > 0
+        if wasMoving && !moving {
+            logger.notice("placement balanced", metadata: ["moves": "\(rebalanceFigures.movesFinished)"])
+        } else if moving && now - rebalanceLoggedAt >= 5_000 {
+            rebalanceLoggedAt = now
+            logger.info("placement moving", metadata: [
+                "moving": "\(rebalanceFigures.moving)", "left": "\(rebalanceFigures.left)", "finished": "\(rebalanceFigures.movesFinished)",
+                "eta_ms": "\(rebalanceFigures.etaMilliseconds.map(String.init) ?? "unknown")",
+            ])
+        }
     }
 }
 
@@ -169,6 +208,7 @@ extension NodeConfiguration {
         settings.electionTimeoutMilliseconds = election...(election * 3 / 2)
         settings.leaderHeartbeatMilliseconds = max(10, min(100, election / 10))
         settings.failureTimeoutMilliseconds = failure
+        settings.rebalanceMovesInFlight = defaults.rebalanceMovesInFlight
         settings.memberHeartbeatMilliseconds = max(10, min(200, failure / 5))
         settings.leaseMilliseconds = min(election, failure) * 3 / 4
         return settings
@@ -230,6 +270,7 @@ extension ControlPlaneRuntime {
             roleEpoch: map.roleEpoch,
             members: members,
             partitions: summary,
+            rebalancing: rebalance.figures(now: now),
             partitionTable: map.partitions.map {
                 ControlPlaneSnapshot.Partition(
                     partition: $0.partition, epoch: $0.epoch, primary: $0.primary, backups: $0.backups, inSync: $0.inSync.sorted(), handoverTo: $0.handoverTo

@@ -92,6 +92,10 @@ final class DataPlane: @unchecked Sendable {
         var tryAgainReplies: UInt64 = 0
         var unknownOutcomes: UInt64 = 0
         var transfersCompleted: UInt64 = 0
+        /// Bytes of partition copies (state transfer) this node sent as a primary and received
+        /// as a new backup: the weight of rebalancing, repairs and drains.
+        var transferBytesSent: UInt64 = 0
+        var transferBytesReceived: UInt64 = 0
         var writesReplicated: UInt64 = 0
         var writesApplied: UInt64 = 0
     }
@@ -364,7 +368,9 @@ final class DataPlane: @unchecked Sendable {
                 let frame = Frame.transferChunk(
                     TransferChunk(partition: UInt32(partition), epoch: epoch, attempt: attempt, chunk: chunk, baseSequence: base, keys: records, last: last)
                 )
-                if transport?.sendData(frame, to: backup) != true, transport?.links[backup]?.phase == .connected {
+                if let bytes = transport?.sendDataCounted(frame, to: backup) {
+                    counters.transferBytesSent += UInt64(bytes)
+                } else if transport?.links[backup]?.phase == .connected {
                     logger.error("state transfer chunk over the frame limit: the copy cannot complete", metadata: ["partition.id": "\(partition)", "peer": "\(backup)"])
                 }
             case .primary(let partition, _, .commit(let sequence)):
@@ -696,6 +702,9 @@ public struct DataPlaneSnapshot: Codable, Sendable {
     public var tryAgainReplies: UInt64
     public var unknownOutcomes: UInt64
     public var transfersCompleted: UInt64
+    /// Bytes of partition copies sent (as primary) and received (as a new backup).
+    public var transferBytesSent: UInt64
+    public var transferBytesReceived: UInt64
     public var writesReplicated: UInt64
     public var writesApplied: UInt64
     public var forwardsInFlight: Int
@@ -709,7 +718,8 @@ extension DataPlane {
         DataPlaneSnapshot(
             copies: snapshot(), forwarded: counters.forwarded, forwardRetries: counters.forwardRetries,
             tryAgainReplies: counters.tryAgainReplies, unknownOutcomes: counters.unknownOutcomes,
-            transfersCompleted: counters.transfersCompleted, writesReplicated: counters.writesReplicated,
+            transfersCompleted: counters.transfersCompleted,
+            transferBytesSent: counters.transferBytesSent, transferBytesReceived: counters.transferBytesReceived, writesReplicated: counters.writesReplicated,
             writesApplied: counters.writesApplied, forwardsInFlight: forwards.count,
             federationTailDeltas: federationTail.deltaCount, federationTailDropped: federationTail.dropped
         )

@@ -78,6 +78,9 @@ public struct ControlPlaneSnapshot: Codable, Sendable {
     public var roleEpoch: UInt64
     public var members: [Member]
     public var partitions: PartitionSummary
+    /// The site's placement work as this node's map shows it: moves under way and left, and
+    /// when the rest should be done (see `RebalanceProgress`).
+    public var rebalancing: RebalanceProgress.Figures
     public var partitionTable: [Partition]
     public var peerFramesReceived: UInt64
     public var peerHandshakesRefused: UInt64

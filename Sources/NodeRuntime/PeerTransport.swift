@@ -162,7 +162,8 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
             topologyVersion: UInt64(configuration.topology.topologyVersion),
             roleEpoch: 0,
             incarnation: state.controlPlane?.raft.id.incarnation ?? 0,
-            targetSite: SiteID(configuration.site.id)
+            targetSite: SiteID(configuration.site.id),
+            voters: configuration.site.nodes.filter(\.voter).map(\.name).sorted()
         )
     }
 
@@ -181,8 +182,14 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
         if links[hello.nodeName] == nil {
             return "peer calls itself '\(hello.nodeName)', which is not another node of site '\(configuration.site.name)'"
         }
-        if hello.topologyVersion != UInt64(topology.topologyVersion) {
-            return "peer runs topology version \(hello.topologyVersion), this node \(topology.topologyVersion)"
+        if let refusal = FederationSettings.topologyVersionRefusal(peer: hello.topologyVersion, own: UInt64(topology.topologyVersion)) {
+            return refusal
+        }
+        let voters = configuration.site.nodes.filter(\.voter).map(\.name).sorted()
+        if hello.voters != voters {
+            // Two voter sets would count two different majorities: Raft's safety rests on one.
+            return "peer's topology (version \(hello.topologyVersion)) names the voters \(hello.voters), this node's (version \(topology.topologyVersion)) \(voters):"
+                + " a running site changes its non-voters only; change voters by restarting the whole site with the new topology"
         }
         if let certificateNames, !certificateNames.contains(hello.nodeName) {
             return "peer claims to be node '\(hello.nodeName)' but its certificate names \(certificateNames.sorted())"
@@ -217,6 +224,7 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
             state.controlPlane?.receive(envelope)
         case .forwardedCommand, .partitionWrites, .transferChunk, .backupReport, .siteMessages, .subscriberInterest,
             .lockRequest, .transactionWrites, .partitionQuery, .remoteDeltas, .remoteRoundRequest:
+            if case .transferChunk = frame { state.dataPlane?.counters.transferBytesReceived += UInt64(bytes) }
             state.dataPlane?.received(frame, from: peer, on: channel)
         case .heartbeat:
             send(frame, on: channel)
@@ -366,9 +374,14 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
     /// per event-loop turn however many frames the turn sends. Returns false when that
     /// connection is not up, or the frame exceeds the frame limit (the caller decides).
     func sendData(_ frame: Frame, to node: String) -> Bool {
+        sendDataCounted(frame, to: node) != nil
+    }
+
+    /// `sendData`, returning the bytes written (nil: not sent).
+    func sendDataCounted(_ frame: Frame, to node: String) -> Int? {
         guard let link = links[node], link.phase == .connected, let channel = link.channel,
             let written = writeIfFits(frame, on: channel)
-        else { return false }
+        else { return nil }
         counters.bytesSent += UInt64(written)
         links[node]!.framesSent += 1
         if flushPending.insert(node).inserted {
@@ -377,7 +390,7 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
                 self.links[node]?.channel?.flush()
             }
         }
-        return true
+        return written
     }
 
     func heartbeat() {

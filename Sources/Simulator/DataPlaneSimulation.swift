@@ -40,6 +40,11 @@ public struct DataPlaneSimulation {
         var drainingSince: UInt64?
         /// Exited after a drain: it starts again (a rolling restart) at `downUntil`.
         var restartsAfterDrain = false
+        /// Not in the site: a listed node that has not run yet (scale-out), or one that left
+        /// for good once its drain completed (scale-in). Faults and clients pass it by.
+        var absent = false
+        /// Its drain is a scale-in: once drained it does not come back.
+        var leavesForGood = false
     }
 
     /// A client request: the node it arrived at and its number there.
@@ -149,6 +154,16 @@ public struct DataPlaneSimulation {
         // Every run drains one node (a rolling restart's step) once the site is healthy
         // after this time, whatever else the faults do.
         plannedDrainAt = options.steps / 4 + root.next() % max(1, options.steps / 2)
+        // Membership changes, from their own stream so that the other draws stay as they were:
+        // a site of four or more runs its last two nodes as non-voters (scale-out capacity;
+        // its voters are fixed, as a topology's are). The last one is listed but has never
+        // run; it joins at a random time. In half the runs the planned drain is a scale-in: a
+        // non-voter drains and leaves for good.
+        var membership = SeededGenerator(seed: options.seed ^ 0x6a6f_696e_6c65_6176)
+        joiner = options.nodes >= 4 ? options.nodes - 1 : nil
+        nonVoters = options.nodes >= 4 ? [options.nodes - 2, options.nodes - 1] : []
+        joinAt = joiner == nil ? nil : options.steps / 8 + membership.next() % max(1, options.steps / 2)
+        plannedDrainLeaves = membership.next() % 2 == 0
         names = (1...options.nodes).map { "node-\($0)" }
         let partitioning = Partitioning(partitionCount: options.partitions)
         nodes = names.map { name in
@@ -159,7 +174,8 @@ public struct DataPlaneSimulation {
             )
         }
         outcome = SimulationOutcome(options: options, violations: [])
-        for index in nodes.indices { start(index) }
+        if let joiner { nodes[joiner].absent = true }
+        for index in nodes.indices where !nodes[index].absent { start(index) }
         for index in 0..<Self.clientCount {
             clients.append(Client(node: index % options.nodes, nextAt: 1 + workload.next() % 20))
         }
@@ -176,7 +192,8 @@ public struct DataPlaneSimulation {
         let name = nodes[index].name
         note("\(name) starts")
         var raft = RaftNode(
-            id: MemberID(name: name, incarnation: incarnationSource.next() | 1), voters: names,
+            id: MemberID(name: name, incarnation: incarnationSource.next() | 1), voters: names.indices.filter { !nonVoters.contains($0) }.map { names[$0] },
+            nonVoters: nonVoters.map { names[$0] },
             partitionCount: options.partitions, backupCount: options.backupCount, settings: options.settings,
             seed: incarnationSource.next(), now: localTime(index)
         )
@@ -198,6 +215,22 @@ public struct DataPlaneSimulation {
     static let drainBoundMilliseconds: UInt64 = 10_000
     /// When the run's planned drain starts (nil once started).
     var plannedDrainAt: UInt64?
+    /// Whether the planned drain is a scale-in (a non-voter leaves for good).
+    let plannedDrainLeaves: Bool
+    /// The nodes that do not vote.
+    let nonVoters: [Int]
+    /// The node listed as a non-voter that has never run, and when it joins (nil once joined).
+    let joiner: Int?
+    var joinAt: UInt64?
+    var joinerName: String? { joiner.map { names[$0] } }
+
+    /// The listed node that never ran starts: it joins the running site.
+    mutating func join(_ index: Int) {
+        note("\(nodes[index].name) joins the site for the first time")
+        nodes[index].absent = false
+        start(index)
+        outcome.joins += 1
+    }
 
     /// A planned departure (SIGTERM): the node reports itself draining; the leader moves its
     /// copies away (planned handovers for its primaries).
@@ -211,11 +244,22 @@ public struct DataPlaneSimulation {
     /// A draining node exits once its map shows it leaving and holding nothing and its
     /// copies are gone (or at the bound); it starts again later as a new incarnation.
     mutating func finishDrains() {
-        if faultsOn, let at = plannedDrainAt, now >= at, nodes.indices.allSatisfy(isRunning), !nodes.contains(where: { $0.drainingSince != nil }), siteHealthy() {
+        if faultsOn, let at = plannedDrainAt, now >= at, nodes.indices.allSatisfy({ isRunning($0) || nodes[$0].absent }), !nodes.contains(where: { $0.drainingSince != nil }), siteHealthy() {
             plannedDrainAt = nil
-            drain(Int(faults.next() % UInt64(nodes.count)))
+            var index = Int(faults.next() % UInt64(nodes.count))
+            // Only a non-voter leaves for good: the voters are the site's fixed majority.
+            let leaver = plannedDrainLeaves ? nonVoters.first { !nodes[$0].absent } : nil
+            if let leaver { index = leaver }
+            if !nodes[index].absent {
+                nodes[index].leavesForGood = leaver != nil
+                drain(index)
+            }
         }
-        for index in nodes.indices {
+        if faultsOn, let joiner, let at = joinAt, now >= at {
+            joinAt = nil
+            join(joiner)
+        }
+        for index in nodes.indices where !nodes[index].absent {
             if !isUp(index), nodes[index].restartsAfterDrain, now >= nodes[index].downUntil {
                 start(index)
                 continue
@@ -230,8 +274,17 @@ public struct DataPlaneSimulation {
             nodes[index].waiting = [:]
             nodes[index].pending = [:]
             nodes[index].drainingSince = nil
-            nodes[index].restartsAfterDrain = true
             nodes[index].downUntil = now + 100 + faults.next() % 1_000
+            if drained && nodes[index].leavesForGood {
+                // Scale-in: it handed everything over and is gone. (One cut short comes back,
+                // as an operator brings back a node whose drain log named what it still held.)
+                note("\(nodes[index].name) left the site for good")
+                nodes[index].absent = true
+                outcome.leaves += 1
+            } else {
+                nodes[index].restartsAfterDrain = true
+            }
+            nodes[index].leavesForGood = false
         }
     }
 
@@ -244,6 +297,8 @@ public struct DataPlaneSimulation {
     }
 
     func isUp(_ index: Int) -> Bool { nodes[index].raft != nil }
+    /// Nodes in the site (not absent), up or not.
+    var presentNodes: Int { nodes.filter { !$0.absent }.count }
     func isRunning(_ index: Int) -> Bool { isUp(index) && nodes[index].pausedUntil <= now }
 
     // MARK: Running
@@ -253,7 +308,12 @@ public struct DataPlaneSimulation {
         advance(until: options.steps)
         faultsOn = false
         blocked = []
-        for index in nodes.indices {
+        if let joiner, joinAt != nil {
+            // It had not joined by the end of the faults: it joins now.
+            joinAt = nil
+            join(joiner)
+        }
+        for index in nodes.indices where !nodes[index].absent {
             nodes[index].pausedUntil = 0
             if !isUp(index) { start(index) }
         }
@@ -599,6 +659,7 @@ public struct DataPlaneSimulation {
             }
             guard issue, now >= clients[client].nextAt else { continue }
             if !isUp(clients[client].node) {
+                // (An absent node is not up: the client picks again next time.)
                 clients[client].node = Int(workload.next() % UInt64(nodes.count))
                 continue
             }
@@ -648,7 +709,9 @@ public struct DataPlaneSimulation {
     mutating func finalReads() {
         let registers = Self.stringKeys + Self.hashKeys.flatMap { key in Self.fields.map { "\(key)#\($0)" } }
         for register in registers {
-            clients[0].node = Int(workload.next() % UInt64(nodes.count))
+            var index = Int(workload.next() % UInt64(nodes.count))
+            while nodes[index].absent { index = (index + 1) % nodes.count }
+            clients[0].node = index
             issueOperation(0, register: register, read: true)
             let deadline = now + Self.clientTimeoutMilliseconds
             while clients[0].operation != nil && now < deadline && outcome.violations.isEmpty { advance(until: now + 1, issue: false) }
@@ -661,7 +724,7 @@ public struct DataPlaneSimulation {
         guard options.faultEventProbability > 0, Double(faults.next() % 1_000_000) / 1_000_000 < options.faultEventProbability else { return }
         let crashes = options.faults == .crashes || options.faults == .chaos
         let partitions = options.faults == .partitions || options.faults == .chaos
-        let down = nodes.indices.filter { !isUp($0) }
+        let down = nodes.indices.filter { !isUp($0) && !nodes[$0].absent }
         switch faults.next() % 6 {
         case 0 where crashes:
             if let index = down.first, now >= nodes[index].downUntil {
@@ -670,13 +733,17 @@ public struct DataPlaneSimulation {
                 // (Not during a drain: one that reaches its bound exits holding copies, a
                 // second failure the site does not promise to survive.)
                 let index = Int(faults.next() % UInt64(nodes.count))
-                crash(index)
-                nodes[index].downUntil = now + 200 + faults.next() % 3_000
+                let downUntil = now + 200 + faults.next() % 3_000
+                if !nodes[index].absent {
+                    crash(index)
+                    nodes[index].downUntil = downUntil
+                }
             }
         case 1 where partitions:
             let size = 1 + Int(faults.next() % UInt64(max(1, nodes.count / 2)))
             var group: Set<String> = []
             while group.count < size { group.insert(names[Int(faults.next() % UInt64(names.count))]) }
+            guard cutsOnlyAHealthySite(crashes: crashes, down: down) else { break }
             for a in names {
                 for b in names where group.contains(a) != group.contains(b) { blocked.insert([a, b]) }
             }
@@ -684,11 +751,11 @@ public struct DataPlaneSimulation {
         case 2 where partitions:
             let from = names[Int(faults.next() % UInt64(names.count))]
             let to = names[Int(faults.next() % UInt64(names.count))]
-            if from != to { blocked.insert([from, to]) }
+            if from != to, cutsOnlyAHealthySite(crashes: crashes, down: down) { blocked.insert([from, to]) }
         case 3 where crashes:
             // A pause (SIGSTOP): no timers, no reads, for up to 3 s.
             let index = Int(faults.next() % UInt64(nodes.count))
-            if isRunning(index) && nodes.indices.allSatisfy({ $0 == index || isRunning($0) }) {
+            if isRunning(index) && nodes.indices.allSatisfy({ $0 == index || isRunning($0) || nodes[$0].absent }) {
                 nodes[index].pausedUntil = now + 100 + faults.next() % 3_000
                 note("\(nodes[index].name) pauses until t=\(nodes[index].pausedUntil)")
             }
@@ -698,11 +765,21 @@ public struct DataPlaneSimulation {
         case 5:
             // A drain (rolling restart, scale-in) of a node, one at a time, in a healthy site.
             if down.isEmpty, !nodes.contains(where: { $0.drainingSince != nil }), siteHealthy() {
-                drain(Int(faults.next() % UInt64(nodes.count)))
+                let index = Int(faults.next() % UInt64(nodes.count))
+                if !nodes[index].absent { drain(index) }
             }
         default:
             break
         }
+    }
+
+    /// With crashes in the mix, a link is cut only in a healthy site: a cut right after a
+    /// crash (before the leader noticed it, or before a restarted node's copies were made
+    /// again) can isolate a partition's last complete copy while its other copy is gone —
+    /// two faults within one failover, more than `backupCount` 1 survives. (Found with seed 80
+    /// of chaos: a backup crashed, its primary was cut off, the dead backup was promoted.)
+    func cutsOnlyAHealthySite(crashes: Bool, down: [Int]) -> Bool {
+        !crashes || (down.isEmpty && siteHealthy())
     }
 
     /// Every node up with its adopted incarnation and every partition fully in sync: another
@@ -711,9 +788,10 @@ public struct DataPlaneSimulation {
         guard let leader = nodes.compactMap(\.raft).filter({ $0.role == .leader }).max(by: { $0.term < $1.term }) else { return false }
         let map = leader.map
         return nodes.allSatisfy { node in
+            guard !node.absent else { return true }
             guard let raft = node.raft else { return false }
             return map.members[node.name]?.incarnation == raft.id.incarnation && map.members[node.name]?.state == .up
-        } && map.partitions.allSatisfy { $0.primary != nil && $0.inSync.count == $0.backups.count && $0.backups.count >= min(options.backupCount, options.nodes - 1) }
+        } && map.partitions.allSatisfy { $0.primary != nil && $0.inSync.count == $0.backups.count && $0.backups.count >= min(options.backupCount, presentNodes - 1) }
     }
 
     /// Why the site has not converged, or nil: one leader, the same map everywhere, every
@@ -721,11 +799,11 @@ public struct DataPlaneSimulation {
     public func convergenceProblem() -> String? {
         let leaders = nodes.compactMap(\.raft).filter { $0.role == .leader }
         guard let leader = leaders.max(by: { $0.term < $1.term }), leaders.filter({ $0.term == leader.term }).count == 1 else { return "no single leader" }
-        for node in nodes {
+        for node in nodes where !node.absent {
             guard let raft = node.raft else { return "\(node.name) is down" }
             if raft.map != leader.map { return "\(node.name) applied \(raft.map.appliedIndex), the leader \(leader.map.appliedIndex)" }
         }
-        let wanted = min(options.backupCount, options.nodes - 1)
+        let wanted = min(options.backupCount, presentNodes - 1)
         for assignment in leader.map.partitions {
             guard let primary = assignment.primary else { return "partition \(assignment.partition) has no primary" }
             if assignment.backups.count < wanted || assignment.inSync.count < assignment.backups.count {

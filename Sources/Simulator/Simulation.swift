@@ -46,6 +46,8 @@ public struct SimulationOptions: Sendable, CustomStringConvertible {
             range.lowerBound + Double(random.next() % 10_000) / 10_000 * (range.upperBound - range.lowerBound)
         }
         maximumDelayMilliseconds = 1 + random.next() % 20
+        // Rebalancing one, two or three moves at a time (not drawn: earlier seeds keep their draws).
+        settings.rebalanceMovesInFlight = Int(1 + seed % 3)
         switch faults {
         case .none:
             break
@@ -96,6 +98,9 @@ public struct SimulationOutcome: Sendable {
     /// Drains started, and those that ended with the node holding nothing.
     public var drains = 0
     public var drainsCompleted = 0
+    /// A listed node that had never run joined the running site; a drained node left for good.
+    public var joins = 0
+    public var leaves = 0
     public var leaderElections = 0
     public var finalTerm: UInt64 = 0
     public var finalLeader: String?

@@ -29,6 +29,9 @@ public struct Topology: Hashable, Sendable {
         /// How long a node stopping (SIGTERM, `sessionfed drain`) may take to hand its copies
         /// to the other nodes of its site before it exits anyway, naming what it still held.
         public var drainTimeoutMilliseconds = 30_000
+        /// How many partitions a site's rebalancing moves at once (each move copies a whole
+        /// partition to its new node); drains and repairs are not bounded by it.
+        public var rebalanceMovesInFlight = 2
         /// A voter that hears no Raft leader for a random time between this and 1.5 times this
         /// starts an election (DESIGN.md §3).
         public var electionTimeoutMilliseconds = 1_000

@@ -156,7 +156,7 @@ struct Reader {
         if let node = top["defaults"], let entries = mapping(node, "defaults", allowed: [
             "partitions", "backupCount", "minInSync", "conflictPolicy", "deletePolicy", "batchIntervalMilliseconds",
             "outboxLimitBytes", "expiryGraceMilliseconds", "maxmemoryBytes", "batchBytes",
-            "antiEntropyIntervalMilliseconds", "startupSyncTimeoutMilliseconds", "drainTimeoutMilliseconds",
+            "antiEntropyIntervalMilliseconds", "startupSyncTimeoutMilliseconds", "drainTimeoutMilliseconds", "rebalanceMovesInFlight",
             "electionTimeoutMilliseconds", "failureTimeoutMilliseconds", "collectionIntervalMilliseconds", "collectionHorizonMilliseconds",
         ]) {
             defaults.partitions = integer(entries["partitions"], "defaults.partitions", range: 1...16384) ?? defaults.partitions
@@ -171,6 +171,7 @@ struct Reader {
             defaults.batchBytes = integer(entries["batchBytes"], "defaults.batchBytes", range: 1_024...(8 << 20)) ?? defaults.batchBytes
             defaults.antiEntropyIntervalMilliseconds = integer(entries["antiEntropyIntervalMilliseconds"], "defaults.antiEntropyIntervalMilliseconds", range: 0...86_400_000) ?? defaults.antiEntropyIntervalMilliseconds
             defaults.drainTimeoutMilliseconds = integer(entries["drainTimeoutMilliseconds"], "defaults.drainTimeoutMilliseconds", range: 0...3_600_000) ?? defaults.drainTimeoutMilliseconds
+            defaults.rebalanceMovesInFlight = integer(entries["rebalanceMovesInFlight"], "defaults.rebalanceMovesInFlight", range: 1...64) ?? defaults.rebalanceMovesInFlight
             defaults.startupSyncTimeoutMilliseconds = integer(entries["startupSyncTimeoutMilliseconds"], "defaults.startupSyncTimeoutMilliseconds", range: 0...3_600_000) ?? defaults.startupSyncTimeoutMilliseconds
             defaults.electionTimeoutMilliseconds = integer(entries["electionTimeoutMilliseconds"], "defaults.electionTimeoutMilliseconds", range: 100...60_000) ?? defaults.electionTimeoutMilliseconds
             defaults.failureTimeoutMilliseconds = integer(entries["failureTimeoutMilliseconds"], "defaults.failureTimeoutMilliseconds", range: 100...60_000) ?? defaults.failureTimeoutMilliseconds

@@ -116,6 +116,8 @@ extension Sessionfed_V1_ClusterCommand {
             change.passive = role == .passive
             change.epoch = epoch
             kind = .siteRole(change)
+        case .memberAdded(let name): kind = .memberAdded(name)
+        case .memberRemoved(let name): kind = .memberRemoved(name)
         }
     }
 
@@ -133,6 +135,8 @@ extension Sessionfed_V1_ClusterCommand {
         case .assign(let assignment): return .assign(assignment.model)
         case .markInSync(let mark): return .markInSync(partition: Int(mark.partition), epoch: mark.epoch, member: mark.member)
         case .siteRole(let change): return .siteRole(change.passive ? .passive : .active, epoch: change.epoch)
+        case .memberAdded(let name): return .memberAdded(name: name)
+        case .memberRemoved(let name): return .memberRemoved(name: name)
         case nil: throw .missingField(message: "ClusterCommand", field: "kind")
         }
     }
@@ -195,7 +199,7 @@ extension RaftEnvelope {
             snapshot.lastTerm = lastTerm
             snapshot.map = Sessionfed_V1_ClusterMap(map)
             wire.message = .snapshot(snapshot)
-        case .heartbeat(let term, let fresh, let inSync, let handedOff, let draining, let sentAt, let mapIndex):
+        case .heartbeat(let term, let fresh, let inSync, let handedOff, let draining, let topologyVersion, let sentAt, let mapIndex):
             var heartbeat = Sessionfed_V1_MemberHeartbeat()
             heartbeat.term = term
             heartbeat.sentAtMs = sentAt
@@ -204,6 +208,7 @@ extension RaftEnvelope {
             heartbeat.inSync = inSync.map(Sessionfed_V1_PartitionEpoch.init)
             heartbeat.handedOff = handedOff.map(Sessionfed_V1_PartitionEpoch.init)
             heartbeat.draining = draining
+            heartbeat.topologyVersion = topologyVersion
             wire.message = .heartbeat(heartbeat)
         case .heartbeatReply(let term, let established, let fresh, let leader, let leaseUntil, let leaderCommit):
             var reply = Sessionfed_V1_MemberHeartbeatReply()
@@ -241,7 +246,7 @@ extension RaftEnvelope {
         case .heartbeat(let heartbeat):
             message = .heartbeat(
                 term: heartbeat.term, fresh: heartbeat.fresh, inSync: heartbeat.inSync.map(\.model), handedOff: heartbeat.handedOff.map(\.model),
-                draining: heartbeat.draining, sentAt: heartbeat.sentAtMs, mapIndex: heartbeat.mapIndex
+                draining: heartbeat.draining, topologyVersion: heartbeat.topologyVersion, sentAt: heartbeat.sentAtMs, mapIndex: heartbeat.mapIndex
             )
         case .heartbeatReply(let reply):
             message = .heartbeatReply(

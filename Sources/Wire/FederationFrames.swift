@@ -18,11 +18,15 @@ public struct Hello: Hashable, Sendable {
     public var incarnation: UInt64
     /// The site the dialer means to reach (the listener refuses a connection meant elsewhere).
     public var targetSite: SiteID
+    /// Peer connections within a site: the voters of the dialer's site in its topology (a
+    /// site's nodes must agree on them whatever topology version each runs).
+    public var voters: [String]
 
     public init(
         federation: String, protocolVersion: UInt32, site: SiteID, siteName: String, nodeName: String,
-        topologyVersion: UInt64, roleEpoch: UInt64, incarnation: UInt64, targetSite: SiteID
+        topologyVersion: UInt64, roleEpoch: UInt64, incarnation: UInt64, targetSite: SiteID, voters: [String] = []
     ) {
+        self.voters = voters
         self.federation = federation
         self.protocolVersion = protocolVersion
         self.site = site
@@ -130,6 +134,7 @@ extension Hello {
         wire.roleEpoch = roleEpoch
         wire.incarnation = incarnation
         wire.targetSiteID = targetSite.rawValue
+        wire.voters = voters
         return wire
     }
 
@@ -137,7 +142,7 @@ extension Hello {
         self.init(
             federation: wire.federation, protocolVersion: wire.protocolVersion, site: SiteID(wire.siteID),
             siteName: wire.siteName, nodeName: wire.nodeName, topologyVersion: wire.topologyVersion,
-            roleEpoch: wire.roleEpoch, incarnation: wire.incarnation, targetSite: SiteID(wire.targetSiteID)
+            roleEpoch: wire.roleEpoch, incarnation: wire.incarnation, targetSite: SiteID(wire.targetSiteID), voters: wire.voters
         )
     }
 }

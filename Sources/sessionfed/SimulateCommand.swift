@@ -35,7 +35,7 @@ struct Simulate: ParsableCommand {
                 summary: "\(simulation.acknowledged) writes acknowledged, \(simulation.history.values.reduce(0) { $0 + $1.count }) operations checked, "
                     + "\(simulation.tryAgain) -TRYAGAIN, \(simulation.unknown) unknown outcomes; \(outcome.messagesDelivered) messages delivered, "
                     + "\(outcome.messagesDropped) dropped, \(outcome.crashes) crashes, \(outcome.partitionsInjected) partitions, "
-                    + "\(simulation.controlPlaneCheckers.handoversCompleted) planned handovers, \(outcome.drainsCompleted)/\(outcome.drains) drains completed",
+                    + "\(simulation.controlPlaneCheckers.handoversCompleted) planned handovers, \(outcome.drainsCompleted)/\(outcome.drains) drains completed, \(outcome.joins) joins, \(outcome.leaves) leaves",
                 trace: simulation.trace, replay: simulation.replayCommand
             )
             return

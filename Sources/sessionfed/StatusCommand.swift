@@ -100,6 +100,15 @@ struct Status: AsyncParsableCommand {
                     + " · handing over \(partitions.handoversInProgress) · on leaving members \(partitions.onLeavingMembers)"
                     + " · degraded \(partitions.degraded) · refusing writes \(partitions.refusingWrites) · re-created empty \(partitions.recreatedEmpty) · highest epoch \(partitions.highestEpoch)"
             )
+            let rebalancing = map.rebalancing
+            if rebalancing.moving + rebalancing.left > 0 {
+                let copied = reports.filter { $0.site == site.name }.reduce(UInt64(0)) { $0 + ($1.status?.dataPlane?.transferBytesSent ?? 0) }
+                let eta = rebalancing.etaMilliseconds.map { "about \(($0 + 999) / 1_000) s" } ?? "unknown until a move finishes"
+                print(
+                    "rebalancing: \(rebalancing.moving) moving · \(rebalancing.left) left · \(rebalancing.movesFinished) done"
+                        + " · \(Self.bytes(copied)) copied by the site's nodes since they started · ETA \(eta)"
+                )
+            }
             if site.nodes.count > 1 { printPartitionTable(map, reports: reports.filter { $0.site == site.name }) }
         }
     }

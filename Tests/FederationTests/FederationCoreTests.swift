@@ -198,9 +198,12 @@ let frankfurt = SiteID(3)
         other.nodeName = "intruder"
         #expect(core.refusal(of: other, certificateNames: nil)?.contains("not a node of site") == true)
         #expect(core.refusal(of: good, certificateNames: ["site1-1"])?.contains("certificate names") == true)
+        // A topology rolling out: the next version (and the one before) meet; further apart, not.
         other = good
-        other.topologyVersion = 2
-        #expect(core.refusal(of: other, certificateNames: nil)?.contains("topology version 2") == true)
+        other.topologyVersion = good.topologyVersion + 1
+        #expect(core.refusal(of: other, certificateNames: nil) == nil)
+        other.topologyVersion = good.topologyVersion + 2
+        #expect(core.refusal(of: other, certificateNames: nil)?.contains("topology version \(good.topologyVersion + 2)") == true)
         other = good
         other.protocolVersion = 99
         #expect(core.refusal(of: other, certificateNames: nil)?.contains("protocol 99") == true)

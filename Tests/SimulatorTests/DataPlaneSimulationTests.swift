@@ -46,11 +46,15 @@ import Testing
         var checked = 0
         var handovers = 0
         var drains = 0
+        var joins = 0
+        var leaves = 0
         for seed in Self.firstSeed..<(Self.firstSeed + Self.seedsPerProfile) where Self.knownIssues[profile]?[seed] == nil {
             let (simulation, outcome) = Self.run(seed: seed, nodes: seed % 2 == 0 ? 5 : 3, faults: profile)
             checked += simulation.history.values.reduce(0) { $0 + $1.count }
             handovers += simulation.controlPlaneCheckers.handoversCompleted
             drains += outcome.drainsCompleted
+            joins += outcome.joins
+            leaves += outcome.leaves
             if !outcome.passed {
                 Issue.record("\(outcome.violations.joined(separator: "; ")) — replay: \(simulation.replayCommand) --trace")
                 return
@@ -59,6 +63,10 @@ import Testing
         #expect(checked > Int(Self.seedsPerProfile) * 20, "the clients did work: \(checked) operations checked")
         #expect(handovers >= Int(Self.seedsPerProfile), "planned handovers ran under the faults: \(handovers) in \(Self.seedsPerProfile) seeds")
         #expect(drains >= Int(Self.seedsPerProfile) / 2, "nodes drained, exited and came back under the faults: \(drains) in \(Self.seedsPerProfile) seeds")
+        // Half the seeds run five nodes, the last joining; in half of those the planned drain is
+        // a non-voter's scale-in.
+        #expect(joins >= Int(Self.seedsPerProfile) / 2 - 1, "never-run nodes joined: \(joins) in \(Self.seedsPerProfile) seeds")
+        #expect(leaves >= Int(Self.seedsPerProfile) / 10, "drained non-voters left for good: \(leaves) in \(Self.seedsPerProfile) seeds")
     }
 
     @Test func knownIssues_stillReproduce() {

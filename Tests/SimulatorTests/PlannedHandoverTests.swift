@@ -35,6 +35,7 @@ import Testing
             var moved = assignment
             moved.backups = moved.backups.map { $0 == "a" ? assignment.primary! : $0 }
             moved.primary = "a"
+            moved.inSync = Set(moved.backups)
             ClusterMapTests.applyAll([.assign(moved)], to: &map)
         }
         let before = map

@@ -361,3 +361,32 @@ import Testing
         #expect(simulation.raft(restarted)?.role == .learner)
     }
 }
+
+@Suite struct LearnerLeaderTests {
+    /// Found by the seeded runs once sites had non-voters joining: a non-voter starting just
+    /// after the leader left asked the voters which node leads; they still named the gone
+    /// one, and the learner reported only there. It switched leaders only when the node it
+    /// reported to answered naming another, and a new leader replicates only to voters and
+    /// to members it hears, so the learner never caught up. It now asks every voter again
+    /// once the leader it reports to has been silent for an election timeout.
+    @Test func aLearnerWhoseLeaderFellSilent_asksEveryVoterAgain() {
+        let settings = ControlPlaneSettings()
+        var learner = RaftNode(id: MemberID(name: "d", incarnation: 9), voters: ["a", "b", "c"], nonVoters: ["d"], partitionCount: 4, backupCount: 1, settings: settings, seed: 1, now: 0)
+        func reportTargets(at now: UInt64) -> Set<String> {
+            Set(learner.tick(now: now).messages.filter { if case .heartbeat = $0.message { return true } else { return false } }.map(\.to))
+        }
+        #expect(reportTargets(at: 1) == ["a", "b", "c"], "knowing no leader, it asks every voter")
+        _ = learner.receive(
+            RaftEnvelope(
+                from: MemberID(name: "b", incarnation: 2), to: "d",
+                message: .heartbeatReply(term: 3, established: true, fresh: false, leader: MemberID(name: "a", incarnation: 1), leaseUntil: 0, leaderCommit: 10),
+                cluster: 77
+            ),
+            now: 5
+        )
+        #expect(reportTargets(at: 1 + settings.memberHeartbeatMilliseconds) == ["a"], "it reports to the leader b named")
+        // a never answers (it left the site): after an election timeout the learner asks again.
+        let later = 5 + settings.electionTimeoutMilliseconds.upperBound + settings.memberHeartbeatMilliseconds + 1
+        #expect(reportTargets(at: later) == ["a", "b", "c"])
+    }
+}

@@ -1,3 +1,4 @@
+import ControlPlane
 import Foundation
 import SessionModel
 import SwiftProtobuf
@@ -80,6 +81,35 @@ import Testing
             #expect(try decoder.next() == frame)
             #expect(try decoder.next() == nil)
             #expect(decoder.bufferedBytes == 0)
+        }
+    }
+
+    /// A topology rolling out: heartbeats say which version a member runs, the map gains and
+    /// loses non-voters by command, and a peer's hello names its site's voters.
+    @Test func topologyMembership_roundTrips() throws {
+        let heartbeat = RaftEnvelope(
+            from: MemberID(name: "d", incarnation: 7), to: "a",
+            message: .heartbeat(term: 3, fresh: false, inSync: [], draining: false, topologyVersion: 2, sentAt: 5, mapIndex: 9), cluster: 11
+        )
+        var map = ClusterMap(voters: ["a", "b", "c"], partitionCount: 2, backupCount: 1)
+        map.apply(.memberAdded(name: "d"), index: 1)
+        let append = RaftEnvelope(
+            from: MemberID(name: "a", incarnation: 1), to: "d",
+            message: .appendRequest(
+                term: 3, previousIndex: 0, previousTerm: 0,
+                entries: [LogEntry(index: 1, term: 3, command: .memberAdded(name: "d")), LogEntry(index: 2, term: 3, command: .memberRemoved(name: "e"))],
+                leaderCommit: 1, sentAt: 4
+            ), cluster: 11
+        )
+        let snapshot = RaftEnvelope(from: MemberID(name: "a", incarnation: 1), to: "d", message: .snapshot(term: 3, lastIndex: 1, lastTerm: 3, map: map), cluster: 11)
+        let hello = Hello(
+            federation: "f", protocolVersion: 3, site: SiteID(1), siteName: "seoul", nodeName: "d", topologyVersion: 2, roleEpoch: 0, incarnation: 7,
+            targetSite: SiteID(1), voters: ["a", "b", "c"]
+        )
+        for frame in [Frame.raft(heartbeat), .raft(append), .raft(snapshot), .hello(hello)] {
+            var decoder = FrameDecoder()
+            decoder.append(FrameCodec.encode(frame))
+            #expect(try decoder.next() == frame)
         }
     }
 

@@ -203,6 +203,24 @@ public nonisolated struct Sessionfed_V1_ClusterCommand: Sendable {
     set {kind = .memberDraining(newValue)}
   }
 
+  /// a non-voter listed by the topology joins the map
+  public var memberAdded: String {
+    get {
+      if case .memberAdded(let v)? = kind {return v}
+      return String()
+    }
+    set {kind = .memberAdded(newValue)}
+  }
+
+  /// a non-voter the topology no longer lists leaves the map
+  public var memberRemoved: String {
+    get {
+      if case .memberRemoved(let v)? = kind {return v}
+      return String()
+    }
+    set {kind = .memberRemoved(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -214,6 +232,10 @@ public nonisolated struct Sessionfed_V1_ClusterCommand: Sendable {
     case siteRole(Sessionfed_V1_SiteRoleChange)
     case voterIncarnation(Sessionfed_V1_MemberId)
     case memberDraining(Sessionfed_V1_MemberDrainingChange)
+    /// a non-voter listed by the topology joins the map
+    case memberAdded(String)
+    /// a non-voter the topology no longer lists leaves the map
+    case memberRemoved(String)
 
   }
 
@@ -538,6 +560,9 @@ public nonisolated struct Sessionfed_V1_MemberHeartbeat: Sendable {
   /// the member is leaving (SIGTERM or `sessionfed drain`)
   public var draining: Bool = false
 
+  /// the topology the member runs (0: not said)
+  public var topologyVersion: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -812,7 +837,7 @@ nonisolated extension Sessionfed_V1_ClusterMap: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Sessionfed_V1_ClusterCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClusterCommand"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}noop\0\u{3}member_incarnation\0\u{3}member_state\0\u{1}assign\0\u{3}mark_in_sync\0\u{3}site_role\0\u{3}voter_incarnation\0\u{3}member_draining\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}noop\0\u{3}member_incarnation\0\u{3}member_state\0\u{1}assign\0\u{3}mark_in_sync\0\u{3}site_role\0\u{3}voter_incarnation\0\u{3}member_draining\0\u{3}member_added\0\u{3}member_removed\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -919,6 +944,22 @@ nonisolated extension Sessionfed_V1_ClusterCommand: SwiftProtobuf.Message, Swift
           self.kind = .memberDraining(v)
         }
       }()
+      case 9: try {
+        var v: String?
+        try decoder.decodeSingularStringField(value: &v)
+        if let v = v {
+          if self.kind != nil {try decoder.handleConflictingOneOf()}
+          self.kind = .memberAdded(v)
+        }
+      }()
+      case 10: try {
+        var v: String?
+        try decoder.decodeSingularStringField(value: &v)
+        if let v = v {
+          if self.kind != nil {try decoder.handleConflictingOneOf()}
+          self.kind = .memberRemoved(v)
+        }
+      }()
       default: break
       }
     }
@@ -961,6 +1002,14 @@ nonisolated extension Sessionfed_V1_ClusterCommand: SwiftProtobuf.Message, Swift
     case .memberDraining?: try {
       guard case .memberDraining(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    }()
+    case .memberAdded?: try {
+      guard case .memberAdded(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularStringField(value: v, fieldNumber: 9)
+    }()
+    case .memberRemoved?: try {
+      guard case .memberRemoved(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularStringField(value: v, fieldNumber: 10)
     }()
     case nil: break
     }
@@ -1601,7 +1650,7 @@ nonisolated extension Sessionfed_V1_InstallSnapshot: SwiftProtobuf.Message, Swif
 
 nonisolated extension Sessionfed_V1_MemberHeartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MemberHeartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}term\0\u{1}fresh\0\u{3}in_sync\0\u{3}sent_at_ms\0\u{3}map_index\0\u{3}handed_off\0\u{1}draining\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}term\0\u{1}fresh\0\u{3}in_sync\0\u{3}sent_at_ms\0\u{3}map_index\0\u{3}handed_off\0\u{1}draining\0\u{3}topology_version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1616,6 +1665,7 @@ nonisolated extension Sessionfed_V1_MemberHeartbeat: SwiftProtobuf.Message, Swif
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.mapIndex) }()
       case 6: try { try decoder.decodeRepeatedMessageField(value: &self.handedOff) }()
       case 7: try { try decoder.decodeSingularBoolField(value: &self.draining) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.topologyVersion) }()
       default: break
       }
     }
@@ -1643,6 +1693,9 @@ nonisolated extension Sessionfed_V1_MemberHeartbeat: SwiftProtobuf.Message, Swif
     if self.draining != false {
       try visitor.visitSingularBoolField(value: self.draining, fieldNumber: 7)
     }
+    if self.topologyVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.topologyVersion, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1654,6 +1707,7 @@ nonisolated extension Sessionfed_V1_MemberHeartbeat: SwiftProtobuf.Message, Swif
     if lhs.mapIndex != rhs.mapIndex {return false}
     if lhs.handedOff != rhs.handedOff {return false}
     if lhs.draining != rhs.draining {return false}
+    if lhs.topologyVersion != rhs.topologyVersion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

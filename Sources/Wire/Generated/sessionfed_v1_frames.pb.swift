@@ -111,6 +111,9 @@ public nonisolated struct Sessionfed_V1_Hello: Sendable {
   /// the site the dialer means to reach
   public var targetSiteID: UInt32 = 0
 
+  /// peer links: the voter nodes of the dialer's site in its topology
+  public var voters: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1258,7 +1261,7 @@ nonisolated extension Sessionfed_V1_KeyStateBatch: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Sessionfed_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Hello"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}federation\0\u{3}protocol_version\0\u{3}site_id\0\u{3}site_name\0\u{3}node_name\0\u{3}topology_version\0\u{3}role_epoch\0\u{1}incarnation\0\u{3}target_site_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}federation\0\u{3}protocol_version\0\u{3}site_id\0\u{3}site_name\0\u{3}node_name\0\u{3}topology_version\0\u{3}role_epoch\0\u{1}incarnation\0\u{3}target_site_id\0\u{1}voters\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1275,6 +1278,7 @@ nonisolated extension Sessionfed_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf.
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.roleEpoch) }()
       case 8: try { try decoder.decodeSingularUInt64Field(value: &self.incarnation) }()
       case 9: try { try decoder.decodeSingularUInt32Field(value: &self.targetSiteID) }()
+      case 10: try { try decoder.decodeRepeatedStringField(value: &self.voters) }()
       default: break
       }
     }
@@ -1308,6 +1312,9 @@ nonisolated extension Sessionfed_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf.
     if self.targetSiteID != 0 {
       try visitor.visitSingularUInt32Field(value: self.targetSiteID, fieldNumber: 9)
     }
+    if !self.voters.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.voters, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1321,6 +1328,7 @@ nonisolated extension Sessionfed_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.roleEpoch != rhs.roleEpoch {return false}
     if lhs.incarnation != rhs.incarnation {return false}
     if lhs.targetSiteID != rhs.targetSiteID {return false}
+    if lhs.voters != rhs.voters {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
