@@ -15,8 +15,8 @@ from conftest import free_ports, wait_until
 from federation import Process, node_lines, run_cli
 
 
-def topology_text(federation, defaults, tls, sites):
-    lines = [f"federation: {federation}", "topologyVersion: 1", "defaults:"]
+def topology_text(federation, defaults, tls, sites, version=1):
+    lines = [f"federation: {federation}", f"topologyVersion: {version}", "defaults:"]
     lines += [f"  {key}: {value}" for key, value in defaults.items()]
     if tls:
         lines += ["tls:", "  ca: certs/ca.pem", "  directory: certs"]
@@ -84,19 +84,32 @@ class Site:
         if tls:
             self.run_cli("certs", "init", "--topology", str(self.topology), "--out", str(self.workdir / "certs"))
 
-    def site_lines(self):
+    def site_lines(self, listed=None):
         lines = [f"  - name: {self.name}", f"    id: {self.site_id}", "    role: active", "    nodes:"]
-        for node in self.names:
+        for node in listed or self.names:
             lines += node_lines(node, self.ports[node], voter=node not in self.non_voters)
         return lines
+
+    def write_topology(self, version, listed):
+        """Another version of this site's own topology listing only `listed` (same ports and
+        certificates); returns its path, for `start(node, topology=...)`."""
+        path = self.workdir / f"topology-v{version}.yaml"
+        site = self
+
+        class Listed:
+            def site_lines(self):
+                return site.site_lines(listed)
+
+        path.write_text(topology_text("control-plane-stories", self.defaults, self.tls, [Listed()], version=version))
+        return path
 
     def run_cli(self, *arguments, check=True):
         return run_cli(self.binary, *arguments, check=check)
 
     # Processes
 
-    def start(self, node):
-        argv = [self.binary, "node", "--topology", str(self.topology), "--node", node]
+    def start(self, node, topology=None):
+        argv = [self.binary, "node", "--topology", str(topology or self.topology), "--node", node]
         self.processes[node] = Process(argv, self.workdir / f"{node}.log").start()
         wait_until(lambda: self._answers(node), 20, what=f"{node} to serve /status")
 

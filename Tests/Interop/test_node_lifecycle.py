@@ -155,32 +155,71 @@ def balanced(site):
     return all(share - 1 <= count <= share + 1 for count in counts.values())
 
 
-def test_scale_out_to_a_fourth_node_and_back_in_by_sessionfed_drain_loses_nothing(site_factory):
-    """The topology lists four nodes; three (the voters) run and take writes. The fourth, a
-    non-voter that has never run, starts and receives its share of primaries; then
-    `sessionfed drain` takes it out again. Retrying writers on the three stay error-free and
-    lose nothing."""
+def roll(site, topology, nodes):
+    """Applies a topology to running nodes one at a time: SIGTERM (each drains and exits 0),
+    start with the new file, wait until the site converged again."""
+    for node in nodes:
+        site.processes[node].terminate()
+        code = wait_exit(site, node, 30)
+        assert code == 0, f"{node} exited {code} after its drain; log tail:\n{site.log(node)[-3000:]}"
+        site.start(node, topology=topology)
+        site.wait_converged(30)
+
+
+def members(site):
+    view = site.leader_view()
+    return sorted(member["name"] for member in view["members"]) if view else None
+
+
+def test_scale_out_by_a_rolling_topology_change_and_back_in_by_sessionfed_drain_loses_nothing(site_factory):
+    """Three voters run topology version 1 and take writes. Version 2 lists a fourth node (a
+    non-voter that has never run): it rolls through the three one at a time, the leader adds
+    the node to the map once all three run it, and the node starts and receives its share of
+    primaries while status shows the rebalancing. Then `sessionfed drain` takes it out again
+    and version 3, without it, rolls through: the leader removes it from the map. Retrying
+    writers on the three stay error-free and lose nothing."""
     site = site_factory(nodes=4, non_voters=1)
     first, second, third, fourth = site.names
-    for node in (first, second, third):
-        site.start(node)
+    three = [first, second, third]
+    version1 = site.write_topology(1, three)
+    version2 = site.write_topology(2, site.names)
+    version3 = site.write_topology(3, three)
+    for node in three:
+        site.start(node, topology=version1)
     site.wait_converged(30)
-    writers = [RetryingWriter(f"scale-{node}", site.ports[node]["client"]) for node in (first, second, third)]
+    assert members(site) == three
+    writers = [RetryingWriter(f"scale-{node}", site.ports[node]["client"]) for node in three]
     for writer in writers:
         writer.start()
     try:
         wait_until(lambda: balanced(site), 30, what="three nodes to share the partitions")
-        site.start(fourth)
+        roll(site, version2, three)
+        wait_until(lambda: members(site) == site.names, 10, what=f"the leader to add {fourth} once every node runs version 2")
+        site.start(fourth, topology=version2)
+        progress_seen = []
+
+        def rebalanced():
+            view = site.leader_view() or {}
+            if view.get("rebalancing", {}).get("moving", 0) > 0:
+                progress_seen.append(view["rebalancing"])
+            return balanced(site) and primaries_per_node(site).get(fourth, 0) >= 3
+
         try:
-            wait_until(lambda: balanced(site) and primaries_per_node(site).get(fourth, 0) >= 3, 60, what=f"the site to rebalance onto {fourth}")
+            wait_until(rebalanced, 60, what=f"the site to rebalance onto {fourth}")
         except AssertionError:
-            report = site.run_cli("status", "--topology", str(site.topology), check=False).stdout
+            report = site.run_cli("status", "--topology", str(version2), check=False).stdout
             raise AssertionError(f"the site did not rebalance onto {fourth} within 60 s:\n{report}")
-        result = site.run_cli("drain", "--topology", str(site.topology), "--node", fourth, "--timeout", "40")
+        assert progress_seen, "/status showed the moves under way"
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{site.ports[fourth]['admin']}/metrics", timeout=2).read().decode()
+        received = [line for line in metrics.splitlines() if line.startswith("sessionfed_transfer_bytes_received_total")]
+        assert received and float(received[0].split()[-1]) > 0, f"{fourth} received its copies: {received}"
+        result = site.run_cli("drain", "--topology", str(version2), "--node", fourth, "--timeout", "40")
         assert "stopped after" in result.stdout, result.stdout
         assert wait_exit(site, fourth, 5) == 0
         site.processes.pop(fourth)
         wait_until(lambda: balanced(site), 30, what="three nodes to share the partitions again")
+        roll(site, version3, three)
+        wait_until(lambda: members(site) == three, 10, what=f"the leader to remove {fourth} once every node runs version 3")
         time.sleep(0.5)
     finally:
         stop_writers(writers)
