@@ -175,9 +175,9 @@ def test_scale_out_by_a_rolling_topology_change_and_back_in_by_sessionfed_drain_
     """Three voters run topology version 1 and take writes. Version 2 lists a fourth node (a
     non-voter that has never run): it rolls through the three one at a time, the leader adds
     the node to the map once all three run it, and the node starts and receives its share of
-    primaries while status shows the rebalancing. Then `sessionfed drain` takes it out again
-    and version 3, without it, rolls through: the leader removes it from the map. Retrying
-    writers on the three stay error-free and lose nothing."""
+    primaries while status shows the rebalancing, and takes writes. Then `sessionfed drain`
+    takes it out again and version 3, without it, rolls through: the leader removes it from
+    the map. Retrying writers on every node stay error-free and lose nothing."""
     site = site_factory(nodes=4, non_voters=1)
     first, second, third, fourth = site.names
     three = [first, second, third]
@@ -213,6 +213,13 @@ def test_scale_out_by_a_rolling_topology_change_and_back_in_by_sessionfed_drain_
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{site.ports[fourth]['admin']}/metrics", timeout=2).read().decode()
         received = [line for line in metrics.splitlines() if line.startswith("sessionfed_transfer_bytes_received_total")]
         assert received and float(received[0].split()[-1]) > 0, f"{fourth} received its copies: {received}"
+        # The new node takes clients too; a load balancer stops sending it new ones once its
+        # /healthz turns 503, as this writer stops before the drain.
+        newcomer = RetryingWriter(f"scale-{fourth}", site.ports[fourth]["client"])
+        writers.append(newcomer)
+        newcomer.start()
+        wait_until(lambda: len(newcomer.acknowledged_at) >= 50, 20, what=f"writes through {fourth}")
+        stop_writers([newcomer])
         result = site.run_cli("drain", "--topology", str(version2), "--node", fourth, "--timeout", "40")
         assert "stopped after" in result.stdout, result.stdout
         assert wait_exit(site, fourth, 5) == 0
