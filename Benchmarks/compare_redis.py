@@ -113,12 +113,17 @@ def measure(name, start, requests):
         }
         return throughput, memory
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        cleanup()
+        stop(process, cleanup)
+
+
+def stop(process, cleanup):
+    """SIGTERM, then SIGKILL after 15 s; then the server's files go."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    cleanup()
 
 
 def start_redis(port):

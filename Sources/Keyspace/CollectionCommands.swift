@@ -17,27 +17,33 @@ extension Keyspace {
         let key = context.arguments[1]
         let type = type(of: key, now: context.now, events: &context.events)
         guard type == nil || type == .hash else { return RedisError.wrongType }
-        let stored = type == nil ? nil : state(of: key)
         var fields: [HashField] = []
-        var seen = Set<[UInt8]>()
+        var positions: [[UInt8]: Int] = [:]
         for index in stride(from: 2, to: context.arguments.count, by: 2) {
             let field = HashField(field: context.arguments[index], value: context.arguments[index + 1])
-            if let position = fields.firstIndex(where: { $0.field == field.field }) {
+            if let position = positions[field.field] {
                 fields[position] = field  // a repeated field: the last value counts, as in Redis
             } else {
+                positions[field.field] = fields.count
                 fields.append(field)
             }
-            seen.insert(field.field)
         }
-        let added = seen.count { !(stored?.isVisible(.field($0)) ?? false) }
+        var added = fields.count
+        if type != nil, let stored = state(of: key) {
+            // (Read in this scope: a copy of the state still alive when the write mutates it
+            // would make the write copy the whole key.)
+            added = fields.count { !stored.isVisible(.field($0.field)) }
+        }
         _ = apply(key, .setFields(fields), &context, event: "hset", eventClass: .hash)
         return context.name == "hmset" ? .ok : .integer(Int64(added))
     }
 
     mutating func hsetnx(_ context: inout CommandContext) -> RESPValue {
         let key = context.arguments[1]
-        guard case .success(let existing) = hashFields(key, &context) else { return RedisError.wrongType }
-        if existing.contains(where: { $0.field == context.arguments[2] }) { return .integer(0) }
+        switch collection(key, as: .hash, &context) {
+        case .failure: return RedisError.wrongType
+        case .success(let hash): if hash?.isVisible(.field(context.arguments[2])) == true { return .integer(0) }
+        }
         _ = apply(key, .setFields([HashField(field: context.arguments[2], value: context.arguments[3])]), &context, event: "hset", eventClass: .hash)
         return .integer(1)
     }
@@ -54,9 +60,11 @@ extension Keyspace {
     }
 
     mutating func hmget(_ context: inout CommandContext) -> RESPValue {
-        guard case .success(let fields) = hashFields(context.arguments[1], &context) else { return RedisError.wrongType }
-        countRead(found: !fields.isEmpty)
-        return .array(context.arguments.dropFirst(2).map { name in .bulkOrNull(fields.first { $0.field == name }?.value) })
+        let key = context.arguments[1]
+        guard case .success(let hash) = collection(key, as: .hash, &context) else { return RedisError.wrongType }
+        countRead(found: hash != nil)
+        let policy = conflict(for: key)
+        return .array(context.arguments.dropFirst(2).map { name in .bulkOrNull(hash?.fieldValue(name, now: context.now, policy: policy)) })
     }
 
     mutating func hgetall(_ context: inout CommandContext) -> RESPValue {
@@ -67,25 +75,33 @@ extension Keyspace {
 
     mutating func hdel(_ context: inout CommandContext) -> RESPValue {
         let key = context.arguments[1]
-        guard case .success(let existing) = hashFields(key, &context) else { return RedisError.wrongType }
-        let names = Set(context.arguments.dropFirst(2))
-        let removed = existing.filter { names.contains($0.field) }.map(\.field)
+        var removed: [[UInt8]] = []
+        var count = 0
+        do {
+            // (No copy of the state may outlive this scope: the write would copy the whole key.)
+            guard case .success(let hash) = collection(key, as: .hash, &context) else { return RedisError.wrongType }
+            guard let hash else { return .integer(0) }
+            for name in Set(context.arguments.dropFirst(2)).sorted(by: { $0.lexicographicallyPrecedes($1) }) where hash.isVisible(.field(name)) {
+                removed.append(name)
+            }
+            count = hash.visibleElementCount(of: .hash)
+        }
         guard !removed.isEmpty else { return .integer(0) }
         _ = apply(key, .removeFields(removed), &context, event: "hdel", eventClass: .hash)
-        if removed.count == existing.count {
+        if removed.count == count {
             context.events.append(KeyspaceEvent("del", key: key, eventClass: .generic))
         }
         return .integer(Int64(removed.count))
     }
 
     mutating func hexists(_ context: inout CommandContext) -> RESPValue {
-        guard case .success(let fields) = hashFields(context.arguments[1], &context) else { return RedisError.wrongType }
-        return .integer(fields.contains { $0.field == context.arguments[2] } ? 1 : 0)
+        guard case .success(let hash) = collection(context.arguments[1], as: .hash, &context) else { return RedisError.wrongType }
+        return .integer(hash?.isVisible(.field(context.arguments[2])) == true ? 1 : 0)
     }
 
     mutating func hlen(_ context: inout CommandContext) -> RESPValue {
-        guard case .success(let fields) = hashFields(context.arguments[1], &context) else { return RedisError.wrongType }
-        return .integer(Int64(fields.count))
+        guard case .success(let hash) = collection(context.arguments[1], as: .hash, &context) else { return RedisError.wrongType }
+        return .integer(Int64(hash?.visibleElementCount(of: .hash) ?? 0))
     }
 
     mutating func hkeys(_ context: inout CommandContext, values: Bool) -> RESPValue {
@@ -94,17 +110,22 @@ extension Keyspace {
     }
 
     mutating func hstrlen(_ context: inout CommandContext) -> RESPValue {
-        guard case .success(let fields) = hashFields(context.arguments[1], &context) else { return RedisError.wrongType }
-        return .integer(Int64(fields.first { $0.field == context.arguments[2] }?.value.count ?? 0))
+        let key = context.arguments[1]
+        guard case .success(let hash) = collection(key, as: .hash, &context) else { return RedisError.wrongType }
+        return .integer(Int64(hash?.fieldValue(context.arguments[2], now: context.now, policy: conflict(for: key))?.count ?? 0))
     }
 
     mutating func hincrby(_ context: inout CommandContext) -> RESPValue {
         let key = context.arguments[1]
         guard let amount = parseRedisInteger(context.arguments[3]) else { return RedisError.notInteger }
-        guard case .success(let fields) = hashFields(key, &context) else { return RedisError.wrongType }
+        var existing: [UInt8]?
+        switch collection(key, as: .hash, &context) {
+        case .failure: return RedisError.wrongType
+        case .success(let hash): existing = hash?.fieldValue(context.arguments[2], now: context.now, policy: conflict(for: key))
+        }
         var current: Int64 = 0
-        if let existing = fields.first(where: { $0.field == context.arguments[2] }) {
-            guard let parsed = parseRedisInteger(existing.value) else { return RedisError.hashNotInteger }
+        if let existing {
+            guard let parsed = parseRedisInteger(existing) else { return RedisError.hashNotInteger }
             current = parsed
         }
         let (result, overflow) = current.addingReportingOverflow(amount)
@@ -124,12 +145,15 @@ extension Keyspace {
 
     mutating func sadd(_ context: inout CommandContext) -> RESPValue {
         let key = context.arguments[1]
-        guard case .success(let existing) = members(key, &context) else { return RedisError.wrongType }
         var unique: [[UInt8]] = []
-        var seen = Set(existing)
-        for member in context.arguments.dropFirst(2) where !seen.contains(member) {
-            seen.insert(member)
-            unique.append(member)
+        do {
+            // (No copy of the state may outlive this scope: the write would copy the whole key.)
+            guard case .success(let set) = collection(key, as: .set, &context) else { return RedisError.wrongType }
+            var seen = Set<[UInt8]>()
+            for member in context.arguments.dropFirst(2) where !seen.contains(member) && set?.isVisible(.member(member)) != true {
+                seen.insert(member)
+                unique.append(member)
+            }
         }
         guard !unique.isEmpty else { return .integer(0) }
         _ = apply(key, .addMembers(unique), &context, event: "sadd", eventClass: .set)
@@ -138,15 +162,21 @@ extension Keyspace {
 
     mutating func srem(_ context: inout CommandContext) -> RESPValue {
         let key = context.arguments[1]
-        guard case .success(let existing) = members(key, &context) else { return RedisError.wrongType }
-        let present = Set(existing)
         var removed: [[UInt8]] = []
-        for member in context.arguments.dropFirst(2) where present.contains(member) && !removed.contains(member) {
-            removed.append(member)
+        var count = 0
+        do {
+            // (No copy of the state may outlive this scope: the write would copy the whole key.)
+            guard case .success(let set) = collection(key, as: .set, &context) else { return RedisError.wrongType }
+            guard let set else { return .integer(0) }
+            var seen = Set<[UInt8]>()
+            for member in context.arguments.dropFirst(2) where set.isVisible(.member(member)) && seen.insert(member).inserted {
+                removed.append(member)
+            }
+            count = set.visibleElementCount(of: .set)
         }
         guard !removed.isEmpty else { return .integer(0) }
         _ = apply(key, .removeMembers(removed), &context, event: "srem", eventClass: .set)
-        if removed.count == existing.count {
+        if removed.count == count {
             context.events.append(KeyspaceEvent("del", key: key, eventClass: .generic))
         }
         return .integer(Int64(removed.count))
@@ -158,19 +188,18 @@ extension Keyspace {
     }
 
     mutating func sismember(_ context: inout CommandContext) -> RESPValue {
-        guard case .success(let members) = members(context.arguments[1], &context) else { return RedisError.wrongType }
-        return .integer(members.contains(context.arguments[2]) ? 1 : 0)
+        guard case .success(let set) = collection(context.arguments[1], as: .set, &context) else { return RedisError.wrongType }
+        return .integer(set?.isVisible(.member(context.arguments[2])) == true ? 1 : 0)
     }
 
     mutating func smismember(_ context: inout CommandContext) -> RESPValue {
-        guard case .success(let members) = members(context.arguments[1], &context) else { return RedisError.wrongType }
-        let present = Set(members)
-        return .array(context.arguments.dropFirst(2).map { .integer(present.contains($0) ? 1 : 0) })
+        guard case .success(let set) = collection(context.arguments[1], as: .set, &context) else { return RedisError.wrongType }
+        return .array(context.arguments.dropFirst(2).map { .integer(set?.isVisible(.member($0)) == true ? 1 : 0) })
     }
 
     mutating func scard(_ context: inout CommandContext) -> RESPValue {
-        guard case .success(let members) = members(context.arguments[1], &context) else { return RedisError.wrongType }
-        return .integer(Int64(members.count))
+        guard case .success(let set) = collection(context.arguments[1], as: .set, &context) else { return RedisError.wrongType }
+        return .integer(Int64(set?.visibleElementCount(of: .set) ?? 0))
     }
 
     /// HSCAN/SSCAN key cursor [MATCH pattern] [COUNT count] [NOVALUES]: small collections are

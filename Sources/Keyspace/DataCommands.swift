@@ -111,6 +111,14 @@ extension Keyspace {
         return .success(value)
     }
 
+    /// The state of `key` when it is a visible `type` (nil: missing), without reading its
+    /// whole value: a command on one field or member costs what it touches.
+    mutating func collection(_ key: [UInt8], as type: KeyType, _ context: inout CommandContext) -> Result<KeyState?, WrongType> {
+        guard let visible = self.type(of: key, now: context.now, events: &context.events) else { return .success(nil) }
+        guard visible == type else { return .failure(WrongType()) }
+        return .success(state(of: key))
+    }
+
     struct WrongType: Error {}
 
     /// Counts a read as a keyspace hit or miss (INFO stats).

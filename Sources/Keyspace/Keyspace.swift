@@ -411,21 +411,11 @@ public struct Keyspace: Sendable {
     }
 
     /// A deterministic estimate of the bytes a key occupies: its name, values and metadata,
-    /// with the per-allocation overheads of Swift arrays and dictionaries.
+    /// with the per-allocation overheads of Swift arrays and dictionaries. O(1): the elements'
+    /// share is kept as they change (`ElementSummary`).
     public static func estimateBytes(key: [UInt8], state: KeyState) -> Int {
-        var total = 96 + key.count + state.context.vector.entries.count * 16 + state.context.cloud.count * 24
-            + state.deletes.entries.count * 16
-        for (element, entries) in state.elements {
-            switch element {
-            case .field(let name), .member(let name): total += 48 + name.count
-            case .string, .expiry, .restart: total += 16
-            }
-            for entry in entries {
-                total += 64 + entry.deletesSeen.entries.count * 16
-                if case .bytes(let bytes) = entry.payload { total += bytes.count }
-            }
-        }
-        return total
+        96 + key.count + state.context.vector.entries.count * 16 + state.context.cloud.count * 24 + state.deletes.entries.count * 16
+            + state.summary.bytes
     }
 }
 

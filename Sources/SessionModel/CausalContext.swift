@@ -121,6 +121,22 @@ public struct CausalContext: Hashable, Sendable {
         stable.covers(vector) && cloud.allSatisfy { stable[$0.site] >= $0.last }
     }
 
+    /// Every dot of this context when there are at most `limit` (nil otherwise), without
+    /// enumerating a large one.
+    public func dots(atMost limit: Int) -> [Dot]? {
+        let bound = UInt64(limit)
+        var count: UInt64 = 0
+        for entry in vector.entries {
+            guard entry.counter <= bound - count else { return nil }
+            count += entry.counter
+        }
+        for run in cloud {
+            guard run.last - run.first < bound - count else { return nil }
+            count += run.last - run.first + 1
+        }
+        return dots
+    }
+
     /// Every dot of this context, for tests and diagnostics (can be large).
     public var dots: [Dot] {
         var result: [Dot] = []

@@ -22,6 +22,20 @@ public enum Element: Hashable, Comparable, Sendable, CustomStringConvertible {
     /// Whether the element holds the key's data (a string, field or member).
     public var isData: Bool { keyType != nil }
 
+    /// A name's bytes in one call: the synthesized hash feeds the hasher byte by byte, which
+    /// was the largest cost of a write to a large hash (a command looks a field up several
+    /// times). Equal elements hash equally: the case, then the name's length and bytes.
+    public func hash(into hasher: inout Hasher) {
+        switch self {
+        case .field(let name), .member(let name):
+            hasher.combine(rank)
+            hasher.combine(name.count)
+            name.withUnsafeBytes { hasher.combine(bytes: $0) }
+        case .string, .expiry, .restart:
+            hasher.combine(rank)
+        }
+    }
+
     public static func < (lhs: Element, rhs: Element) -> Bool {
         switch (lhs, rhs) {
         case (.field(let a), .field(let b)), (.member(let a), .member(let b)):

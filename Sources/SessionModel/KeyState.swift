@@ -19,11 +19,15 @@ public struct KeyState: Hashable, Sendable {
     public private(set) var deletes: VersionVector
     /// Entries of each element sorted by dot; no element maps to an empty array.
     public private(set) var elements: [Element: [ElementEntry]]
+    /// The elements' counts per type and their estimated bytes, kept as they change (derived
+    /// from `elements`: two states with the same elements have the same summary).
+    public private(set) var summary: ElementSummary
 
     public init() {
         context = CausalContext()
         deletes = VersionVector()
         elements = [:]
+        summary = ElementSummary()
     }
 
     /// Builds a state from decoded parts, restoring the invariants: entries sorted by dot, one
@@ -42,6 +46,18 @@ public struct KeyState: Hashable, Sendable {
         self.context = context
         self.deletes = deletes
         self.elements = normalized
+        summary = ElementSummary(normalized)
+    }
+
+    /// Sets (nil: removes) one element's entries, keeping the summary.
+    private mutating func setEntries(_ entries: [ElementEntry]?, of element: Element) {
+        if let old = elements[element] { summary.remove(element, old) }
+        if let entries, !entries.isEmpty {
+            summary.add(element, entries)
+            elements[element] = entries
+        } else {
+            elements[element] = nil
+        }
     }
 
     /// True when the state has no entries (a tombstone, or never written).
@@ -53,7 +69,16 @@ public struct KeyState: Hashable, Sendable {
     /// nothing (rule 1); the result is independent of arrival order (rule 8).
     @discardableResult
     public mutating func merge(_ delta: Delta, policy: MergePolicy) -> MergeOutcome {
-        join(delta.state, policy: policy)
+        let state = delta.state
+        var named = Set(state.elements.keys)
+        for operation in delta.operations {
+            switch operation {
+            case .removeField(let field): named.insert(.field(field))
+            case .removeMember(let member): named.insert(.member(member))
+            default: break
+            }
+        }
+        return joinTouching(state, named: named, policy: policy) ?? join(state, policy: policy)
     }
 
     /// Merges another replica's full state (anti-entropy): the same join as for a delta.
@@ -70,17 +95,9 @@ public struct KeyState: Hashable, Sendable {
         var joined: [Element: [ElementEntry]] = [:]
         var added: [Element: [Dot]] = [:]
         for element in Set(elements.keys).union(other.elements.keys) {
-            let mine = elements[element] ?? []
-            let theirs = other.elements[element] ?? []
-            var kept = mine.filter { entry in
-                !other.context.contains(entry.dot) || theirs.contains { $0.dot == entry.dot }
-            }
-            for entry in theirs where !context.contains(entry.dot) {
-                kept.append(entry)
-                added[element, default: []].append(entry.dot)
-            }
+            let kept = joinedEntries(of: element, with: other, added: &added)
             if !kept.isEmpty {
-                joined[element] = kept.sorted { $0.dot < $1.dot }
+                joined[element] = kept
             }
         }
         context.formUnion(other.context)
@@ -98,26 +115,100 @@ public struct KeyState: Hashable, Sendable {
             }
         }
         elements = joined
+        summary = ElementSummary(joined)
 
+        events += conflictEvents(added: added, policy: policy.conflict)
+        events.sort { "\($0)" < "\($1)" }
+        return MergeOutcome(changed: self != before, events: events)
+    }
+
+    /// A delta joined where it lands: only the elements it names (`named`: its entries' and
+    /// those its operations removed) are visited, so a write replicated to a backup or merged
+    /// at another site costs what it touches, not the size of the key. Gives exactly what
+    /// `join` gives; nil (use `join`) whenever the delta may reach further: its context covers
+    /// a dot this state knows outside those elements (a delete observed the whole key, or this
+    /// copy's history differs), it brings a delete under delete-wins, or it is too large to
+    /// check cheaply.
+    mutating func joinTouching(_ other: KeyState, named: Set<Element>, policy: MergePolicy) -> MergeOutcome? {
+        guard named.count <= Self.touchingJoinLimit, let otherDots = other.context.dots(atMost: Self.touchingJoinLimit * 4) else { return nil }
+        if policy.delete == .deleteWins, !deletes.covers(other.deletes) { return nil }
+        var namedDots = Set<Dot>()
+        for element in named {
+            for entry in elements[element] ?? [] { namedDots.insert(entry.dot) }
+        }
+        // Every entry holds a dot of the context: a dot known here that no named element holds
+        // may be an entry of another element, which the full join would drop.
+        for dot in otherDots where context.contains(dot) && !namedDots.contains(dot) { return nil }
+
+        var changed = false
+        var added: [Element: [Dot]] = [:]
+        var events: [MergeEvent] = []
+        for element in named {
+            let mine = elements[element] ?? []
+            var kept = joinedEntries(of: element, with: other, added: &added)
+            if policy.delete == .deleteWins, !deletes.isEmpty {
+                // The deletes did not change: only what arrives can be concurrent with one.
+                for entry in kept where !entry.deletesSeen.covers(deletes) {
+                    events.append(.discardedByDelete(element: element, discarded: entry.dot, deletes: deletes))
+                }
+                kept.removeAll { !$0.deletesSeen.covers(deletes) }
+            }
+            if kept != mine {
+                setEntries(kept, of: element)
+                changed = true
+            }
+        }
+        let contextBefore = context
+        let deletesBefore = deletes
+        context.formUnion(other.context)
+        deletes.merge(other.deletes)
+        changed = changed || context != contextBefore || deletes != deletesBefore
+
+        events += conflictEvents(added: added, policy: policy.conflict)
+        events.sort { "\($0)" < "\($1)" }
+        return MergeOutcome(changed: changed, events: events)
+    }
+
+    /// One element's entries joined with `other`'s, sorted by dot: an entry stays on both sides,
+    /// or on one side when the other has not seen its dot. Records the dots it added.
+    private func joinedEntries(of element: Element, with other: KeyState, added: inout [Element: [Dot]]) -> [ElementEntry] {
+        let theirs = other.elements[element] ?? []
+        var kept = (elements[element] ?? []).filter { entry in
+            !other.context.contains(entry.dot) || theirs.contains { $0.dot == entry.dot }
+        }
+        for entry in theirs where !context.contains(entry.dot) {
+            kept.append(entry)
+            added[element, default: []].append(entry.dot)
+        }
+        if kept.count > 1 { kept.sort { $0.dot < $1.dot } }
+        return kept
+    }
+
+    /// The concurrent writes a join brought (`added`: per element, the dots it added): each
+    /// element's losers against its winner, then the type conflicts.
+    private func conflictEvents(added: [Element: [Dot]], policy: ConflictPolicy) -> [MergeEvent] {
+        var events: [MergeEvent] = []
         for (element, newDots) in added {
             guard case let entries? = elements[element], entries.count > 1 else { continue }
             if case .member = element { continue }  // add-wins: concurrent adds agree
-            guard let winner = Self.visibleEntry(of: element, in: entries, policy: policy.conflict) else { continue }
+            guard let winner = Self.visibleEntry(of: element, in: entries, policy: policy) else { continue }
             for entry in entries where entry.dot != winner.dot {
                 if newDots.contains(entry.dot) || newDots.contains(winner.dot) {
                     events.append(.concurrentWrites(element: element, winner: winner.dot, loser: entry.dot))
                 }
             }
         }
-        events += typeConflicts(added: added, policy: policy.conflict)
-        events.sort { "\($0)" < "\($1)" }
-        return MergeOutcome(changed: self != before, events: events)
+        return events + typeConflicts(added: added, policy: policy)
     }
+
+    /// The largest delta `joinTouching` takes (elements; four times as many context dots).
+    static let touchingJoinLimit = 256
 
     /// Concurrent writes that gave the key two types (SET at one site, HSET at another): every
     /// entry of a type other than the winner's is hidden, and reported against the winner.
     private func typeConflicts(added: [Element: [Dot]], policy: ConflictPolicy) -> [MergeEvent] {
-        guard !added.isEmpty else { return [] }
+        // Data of one type (or none) has nothing to conflict with.
+        guard !added.isEmpty, summary.onlyType == nil, summary.dataElements > 0 else { return [] }
         var best: (element: Element, entry: ElementEntry)?
         for (element, entries) in elements where element.keyType != nil {
             for entry in entries where best == nil || policy.prefers(entry, over: best!.entry) {
@@ -174,6 +265,8 @@ public struct KeyState: Hashable, Sendable {
             for element in elements.keys { observe(element) }
         }
         func observeData(notOf type: KeyType?) {
+            // Usually the key holds data of the written type only: nothing to visit.
+            guard summary.dataElements(notOf: type) > 0 else { return }
             for element in elements.keys where element.keyType != nil && element.keyType != type {
                 observe(element)
             }
@@ -281,12 +374,12 @@ public struct KeyState: Hashable, Sendable {
         for element in touched {
             guard var entries = elements[element] else { continue }
             entries.removeAll { produced.context.contains($0.dot) }
-            elements[element] = entries.isEmpty ? nil : entries
+            setEntries(entries, of: element)
         }
         for (element, entries) in produced.elements {
             var merged = (elements[element] ?? []) + entries
             if merged.count > 1 { merged.sort { $0.dot < $1.dot } }
-            elements[element] = merged
+            setEntries(merged, of: element)
         }
         context.formUnion(produced.context)
         let deletesBefore = deletes
@@ -294,7 +387,7 @@ public struct KeyState: Hashable, Sendable {
         if policy.delete == .deleteWins, deletes != deletesBefore {
             for (element, entries) in elements {
                 let survivors = entries.filter { $0.deletesSeen.covers(deletes) }
-                if survivors.count != entries.count { elements[element] = survivors.isEmpty ? nil : survivors }
+                if survivors.count != entries.count { setEntries(survivors, of: element) }
             }
         }
     }
@@ -302,7 +395,7 @@ public struct KeyState: Hashable, Sendable {
     /// Whether a client sees the key at `now`: not expired and holding data.
     public func isLive(now: UInt64) -> Bool {
         guard !isExpired(now: now) else { return false }
-        guard let restart = restartInForce else { return elements.keys.contains { $0.isData } }
+        guard let restart = restartInForce else { return summary.dataElements > 0 }
         return elements.contains { element, entries in element.isData && entries.contains { !restart.hides($0) } }
     }
 
@@ -374,6 +467,10 @@ public struct KeyState: Hashable, Sendable {
     /// the key two types (SET at one site, HSET at another).
     public func visibleType(policy: ConflictPolicy) -> KeyType? {
         let restart = restartInForce
+        if restart == nil, summary.dataElements == 0 || summary.onlyType != nil {
+            // Data of one type: the winner is of it, whichever entry wins.
+            return summary.onlyType
+        }
         var best: (entry: ElementEntry, type: KeyType)?
         for (element, entries) in elements {
             guard let type = element.keyType else { continue }
@@ -383,6 +480,19 @@ public struct KeyState: Hashable, Sendable {
             }
         }
         return best?.type
+    }
+
+    /// How many elements of `type` a client sees (fields, members; 1 for a string). O(1) unless
+    /// a restart in force hides some of them.
+    public func visibleElementCount(of type: KeyType) -> Int {
+        guard let restart = restartInForce else {
+            switch type {
+            case .string: return summary.strings
+            case .hash: return summary.fields
+            case .set: return summary.members
+            }
+        }
+        return elements.keys.count { $0.keyType == type && !visibleEntries(of: $0, after: restart).isEmpty }
     }
 
     /// The visible value of one hash field (nil when the key is not a visible hash).

@@ -1,3 +1,4 @@
+import Testing
 import SessionModel
 
 extension String {
@@ -54,7 +55,13 @@ struct TestSite {
     mutating func receive(_ delta: Delta) {
         _ = try? clock.receive(delta.timestamp, physicalMilliseconds: physicalMilliseconds)
         var state = keys[delta.key] ?? KeyState()
-        events += state.merge(delta, policy: policy).events
+        // A delta joins visiting only the elements it names when it can; the whole-state join
+        // must give the same state and events in every case.
+        var joinedWhole = state
+        let whole = joinedWhole.merge(delta.state, policy: policy)
+        let outcome = state.merge(delta, policy: policy)
+        #expect(state == joinedWhole && outcome == whole, "a delta's join differs from the whole-state join: \(delta)")
+        events += outcome.events
         keys[delta.key] = state
     }
 

@@ -1,0 +1,75 @@
+/// What a key state's elements add up to, kept as they change: how many data elements of each
+/// type it holds, and an estimate of the bytes they take. Type checks (WRONGTYPE, the visible
+/// type), "does the key hold data" and memory accounting then cost O(1) however many fields a
+/// hash has; counting them on every command made a hash growing to 100,000 fields quadratic.
+public struct ElementSummary: Hashable, Sendable {
+    public private(set) var strings = 0
+    public private(set) var fields = 0
+    public private(set) var members = 0
+    /// The elements' share of `Keyspace.estimateBytes`: names, entries, payloads.
+    public private(set) var bytes = 0
+
+    public init() {}
+
+    init(_ elements: [Element: [ElementEntry]]) {
+        for (element, entries) in elements { add(element, entries) }
+    }
+
+    /// Data elements (strings, fields, members) of every type.
+    public var dataElements: Int { strings + fields + members }
+
+    /// The one type the key's data has, or nil when it has none or several (a concurrent type
+    /// change at two sites left entries of two types).
+    public var onlyType: KeyType? {
+        switch (strings > 0, fields > 0, members > 0) {
+        case (true, false, false): return .string
+        case (false, true, false): return .hash
+        case (false, false, true): return .set
+        default: return nil
+        }
+    }
+
+    /// Data elements of types other than `type` (all of them for nil).
+    public func dataElements(notOf type: KeyType?) -> Int {
+        switch type {
+        case .string: return fields + members
+        case .hash: return strings + members
+        case .set: return strings + fields
+        case nil: return dataElements
+        }
+    }
+
+    mutating func add(_ element: Element, _ entries: [ElementEntry]) {
+        count(element, by: 1)
+        bytes += Self.bytes(of: element, entries)
+    }
+
+    mutating func remove(_ element: Element, _ entries: [ElementEntry]) {
+        count(element, by: -1)
+        bytes -= Self.bytes(of: element, entries)
+    }
+
+    private mutating func count(_ element: Element, by change: Int) {
+        switch element {
+        case .string: strings += change
+        case .field: fields += change
+        case .member: members += change
+        case .expiry, .restart: break
+        }
+    }
+
+    /// A deterministic estimate with the per-allocation overheads of Swift arrays and
+    /// dictionaries.
+    static func bytes(of element: Element, _ entries: [ElementEntry]) -> Int {
+        var total: Int
+        switch element {
+        case .field(let name), .member(let name): total = 48 + name.count
+        case .string, .expiry, .restart: total = 16
+        }
+        for entry in entries {
+            total += 64 + entry.deletesSeen.entries.count * 16
+            if case .bytes(let bytes) = entry.payload { total += bytes.count }
+        }
+        return total
+    }
+}

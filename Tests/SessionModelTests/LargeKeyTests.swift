@@ -1,0 +1,70 @@
+import Testing
+@testable import SessionModel
+
+/// Collections of any size: a write replicated to a copy that holds the same key joins where
+/// it lands (only the elements it names), and type checks read the kept summary.
+@Suite struct LargeKeyTests {
+    let key = "spring:session:index:principal"
+
+    /// A primary and an in-sync copy of one hash of `size` fields.
+    func hashAtTwoCopies(size: Int) throws -> (primary: TestSite, copy: TestSite) {
+        var primary = TestSite(1), copy = TestSite(1)
+        for index in 0..<size {
+            let written = primary.write(key, .setFields([HashField(field: Array("f\(index)".utf8), value: [1])]))
+            let delta = try #require(written)
+            copy.receive(delta)
+        }
+        return (primary, copy)
+    }
+
+    @Test func aWriteToOneField_joinsACopyOfTheKeyByTheElementsItNames() throws {
+        var (primary, copy) = try hashAtTwoCopies(size: 500)
+        for write in [
+            KeyWrite.setFields([HashField(field: Array("f7".utf8), value: [2])]),  // overwrite
+            .setFields([HashField(field: Array("new".utf8), value: [3])]),        // add
+            .removeFields([Array("f9".utf8)]),                                      // remove
+            .expire(atMilliseconds: 9_999_999),                                     // touch
+        ] {
+            let written = primary.write(key, write)
+            let delta = try #require(written)
+            var state = copy.state(key)
+            var whole = state
+            let expected = whole.merge(delta.state, policy: .default)
+            var named = Set(delta.state.elements.keys)
+            if case .removeFields(let names) = write { for name in names { named.insert(.field(name)) } }
+            let joined = state.joinTouching(delta.state, named: named, policy: .default)
+            let outcome = try #require(joined, "joined by its elements: \(write)")
+            #expect(state == whole && outcome == expected)
+            copy.receive(delta)
+        }
+        #expect(copy.state(key) == primary.state(key))
+        #expect(copy.state(key).summary.fields == 500)
+    }
+
+    @Test func aDeleteOfTheWholeKey_takesTheWholeJoin() throws {
+        var (primary, copy) = try hashAtTwoCopies(size: 50)
+        let written = primary.write(key, .delete)
+        let delta = try #require(written)
+        var state = copy.state(key)
+        let joined = state.joinTouching(delta.state, named: [], policy: .default)
+        #expect(joined == nil, "a delete observed every field")
+        copy.receive(delta)
+        #expect(copy.state(key) == primary.state(key) && copy.state(key).isEmpty)
+        #expect(copy.state(key).summary == ElementSummary())
+    }
+
+    @Test func theSummary_followsEveryChange() throws {
+        var (primary, _) = try hashAtTwoCopies(size: 20)
+        var state = primary.state(key)
+        #expect(state.summary.fields == 20 && state.summary.onlyType == .hash && state.visibleType(policy: .lastWriterWins) == .hash)
+        #expect(state.summary == ElementSummary(state.elements))
+        _ = primary.write(key, .removeFields([Array("f1".utf8), Array("f2".utf8)]))
+        state = primary.state(key)
+        #expect(state.summary.fields == 18 && state.summary == ElementSummary(state.elements))
+        #expect(state.visibleElementCount(of: .hash) == 18)
+        _ = primary.write(key, .setString(Array("flat".utf8), keepExpiry: false))
+        state = primary.state(key)
+        #expect(state.summary.fields == 0 && state.summary.strings == 1 && state.summary == ElementSummary(state.elements))
+        #expect(state.visibleType(policy: .lastWriterWins) == .string)
+    }
+}
