@@ -15,13 +15,6 @@ public struct RebalanceProgress: Sendable {
         /// When the work left should be done, from now; 0 when there is none, nil before a
         /// move has finished (no rate to go on yet).
         public var etaMilliseconds: UInt64?
-
-        public init(moving: Int, left: Int, movesFinished: Int, etaMilliseconds: UInt64?) {
-            self.moving = moving
-            self.left = left
-            self.movesFinished = movesFinished
-            self.etaMilliseconds = etaMilliseconds
-        }
     }
 
     static let windowMilliseconds: UInt64 = 60_000
@@ -29,12 +22,14 @@ public struct RebalanceProgress: Sendable {
     var runStartedAt: UInt64?
     var moving = 0
     var left = 0
-    var lastTotal = 0
     var finishedInRun = 0
     /// (when, how many) for the moves that finished within the window.
     var finished: [(at: UInt64, count: Int)] = []
 
     public init() {}
+
+    /// Whether the last observation found work under way or left.
+    public var isMoving: Bool { moving + left > 0 }
 
     public mutating func observe(moving: Int, left: Int, now: UInt64) -> Figures {
         let total = moving + left
@@ -44,11 +39,11 @@ public struct RebalanceProgress: Sendable {
             runStartedAt = now
             finished = []
             finishedInRun = 0
-        } else if total < lastTotal {
-            finished.append((now, lastTotal - total))
-            finishedInRun += lastTotal - total
+        } else if total < self.moving + self.left {
+            let count = self.moving + self.left - total
+            finished.append((now, count))
+            finishedInRun += count
         }
-        lastTotal = total
         (self.moving, self.left) = (moving, left)
         finished.removeAll { now - $0.at > Self.windowMilliseconds }
         let figures = figures(now: now)

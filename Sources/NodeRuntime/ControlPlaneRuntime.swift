@@ -21,7 +21,6 @@ final class ControlPlaneRuntime: @unchecked Sendable {
     /// How the site's placement work goes (moves under way, left, the estimate), followed as
     /// the map changes; a progress line is logged while a run of work lasts.
     var rebalance = RebalanceProgress()
-    var rebalanceFigures = RebalanceProgress.Figures(moving: 0, left: 0, movesFinished: 0, etaMilliseconds: 0)
     var rebalanceLoggedAt: UInt64 = 0
 
     /// Timers fire at the Raft node's own deadlines (so two nodes' election timeouts collide
@@ -181,16 +180,15 @@ extension ControlPlaneRuntime {
     func followRebalance() {
         let now = WallClock.monotonicMilliseconds()
         let map = raft.map
-        let wasMoving = rebalanceFigures.moving + rebalanceFigures.left > 0
-        rebalanceFigures = rebalance.observe(moving: map.movesInFlight, left: map.movesLeft, now: now)
-        let moving = rebalanceFigures.moving + rebalanceFigures.left > 0
-        if wasMoving && !moving {
-            logger.notice("placement balanced", metadata: ["moves": "\(rebalanceFigures.movesFinished)"])
-        } else if moving && now - rebalanceLoggedAt >= 5_000 {
+        let wasMoving = rebalance.isMoving
+        let figures = rebalance.observe(moving: map.movesInFlight, left: map.movesLeft, now: now)
+        if wasMoving && !rebalance.isMoving {
+            logger.notice("placement balanced", metadata: ["moves": "\(figures.movesFinished)"])
+        } else if rebalance.isMoving && now - rebalanceLoggedAt >= 5_000 {
             rebalanceLoggedAt = now
             logger.info("placement moving", metadata: [
-                "moving": "\(rebalanceFigures.moving)", "left": "\(rebalanceFigures.left)", "finished": "\(rebalanceFigures.movesFinished)",
-                "eta_ms": "\(rebalanceFigures.etaMilliseconds.map(String.init) ?? "unknown")",
+                "moving": "\(figures.moving)", "left": "\(figures.left)", "finished": "\(figures.movesFinished)",
+                "eta_ms": "\(figures.etaMilliseconds.map(String.init) ?? "unknown")",
             ])
         }
     }

@@ -163,9 +163,12 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
             roleEpoch: 0,
             incarnation: state.controlPlane?.raft.id.incarnation ?? 0,
             targetSite: SiteID(configuration.site.id),
-            voters: configuration.site.nodes.filter(\.voter).map(\.name).sorted()
+            voters: siteVoters
         )
     }
+
+    /// The voters of this node's site in its topology, sorted (peers must name the same).
+    var siteVoters: [String] { configuration.site.nodes.filter(\.voter).map(\.name).sorted() }
 
     /// Why a peer's Hello is refused, or nil.
     func refusal(of hello: Hello, certificateNames: Set<String>?) -> String? {
@@ -185,7 +188,7 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
         if let refusal = FederationSettings.topologyVersionRefusal(peer: hello.topologyVersion, own: UInt64(topology.topologyVersion)) {
             return refusal
         }
-        let voters = configuration.site.nodes.filter(\.voter).map(\.name).sorted()
+        let voters = siteVoters
         if hello.voters != voters {
             // Two voter sets would count two different majorities: Raft's safety rests on one.
             return "peer's topology (version \(hello.topologyVersion)) names the voters \(hello.voters), this node's (version \(topology.topologyVersion)) \(voters):"
