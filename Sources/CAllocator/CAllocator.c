@@ -19,8 +19,13 @@ void sessionfed_allocator_trim(void) {
 void sessionfed_allocator_disable_fast_bins(void) {
     mallopt(M_MXFAST, 0);
 }
+
+void sessionfed_allocator_fix_mmap_threshold(size_t bytes) {
+    mallopt(M_MMAP_THRESHOLD, (int)bytes);
+}
 #else
 size_t sessionfed_allocator_allocated_bytes(void) { return 0; }
 void sessionfed_allocator_trim(void) {}
 void sessionfed_allocator_disable_fast_bins(void) {}
+void sessionfed_allocator_fix_mmap_threshold(size_t bytes) { (void)bytes; }
 #endif

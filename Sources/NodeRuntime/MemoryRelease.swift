@@ -22,11 +22,17 @@ struct MemoryRelease {
         return true
     }
 
+    /// Blocks this large are mapped on their own and unmapped when freed (the keyspace's
+    /// dictionaries and sets once they hold thousands of keys).
+    static let mmapThresholdBytes = 128 << 10
+
     /// Set once at startup, before the keyspace allocates: freed session memory coalesces, so
-    /// that trimming can give whole pages back (fast bins pin them; measured in
-    /// Benchmarks/README.md, "Memory after collection").
+    /// that trimming can give whole pages back (fast bins pin them), and large containers,
+    /// once outgrown or shrunk, leave no hole in the heap for small allocations to pin
+    /// (measured in Benchmarks/README.md, "Memory after collection").
     static func configureAllocator() {
         sessionfed_allocator_disable_fast_bins()
+        sessionfed_allocator_fix_mmap_threshold(mmapThresholdBytes)
     }
 
     static func trim() {

@@ -3,9 +3,8 @@
 Three real sites (one node each, mutual TLS, WAN proxies between them) create 100,000
 Spring-Session-shaped sessions, half expiring and half deleted at another site. Once
 federation-wide collection has dropped them and the collection horizon has passed, each
-node's resident memory is back near what the same federation used empty (the goal is 10 %;
-measured 6-10 %, asserted 15 %), and what its allocator still hands out is not a share of
-the sessions. Then a site is cut
+node's resident memory is back within 10 % of what the same federation used empty, and what
+its allocator still hands out is not a share of the sessions. Then a site is cut
 off for longer than the horizon while sessions are deleted and expire elsewhere: collection
 waits for it (and says so), and when it returns no dropped session reappears anywhere.
 
@@ -108,10 +107,9 @@ def test_memory_returns_after_100k_sessions_and_a_site_cut_off_past_the_horizon_
     }
     print(f"\n{SESSIONS} sessions created, dropped and collected in {time.monotonic() - started:.0f} s: {report}")
     for site in SITES:
-        # The goal is 10 %: runs measured 1.06-1.10 (once 1.103), the rest being pages pinned
-        # by a few allocations made while the sessions lived (Benchmarks/README.md). The bound
-        # here catches memory not given back (2.6x before), without failing on that spread.
-        assert after[site]["rss"] <= 1.15 * empty[site]["rss"], f"{site}: resident memory not given back: {report[site]}"
+        # Measured 1.03 since large containers are mapped on their own (Benchmarks/README.md);
+        # 2.6x before any memory was given back.
+        assert after[site]["rss"] <= 1.10 * empty[site]["rss"], f"{site}: resident memory not given back: {report[site]}"
         # What stays allocated (1-2 MB here) is buffers grown to the load's bursts, not a share
         # of the sessions: 40 bytes kept per session would exceed this bound at 100,000.
         kept = after[site]["allocated"] - empty[site]["allocated"]

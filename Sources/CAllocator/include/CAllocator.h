@@ -15,4 +15,10 @@ void sessionfed_allocator_trim(void);
 /// resident. Turning them off (glibc: M_MXFAST 0) lets freed session memory coalesce.
 void sessionfed_allocator_disable_fast_bins(void);
 
+/// Blocks of at least `bytes` get pages of their own, given back when freed. glibc starts at
+/// 128 KiB but raises the threshold each time such a block is freed, so a keyspace's growing
+/// dictionaries end up in the heap, where the few small allocations placed after them pin
+/// their pages once they are freed. Setting it (glibc: M_MMAP_THRESHOLD) stops that raise.
+void sessionfed_allocator_fix_mmap_threshold(size_t bytes);
+
 #endif
