@@ -164,7 +164,8 @@ class Site:
 
     def control(self, node, timeout=1.0):
         status = self.status(node, timeout)
-        return status["controlPlane"] if status else None
+        # A node that has just started serves /status before its control plane runs.
+        return status.get("controlPlane") if status else None
 
     def acting_primaries(self, nodes):
         """Partitions the given nodes act as primary for under a valid lease, summed."""
