@@ -88,28 +88,58 @@ public struct Delta: Hashable, Sendable {
         for counter in dot.counter...lastDot.counter {
             joinedContext.insert(Dot(site: dot.site, counter: counter))
         }
-        var joinedDeletes = deletes
-        if operations.contains(.deleteKey), joinedDeletes[dot.site] < dot.counter {
-            joinedDeletes[dot.site] = dot.counter
-        }
         var elements: [Element: [ElementEntry]] = [:]
+        for written in entries { elements[written.element] = [written.entry] }
+        return KeyState(context: joinedContext, deletes: deletesAfter, elements: elements)
+    }
+
+    /// The delete vector once the write is applied: a whole-key delete adds its own dot.
+    public var deletesAfter: VersionVector {
+        var joined = deletes
+        if operations.contains(.deleteKey), joined[dot.site] < dot.counter {
+            joined[dot.site] = dot.counter
+        }
+        return joined
+    }
+
+    /// Whether `other` is a dot this write issued or observed: the entries it replaces.
+    public func covers(_ other: Dot) -> Bool {
+        (other.site == dot.site && other.counter >= dot.counter && other.counter <= lastDot.counter) || context.contains(other)
+    }
+
+    /// The entry the write puts for each element it stores, in dot order, each element once.
+    /// The primary applies these directly (`KeyState.write`), without building `state`: a
+    /// SET costs a handful of allocations fewer (Benchmarks/README.md, "Allocations").
+    public var entries: [(element: Element, entry: ElementEntry)] {
+        var result: [(element: Element, entry: ElementEntry)] = []
+        result.reserveCapacity(operations.count)
+        // Past a few elements, repeated names are found by hashing, not by scanning.
+        var positions: [Element: Int]? = operations.count > 8 ? [:] : nil
         var next = dot
-        func put(_ element: Element, _ payload: ElementPayload) {
-            // A delta names each element once; should a peer repeat one, the last occurrence wins.
-            elements[element] = [ElementEntry(dot: next, timestamp: timestamp, payload: payload, deletesSeen: deletes)]
-            next.counter += 1
-        }
         for operation in operations {
+            let put: (Element, ElementPayload)
             switch operation {
-            case .setString(let value): put(.string, .bytes(value))
-            case .setField(let field, let value): put(.field(field), .bytes(value))
-            case .addMember(let member): put(.member(member), .present)
-            case .expire(let at): put(.expiry, .expireAt(at))
-            case .persist: put(.expiry, .persist)
-            case .restartKey: put(.restart, .present)
-            case .removeField, .removeMember, .deleteKey: break
+            case .setString(let value): put = (.string, .bytes(value))
+            case .setField(let field, let value): put = (.field(field), .bytes(value))
+            case .addMember(let member): put = (.member(member), .present)
+            case .expire(let at): put = (.expiry, .expireAt(at))
+            case .persist: put = (.expiry, .persist)
+            case .restartKey: put = (.restart, .present)
+            case .removeField, .removeMember, .deleteKey: continue
             }
+            let entry = ElementEntry(dot: next, timestamp: timestamp, payload: put.1, deletesSeen: deletes)
+            next.counter += 1
+            // A delta names each element once; should a peer repeat one, the last occurrence wins.
+            let earlier = positions != nil ? positions![put.0] : result.firstIndex { $0.element == put.0 }
+            if let earlier {
+                result.remove(at: earlier)
+                if positions != nil {
+                    for index in earlier..<result.count { positions![result[index].element] = index }
+                }
+            }
+            positions?[put.0] = result.count
+            result.append((put.0, entry))
         }
-        return KeyState(context: joinedContext, deletes: joinedDeletes, elements: elements)
+        return result
     }
 }

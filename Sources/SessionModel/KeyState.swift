@@ -369,21 +369,30 @@ public struct KeyState: Hashable, Sendable {
     /// Applies a delta this replica just produced. Equivalent to `join(delta.state)`, but it
     /// only visits the elements the write observed, so a write costs what it touches rather
     /// than the size of the key.
+    /// It reads the delta's entries directly rather than building `delta.state` (a whole
+    /// normalised key state per write).
     private mutating func applyLocal(_ delta: Delta, touched: [Element], policy: MergePolicy) {
-        let produced = delta.state
         for element in touched {
-            guard var entries = elements[element] else { continue }
-            entries.removeAll { produced.context.contains($0.dot) }
-            setEntries(entries, of: element)
+            guard let entries = elements[element] else { continue }
+            // Usually the write replaces every entry it observed: no survivors to copy.
+            if entries.allSatisfy({ delta.covers($0.dot) }) {
+                setEntries(nil, of: element)
+            } else {
+                setEntries(entries.filter { !delta.covers($0.dot) }, of: element)
+            }
         }
-        for (element, entries) in produced.elements {
-            var merged = (elements[element] ?? []) + entries
+        for written in delta.entries {
+            var merged = elements[written.element] ?? []
+            merged.append(written.entry)
             if merged.count > 1 { merged.sort { $0.dot < $1.dot } }
-            setEntries(merged, of: element)
+            setEntries(merged, of: written.element)
         }
-        context.formUnion(produced.context)
+        context.formUnion(delta.context)
+        for counter in delta.dot.counter...delta.lastDot.counter {
+            context.insert(Dot(site: delta.dot.site, counter: counter))
+        }
         let deletesBefore = deletes
-        deletes.merge(produced.deletes)
+        deletes.merge(delta.deletesAfter)
         if policy.delete == .deleteWins, deletes != deletesBefore {
             for (element, entries) in elements {
                 let survivors = entries.filter { $0.deletesSeen.covers(deletes) }

@@ -28,7 +28,15 @@ struct TestSite {
     mutating func write(_ key: String, _ write: KeyWrite, timestamp: HLCTimestamp? = nil) -> Delta? {
         let stamp = timestamp ?? clock.tick(physicalMilliseconds: physicalMilliseconds)
         var state = keys[key.bytes] ?? KeyState()
+        let before = state
         let delta = state.write(write, key: key.bytes, site: id, timestamp: stamp, now: now, policy: policy)
+        if let delta {
+            // A write applies its delta visiting only what it touched: the same state as
+            // joining the whole delta state.
+            var joined = before
+            _ = joined.merge(delta.state, policy: policy)
+            #expect(state == joined, "a local write differs from joining its delta: \(write)")
+        }
         keys[key.bytes] = state
         return delta
     }

@@ -1,0 +1,101 @@
+"""Heap allocations per command on one node, counted by the kernel, not estimated.
+
+A uprobe on the C library's `malloc` (every Swift object, array and dictionary storage goes
+through it) counts calls made by the node's process while `redis-benchmark -c 1` sends N and
+then 2N commands; the difference divided by N is the cost of one command, with startup,
+timers and the benchmark's own setup commands cancelled out. The node is a site of one
+(`backupCount: 0`): the common path of a command, without replication.
+
+Needs root (for the probe) and `perf` (apt-get install linux-perf).
+
+    SESSIONFED_BIN=.build-interop/release/sessionfed python3 Benchmarks/allocations.py [--commands set,hset,get]
+        [--requests 20000] [--before-bin PATH]
+"""
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "Tests" / "Interop"))
+
+from cluster import Site  # noqa: E402
+
+PROBE = "probe_libc:malloc"
+
+
+def libc_path(binary):
+    for line in subprocess.run(["ldd", binary], capture_output=True, text=True, check=True).stdout.splitlines():
+        parts = line.split()
+        if parts and parts[0].startswith("libc.so") and len(parts) >= 3:
+            return parts[2]
+    raise SystemExit(f"no C library found in `ldd {binary}`")
+
+
+def add_probe(binary):
+    listed = subprocess.run(["perf", "probe", "-l"], capture_output=True, text=True).stdout
+    if PROBE in listed:
+        return False
+    subprocess.run(["perf", "probe", "-q", "-x", libc_path(binary), "malloc"], check=True)
+    return True
+
+
+def count_mallocs(pid, run):
+    """Calls to malloc by `pid` while `run()` runs."""
+    with tempfile.NamedTemporaryFile("r", suffix=".csv") as output:
+        stat = subprocess.Popen(["perf", "stat", "-x,", "-e", PROBE, "-p", str(pid), "-o", output.name])
+        time.sleep(0.3)
+        run()
+        stat.send_signal(signal.SIGINT)
+        stat.wait()
+        lines = [line for line in Path(output.name).read_text().splitlines() if PROBE in line]
+        return int(lines[-1].split(",")[0])
+
+
+def per_command(binary, command, requests):
+    with tempfile.TemporaryDirectory() as directory:
+        site = Site(binary, Path(directory), nodes=1, tls=False, defaults={"partitions": 16, "backupCount": 0})
+        try:
+            site.start_all()
+            node = site.names[0]
+            port, pid = site.ports[node]["client"], site.processes[node].handle.pid
+
+            def bench(count):
+                subprocess.run(["redis-benchmark", "-p", str(port), "-t", command, "-n", str(count), "-c", "1", "-r", "1000", "-q"],
+                               capture_output=True, check=True)
+
+            bench(2_000)  # warm: keys exist, buffers have grown
+            once = count_mallocs(pid, lambda: bench(requests))
+            twice = count_mallocs(pid, lambda: bench(2 * requests))
+            return (twice - once) / requests
+        finally:
+            site.stop_all()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--commands", default="set,hset,get")
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--before-bin", help="a sessionfed binary of an earlier commit: a column for it")
+    arguments = parser.parse_args()
+    binary = os.environ.get("SESSIONFED_BIN", ".build-interop/release/sessionfed")
+    builds = ([("before", arguments.before_bin)] if arguments.before_bin else []) + [("this build", binary)]
+    added = add_probe(binary)
+    try:
+        rows = {command: [per_command(path, command, arguments.requests) for _, path in builds] for command in arguments.commands.split(",")}
+    finally:
+        if added:
+            subprocess.run(["perf", "probe", "-q", "-d", PROBE])
+    print(f"mallocs per command (redis-benchmark -c 1 -r 1000, {arguments.requests:,} and {2 * arguments.requests:,} requests)\n")
+    print("| command | " + " | ".join(name for name, _ in builds) + " |")
+    print("| --- |" + " --- |" * len(builds))
+    for command, counts in rows.items():
+        print(f"| {command.upper()} | " + " | ".join(f"{count:.1f}" for count in counts) + " |")
+
+
+if __name__ == "__main__":
+    main()
