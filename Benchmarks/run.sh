@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: redis-server and a release build of `sessionfed node` on this
-# machine, one after the other, with the same redis-benchmark runs and the same memory load.
+# The whole comparison with redis-server on this machine (Benchmarks/compare_all.py: single
+# node, collections, replicated writes, allocations), written into Benchmarks/README.md's
+# "Latest comparison" with the date, the commit and the machine.
 #
 #   bash Benchmarks/run.sh                      # installs redis-server/redis-tools, builds release
 #   SESSIONFED_BIN=path bash Benchmarks/run.sh  # use an existing binary
+#   bash Benchmarks/run.sh --no-write           # print instead of writing the README
 #
-# Not part of CI: numbers depend on the machine. Record results in Benchmarks/README.md.
+# Not part of CI: numbers depend on the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,4 +27,4 @@ if [ -z "${SESSIONFED_BIN:-}" ]; then
   SESSIONFED_BIN="$(swift build -c release --show-bin-path)/sessionfed"
 fi
 export SESSIONFED_BIN
-exec python3 Benchmarks/compare_redis.py "$@"
+exec python3 Benchmarks/compare_all.py "$@"
