@@ -58,7 +58,9 @@ def commit():
     def git(*arguments):
         return subprocess.run(["git", *arguments], cwd=HERE.parent, capture_output=True, text=True).stdout.strip()
     head = git("rev-parse", "--short", "HEAD") or "unknown"
-    return head + (" with uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+    # Documentation changes (this README among them) do not change a figure.
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)*.md")
+    return head + (" with uncommitted changes" if changed else "")
 
 
 def main():
