@@ -148,10 +148,21 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
         RESPEncoder.encode(value, version: session.protocolVersion, into: &output!)
     }
 
+    /// A reply buffer that grew past this (a large HGETALL) is dropped after its write
+    /// rather than kept by an idle connection.
+    static let keptOutputCapacity = 16 << 10
+
     func flush(context: ChannelHandlerContext) {
-        guard let buffer = output, buffer.readableBytes > 0 else { return }
-        output = nil
-        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        guard (output?.readableBytes ?? 0) > 0 else { return }
+        context.writeAndFlush(wrapOutboundOut(output!), promise: nil)
+        // The same storage serves the next replies: once the socket took the bytes (almost
+        // always within writeAndFlush) nothing else refers to it, and clear() reuses it;
+        // should a write still be pending, clear() gives this buffer fresh storage instead.
+        if output!.capacity > Self.keptOutputCapacity {
+            output = nil
+        } else {
+            output!.clear()
+        }
     }
 
     func closeAfterReplies(context: ChannelHandlerContext) {
