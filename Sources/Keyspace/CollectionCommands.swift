@@ -17,21 +17,12 @@ extension Keyspace {
         let key = context.arguments[1]
         let type = type(of: key, now: context.now, events: &context.events)
         guard type == nil || type == .hash else { return RedisError.wrongType }
-        let pairs = (context.arguments.count - 2) / 2
-        var fields: [HashField] = []
-        fields.reserveCapacity(pairs)
-        // Repeated fields are rare: a few are checked by scanning, many by hashing (a session's
-        // HSET of one or two fields allocates nothing for it).
-        var positions: [[UInt8]: Int]? = pairs > 8 ? [:] : nil
+        // A repeated field: the last value counts, as in Redis.
+        var unique = LastOccurrences<[UInt8], HashField>(expected: (context.arguments.count - 2) / 2) { $0.field }
         for index in stride(from: 2, to: context.arguments.count, by: 2) {
-            let field = HashField(field: context.arguments[index], value: context.arguments[index + 1])
-            if let position = positions != nil ? positions![field.field] : fields.firstIndex(where: { $0.field == field.field }) {
-                fields[position] = field  // a repeated field: the last value counts, as in Redis
-            } else {
-                positions?[field.field] = fields.count
-                fields.append(field)
-            }
+            unique.put(HashField(field: context.arguments[index], value: context.arguments[index + 1]))
         }
+        let fields = unique.values
         var added = fields.count
         if type != nil, let stored = state(of: key) {
             // (Read in this scope: a copy of the state still alive when the write mutates it

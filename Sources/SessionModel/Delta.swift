@@ -85,9 +85,7 @@ public struct Delta: Hashable, Sendable {
     /// The delta as a key state, ready to be joined.
     public var state: KeyState {
         var joinedContext = context
-        for counter in dot.counter...lastDot.counter {
-            joinedContext.insert(Dot(site: dot.site, counter: counter))
-        }
+        insertDots(into: &joinedContext)
         var elements: [Element: [ElementEntry]] = [:]
         for written in entries { elements[written.element] = [written.entry] }
         return KeyState(context: joinedContext, deletes: deletesAfter, elements: elements)
@@ -107,14 +105,12 @@ public struct Delta: Hashable, Sendable {
         (other.site == dot.site && other.counter >= dot.counter && other.counter <= lastDot.counter) || context.contains(other)
     }
 
-    /// The entry the write puts for each element it stores, in dot order, each element once.
-    /// The primary applies these directly (`KeyState.write`), without building `state`: a
-    /// SET costs a handful of allocations fewer (Benchmarks/README.md, "Allocations").
+    /// The entry the write puts for each element it stores, each element once. The primary
+    /// applies these directly (`KeyState.write`), without building `state`: a SET costs a
+    /// handful of allocations fewer (Benchmarks/README.md, "Allocations").
     public var entries: [(element: Element, entry: ElementEntry)] {
-        var result: [(element: Element, entry: ElementEntry)] = []
-        result.reserveCapacity(operations.count)
-        // Past a few elements, repeated names are found by hashing, not by scanning.
-        var positions: [Element: Int]? = operations.count > 8 ? [:] : nil
+        // A delta names each element once; should a peer repeat one, the last occurrence wins.
+        var result = LastOccurrences<Element, (element: Element, entry: ElementEntry)>(expected: operations.count) { $0.element }
         var next = dot
         for operation in operations {
             let put: (Element, ElementPayload)
@@ -127,19 +123,16 @@ public struct Delta: Hashable, Sendable {
             case .restartKey: put = (.restart, .present)
             case .removeField, .removeMember, .deleteKey: continue
             }
-            let entry = ElementEntry(dot: next, timestamp: timestamp, payload: put.1, deletesSeen: deletes)
+            result.put((put.0, ElementEntry(dot: next, timestamp: timestamp, payload: put.1, deletesSeen: deletes)))
             next.counter += 1
-            // A delta names each element once; should a peer repeat one, the last occurrence wins.
-            let earlier = positions != nil ? positions![put.0] : result.firstIndex { $0.element == put.0 }
-            if let earlier {
-                result.remove(at: earlier)
-                if positions != nil {
-                    for index in earlier..<result.count { positions![result[index].element] = index }
-                }
-            }
-            positions?[put.0] = result.count
-            result.append((put.0, entry))
         }
-        return result
+        return result.values
+    }
+
+    /// Adds the dots this write issued to `context`.
+    public func insertDots(into context: inout CausalContext) {
+        for counter in dot.counter...lastDot.counter {
+            context.insert(Dot(site: dot.site, counter: counter))
+        }
     }
 }

@@ -388,9 +388,7 @@ public struct KeyState: Hashable, Sendable {
             setEntries(merged, of: written.element)
         }
         context.formUnion(delta.context)
-        for counter in delta.dot.counter...delta.lastDot.counter {
-            context.insert(Dot(site: delta.dot.site, counter: counter))
-        }
+        delta.insertDots(into: &context)
         let deletesBefore = deletes
         deletes.merge(delta.deletesAfter)
         if policy.delete == .deleteWins, deletes != deletesBefore {
