@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 /// Serves RESP to applications on the node's `client` address. A `Service`: SIGTERM/SIGINT
 /// (through the service group) stops accepting, lets the commands already read finish and
@@ -18,6 +19,10 @@ public final class NodeServer: Service, Sendable {
     let state: NodeState
     /// Completed once the listener is bound; carries the bound port (useful with port 0).
     let bound: EventLoopPromise<Int>
+    /// False once the node's loop shuts down. A task handed to a shut-down loop is dropped
+    /// (NIO prints an error), so whoever awaits it would wait forever: the admin endpoint,
+    /// which stops after the node, checks this under the lock it submits under.
+    private let loopOpen = Mutex(true)
 
     public init(configuration: NodeConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -38,7 +43,17 @@ public final class NodeServer: Service, Sendable {
     /// Runs `body` on the node's event loop with its state (for /status and /metrics).
     func withState<T: Sendable>(_ body: @escaping @Sendable (NodeState) -> T) async throws -> T {
         let state = self.state
-        return try await state.eventLoop.submit { body(state) }.get()
+        let answer = try loopOpen.withLock { open -> EventLoopFuture<T> in
+            guard open else { throw NodeServerError(message: "the node has stopped") }
+            return state.eventLoop.submit { body(state) }
+        }
+        return try await answer.get()
+    }
+
+    /// Shuts the node's loop down; `withState` fails from here on instead of waiting forever.
+    private func shutDownLoop() async {
+        loopOpen.withLock { $0 = false }
+        try? await group.shutdownGracefully()
     }
 
     public func run() async throws {
@@ -75,7 +90,7 @@ public final class NodeServer: Service, Sendable {
                 .get()
         } catch {
             bound.fail(error)
-            try? await group.shutdownGracefully()
+            await shutDownLoop()
             throw NodeServerError(message: "cannot listen for clients on \(address): \(error)")
         }
         let port = channel.localAddress?.port ?? address.port
@@ -84,12 +99,11 @@ public final class NodeServer: Service, Sendable {
 
         let controlPlane = ControlPlaneRuntime(state: state, logger: logger)
         try await state.eventLoop.submit { state.controlPlane = controlPlane }.get()
-        let group = self.group
         /// Undoes what started so far; the error to throw.
         func abandon(_ message: String) async -> NodeServerError {
             channel.close(promise: nil)
             await controlPlane.stop()
-            try? await group.shutdownGracefully()
+            await shutDownLoop()
             return NodeServerError(message: message)
         }
         if configuration.site.nodes.count > 1 {
@@ -167,7 +181,7 @@ public final class NodeServer: Service, Sendable {
             }
         }.get()
         logger.info("node stopped", metadata: ["node.name": "\(configuration.node.name)"])
-        try? await group.shutdownGracefully()
+        await shutDownLoop()
         if case .cutShort(let remainder)? = drained {
             throw NodeServerError(message: "the drain did not finish: this node still held \(remainder)")
         }
