@@ -83,7 +83,7 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["SessionModel", "Wire", "Replication", "ControlPlane"]),
         .testTarget(name: "RESPTests", dependencies: ["RESP", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "KeyspaceTests", dependencies: ["Keyspace", "RESP", "SessionModel"]),
-        .testTarget(name: "FederationTests", dependencies: ["Federation", "Keyspace", "SessionModel", "Wire", "RESP"]),
+        .testTarget(name: "FederationTests", dependencies: ["Federation", "Keyspace", "SessionModel", "Wire", "RESP", "ControlPlane"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "ControlPlane", "SessionModel", "Wire", "Replication"]),
         .testTarget(name: "ReplicationTests", dependencies: ["Replication", "SessionModel", "ControlPlane"]),
         .testTarget(name: "TopologyTests", dependencies: ["Topology", "SessionModel"]),

@@ -1,3 +1,5 @@
+import SessionModel
+
 /// A node process as the control plane knows it: its name in the topology and the
 /// incarnation it drew at start. A process that restarts (and so lost its memory) comes back
 /// as a new incarnation of the same name; the old one is known dead.
@@ -101,10 +103,6 @@ public enum MemberState: String, Hashable, Sendable, Codable {
     case up, down
 }
 
-public enum SiteRole: String, Hashable, Sendable, Codable {
-    case active, passive
-}
-
 /// A change to the cluster map. Only the Raft leader proposes them; every node applies the
 /// committed ones in log order.
 public enum ClusterCommand: Hashable, Sendable {
@@ -125,8 +123,14 @@ public enum ClusterCommand: Hashable, Sendable {
     case assign(PartitionAssignment)
     /// A backup has caught up with the primary of `epoch`.
     case markInSync(partition: Int, epoch: UInt64, member: String)
-    /// The site's DR role; ignored unless `epoch` is newer.
-    case siteRole(SiteRole, epoch: UInt64)
+    /// A role assignment learned or issued (a failover, a switchover's handover); adopted
+    /// only when it supersedes the map's (`SiteRoles.learn`).
+    case roles(RoleAssignment)
+    /// Switchover, first step: the active site turns read-only while its writes drain to
+    /// `target`. Ignored unless `epoch` is the epoch in force and the site is active.
+    case fence(target: SiteID, epoch: UInt64)
+    /// Switchover rollback: the fence set at `epoch` is lifted.
+    case unfence(epoch: UInt64)
     /// A non-voter the leader's topology lists joins the member table (down until it reports).
     case memberAdded(name: String)
     /// A non-voter the topology no longer lists, down and holding nothing, leaves it.
@@ -153,17 +157,17 @@ public struct ClusterMap: Hashable, Sendable {
     public var members: [String: Member] = [:]
     public var partitions: [PartitionAssignment]
     public var backupCount: Int
-    public var role: SiteRole
-    public var roleEpoch: UInt64 = 0
+    /// The site's DR role and the federation's role assignment (DESIGN.md §5).
+    public var roles: SiteRoles
     /// The log index of the last command applied.
     public var appliedIndex: UInt64 = 0
 
-    public init(voters: [String], nonVoters: [String] = [], partitionCount: Int, backupCount: Int, role: SiteRole = .active) {
+    public init(voters: [String], nonVoters: [String] = [], partitionCount: Int, backupCount: Int, roles: SiteRoles = .standalone) {
         for name in voters { members[name] = Member(name: name, incarnation: 0, voter: true, state: .down) }
         for name in nonVoters { members[name] = Member(name: name, incarnation: 0, voter: false, state: .down) }
         partitions = (0..<partitionCount).map { PartitionAssignment(partition: $0) }
         self.backupCount = backupCount
-        self.role = role
+        self.roles = roles
     }
 
     /// The voters' current identities (incarnation 0: not yet known).
@@ -215,11 +219,12 @@ public struct ClusterMap: Hashable, Sendable {
                 partitions[partition].backups.contains(member)
             else { return }
             partitions[partition].inSync.insert(member)
-        case .siteRole(let role, let epoch):
-            if epoch > roleEpoch {
-                self.role = role
-                roleEpoch = epoch
-            }
+        case .roles(let assignment):
+            roles.learn(assignment)
+        case .fence(let target, let epoch):
+            if roles.assignment.epoch == epoch, roles.acceptsWrites { _ = try? roles.fence(handingOverTo: target) }
+        case .unfence(let epoch):
+            if roles.assignment.epoch == epoch { try? roles.unfence() }
         case .memberAdded(let name):
             if members[name] == nil { members[name] = Member(name: name, incarnation: 0, voter: false, state: .down) }
         case .memberRemoved(let name):

@@ -124,7 +124,7 @@ public struct RaftNode: Sendable {
 
     public init(
         id: MemberID, voters: [String], nonVoters: [String] = [], topologyVersion: UInt64 = 1, partitionCount: Int, backupCount: Int,
-        settings: ControlPlaneSettings = ControlPlaneSettings(), seed: UInt64, now: UInt64
+        roles: SiteRoles = .standalone, settings: ControlPlaneSettings = ControlPlaneSettings(), seed: UInt64, now: UInt64
     ) {
         self.id = id
         self.settings = settings
@@ -132,7 +132,7 @@ public struct RaftNode: Sendable {
         listedNonVoters = Set(nonVoters)
         self.topologyVersion = topologyVersion
         random = SeededGenerator(seed: seed)
-        map = ClusterMap(voters: voters, partitionCount: partitionCount, backupCount: backupCount)
+        map = ClusterMap(voters: voters, partitionCount: partitionCount, backupCount: backupCount, roles: roles)
         log = RaftLog(map: map)
         state = voters.contains(id.name) ? .bootstrapping(probes: [:]) : .learner
         resetElectionTimer(now: now)
@@ -412,6 +412,18 @@ public struct RaftNode: Sendable {
         log.append(term: term, command: command)
     }
 
+    /// Appends a command the runtime asks for (a role change from an operator or learned from
+    /// another site) when this node leads; nil when it does not, and the caller asks the
+    /// leader. Committed like the leader's own decisions; the returned step carries it once
+    /// applied (at once in a site of one voter).
+    public mutating func propose(_ command: ClusterCommand, now: UInt64) -> RaftReady? {
+        guard role == .leader else { return nil }
+        let before = (role: role, leader: leader, leaseUntil: leaseUntil)
+        append(command)
+        advanceCommit()
+        return ready(replicateToAll(now: now), since: before)
+    }
+
     // MARK: Receiving
 
     public mutating func receive(_ envelope: RaftEnvelope, now: UInt64) -> RaftReady {
@@ -591,7 +603,7 @@ public struct RaftNode: Sendable {
         precondition(!isVoter(id), "Invalid state: a voter may never drop committed entries")
         commitIndex = 0
         bootstrapVoters = nil
-        map = ClusterMap(voters: voterNames, partitionCount: map.partitions.count, backupCount: map.backupCount, role: map.role)
+        map = ClusterMap(voters: voterNames, partitionCount: map.partitions.count, backupCount: map.backupCount, roles: map.roles)
         log = RaftLog(map: map)
         copiesHeldSince = [:]
     }

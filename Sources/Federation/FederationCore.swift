@@ -62,6 +62,9 @@ public enum FederationAction: Hashable, Sendable {
     /// Have the partition's primary drop these keys where they still hold the agreed state,
     /// and replicate the drop. Only when `mergesAtPrimaries`.
     case collectAtPrimary(CollectionAtPrimary)
+    /// A peer of `from` has a role assignment that supersedes this node's: the site's control
+    /// plane adopts it, and the node then `adopt`s it.
+    case learnedRoles(RoleAssignment, from: SiteID)
 }
 
 public struct FederationLog: Hashable, Sendable {
@@ -99,6 +102,10 @@ public struct FederationCore: Sendable {
     public private(set) var partitionsLedHere: Set<UInt32>?
     var links: [SiteID: LinkState] = [:]
     var collection = CollectionState()
+    /// The role assignment this node's site has in force, sent in every Hello and heartbeat.
+    /// Set by the runtime from the site's control plane (`adopt(_:)`); one learned from a peer
+    /// that supersedes it goes out as `FederationAction.learnedRoles`.
+    public private(set) var roles: RoleAssignment?
 
     /// One node of a remote site that dials this node.
     struct Sender: Sendable {
@@ -147,7 +154,22 @@ public struct FederationCore: Sendable {
     public init(settings: FederationSettings, incarnation: UInt64) {
         self.settings = settings
         self.incarnation = incarnation
+        roles = settings.initialRoles
         for site in settings.linkedSites { links[site] = LinkState() }
+    }
+
+    // MARK: Roles
+
+    /// The assignment the site's control plane committed.
+    public mutating func adopt(_ assignment: RoleAssignment) {
+        roles = assignment
+    }
+
+    /// What a peer's Hello or heartbeat says of roles: an assignment that supersedes this
+    /// node's goes to the site's control plane, which adopts it (fencing, DESIGN.md §5).
+    func learned(_ assignment: RoleAssignment?, from site: SiteID) -> [FederationAction] {
+        guard let assignment, roles.map({ assignment.supersedes($0) }) ?? true else { return [] }
+        return [.learnedRoles(assignment, from: site)]
     }
 
     /// The partitions this node leads now (a site of several nodes). One it no longer leads
@@ -168,7 +190,7 @@ public struct FederationCore: Sendable {
             siteName: settings.name(of: settings.localSite),
             nodeName: settings.localNode,
             topologyVersion: settings.topologyVersion,
-            roleEpoch: settings.roleEpoch,
+            roles: roles,
             incarnation: incarnation,
             targetSite: site
         )
@@ -215,7 +237,7 @@ public struct FederationCore: Sendable {
     /// restarted) resets the sequence tracking of its streams.
     public mutating func inboundAccepted(_ hello: Hello) -> [FederationAction] {
         guard var link = links[hello.site] else { return [] }
-        var actions: [FederationAction] = []
+        var actions = learned(hello.roles, from: hello.site)
         if link.senders[hello.nodeName]?.incarnation != hello.incarnation {
             let restarted = link.senders[hello.nodeName] != nil
             link.senders[hello.nodeName] = Sender(incarnation: hello.incarnation)
@@ -243,13 +265,14 @@ public struct FederationCore: Sendable {
 
     /// This node's connection to `site` completed its handshake: unacknowledged deltas are sent
     /// again and, when the link needs it, an anti-entropy round starts.
-    public mutating func outboundConnected(to site: SiteID, now: UInt64) -> [FederationAction] {
+    /// `roles`: the assignment the listener's Hello reply carried.
+    public mutating func outboundConnected(to site: SiteID, roles: RoleAssignment? = nil, now: UInt64) -> [FederationAction] {
         guard var link = links[site] else { return [] }
         link.connected = true
         link.statistics.connects += 1
         for stream in link.outboxes.keys { link.outboxes[stream]?.rewind() }
         links[site] = link
-        var actions: [FederationAction] = []
+        var actions = learned(roles, from: site)
         if link.needsResync || !link.everSynchronized {
             actions += startRound(with: site, reason: link.needsResync ? "needs-resync" : "connect", now: now)
         }
@@ -408,8 +431,8 @@ public struct FederationCore: Sendable {
             let released = links[site]?.withOutbox(stream) { $0.acknowledge(upTo: ack.sequence) } ?? 0
             links[site]?.statistics.deltasAcknowledged += UInt64(released)
             return []
-        case (.heartbeat, _):
-            return []
+        case (.heartbeat(_, let roles), _):
+            return learned(roles, from: connection.site)
         case (.merkleLeavesRequest, .inbound), (.bucketDigests, .inbound):
             return receiveRoundRequest(frame, on: connection, store: &store)
         case (.keyStates(_, let records), .inbound):

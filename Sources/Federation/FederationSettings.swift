@@ -37,7 +37,9 @@ public struct FederationSettings: Hashable, Sendable {
     public var repairChunkBytes: Int
     /// Each key's merge policy, for counting conflicts by the policy that resolved them.
     public var policies: KeyPolicies
-    public var roleEpoch: UInt64 = 0
+    /// The role assignment the node starts from (the topology's roles at epoch 0); the site's
+    /// control plane holds the one in force.
+    public var initialRoles: RoleAssignment? = nil
     /// Federation-wide collection of tombstones and long-expired keys (DESIGN.md §2.5): a
     /// round every this many milliseconds (0: never collect).
     public var collectionIntervalMilliseconds: UInt64

@@ -2,12 +2,17 @@ import Foundation
 import Hummingbird
 import Logging
 import Prometheus
+import SessionModel
 import ServiceLifecycle
 import Synchronization
 
 /// The node's HTTP endpoint on its `admin` address: `/healthz`, `/status` (JSON) and
 /// `/metrics` (Prometheus text exposition, written by swift-prometheus).
 enum AdminServer {
+    static func text(_ status: Int, _ body: String) -> Response {
+        Response(status: HTTPResponse.Status(code: status), headers: [.contentType: "text/plain"], body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+    }
+
     static func make(node: NodeServer, logger: Logger) -> any Service {
         let exporter = MetricsExporter()
         let router = Router()
@@ -31,6 +36,44 @@ enum AdminServer {
                 return (.accepted, "draining: the node exits once the site's other nodes hold its partitions\n")
             }
             return Response(status: answer.0, headers: [.contentType: "text/plain"], body: ResponseBody(byteBuffer: ByteBuffer(string: answer.1)))
+        }
+        // For traffic managers: ready for clients (not loading or draining); with `write=1`,
+        // only where this node's site accepts writes, so a global load balancer or a DNS
+        // health check follows the active site.
+        router.get("/readyz") { request, _ -> Response in
+            let forWrites = request.uri.queryParameters.get("write") == "1"
+            let (loading, draining, accepts, role, epoch) = try await node.withState {
+                ($0.loading, $0.drain != nil, $0.acceptsWrites, $0.roleName, $0.assignmentInForce.epoch)
+            }
+            let reason: String? =
+                draining ? "draining: this node is stopping" : loading ? "loading: recovering data from the federation's other sites"
+                : forWrites && !accepts ? "\(role): this site does not accept writes (role epoch \(epoch))" : nil
+            return text(reason == nil ? 200 : 503, (reason ?? "ready\(forWrites ? " for writes" : "")") + "\n")
+        }
+        // `sessionfed dr …`: role changes, committed through the site's control plane.
+        router.post("/dr/fence") { request, _ -> Response in
+            let target = request.uri.queryParameters.get("to") ?? ""
+            let answer = try await node.withState { $0.fenceForSwitchover(to: target) }
+            return text(answer.status, answer.text)
+        }
+        router.post("/dr/unfence") { request, _ -> Response in
+            guard let epoch = request.uri.queryParameters.get("epoch").flatMap(UInt64.init) else { return text(400, "refused: give the fence's epoch (?epoch=N)\n") }
+            let answer = try await node.withState { $0.liftFence(epoch: epoch) }
+            return text(answer.status, answer.text)
+        }
+        router.post("/dr/adopt") { request, _ -> Response in
+            let query = request.uri.queryParameters
+            guard let epoch = query.get("epoch").flatMap(UInt64.init), let issuer = query.get("issuer").flatMap(UInt32.init),
+                let active = query.get("active").map({ $0.split(separator: ",").compactMap { UInt32($0) } })
+            else { return text(400, "refused: give the assignment (?epoch=N&issuer=ID&active=ID,ID)\n") }
+            let assignment = RoleAssignment(epoch: epoch, issuer: SiteID(issuer), active: active.map(SiteID.init))
+            let answer = try await node.withState { $0.adopt(assignment) }
+            return text(answer.status, answer.text)
+        }
+        router.post("/dr/takeover") { request, _ -> Response in
+            let expected = request.uri.queryParameters.get("expectEpoch").flatMap(UInt64.init)
+            let answer = try await node.withState { $0.takeOver(expectedEpoch: expected) }
+            return text(answer.status, answer.text)
         }
         router.get("/status") { _, _ -> Response in
             let encoder = JSONEncoder()
@@ -94,6 +137,8 @@ final class MetricsExporter: Sendable {
         counter("sessionfed_deltas_produced_total", "Replication deltas produced by local writes.", snapshot.deltasProduced)
         gauge("sessionfed_loading", "1 while a starting node recovers data from the other sites.", snapshot.loading ? 1 : 0)
         gauge("sessionfed_draining", "1 while this node drains before stopping (its copies move to the site's other nodes).", snapshot.draining ? 1 : 0)
+        gauge("sessionfed_site_accepts_writes", "1 while this node's site takes client writes (its DR role is active); 0 passive or fenced.", snapshot.roles.acceptsWrites ? 1 : 0)
+        gauge("sessionfed_role_epoch", "The federation-wide role epoch of the role assignment this node obeys.", Int(clamping: snapshot.roles.epoch))
         if let control = snapshot.controlPlane {
             let partitions = control.partitions
             gauge("sessionfed_controlplane_is_leader", "1 on the node that leads the site's control plane.", control.role == "leader" ? 1 : 0)

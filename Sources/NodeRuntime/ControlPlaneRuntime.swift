@@ -1,6 +1,7 @@
 import ControlPlane
 import Logging
 import NIOCore
+import SessionModel
 import Topology
 
 /// Drives this node's `RaftNode`: the monotonic clock, a random incarnation and seed per
@@ -22,6 +23,8 @@ final class ControlPlaneRuntime: @unchecked Sendable {
     /// the map changes; a progress line is logged while a run of work lasts.
     var rebalance = RebalanceProgress()
     var rebalanceLoggedAt: UInt64 = 0
+    /// The learned assignment last proposed (proposed once; a new leader proposes it again).
+    var proposedRoles: RoleAssignment?
 
     /// Timers fire at the Raft node's own deadlines (so two nodes' election timeouts collide
     /// only within a network round trip, not a tick); this slower tick is a safety net.
@@ -40,6 +43,7 @@ final class ControlPlaneRuntime: @unchecked Sendable {
             topologyVersion: UInt64(configuration.topology.topologyVersion),
             partitionCount: configuration.topology.defaults.partitions,
             backupCount: configuration.topology.defaults.backupCount,
+            roles: configuration.initialSiteRoles,
             settings: configuration.controlPlaneSettings,
             seed: UInt64.random(in: 0...UInt64.max),
             now: WallClock.monotonicMilliseconds()
@@ -127,10 +131,12 @@ final class ControlPlaneRuntime: @unchecked Sendable {
             break
         }
         if let role = ready.role {
+            if role == .leader { proposedRoles = nil }
             logger.info("control plane role", metadata: ["from": "\(knownRole.rawValue)", "to": "\(role.rawValue)", "term": "\(raft.term)"])
             knownRole = role
         }
         var reassigned: [String] = []
+        var rolesChanged = false
         for entry in ready.applied {
             switch entry.command {
             case .memberState(let name, .down):
@@ -149,8 +155,8 @@ final class ControlPlaneRuntime: @unchecked Sendable {
                 } else {
                     reassigned.append("\(assignment.partition)→\(assignment.primary ?? "none")@\(assignment.epoch)")
                 }
-            case .siteRole(let role, let epoch):
-                logger.notice("site role", metadata: ["role": "\(role.rawValue)", "role_epoch": "\(epoch)"])
+            case .roles, .fence, .unfence:
+                rolesChanged = true
             case .memberAdded(let name):
                 if state.configuration.site.nodes.contains(where: { $0.name == name }) {
                     logger.notice("member added to the site (listed by the topology)", metadata: ["member": "\(name)", "index": "\(entry.index)"])
@@ -170,7 +176,52 @@ final class ControlPlaneRuntime: @unchecked Sendable {
             logger.info("partitions assigned (partition→primary@epoch)", metadata: ["count": "\(reassigned.count)", "assignments": "\(reassigned.joined(separator: " "))"])
         }
         if !ready.applied.isEmpty { followRebalance() }
+        if rolesChanged { followRoles() }
         state.dataPlane?.followMap()
+        if ready.role == .leader { commitLearnedRoles() }
+    }
+
+    /// Commits the assignment a linked site told this node about, when this node leads (a
+    /// node that just restarted may hear it before it has elected itself; it commits it once
+    /// it leads). Other nodes of a site leave it to the leader, which hears it too.
+    func commitLearnedRoles() {
+        guard let learned = state.learnedRoles else { return }
+        guard learned.supersedes(raft.map.roles.assignment) else {
+            state.learnedRoles = nil
+            return
+        }
+        guard raft.role == .leader, proposedRoles != learned else { return }
+        proposedRoles = learned
+        propose(.roles(learned))
+    }
+
+    /// Asks the site's control plane for a role change; false when this node does not lead
+    /// (the caller asks the leader, or the leader learns it itself).
+    @discardableResult
+    func propose(_ command: ClusterCommand) -> Bool {
+        guard timer != nil else { return false }
+        let now = WallClock.monotonicMilliseconds()
+        guard let ready = raft.propose(command, now: now) else { return false }
+        transport?.send(ready.messages)
+        observe(ready)
+        scheduleWakeup(now: now)
+        return true
+    }
+
+    /// The map's roles changed: say so, have federation carry the new assignment, and tell
+    /// the linked sites at once rather than at the next heartbeat.
+    func followRoles() {
+        let roles = raft.map.roles
+        logger.notice(
+            "site role",
+            metadata: [
+                "role": "\(roles.roleName)", "role_epoch": "\(roles.assignment.epoch)", "assignment": "\(roles.assignment)",
+                "handover": "\(roles.handover.map { "\($0)" } ?? "none")",
+            ]
+        )
+        state.federation?.adopt(roles.assignment)
+        if let learned = state.learnedRoles, !learned.supersedes(roles.assignment) { state.learnedRoles = nil }
+        state.transport?.announceRoles()
     }
 }
 
@@ -264,8 +315,8 @@ extension ControlPlaneRuntime {
             leaderChanges: leaderChanges,
             leaseRemainingMilliseconds: raft.leaseUntil > now ? raft.leaseUntil - now : 0,
             actingPrimaries: raft.actingPrimaries(now: now).count,
-            siteRole: map.role.rawValue,
-            roleEpoch: map.roleEpoch,
+            siteRole: map.roles.roleName,
+            roleEpoch: map.roles.assignment.epoch,
             members: members,
             partitions: summary,
             rebalancing: rebalance.figures(now: now),

@@ -43,6 +43,8 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
         var framesReceived: UInt64 = 0
         var handshakesRefused: UInt64 = 0
         var malformedFrames: UInt64 = 0
+        /// When a frame last arrived from the site, either direction (monotonic ms).
+        var lastReceivedAt: UInt64?
     }
 
     let state: NodeState
@@ -249,7 +251,7 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
         dials[site]?.lastError = nil
         dials[site]?.remoteNode = responder.nodeName
         logger.info("federation peer connected", metadata: ["site": "\(settings.name(of: site))", "node": "\(responder.nodeName)", "direction": "outbound"])
-        perform(state.federation!.outboundConnected(to: site, now: now))
+        perform(state.federation!.outboundConnected(to: site, roles: responder.roles, now: now))
     }
 
     func closeDialed(_ site: SiteID, _ channel: Channel, reason: String, refused: Bool) {
@@ -335,6 +337,11 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
                     guard let channel = self.channel(for: connection) else { return }
                     self.send(frame, on: channel, site: connection.site)
                 }, otherwise: {})
+            case .learnedRoles(let assignment, let site):
+                if state.learnedRoles != assignment {
+                    logger.notice("role assignment learned from a linked site", metadata: ["site": "\(settings.name(of: site))", "assignment": "\(assignment)"])
+                }
+                state.learned(assignment)
             case .log(let log):
                 let metadata = log.metadata.mapValues { Logger.MetadataValue.string($0) }
                 switch log.level {
@@ -368,6 +375,7 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
     func count(received bytes: Int, from site: SiteID) {
         traffic[site]?.bytesReceived += UInt64(bytes)
         if bytes > 0 { traffic[site]?.framesReceived += 1 }
+        traffic[site]?.lastReceivedAt = WallClock.monotonicMilliseconds()
     }
 
     // MARK: Timers
@@ -384,18 +392,32 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
     func heartbeat() {
         guard !stopped else { return }
         let now = WallClock.monotonicMilliseconds()
-        var open: [(SiteID, Channel)] = inbound.map { ($0.key.site, $0.value) }
-        for (site, dial) in dials where dial.phase == .connected {
-            if let channel = dial.channel { open.append((site, channel)) }
-        }
-        for (site, channel) in open {
+        for (site, channel) in openConnections() {
             guard let handler = handler(of: channel) else { continue }
             if now > handler.lastReceivedAt + silenceLimitMilliseconds {
                 logger.error("federation peer silent: closing the connection", metadata: ["site": "\(settings.name(of: site))", "silent_ms": "\(now - handler.lastReceivedAt)"])
                 channel.close(promise: nil)
                 continue
             }
-            send(.heartbeat(sentAtMilliseconds: WallClock.nowMilliseconds()), on: channel, site: site)
+            send(.heartbeat(sentAtMilliseconds: WallClock.nowMilliseconds(), roles: state.federation?.roles), on: channel, site: site)
         }
+    }
+
+    /// The site's role assignment changed: every open connection hears it now (a heartbeat
+    /// carries it), so a fenced or superseded site stops taking writes within a round trip.
+    func announceRoles() {
+        guard !stopped, let roles = state.federation?.roles else { return }
+        for (site, channel) in openConnections() {
+            send(.heartbeat(sentAtMilliseconds: WallClock.nowMilliseconds(), roles: roles), on: channel, site: site)
+        }
+    }
+
+    /// Every connection past its handshake, inbound and outbound, with its site.
+    func openConnections() -> [(SiteID, Channel)] {
+        var open: [(SiteID, Channel)] = inbound.map { ($0.key.site, $0.value) }
+        for (site, dial) in dials where dial.phase == .connected {
+            if let channel = dial.channel { open.append((site, channel)) }
+        }
+        return open
     }
 }

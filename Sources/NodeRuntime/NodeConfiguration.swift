@@ -1,3 +1,4 @@
+import ControlPlane
 import Federation
 import Keyspace
 import RESP
@@ -71,7 +72,7 @@ extension NodeConfiguration {
         var links: [SiteID: Set<SiteID>] = [:]
         for (site, neighbours) in graph { links[SiteID(site)] = Set(neighbours.map(SiteID.init)) }
         let defaults = topology.defaults
-        return FederationSettings(
+        var settings = FederationSettings(
             federation: topology.federation,
             topologyVersion: UInt64(topology.topologyVersion),
             localSite: SiteID(site.id),
@@ -87,6 +88,15 @@ extension NodeConfiguration {
             collectionIntervalMilliseconds: UInt64(defaults.collectionIntervalMilliseconds),
             collectionHorizonMilliseconds: UInt64(defaults.collectionHorizonMilliseconds)
         )
+        settings.initialRoles = topology.initialRoles
+        return settings
+    }
+
+    /// This site's roles at start: the topology's assignment (a site that is not federated is
+    /// always active).
+    public var initialSiteRoles: SiteRoles {
+        guard federationSettings != nil else { return .standalone }
+        return SiteRoles(site: SiteID(site.id), assignment: topology.initialRoles)
     }
 }
 

@@ -9,7 +9,10 @@ public struct NodeSnapshot: Codable, Sendable {
     public var siteID: UInt32
     public var federation: String
     public var topologyVersion: Int
+    /// The site's DR role now: active | passive | fenced (read-only while a switchover drains).
     public var role: String
+    /// The federation's role assignment this site has in force.
+    public var roles: RolesSnapshot
     public var clientAddress: String
     public var uptimeSeconds: UInt64
     public var connectedClients: Int
@@ -137,6 +140,21 @@ public struct ControlPlaneSnapshot: Codable, Sendable {
 }
 
 /// One federation link as /status shows it: the core's figures plus the connection's.
+/// The role assignment on /status (DESIGN.md §5), with site names.
+public struct RolesSnapshot: Codable, Sendable {
+    public var epoch: UInt64
+    /// The site that issued the assignment ("topology": the topology's roles, epoch 0).
+    public var issuer: String
+    public var activeSites: [String]
+    public var acceptsWrites: Bool
+    /// False while the assignment was learned from a linked site and the site's control plane
+    /// has not committed it yet (writes obey it already).
+    public var committed: Bool
+    /// While fenced for a switchover: the site the writes go to, at `handoverEpoch`.
+    public var handoverTo: String?
+    public var handoverEpoch: UInt64?
+}
+
 public struct FederationLinkSnapshot: Codable, Sendable {
     public var site: String
     public var siteID: UInt32
@@ -160,6 +178,8 @@ public struct FederationLinkSnapshot: Codable, Sendable {
     public var framesReceived: UInt64
     public var handshakesRefused: UInt64
     public var malformedFrames: UInt64
+    /// How long ago anything arrived from the site (nil: nothing since this node started).
+    public var lastContactMillisecondsAgo: UInt64?
     public var statistics: LinkStatistics
 }
 
@@ -173,7 +193,8 @@ extension NodeState {
             siteID: configuration.site.id,
             federation: configuration.topology.federation,
             topologyVersion: configuration.topology.topologyVersion,
-            role: configuration.site.role.rawValue,
+            role: roleName,
+            roles: rolesSnapshot(),
             clientAddress: client.description,
             uptimeSeconds: (now - startedAt) / 1_000,
             connectedClients: clients.count,
@@ -211,6 +232,7 @@ extension NodeState {
 
     func federationLinkSnapshots(now: UInt64) -> [FederationLinkSnapshot] {
         guard let federation, let transport else { return [] }
+        let monotonic = WallClock.monotonicMilliseconds()
         return federation.status(now: now).map { link in
             let site = SiteID(link.siteID)
             let dial = transport.dials[site]
@@ -236,6 +258,7 @@ extension NodeState {
                 framesReceived: traffic.framesReceived,
                 handshakesRefused: traffic.handshakesRefused,
                 malformedFrames: traffic.malformedFrames,
+                lastContactMillisecondsAgo: traffic.lastReceivedAt.map { monotonic >= $0 ? monotonic - $0 : 0 },
                 statistics: link.statistics
             )
         }
@@ -252,5 +275,23 @@ extension NodeState {
 extension NodeServer {
     public func snapshot(includeMerkleRoot: Bool = false) async throws -> NodeSnapshot {
         try await withState { state in state.timed("status snapshot") { state.snapshot(includeMerkleRoot: includeMerkleRoot) } }
+    }
+}
+
+extension NodeState {
+    func rolesSnapshot() -> RolesSnapshot {
+        let roles = siteRoles
+        let assignment = assignmentInForce
+        let names = Dictionary(configuration.topology.sites.map { (SiteID($0.id), $0.name) }, uniquingKeysWith: { first, _ in first })
+        func name(_ site: SiteID) -> String { names[site] ?? "\(site)" }
+        return RolesSnapshot(
+            epoch: assignment.epoch,
+            issuer: assignment.issuer == SiteID(0) ? "topology" : name(assignment.issuer),
+            activeSites: assignment.active.map(name),
+            acceptsWrites: acceptsWrites,
+            committed: assignment == roles.assignment,
+            handoverTo: assignment == roles.assignment ? roles.handover?.active.first.map(name) : nil,
+            handoverEpoch: assignment == roles.assignment ? roles.handover?.epoch : nil
+        )
     }
 }

@@ -1,3 +1,4 @@
+import ControlPlane
 import Federation
 import Keyspace
 import NIOCore
@@ -57,6 +58,11 @@ final class NodeState: @unchecked Sendable {
     var drain: DrainState?
     /// Starts a drain from the admin endpoint (set once the node runs).
     var requestDrain: (@Sendable (String) -> Void)?
+    /// The highest role assignment a linked site told this node about that the site's control
+    /// plane has not committed yet (it may have no leader at that moment: a node that just
+    /// restarted). Writes already obey it, so a returning old active site is fenced from its
+    /// first handshake on, not from the commit.
+    var learnedRoles: RoleAssignment?
 
     init(eventLoop: EventLoop, configuration: NodeConfiguration) {
         self.eventLoop = eventLoop
@@ -181,7 +187,41 @@ final class NodeState: @unchecked Sendable {
     /// DESIGN.md §5: a passive site serves reads; a client's writes go to an active site.
     /// Merged remote writes still apply (they do not come through a client command).
     func refusesWrite(_ name: String, _ spec: CommandSpec) -> Bool {
-        spec.flags.contains(.write) && Keyspace.isDataCommand(name) && configuration.site.role == .passive
+        spec.flags.contains(.write) && Keyspace.isDataCommand(name) && !acceptsWrites
+    }
+
+    /// The site's roles as its control plane committed them (the topology's before it runs).
+    var siteRoles: SiteRoles {
+        controlPlane?.raft.map.roles ?? configuration.initialSiteRoles
+    }
+
+    /// Whether client writes are taken: the committed roles say so, and no assignment learned
+    /// since (not yet committed) says otherwise.
+    var acceptsWrites: Bool {
+        let roles = siteRoles
+        guard roles.acceptsWrites else { return false }
+        guard let learnedRoles, learnedRoles.supersedes(roles.assignment) else { return true }
+        return learnedRoles.accepts(roles.site)
+    }
+
+    /// The assignment writes obey: one learned and not yet committed, else the committed one.
+    var assignmentInForce: RoleAssignment {
+        let committed = siteRoles.assignment
+        guard let learnedRoles, learnedRoles.supersedes(committed) else { return committed }
+        return learnedRoles
+    }
+
+    /// active | passive | fenced, as writes are treated now.
+    var roleName: String {
+        acceptsWrites ? "active" : siteRoles.handover != nil && assignmentInForce == siteRoles.assignment ? "fenced" : "passive"
+    }
+
+    /// A linked site has a role assignment that supersedes this node's: writes obey it at once,
+    /// and the control plane commits it as soon as this node leads (`ControlPlaneRuntime`).
+    func learned(_ assignment: RoleAssignment) {
+        guard assignment.supersedes(siteRoles.assignment), learnedRoles.map({ assignment.supersedes($0) }) ?? true else { return }
+        learnedRoles = assignment
+        controlPlane?.commitLearnedRoles()
     }
 
     /// Folds changed keys into the kept Merkle leaves for at most

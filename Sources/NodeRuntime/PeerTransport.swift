@@ -160,7 +160,7 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
             siteName: configuration.site.name,
             nodeName: configuration.node.name,
             topologyVersion: UInt64(configuration.topology.topologyVersion),
-            roleEpoch: 0,
+            roles: nil,
             incarnation: state.controlPlane?.raft.id.incarnation ?? 0,
             targetSite: SiteID(configuration.site.id),
             voters: siteVoters
@@ -411,7 +411,7 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
                 continue
             }
             if dialed {
-                send(.heartbeat(sentAtMilliseconds: WallClock.nowMilliseconds()), on: channel)
+                send(.heartbeat(sentAtMilliseconds: WallClock.nowMilliseconds(), roles: nil), on: channel)
                 channel.flush()
             }
         }

@@ -1,3 +1,5 @@
+import SessionModel
+
 /// A federation described as code (DESIGN.md §9): sites, their nodes, links and policies.
 public struct Topology: Hashable, Sendable {
     public var federation: String
@@ -124,6 +126,12 @@ public struct Topology: Hashable, Sendable {
         }
 
         public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    }
+
+    /// The sites' `role:` keys as the federation's role assignment at epoch 0 (DESIGN.md §5):
+    /// every site starts from it, and each role change issues a higher epoch.
+    public var initialRoles: RoleAssignment {
+        RoleAssignment(epoch: 0, issuer: SiteID(0), active: sites.filter { $0.role == .active }.map { SiteID($0.id) })
     }
 
     /// Which sites exchange deltas directly (symmetric): every pair in a mesh, the hub with

@@ -1,4 +1,5 @@
 import ControlPlane
+import SessionModel
 
 // Control-plane messages <-> wire. Decoding validates what a peer could get wrong and throws
 // `WireError`.
@@ -61,9 +62,10 @@ extension Sessionfed_V1_ClusterMap {
         }
         partitions = map.partitions.map(Sessionfed_V1_PartitionAssignment.init)
         backupCount = UInt32(map.backupCount)
-        passive = map.role == .passive
-        roleEpoch = map.roleEpoch
         appliedIndex = map.appliedIndex
+        site = map.roles.site.rawValue
+        roles = Sessionfed_V1_RoleAssignment(map.roles.assignment)
+        if let handover = map.roles.handover { self.handover = Sessionfed_V1_RoleAssignment(handover) }
     }
 
     func model() throws(WireError) -> ClusterMap {
@@ -72,7 +74,7 @@ extension Sessionfed_V1_ClusterMap {
         }
         var map = ClusterMap(
             voters: members.filter(\.voter).map(\.name), nonVoters: members.filter { !$0.voter }.map(\.name),
-            partitionCount: partitions.count, backupCount: Int(backupCount), role: passive ? .passive : .active
+            partitionCount: partitions.count, backupCount: Int(backupCount), roles: try rolesModel()
         )
         for member in members {
             map.members[member.name]?.incarnation = member.incarnation
@@ -81,9 +83,20 @@ extension Sessionfed_V1_ClusterMap {
             map.members[member.name]?.draining = member.draining
         }
         map.partitions = partitions.map(\.model)
-        map.roleEpoch = roleEpoch
         map.appliedIndex = appliedIndex
         return map
+    }
+
+    /// The site's roles: the assignment in force and, while fenced, the handover.
+    private func rolesModel() throws(WireError) -> SiteRoles {
+        guard hasRoles else { throw .missingField(message: "ClusterMap", field: "roles") }
+        var roles = SiteRoles(site: SiteID(site), assignment: self.roles.model)
+        if hasHandover {
+            guard let target = handover.active.first, (try? roles.fence(handingOverTo: SiteID(target))) == handover.model else {
+                throw .invalidValue(message: "ClusterMap", field: "handover", reason: "\(handover.model) is not a handover of \(roles.assignment) by site \(site)")
+            }
+        }
+        return roles
     }
 }
 
@@ -111,11 +124,13 @@ extension Sessionfed_V1_ClusterCommand {
             mark.epoch = epoch
             mark.member = member
             kind = .markInSync(mark)
-        case .siteRole(let role, let epoch):
-            var change = Sessionfed_V1_SiteRoleChange()
-            change.passive = role == .passive
-            change.epoch = epoch
-            kind = .siteRole(change)
+        case .roles(let assignment): kind = .roles(Sessionfed_V1_RoleAssignment(assignment))
+        case .fence(let target, let epoch):
+            var fence = Sessionfed_V1_SwitchoverFence()
+            fence.target = target.rawValue
+            fence.epoch = epoch
+            kind = .fence(fence)
+        case .unfence(let epoch): kind = .unfence(epoch)
         case .memberAdded(let name): kind = .memberAdded(name)
         case .memberRemoved(let name): kind = .memberRemoved(name)
         }
@@ -134,7 +149,9 @@ extension Sessionfed_V1_ClusterCommand {
         case .memberDraining(let change): return .memberDraining(name: change.name, draining: change.draining)
         case .assign(let assignment): return .assign(assignment.model)
         case .markInSync(let mark): return .markInSync(partition: Int(mark.partition), epoch: mark.epoch, member: mark.member)
-        case .siteRole(let change): return .siteRole(change.passive ? .passive : .active, epoch: change.epoch)
+        case .roles(let assignment): return .roles(assignment.model)
+        case .fence(let fence): return .fence(target: SiteID(fence.target), epoch: fence.epoch)
+        case .unfence(let epoch): return .unfence(epoch: epoch)
         case .memberAdded(let name): return .memberAdded(name: name)
         case .memberRemoved(let name): return .memberRemoved(name: name)
         case nil: throw .missingField(message: "ClusterCommand", field: "kind")

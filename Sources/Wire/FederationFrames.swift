@@ -13,7 +13,9 @@ public struct Hello: Hashable, Sendable {
     public var siteName: String
     public var nodeName: String
     public var topologyVersion: UInt64
-    public var roleEpoch: UInt64
+    /// The role assignment the sender's site has in force (nil on peer links inside a site):
+    /// a receiver that knows less adopts it (DESIGN.md §5 fencing).
+    public var roles: RoleAssignment?
     /// New on every process start; a receiver resets its sequence tracking when it changes.
     public var incarnation: UInt64
     /// The site the dialer means to reach (the listener refuses a connection meant elsewhere).
@@ -24,7 +26,7 @@ public struct Hello: Hashable, Sendable {
 
     public init(
         federation: String, protocolVersion: UInt32, site: SiteID, siteName: String, nodeName: String,
-        topologyVersion: UInt64, roleEpoch: UInt64, incarnation: UInt64, targetSite: SiteID, voters: [String] = []
+        topologyVersion: UInt64, roles: RoleAssignment?, incarnation: UInt64, targetSite: SiteID, voters: [String] = []
     ) {
         self.voters = voters
         self.federation = federation
@@ -33,7 +35,7 @@ public struct Hello: Hashable, Sendable {
         self.siteName = siteName
         self.nodeName = nodeName
         self.topologyVersion = topologyVersion
-        self.roleEpoch = roleEpoch
+        self.roles = roles
         self.incarnation = incarnation
         self.targetSite = targetSite
     }
@@ -131,7 +133,10 @@ extension Hello {
         wire.siteName = siteName
         wire.nodeName = nodeName
         wire.topologyVersion = topologyVersion
-        wire.roleEpoch = roleEpoch
+        if let roles {
+            wire.roleEpoch = roles.epoch
+            wire.roles = Sessionfed_V1_RoleAssignment(roles)
+        }
         wire.incarnation = incarnation
         wire.targetSiteID = targetSite.rawValue
         wire.voters = voters
@@ -142,7 +147,7 @@ extension Hello {
         self.init(
             federation: wire.federation, protocolVersion: wire.protocolVersion, site: SiteID(wire.siteID),
             siteName: wire.siteName, nodeName: wire.nodeName, topologyVersion: wire.topologyVersion,
-            roleEpoch: wire.roleEpoch, incarnation: wire.incarnation, targetSite: SiteID(wire.targetSiteID), voters: wire.voters
+            roles: wire.hasRoles ? wire.roles.model : nil, incarnation: wire.incarnation, targetSite: SiteID(wire.targetSiteID), voters: wire.voters
         )
     }
 }

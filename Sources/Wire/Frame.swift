@@ -58,7 +58,8 @@ public enum Frame: Hashable, Sendable {
     case hello(Hello)
     /// `responder` is the listener's identity; `reason` says why `accepted` is false.
     case helloReply(accepted: Bool, reason: String, responder: Hello?)
-    case heartbeat(sentAtMilliseconds: UInt64)
+    /// `roles`: the sender's role assignment (federation links; nil inside a site).
+    case heartbeat(sentAtMilliseconds: UInt64, roles: RoleAssignment?)
     case merkleRootsRequest(round: UInt64)
     /// One root per partition, index = partition.
     case merkleRoots(round: UInt64, roots: [StateDigest])
@@ -128,9 +129,10 @@ extension Frame {
             wire.reason = reason
             if let responder { wire.responder = responder.wire }
             frame.body = .helloReply(wire)
-        case .heartbeat(let sentAt):
+        case .heartbeat(let sentAt, let roles):
             var wire = Sessionfed_V1_Heartbeat()
             wire.sentAtMs = sentAt
+            if let roles { wire.roles = Sessionfed_V1_RoleAssignment(roles) }
             frame.body = .heartbeat(wire)
         case .merkleRootsRequest(let round):
             var wire = Sessionfed_V1_MerkleRootsRequest()
@@ -235,7 +237,7 @@ extension Frame {
         case .helloReply(let reply):
             self = .helloReply(accepted: reply.accepted, reason: reply.reason, responder: reply.hasResponder ? Hello(wire: reply.responder) : nil)
         case .heartbeat(let heartbeat):
-            self = .heartbeat(sentAtMilliseconds: heartbeat.sentAtMs)
+            self = .heartbeat(sentAtMilliseconds: heartbeat.sentAtMs, roles: heartbeat.hasRoles ? heartbeat.roles.model : nil)
         case .merkleRootsRequest(let request):
             self = .merkleRootsRequest(round: request.round)
         case .merkleRoots(let roots):

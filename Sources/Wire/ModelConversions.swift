@@ -265,3 +265,16 @@ extension Sessionfed_V1_Delta {
         )
     }
 }
+
+extension Sessionfed_V1_RoleAssignment {
+    init(_ assignment: RoleAssignment) {
+        self.init()
+        epoch = assignment.epoch
+        issuer = assignment.issuer.rawValue
+        active = assignment.active.map(\.rawValue)
+    }
+
+    var model: RoleAssignment {
+        RoleAssignment(epoch: epoch, issuer: SiteID(issuer), active: active.map(SiteID.init))
+    }
+}

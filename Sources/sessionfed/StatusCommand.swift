@@ -19,8 +19,8 @@ struct Status: AsyncParsableCommand {
         var status: NodeSnapshot?
     }
 
-    func run() async throws {
-        let topology = try loadTopology(self.topology)
+    /// Every node's /status, in topology order; an unreachable node says why.
+    static func collect(_ topology: Topology) async -> [NodeReport] {
         var reports: [NodeReport] = []
         for site in topology.sites {
             for node in site.nodes {
@@ -36,6 +36,12 @@ struct Status: AsyncParsableCommand {
                 reports.append(report)
             }
         }
+        return reports
+    }
+
+    func run() async throws {
+        let topology = try loadTopology(self.topology)
+        let reports = await Self.collect(topology)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -1,3 +1,4 @@
+import ControlPlane
 import Federation
 import Foundation
 import Testing
@@ -35,6 +36,9 @@ struct FederationHarness {
     var loading: Set<SiteID> = []
     /// Every dot any site issued, per key, with the write it named: a dot issued twice names
     /// two writes, which no merge or repair can tell apart (the sites never converge).
+    /// Each site's DR roles as its control plane committed them (a site of one node commits
+    /// at once); a restart starts again from the topology's (`FederationSettings.initialRoles`).
+    var roles: [SiteID: SiteRoles] = [:]
     var issued: [[UInt8]: [Dot: Delta]] = [:]
     var dotReuses: [String] = []
     let template: (SiteID) -> FederationSettings
@@ -72,6 +76,10 @@ struct FederationHarness {
         if nodes[site] != nil {
             loading.insert(site)
             now += 1
+            // The old process's connections die with it: the peers notice and dial the new
+            // one (a Hello exchange), and what was in flight to or from it is lost.
+            for peer in nodes[site]!.core.settings.linkedSites { nodes[peer]?.core.outboundDisconnected(from: site) }
+            inFlight = inFlight.filter { $0.key.from != site && $0.key.to != site }
         }
         incarnations += 1
         nodes[site] = Node(
@@ -84,6 +92,30 @@ struct FederationHarness {
             core: FederationCore(settings: template(site), incarnation: incarnations)
         )
         nodes[site]!.core.mergesAtPrimaries = mergesAtPrimaries
+        roles[site] = nodes[site]!.core.roles.map { SiteRoles(site: site, assignment: $0) } ?? SiteRoles(site: site, assignment: RoleAssignment(epoch: 0, issuer: site, active: [site]))
+    }
+
+    /// Whether `site` takes client writes: its committed roles say so (else -READONLY) and it
+    /// is not recovering after a restart (else -LOADING).
+    func accepts(_ site: SiteID) -> Bool { roles[site]!.acceptsWrites && !loading.contains(site) }
+
+    /// `site`'s control plane commits a role change: federation carries the new assignment, and
+    /// every linked site hears it at once in a heartbeat (as `announceRoles` does).
+    mutating func commitRoles(at site: SiteID, _ change: (inout SiteRoles) -> Void) {
+        let before = roles[site]!
+        change(&roles[site]!)
+        guard roles[site]! != before else { return }
+        nodes[site]!.core.adopt(roles[site]!.assignment)
+        announceRoles(from: site)
+    }
+
+    /// A heartbeat carrying `site`'s assignment on each of its connections, both directions.
+    mutating func announceRoles(from site: SiteID) {
+        let heartbeat = Frame.heartbeat(sentAtMilliseconds: now, roles: nodes[site]!.core.roles)
+        for peer in nodes[site]!.core.settings.linkedSites where !cut.contains([site, peer]) {
+            if nodes[site]!.core.isConnected(to: peer) { perform([.send(.outbound(peer), heartbeat)], at: site) }
+            if nodes[peer]!.core.isConnected(to: site) { perform([.send(.inbound(peer, node: "site\(peer.rawValue)-1"), heartbeat)], at: site) }
+        }
     }
 
     var sites: [SiteID] { nodes.keys.sorted() }
@@ -114,7 +146,8 @@ struct FederationHarness {
         let hello = nodes[a]!.core.hello(to: b)
         precondition(nodes[b]!.core.refusal(of: hello, certificateNames: nil) == nil)
         perform(nodes[b]!.core.inboundAccepted(hello), at: b)
-        perform(nodes[a]!.core.outboundConnected(to: b, now: now), at: a)
+        // The listener's reply carries its own Hello (its role assignment included).
+        perform(nodes[a]!.core.outboundConnected(to: b, roles: nodes[b]!.core.hello(to: a).roles, now: now), at: a)
     }
 
     /// Cuts the link between `a` and `b`: both connections close, frames in flight are lost.
@@ -192,6 +225,9 @@ struct FederationHarness {
                 var node = nodes[site]!
                 node.core.collectHere(collection.keys, store: &node.keyspace, now: now)
                 nodes[site] = node
+            case .learnedRoles(let assignment, _):
+                // A one-node site's control plane commits at once.
+                commitRoles(at: site) { $0.learn(assignment) }
             case .sendCommitted(let connection, let frame, _):
                 // A one-node site's writes commit at once.
                 committedSends += 1

@@ -106,12 +106,6 @@ import Testing
         #expect(copies["c", default: 0] >= 7, "c holds \(copies["c", default: 0]) of 24 copies")
     }
 
-    @Test func siteRoleChangesOnlyForward() {
-        var map = Self.map(members: ["a"])
-        map.apply(.siteRole(.passive, epoch: 2), index: map.appliedIndex + 1)
-        map.apply(.siteRole(.active, epoch: 1), index: map.appliedIndex + 1)
-        #expect(map.role == .passive && map.roleEpoch == 2)
-    }
 }
 
 

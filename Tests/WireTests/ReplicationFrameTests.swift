@@ -112,7 +112,7 @@ import Testing
         wire.frame = Data([0xff, 0xff])
         #expect(throws: WireError.self) { try Self.decode(.remoteRoundRequest(wire)) }
         var answer = Sessionfed_V1_RemoteRoundAnswer()
-        answer.frames = [Data(WireMessage.encode(Frame.heartbeat(sentAtMilliseconds: 1).wire))]
+        answer.frames = [Data(WireMessage.encode(Frame.heartbeat(sentAtMilliseconds: 1, roles: nil).wire))]
         #expect(throws: WireError.self) { try Self.decode(.remoteRoundAnswer(answer)) }
     }
 

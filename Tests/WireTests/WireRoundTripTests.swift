@@ -103,10 +103,41 @@ import Testing
         )
         let snapshot = RaftEnvelope(from: MemberID(name: "a", incarnation: 1), to: "d", message: .snapshot(term: 3, lastIndex: 1, lastTerm: 3, map: map), cluster: 11)
         let hello = Hello(
-            federation: "f", protocolVersion: 3, site: SiteID(1), siteName: "seoul", nodeName: "d", topologyVersion: 2, roleEpoch: 0, incarnation: 7,
+            federation: "f", protocolVersion: 3, site: SiteID(1), siteName: "seoul", nodeName: "d", topologyVersion: 2, roles: nil, incarnation: 7,
             targetSite: SiteID(1), voters: ["a", "b", "c"]
         )
         for frame in [Frame.raft(heartbeat), .raft(append), .raft(snapshot), .hello(hello)] {
+            var decoder = FrameDecoder()
+            decoder.append(FrameCodec.encode(frame))
+            #expect(try decoder.next() == frame)
+        }
+    }
+
+    /// Role assignments travel in a site's map (a fence included), its commands, and the
+    /// federation's Hello and heartbeats.
+    @Test func roles_roundTrip_inMapsCommandsHellosAndHeartbeats() throws {
+        let initial = RoleAssignment(epoch: 4, issuer: SiteID(2), active: [SiteID(1)])
+        var roles = SiteRoles(site: SiteID(1), assignment: initial)
+        let handover = try roles.fence(handingOverTo: SiteID(3))
+        var map = ClusterMap(voters: ["a"], partitionCount: 1, backupCount: 0, roles: roles)
+        map.appliedIndex = 2
+        let snapshot = RaftEnvelope(from: MemberID(name: "a", incarnation: 1), to: "b", message: .snapshot(term: 3, lastIndex: 2, lastTerm: 3, map: map), cluster: 11)
+        let append = RaftEnvelope(
+            from: MemberID(name: "a", incarnation: 1), to: "b",
+            message: .appendRequest(
+                term: 3, previousIndex: 0, previousTerm: 0,
+                entries: [
+                    LogEntry(index: 1, term: 3, command: .roles(handover)), LogEntry(index: 2, term: 3, command: .fence(target: SiteID(3), epoch: 4)),
+                    LogEntry(index: 3, term: 3, command: .unfence(epoch: 4)),
+                ],
+                leaderCommit: 1, sentAt: 4
+            ), cluster: 11
+        )
+        let hello = Hello(
+            federation: "f", protocolVersion: 3, site: SiteID(1), siteName: "seoul", nodeName: "d", topologyVersion: 2, roles: handover, incarnation: 7,
+            targetSite: SiteID(2)
+        )
+        for frame in [Frame.raft(snapshot), .raft(append), .hello(hello), .heartbeat(sentAtMilliseconds: 9, roles: initial)] {
             var decoder = FrameDecoder()
             decoder.append(FrameCodec.encode(frame))
             #expect(try decoder.next() == frame)

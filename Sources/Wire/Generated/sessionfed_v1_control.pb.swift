@@ -120,16 +120,37 @@ public nonisolated struct Sessionfed_V1_ClusterMap: Sendable {
 
   public var backupCount: UInt32 = 0
 
-  /// the site's DR role: false = active
-  public var passive: Bool = false
-
-  public var roleEpoch: UInt64 = 0
-
   public var appliedIndex: UInt64 = 0
+
+  /// this site's id
+  public var site: UInt32 = 0
+
+  /// the assignment in force
+  public var roles: Sessionfed_V1_RoleAssignment {
+    get {_roles ?? Sessionfed_V1_RoleAssignment()}
+    set {_roles = newValue}
+  }
+  /// Returns true if `roles` has been explicitly set.
+  public var hasRoles: Bool {self._roles != nil}
+  /// Clears the value of `roles`. Subsequent reads from it will return its default value.
+  public mutating func clearRoles() {self._roles = nil}
+
+  /// set while fenced for a switchover: the assignment it hands over to
+  public var handover: Sessionfed_V1_RoleAssignment {
+    get {_handover ?? Sessionfed_V1_RoleAssignment()}
+    set {_handover = newValue}
+  }
+  /// Returns true if `handover` has been explicitly set.
+  public var hasHandover: Bool {self._handover != nil}
+  /// Clears the value of `handover`. Subsequent reads from it will return its default value.
+  public mutating func clearHandover() {self._handover = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _roles: Sessionfed_V1_RoleAssignment? = nil
+  fileprivate var _handover: Sessionfed_V1_RoleAssignment? = nil
 }
 
 public nonisolated struct Sessionfed_V1_ClusterCommand: Sendable {
@@ -179,14 +200,6 @@ public nonisolated struct Sessionfed_V1_ClusterCommand: Sendable {
     set {kind = .markInSync(newValue)}
   }
 
-  public var siteRole: Sessionfed_V1_SiteRoleChange {
-    get {
-      if case .siteRole(let v)? = kind {return v}
-      return Sessionfed_V1_SiteRoleChange()
-    }
-    set {kind = .siteRole(newValue)}
-  }
-
   public var voterIncarnation: Sessionfed_V1_MemberId {
     get {
       if case .voterIncarnation(let v)? = kind {return v}
@@ -221,6 +234,33 @@ public nonisolated struct Sessionfed_V1_ClusterCommand: Sendable {
     set {kind = .memberRemoved(newValue)}
   }
 
+  /// a role assignment learned or issued
+  public var roles: Sessionfed_V1_RoleAssignment {
+    get {
+      if case .roles(let v)? = kind {return v}
+      return Sessionfed_V1_RoleAssignment()
+    }
+    set {kind = .roles(newValue)}
+  }
+
+  /// a switchover's first step: the active site turns read-only
+  public var fence: Sessionfed_V1_SwitchoverFence {
+    get {
+      if case .fence(let v)? = kind {return v}
+      return Sessionfed_V1_SwitchoverFence()
+    }
+    set {kind = .fence(newValue)}
+  }
+
+  /// a switchover rolled back: the fence set at this epoch is lifted
+  public var unfence: UInt64 {
+    get {
+      if case .unfence(let v)? = kind {return v}
+      return 0
+    }
+    set {kind = .unfence(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -229,13 +269,18 @@ public nonisolated struct Sessionfed_V1_ClusterCommand: Sendable {
     case memberState(Sessionfed_V1_MemberStateChange)
     case assign(Sessionfed_V1_PartitionAssignment)
     case markInSync(Sessionfed_V1_MarkInSync)
-    case siteRole(Sessionfed_V1_SiteRoleChange)
     case voterIncarnation(Sessionfed_V1_MemberId)
     case memberDraining(Sessionfed_V1_MemberDrainingChange)
     /// a non-voter listed by the topology joins the map
     case memberAdded(String)
     /// a non-voter the topology no longer lists leaves the map
     case memberRemoved(String)
+    /// a role assignment learned or issued
+    case roles(Sessionfed_V1_RoleAssignment)
+    /// a switchover's first step: the active site turns read-only
+    case fence(Sessionfed_V1_SwitchoverFence)
+    /// a switchover rolled back: the fence set at this epoch is lifted
+    case unfence(UInt64)
 
   }
 
@@ -286,13 +331,15 @@ public nonisolated struct Sessionfed_V1_MarkInSync: Sendable {
   public init() {}
 }
 
-public nonisolated struct Sessionfed_V1_SiteRoleChange: Sendable {
+public nonisolated struct Sessionfed_V1_SwitchoverFence: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var passive: Bool = false
+  /// the site the writes are handed over to
+  public var target: UInt32 = 0
 
+  /// the epoch in force when the fence was asked for
   public var epoch: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -339,82 +386,91 @@ public nonisolated struct Sessionfed_V1_PartitionEpoch: Sendable {
   public init() {}
 }
 
-public nonisolated struct Sessionfed_V1_RaftEnvelope: Sendable {
+public nonisolated struct Sessionfed_V1_RaftEnvelope: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   public var from: Sessionfed_V1_MemberId {
-    get {_from ?? Sessionfed_V1_MemberId()}
-    set {_from = newValue}
+    get {_storage._from ?? Sessionfed_V1_MemberId()}
+    set {_uniqueStorage()._from = newValue}
   }
   /// Returns true if `from` has been explicitly set.
-  public var hasFrom: Bool {self._from != nil}
+  public var hasFrom: Bool {_storage._from != nil}
   /// Clears the value of `from`. Subsequent reads from it will return its default value.
-  public mutating func clearFrom() {self._from = nil}
+  public mutating func clearFrom() {_uniqueStorage()._from = nil}
 
-  public var to: String = String()
+  public var to: String {
+    get {_storage._to}
+    set {_uniqueStorage()._to = newValue}
+  }
 
-  public var message: Sessionfed_V1_RaftEnvelope.OneOf_Message? = nil
+  public var message: OneOf_Message? {
+    get {return _storage._message}
+    set {_uniqueStorage()._message = newValue}
+  }
 
   public var voteRequest: Sessionfed_V1_VoteRequest {
     get {
-      if case .voteRequest(let v)? = message {return v}
+      if case .voteRequest(let v)? = _storage._message {return v}
       return Sessionfed_V1_VoteRequest()
     }
-    set {message = .voteRequest(newValue)}
+    set {_uniqueStorage()._message = .voteRequest(newValue)}
   }
 
   public var voteReply: Sessionfed_V1_VoteReply {
     get {
-      if case .voteReply(let v)? = message {return v}
+      if case .voteReply(let v)? = _storage._message {return v}
       return Sessionfed_V1_VoteReply()
     }
-    set {message = .voteReply(newValue)}
+    set {_uniqueStorage()._message = .voteReply(newValue)}
   }
 
   public var appendRequest: Sessionfed_V1_AppendRequest {
     get {
-      if case .appendRequest(let v)? = message {return v}
+      if case .appendRequest(let v)? = _storage._message {return v}
       return Sessionfed_V1_AppendRequest()
     }
-    set {message = .appendRequest(newValue)}
+    set {_uniqueStorage()._message = .appendRequest(newValue)}
   }
 
   public var appendReply: Sessionfed_V1_AppendReply {
     get {
-      if case .appendReply(let v)? = message {return v}
+      if case .appendReply(let v)? = _storage._message {return v}
       return Sessionfed_V1_AppendReply()
     }
-    set {message = .appendReply(newValue)}
+    set {_uniqueStorage()._message = .appendReply(newValue)}
   }
 
   public var snapshot: Sessionfed_V1_InstallSnapshot {
     get {
-      if case .snapshot(let v)? = message {return v}
+      if case .snapshot(let v)? = _storage._message {return v}
       return Sessionfed_V1_InstallSnapshot()
     }
-    set {message = .snapshot(newValue)}
+    set {_uniqueStorage()._message = .snapshot(newValue)}
   }
 
   public var heartbeat: Sessionfed_V1_MemberHeartbeat {
     get {
-      if case .heartbeat(let v)? = message {return v}
+      if case .heartbeat(let v)? = _storage._message {return v}
       return Sessionfed_V1_MemberHeartbeat()
     }
-    set {message = .heartbeat(newValue)}
+    set {_uniqueStorage()._message = .heartbeat(newValue)}
   }
 
   public var heartbeatReply: Sessionfed_V1_MemberHeartbeatReply {
     get {
-      if case .heartbeatReply(let v)? = message {return v}
+      if case .heartbeatReply(let v)? = _storage._message {return v}
       return Sessionfed_V1_MemberHeartbeatReply()
     }
-    set {message = .heartbeatReply(newValue)}
+    set {_uniqueStorage()._message = .heartbeatReply(newValue)}
   }
 
   /// the sender's cluster history (fixed at bootstrap; 0: none yet)
-  public var cluster: UInt64 = 0
+  public var cluster: UInt64 {
+    get {_storage._cluster}
+    set {_uniqueStorage()._cluster = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -431,7 +487,7 @@ public nonisolated struct Sessionfed_V1_RaftEnvelope: Sendable {
 
   public init() {}
 
-  fileprivate var _from: Sessionfed_V1_MemberId? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Sessionfed_V1_VoteRequest: Sendable {
@@ -782,7 +838,7 @@ nonisolated extension Sessionfed_V1_ClusterMember: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Sessionfed_V1_ClusterMap: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClusterMap"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}members\0\u{1}partitions\0\u{3}backup_count\0\u{1}passive\0\u{3}role_epoch\0\u{3}applied_index\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}members\0\u{1}partitions\0\u{3}backup_count\0\u{4}\u{3}applied_index\0\u{1}site\0\u{1}roles\0\u{1}handover\0\u{c}\u{4}\u{1}\u{c}\u{5}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -793,15 +849,20 @@ nonisolated extension Sessionfed_V1_ClusterMap: SwiftProtobuf.Message, SwiftProt
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.members) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.partitions) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.backupCount) }()
-      case 4: try { try decoder.decodeSingularBoolField(value: &self.passive) }()
-      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.roleEpoch) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.appliedIndex) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.site) }()
+      case 8: try { try decoder.decodeSingularMessageField(value: &self._roles) }()
+      case 9: try { try decoder.decodeSingularMessageField(value: &self._handover) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.members.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.members, fieldNumber: 1)
     }
@@ -811,15 +872,18 @@ nonisolated extension Sessionfed_V1_ClusterMap: SwiftProtobuf.Message, SwiftProt
     if self.backupCount != 0 {
       try visitor.visitSingularUInt32Field(value: self.backupCount, fieldNumber: 3)
     }
-    if self.passive != false {
-      try visitor.visitSingularBoolField(value: self.passive, fieldNumber: 4)
-    }
-    if self.roleEpoch != 0 {
-      try visitor.visitSingularUInt64Field(value: self.roleEpoch, fieldNumber: 5)
-    }
     if self.appliedIndex != 0 {
       try visitor.visitSingularUInt64Field(value: self.appliedIndex, fieldNumber: 6)
     }
+    if self.site != 0 {
+      try visitor.visitSingularUInt32Field(value: self.site, fieldNumber: 7)
+    }
+    try { if let v = self._roles {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    } }()
+    try { if let v = self._handover {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -827,9 +891,10 @@ nonisolated extension Sessionfed_V1_ClusterMap: SwiftProtobuf.Message, SwiftProt
     if lhs.members != rhs.members {return false}
     if lhs.partitions != rhs.partitions {return false}
     if lhs.backupCount != rhs.backupCount {return false}
-    if lhs.passive != rhs.passive {return false}
-    if lhs.roleEpoch != rhs.roleEpoch {return false}
     if lhs.appliedIndex != rhs.appliedIndex {return false}
+    if lhs.site != rhs.site {return false}
+    if lhs._roles != rhs._roles {return false}
+    if lhs._handover != rhs._handover {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -837,7 +902,7 @@ nonisolated extension Sessionfed_V1_ClusterMap: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Sessionfed_V1_ClusterCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClusterCommand"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}noop\0\u{3}member_incarnation\0\u{3}member_state\0\u{1}assign\0\u{3}mark_in_sync\0\u{3}site_role\0\u{3}voter_incarnation\0\u{3}member_draining\0\u{3}member_added\0\u{3}member_removed\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}noop\0\u{3}member_incarnation\0\u{3}member_state\0\u{1}assign\0\u{3}mark_in_sync\0\u{4}\u{2}voter_incarnation\0\u{3}member_draining\0\u{3}member_added\0\u{3}member_removed\0\u{1}roles\0\u{1}fence\0\u{1}unfence\0\u{c}\u{6}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -905,19 +970,6 @@ nonisolated extension Sessionfed_V1_ClusterCommand: SwiftProtobuf.Message, Swift
           self.kind = .markInSync(v)
         }
       }()
-      case 6: try {
-        var v: Sessionfed_V1_SiteRoleChange?
-        var hadOneofValue = false
-        if let current = self.kind {
-          hadOneofValue = true
-          if case .siteRole(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.kind = .siteRole(v)
-        }
-      }()
       case 7: try {
         var v: Sessionfed_V1_MemberId?
         var hadOneofValue = false
@@ -960,6 +1012,40 @@ nonisolated extension Sessionfed_V1_ClusterCommand: SwiftProtobuf.Message, Swift
           self.kind = .memberRemoved(v)
         }
       }()
+      case 11: try {
+        var v: Sessionfed_V1_RoleAssignment?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .roles(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .roles(v)
+        }
+      }()
+      case 12: try {
+        var v: Sessionfed_V1_SwitchoverFence?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .fence(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .fence(v)
+        }
+      }()
+      case 13: try {
+        var v: UInt64?
+        try decoder.decodeSingularUInt64Field(value: &v)
+        if let v = v {
+          if self.kind != nil {try decoder.handleConflictingOneOf()}
+          self.kind = .unfence(v)
+        }
+      }()
       default: break
       }
     }
@@ -991,10 +1077,6 @@ nonisolated extension Sessionfed_V1_ClusterCommand: SwiftProtobuf.Message, Swift
       guard case .markInSync(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     }()
-    case .siteRole?: try {
-      guard case .siteRole(let v)? = self.kind else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
-    }()
     case .voterIncarnation?: try {
       guard case .voterIncarnation(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
@@ -1010,6 +1092,18 @@ nonisolated extension Sessionfed_V1_ClusterCommand: SwiftProtobuf.Message, Swift
     case .memberRemoved?: try {
       guard case .memberRemoved(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularStringField(value: v, fieldNumber: 10)
+    }()
+    case .roles?: try {
+      guard case .roles(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    }()
+    case .fence?: try {
+      guard case .fence(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    }()
+    case .unfence?: try {
+      guard case .unfence(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularUInt64Field(value: v, fieldNumber: 13)
     }()
     case nil: break
     }
@@ -1133,9 +1227,9 @@ nonisolated extension Sessionfed_V1_MarkInSync: SwiftProtobuf.Message, SwiftProt
   }
 }
 
-nonisolated extension Sessionfed_V1_SiteRoleChange: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".SiteRoleChange"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}passive\0\u{1}epoch\0")
+nonisolated extension Sessionfed_V1_SwitchoverFence: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SwitchoverFence"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}target\0\u{1}epoch\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1143,7 +1237,7 @@ nonisolated extension Sessionfed_V1_SiteRoleChange: SwiftProtobuf.Message, Swift
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularBoolField(value: &self.passive) }()
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.target) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
       default: break
       }
@@ -1151,8 +1245,8 @@ nonisolated extension Sessionfed_V1_SiteRoleChange: SwiftProtobuf.Message, Swift
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if self.passive != false {
-      try visitor.visitSingularBoolField(value: self.passive, fieldNumber: 1)
+    if self.target != 0 {
+      try visitor.visitSingularUInt32Field(value: self.target, fieldNumber: 1)
     }
     if self.epoch != 0 {
       try visitor.visitSingularUInt64Field(value: self.epoch, fieldNumber: 2)
@@ -1160,8 +1254,8 @@ nonisolated extension Sessionfed_V1_SiteRoleChange: SwiftProtobuf.Message, Swift
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Sessionfed_V1_SiteRoleChange, rhs: Sessionfed_V1_SiteRoleChange) -> Bool {
-    if lhs.passive != rhs.passive {return false}
+  public static func ==(lhs: Sessionfed_V1_SwitchoverFence, rhs: Sessionfed_V1_SwitchoverFence) -> Bool {
+    if lhs.target != rhs.target {return false}
     if lhs.epoch != rhs.epoch {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -1251,164 +1345,206 @@ nonisolated extension Sessionfed_V1_RaftEnvelope: SwiftProtobuf.Message, SwiftPr
   public static let protoMessageName: String = _protobuf_package + ".RaftEnvelope"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}from\0\u{1}to\0\u{3}vote_request\0\u{3}vote_reply\0\u{3}append_request\0\u{3}append_reply\0\u{1}snapshot\0\u{1}heartbeat\0\u{3}heartbeat_reply\0\u{1}cluster\0")
 
+  fileprivate class _StorageClass {
+    var _from: Sessionfed_V1_MemberId? = nil
+    var _to: String = String()
+    var _message: Sessionfed_V1_RaftEnvelope.OneOf_Message?
+    var _cluster: UInt64 = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _from = source._from
+      _to = source._to
+      _message = source._message
+      _cluster = source._cluster
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularMessageField(value: &self._from) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.to) }()
-      case 3: try {
-        var v: Sessionfed_V1_VoteRequest?
-        var hadOneofValue = false
-        if let current = self.message {
-          hadOneofValue = true
-          if case .voteRequest(let m) = current {v = m}
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularMessageField(value: &_storage._from) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._to) }()
+        case 3: try {
+          var v: Sessionfed_V1_VoteRequest?
+          var hadOneofValue = false
+          if let current = _storage._message {
+            hadOneofValue = true
+            if case .voteRequest(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._message = .voteRequest(v)
+          }
+        }()
+        case 4: try {
+          var v: Sessionfed_V1_VoteReply?
+          var hadOneofValue = false
+          if let current = _storage._message {
+            hadOneofValue = true
+            if case .voteReply(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._message = .voteReply(v)
+          }
+        }()
+        case 5: try {
+          var v: Sessionfed_V1_AppendRequest?
+          var hadOneofValue = false
+          if let current = _storage._message {
+            hadOneofValue = true
+            if case .appendRequest(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._message = .appendRequest(v)
+          }
+        }()
+        case 6: try {
+          var v: Sessionfed_V1_AppendReply?
+          var hadOneofValue = false
+          if let current = _storage._message {
+            hadOneofValue = true
+            if case .appendReply(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._message = .appendReply(v)
+          }
+        }()
+        case 7: try {
+          var v: Sessionfed_V1_InstallSnapshot?
+          var hadOneofValue = false
+          if let current = _storage._message {
+            hadOneofValue = true
+            if case .snapshot(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._message = .snapshot(v)
+          }
+        }()
+        case 8: try {
+          var v: Sessionfed_V1_MemberHeartbeat?
+          var hadOneofValue = false
+          if let current = _storage._message {
+            hadOneofValue = true
+            if case .heartbeat(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._message = .heartbeat(v)
+          }
+        }()
+        case 9: try {
+          var v: Sessionfed_V1_MemberHeartbeatReply?
+          var hadOneofValue = false
+          if let current = _storage._message {
+            hadOneofValue = true
+            if case .heartbeatReply(let m) = current {v = m}
+          }
+          try decoder.decodeSingularMessageField(value: &v)
+          if let v = v {
+            if hadOneofValue {try decoder.handleConflictingOneOf()}
+            _storage._message = .heartbeatReply(v)
+          }
+        }()
+        case 10: try { try decoder.decodeSingularUInt64Field(value: &_storage._cluster) }()
+        default: break
         }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.message = .voteRequest(v)
-        }
-      }()
-      case 4: try {
-        var v: Sessionfed_V1_VoteReply?
-        var hadOneofValue = false
-        if let current = self.message {
-          hadOneofValue = true
-          if case .voteReply(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.message = .voteReply(v)
-        }
-      }()
-      case 5: try {
-        var v: Sessionfed_V1_AppendRequest?
-        var hadOneofValue = false
-        if let current = self.message {
-          hadOneofValue = true
-          if case .appendRequest(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.message = .appendRequest(v)
-        }
-      }()
-      case 6: try {
-        var v: Sessionfed_V1_AppendReply?
-        var hadOneofValue = false
-        if let current = self.message {
-          hadOneofValue = true
-          if case .appendReply(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.message = .appendReply(v)
-        }
-      }()
-      case 7: try {
-        var v: Sessionfed_V1_InstallSnapshot?
-        var hadOneofValue = false
-        if let current = self.message {
-          hadOneofValue = true
-          if case .snapshot(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.message = .snapshot(v)
-        }
-      }()
-      case 8: try {
-        var v: Sessionfed_V1_MemberHeartbeat?
-        var hadOneofValue = false
-        if let current = self.message {
-          hadOneofValue = true
-          if case .heartbeat(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.message = .heartbeat(v)
-        }
-      }()
-      case 9: try {
-        var v: Sessionfed_V1_MemberHeartbeatReply?
-        var hadOneofValue = false
-        if let current = self.message {
-          hadOneofValue = true
-          if case .heartbeatReply(let m) = current {v = m}
-        }
-        try decoder.decodeSingularMessageField(value: &v)
-        if let v = v {
-          if hadOneofValue {try decoder.handleConflictingOneOf()}
-          self.message = .heartbeatReply(v)
-        }
-      }()
-      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.cluster) }()
-      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    try { if let v = self._from {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
-    } }()
-    if !self.to.isEmpty {
-      try visitor.visitSingularStringField(value: self.to, fieldNumber: 2)
-    }
-    switch self.message {
-    case .voteRequest?: try {
-      guard case .voteRequest(let v)? = self.message else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
-    }()
-    case .voteReply?: try {
-      guard case .voteReply(let v)? = self.message else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
-    }()
-    case .appendRequest?: try {
-      guard case .appendRequest(let v)? = self.message else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
-    }()
-    case .appendReply?: try {
-      guard case .appendReply(let v)? = self.message else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
-    }()
-    case .snapshot?: try {
-      guard case .snapshot(let v)? = self.message else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
-    }()
-    case .heartbeat?: try {
-      guard case .heartbeat(let v)? = self.message else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
-    }()
-    case .heartbeatReply?: try {
-      guard case .heartbeatReply(let v)? = self.message else { preconditionFailure() }
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
-    }()
-    case nil: break
-    }
-    if self.cluster != 0 {
-      try visitor.visitSingularUInt64Field(value: self.cluster, fieldNumber: 10)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      try { if let v = _storage._from {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+      } }()
+      if !_storage._to.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._to, fieldNumber: 2)
+      }
+      switch _storage._message {
+      case .voteRequest?: try {
+        guard case .voteRequest(let v)? = _storage._message else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+      }()
+      case .voteReply?: try {
+        guard case .voteReply(let v)? = _storage._message else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+      }()
+      case .appendRequest?: try {
+        guard case .appendRequest(let v)? = _storage._message else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+      }()
+      case .appendReply?: try {
+        guard case .appendReply(let v)? = _storage._message else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+      }()
+      case .snapshot?: try {
+        guard case .snapshot(let v)? = _storage._message else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+      }()
+      case .heartbeat?: try {
+        guard case .heartbeat(let v)? = _storage._message else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+      }()
+      case .heartbeatReply?: try {
+        guard case .heartbeatReply(let v)? = _storage._message else { preconditionFailure() }
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+      }()
+      case nil: break
+      }
+      if _storage._cluster != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._cluster, fieldNumber: 10)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Sessionfed_V1_RaftEnvelope, rhs: Sessionfed_V1_RaftEnvelope) -> Bool {
-    if lhs._from != rhs._from {return false}
-    if lhs.to != rhs.to {return false}
-    if lhs.message != rhs.message {return false}
-    if lhs.cluster != rhs.cluster {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._from != rhs_storage._from {return false}
+        if _storage._to != rhs_storage._to {return false}
+        if _storage._message != rhs_storage._message {return false}
+        if _storage._cluster != rhs_storage._cluster {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -114,9 +114,21 @@ public nonisolated struct Sessionfed_V1_Hello: Sendable {
   /// peer links: the voter nodes of the dialer's site in its topology
   public var voters: [String] = []
 
+  /// the role assignment the sender's site has in force
+  public var roles: Sessionfed_V1_RoleAssignment {
+    get {_roles ?? Sessionfed_V1_RoleAssignment()}
+    set {_roles = newValue}
+  }
+  /// Returns true if `roles` has been explicitly set.
+  public var hasRoles: Bool {self._roles != nil}
+  /// Clears the value of `roles`. Subsequent reads from it will return its default value.
+  public mutating func clearRoles() {self._roles = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _roles: Sessionfed_V1_RoleAssignment? = nil
 }
 
 public nonisolated struct Sessionfed_V1_HelloReply: Sendable {
@@ -154,9 +166,21 @@ public nonisolated struct Sessionfed_V1_Heartbeat: Sendable {
 
   public var sentAtMs: UInt64 = 0
 
+  /// the sender's role assignment: a higher one is adopted (fencing)
+  public var roles: Sessionfed_V1_RoleAssignment {
+    get {_roles ?? Sessionfed_V1_RoleAssignment()}
+    set {_roles = newValue}
+  }
+  /// Returns true if `roles` has been explicitly set.
+  public var hasRoles: Bool {self._roles != nil}
+  /// Clears the value of `roles`. Subsequent reads from it will return its default value.
+  public mutating func clearRoles() {self._roles = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _roles: Sessionfed_V1_RoleAssignment? = nil
 }
 
 /// Anti-entropy (DESIGN.md §4), driven by the dialer: roots, then the leaves of differing
@@ -1261,7 +1285,7 @@ nonisolated extension Sessionfed_V1_KeyStateBatch: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Sessionfed_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Hello"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}federation\0\u{3}protocol_version\0\u{3}site_id\0\u{3}site_name\0\u{3}node_name\0\u{3}topology_version\0\u{3}role_epoch\0\u{1}incarnation\0\u{3}target_site_id\0\u{1}voters\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}federation\0\u{3}protocol_version\0\u{3}site_id\0\u{3}site_name\0\u{3}node_name\0\u{3}topology_version\0\u{3}role_epoch\0\u{1}incarnation\0\u{3}target_site_id\0\u{1}voters\0\u{1}roles\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1279,12 +1303,17 @@ nonisolated extension Sessionfed_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf.
       case 8: try { try decoder.decodeSingularUInt64Field(value: &self.incarnation) }()
       case 9: try { try decoder.decodeSingularUInt32Field(value: &self.targetSiteID) }()
       case 10: try { try decoder.decodeRepeatedStringField(value: &self.voters) }()
+      case 11: try { try decoder.decodeSingularMessageField(value: &self._roles) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.federation.isEmpty {
       try visitor.visitSingularStringField(value: self.federation, fieldNumber: 1)
     }
@@ -1315,6 +1344,9 @@ nonisolated extension Sessionfed_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf.
     if !self.voters.isEmpty {
       try visitor.visitRepeatedStringField(value: self.voters, fieldNumber: 10)
     }
+    try { if let v = self._roles {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1329,6 +1361,7 @@ nonisolated extension Sessionfed_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.incarnation != rhs.incarnation {return false}
     if lhs.targetSiteID != rhs.targetSiteID {return false}
     if lhs.voters != rhs.voters {return false}
+    if lhs._roles != rhs._roles {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1380,7 +1413,7 @@ nonisolated extension Sessionfed_V1_HelloReply: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Sessionfed_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Heartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}sent_at_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}sent_at_ms\0\u{1}roles\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1389,20 +1422,29 @@ nonisolated extension Sessionfed_V1_Heartbeat: SwiftProtobuf.Message, SwiftProto
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.sentAtMs) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._roles) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if self.sentAtMs != 0 {
       try visitor.visitSingularUInt64Field(value: self.sentAtMs, fieldNumber: 1)
     }
+    try { if let v = self._roles {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Sessionfed_V1_Heartbeat, rhs: Sessionfed_V1_Heartbeat) -> Bool {
     if lhs.sentAtMs != rhs.sentAtMs {return false}
+    if lhs._roles != rhs._roles {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

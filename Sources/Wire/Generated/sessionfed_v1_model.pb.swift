@@ -510,6 +510,26 @@ public nonisolated struct Sessionfed_V1_Delta: Sendable {
   fileprivate var _deletes: Sessionfed_V1_VersionVector? = nil
 }
 
+/// Which sites accept writes, at a federation-wide role epoch (DESIGN.md §5). An assignment
+/// supersedes another with a higher (epoch, issuer).
+public nonisolated struct Sessionfed_V1_RoleAssignment: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var epoch: UInt64 = 0
+
+  /// the site that issued it (0: the topology's roles)
+  public var issuer: UInt32 = 0
+
+  /// site ids that accept writes
+  public var active: [UInt32] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "sessionfed.v1"
@@ -1211,6 +1231,46 @@ nonisolated extension Sessionfed_V1_Delta: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs._context != rhs._context {return false}
     if lhs._deletes != rhs._deletes {return false}
     if lhs.operations != rhs.operations {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_RoleAssignment: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RoleAssignment"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}epoch\0\u{1}issuer\0\u{1}active\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.issuer) }()
+      case 3: try { try decoder.decodeRepeatedUInt32Field(value: &self.active) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.epoch != 0 {
+      try visitor.visitSingularUInt64Field(value: self.epoch, fieldNumber: 1)
+    }
+    if self.issuer != 0 {
+      try visitor.visitSingularUInt32Field(value: self.issuer, fieldNumber: 2)
+    }
+    if !self.active.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.active, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_RoleAssignment, rhs: Sessionfed_V1_RoleAssignment) -> Bool {
+    if lhs.epoch != rhs.epoch {return false}
+    if lhs.issuer != rhs.issuer {return false}
+    if lhs.active != rhs.active {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
