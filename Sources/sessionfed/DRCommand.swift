@@ -60,10 +60,24 @@ struct FederationView {
     }
 }
 
-/// POSTs a role change to a node's admin endpoint; the answer's status and text.
-func postRoleChange(_ node: Topology.Node, _ path: String) async throws -> (status: Int, text: String) {
-    let answer = try await AdminClient.post(node.admin, path: path, timeout: .seconds(5))
-    return (answer.status, String(decoding: answer.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+/// POSTs a role change to the control-plane leader of `site`; the answer's status and text.
+/// A site without a leader yet (a node that just started elects itself within about 1.5 s)
+/// or whose leader moved answers 421: asked again, from a fresh view, for up to 10 s.
+func postRoleChange(to site: Topology.Site, in view: FederationView, _ path: String) async throws -> (status: Int, text: String) {
+    let deadline = Date().addingTimeInterval(10)
+    var view = view
+    while true {
+        let leader = try? view.leader(of: site)
+        if let leader {
+            let answer = try await AdminClient.post(leader.admin, path: path, timeout: .seconds(5))
+            let text = String(decoding: answer.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            if answer.status != 421 || Date() >= deadline { return (answer.status, text) }
+        } else if Date() >= deadline {
+            _ = try view.leader(of: site)  // throws, naming each node's role
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        view = await FederationView.read(view.topology)
+    }
 }
 
 /// Polls the federation until `condition` holds or `deadline` passes; the last view.
@@ -82,7 +96,8 @@ func milliseconds(since start: Date) -> Int { Int(Date().timeIntervalSince(start
 /// own; heartbeats would carry it within a second anyway).
 func spread(_ query: String, in view: FederationView, except skipped: Set<String>) async {
     for site in view.topology.sites where !skipped.contains(site.name) {
-        guard let leader = try? view.leader(of: site) else { continue }
-        _ = try? await postRoleChange(leader, "/dr/adopt?\(query)")
+        // One try each: a site that does not answer learns it when it returns.
+        guard let leader = try? view.leader(of: site), !view.reports(of: site.name).isEmpty else { continue }
+        _ = try? await AdminClient.post(leader.admin, path: "/dr/adopt?\(query)", timeout: .seconds(2))
     }
 }

@@ -29,7 +29,7 @@ struct DRFailover: AsyncParsableCommand {
             }
         }
         let started = Date()
-        let answer = try await postRoleChange(try view.leader(of: target), "/dr/takeover")
+        let answer = try await postRoleChange(to: target, in: view, "/dr/takeover")
         guard answer.status < 300, let query = answer.text.split(separator: "\n").first.map(String.init), query.hasPrefix("epoch=") else {
             throw ValidationError("\(to) refused to take over: \(answer.text) (HTTP \(answer.status))")
         }

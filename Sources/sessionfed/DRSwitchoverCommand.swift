@@ -43,7 +43,7 @@ struct Switchover {
         let deadline = started.addingTimeInterval(timeout)
 
         // 1. The active site turns read-only.
-        let fence = try await postRoleChange(try view.leader(of: sourceSite), "/dr/fence?to=\(target)")
+        let fence = try await postRoleChange(to: sourceSite, in: view, "/dr/fence?to=\(target)")
         guard fence.status < 300, let handover = fence.text.split(separator: "\n").first.map(String.init), handover.hasPrefix("epoch=") else {
             throw ValidationError("\(source) refused to turn read-only: \(fence.text) (HTTP \(fence.status))")
         }
@@ -61,7 +61,7 @@ struct Switchover {
         }
         guard drained else {
             let lag = last.reports(of: source).flatMap { node in node.federationLinks.filter { $0.site == target }.map { "\(node.node): \($0.lagDeltas) deltas, \($0.state)" } }
-            let rollback = try await postRoleChange(try last.leader(of: sourceSite), "/dr/unfence?epoch=\(epoch)")
+            let rollback = try await postRoleChange(to: sourceSite, in: last, "/dr/unfence?epoch=\(epoch)")
             throw ValidationError(
                 "switchover rolled back after \(milliseconds(since: started)) ms: \(source) did not drain to \(target) within \(timeout) s (\(lag.joined(separator: "; "))); \(source): \(rollback.text)"
             )
@@ -69,7 +69,7 @@ struct Switchover {
         print("\(source): every delta acknowledged by \(target) after \(milliseconds(since: started)) ms")
 
         // 3. The target commits the handover and takes the writes.
-        let adopted = try await postRoleChange(try view.leader(of: targetSite), "/dr/adopt?\(handover)")
+        let adopted = try await postRoleChange(to: targetSite, in: view, "/dr/adopt?\(handover)")
         let (accepting, after) = try await waitFor(topology, until: Date().addingTimeInterval(max(5, deadline.timeIntervalSinceNow))) { view in
             let nodes = view.reports(of: target)
             return !nodes.isEmpty && nodes.allSatisfy { $0.roles.acceptsWrites }
@@ -79,7 +79,7 @@ struct Switchover {
             if after.reports(of: target).contains(where: { $0.roles.epoch > epoch }) {
                 throw ValidationError("\(target) committed the handover (role epoch \(epoch + 1)) but not every node of it takes writes yet; see `sessionfed dr status`")
             }
-            let rollback = try await postRoleChange(try last.leader(of: sourceSite), "/dr/unfence?epoch=\(epoch)")
+            let rollback = try await postRoleChange(to: sourceSite, in: last, "/dr/unfence?epoch=\(epoch)")
             throw ValidationError("switchover rolled back: \(target) did not take the writes (\(adopted.text), HTTP \(adopted.status)); \(source): \(rollback.text)")
         }
         let pause = milliseconds(since: started)
