@@ -86,7 +86,7 @@ let package = Package(
         .testTarget(name: "FederationTests", dependencies: ["Federation", "Keyspace", "SessionModel", "Wire", "RESP", "ControlPlane"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "ControlPlane", "SessionModel", "Wire", "Replication"]),
         .testTarget(name: "ReplicationTests", dependencies: ["Replication", "SessionModel", "ControlPlane"]),
-        .testTarget(name: "TopologyTests", dependencies: ["Topology", "SessionModel"]),
+        .testTarget(name: "TopologyTests", dependencies: ["Topology", "SessionModel"], exclude: ["plans"]),
         .testTarget(
             name: "NodeRuntimeTests",
             dependencies: [

@@ -204,7 +204,7 @@ struct TopologyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "topology",
         abstract: "Work with topology files.",
-        subcommands: [Validate.self]
+        subcommands: [Validate.self, Plan.self, Graph.self]
     )
 
     struct Validate: ParsableCommand {

@@ -114,6 +114,8 @@ def test_passive_sites_refuse_writes_and_a_switchover_moves_them_with_nothing_lo
 
     status = federation.run_cli("dr", "status", "--topology", topology).stdout
     assert "seoul" in status and "active" in status and "passive" in status, status
+    graph = federation.run_cli("topology", "graph", topology, "--live", "--format", "mermaid").stdout
+    assert graph.count('|"lag ') == 3, graph  # every link connected, labelled with its lag
 
     writer = Writer(federation, "switch", order=["seoul", "tokyo", "frankfurt"])
     writer.start()

@@ -12,7 +12,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 
 # Debian packages: redis-cli, node + node-redis, php + phpredis.
-DEBIAN_PACKAGES=(redis-tools nodejs node-redis php-cli php-redis)
+# graphviz and chromium check `sessionfed topology graph` output (DOT rendered, SVG screenshotted).
+DEBIAN_PACKAGES=(redis-tools nodejs node-redis php-cli php-redis graphviz chromium)
 # PyPI packages, pinned to the versions these tests were verified with.
 PYPI_PACKAGES=(
   "pytest==9.0.3"
