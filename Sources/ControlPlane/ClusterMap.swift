@@ -131,6 +131,9 @@ public enum ClusterCommand: Hashable, Sendable {
     case fence(target: SiteID, epoch: UInt64)
     /// Switchover rollback: the fence set at `epoch` is lifted.
     case unfence(epoch: UInt64)
+    /// This site stops (or resumes) shipping to `site` (`sessionfed dr take-offline` /
+    /// `bring-online`).
+    case siteOffline(SiteID, offline: Bool)
     /// A non-voter the leader's topology lists joins the member table (down until it reports).
     case memberAdded(name: String)
     /// A non-voter the topology no longer lists, down and holding nothing, leaves it.
@@ -159,6 +162,8 @@ public struct ClusterMap: Hashable, Sendable {
     public var backupCount: Int
     /// The site's DR role and the federation's role assignment (DESIGN.md §5).
     public var roles: SiteRoles
+    /// Linked sites this site ships nothing to (taken offline).
+    public var offlineSites: Set<SiteID> = []
     /// The log index of the last command applied.
     public var appliedIndex: UInt64 = 0
 
@@ -225,6 +230,8 @@ public struct ClusterMap: Hashable, Sendable {
             if roles.assignment.epoch == epoch, roles.acceptsWrites { _ = try? roles.fence(handingOverTo: target) }
         case .unfence(let epoch):
             if roles.assignment.epoch == epoch { try? roles.unfence() }
+        case .siteOffline(let site, let offline):
+            if offline { offlineSites.insert(site) } else { offlineSites.remove(site) }
         case .memberAdded(let name):
             if members[name] == nil { members[name] = Member(name: name, incarnation: 0, voter: false, state: .down) }
         case .memberRemoved(let name):

@@ -109,6 +109,8 @@ public struct LinkStatus: Hashable, Sendable, Codable {
     public var siteID: UInt32
     public var connected: Bool
     public var needsResync: Bool
+    /// Taken offline (`sessionfed dr take-offline`): nothing is shipped to it.
+    public var offline: Bool
     /// At least one anti-entropy round completed with this site since start.
     public var synchronized: Bool
     public var resyncInProgress: Bool
@@ -130,6 +132,7 @@ extension FederationCore {
                 siteID: site.rawValue,
                 connected: link.connected,
                 needsResync: link.needsResync,
+                offline: link.offline,
                 synchronized: link.everSynchronized,
                 resyncInProgress: link.round != nil,
                 lagDeltas: link.outboxCount,

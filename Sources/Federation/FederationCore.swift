@@ -125,6 +125,8 @@ public struct FederationCore: Sendable {
     struct LinkState: Sendable {
         var outboxes: [StreamID: Outbox] = [:]
         var connected = false
+        /// Taken offline (`sessionfed dr take-offline`): nothing is shipped or compared.
+        var offline = false
         var needsResync = false
         var everSynchronized = false
         /// Partitions this node leads that a round with the site compared since it leads them:
@@ -288,6 +290,34 @@ public struct FederationCore: Sendable {
         links[site] = link
     }
 
+    // MARK: Taking a site offline
+
+    /// The sites this node's site stopped shipping to (`sessionfed dr take-offline`, committed
+    /// in the site's control plane). A site taken offline gets nothing more: its outboxes are
+    /// released and no anti-entropy round runs with it. Brought back online, its link needs a
+    /// resync, and anti-entropy catches it up.
+    public mutating func setOffline(_ offline: Set<SiteID>) -> [FederationAction] {
+        var actions: [FederationAction] = []
+        for site in settings.linkedSites {
+            guard var link = links[site], link.offline != offline.contains(site) else { continue }
+            link.offline = offline.contains(site)
+            link.needsResync = true
+            link.round = nil
+            if link.offline {
+                var released = 0
+                for stream in Array(link.outboxes.keys) { released += link.withOutbox(stream) { $0.dropAll() } }
+                link.statistics.deltasDropped += UInt64(released)
+                actions.append(.log(FederationLog(.warning, "site taken offline: nothing is shipped to it; its outboxes are released", ["site": settings.name(of: site), "released_deltas": "\(released)"])))
+            } else {
+                actions.append(.log(FederationLog(.info, "site brought online: anti-entropy catches it up", ["site": settings.name(of: site)])))
+            }
+            links[site] = link
+        }
+        return actions
+    }
+
+    public func isOffline(_ site: SiteID) -> Bool { links[site]?.offline ?? false }
+
     // MARK: Outgoing deltas
 
     /// Deltas of local writes, in the order they were applied. Each goes to every linked site.
@@ -301,6 +331,7 @@ public struct FederationCore: Sendable {
     }
 
     mutating func append(_ deltas: [Delta], origin: SiteID, to site: SiteID, now: UInt64) -> [FederationAction] {
+        guard links[site]?.offline == false else { return [] }
         // Taken out of the dictionary while it changes: a copy left behind would make every
         // mutation copy the outbox's arrays.
         guard var link = links.removeValue(forKey: site) else { return [] }
@@ -350,7 +381,7 @@ public struct FederationCore: Sendable {
     /// new one starts when the link needs a resync, the interval elapsed, or this node leads
     /// partitions no round covered yet (those a silent round left among them).
     mutating func roundsDue(with site: SiteID, now: UInt64) -> [FederationAction] {
-        guard var link = links[site], link.connected else { return [] }
+        guard var link = links[site], link.connected, !link.offline else { return [] }
         if let round = link.round {
             guard now >= round.lastProgressAt + Self.roundSilenceMilliseconds else { return [] }
             link.round = nil
@@ -379,7 +410,7 @@ public struct FederationCore: Sendable {
     }
 
     mutating func flush(_ site: SiteID, now: UInt64, force: Bool) -> [FederationAction] {
-        guard links[site]?.connected == true, var link = links.removeValue(forKey: site) else { return [] }
+        guard links[site]?.connected == true, links[site]?.offline == false, var link = links.removeValue(forKey: site) else { return [] }
         defer { links[site] = link }
         var actions: [FederationAction] = []
         let intervalElapsed = now >= link.lastFlushAt + settings.batchIntervalMilliseconds

@@ -70,6 +70,14 @@ enum AdminServer {
             let answer = try await node.withState { $0.adopt(assignment) }
             return text(answer.status, answer.text)
         }
+        router.post("/dr/offline") { request, _ -> Response in
+            let query = request.uri.queryParameters
+            guard let site = query.get("site"), let offline = query.get("offline").map({ $0 == "1" }) else {
+                return text(400, "refused: give the site and whether it is offline (?site=NAME&offline=1|0)\n")
+            }
+            let answer = try await node.withState { $0.setOffline(site, offline: offline) }
+            return text(answer.status, answer.text)
+        }
         router.post("/dr/takeover") { request, _ -> Response in
             let expected = request.uri.queryParameters.get("expectEpoch").flatMap(UInt64.init)
             let answer = try await node.withState { $0.takeOver(expectedEpoch: expected) }
@@ -184,6 +192,7 @@ final class MetricsExporter: Sendable {
             let statistics = link.statistics
             gauge("sessionfed_federation_link_up", "1 when the connection to the site completed its handshake.", link.connected ? 1 : 0, labels: site)
             gauge("sessionfed_federation_link_needs_resync", "1 after an outbox overflow until anti-entropy repaired the link.", link.needsResync ? 1 : 0, labels: site)
+            gauge("sessionfed_federation_link_offline", "1 while the site is taken offline (sessionfed dr take-offline): nothing is shipped to it.", link.state == "offline" ? 1 : 0, labels: site)
             gauge("sessionfed_federation_lag_deltas", "Deltas not yet acknowledged by the site.", link.lagDeltas, labels: site)
             gauge("sessionfed_federation_lag_milliseconds", "Age of the oldest unacknowledged delta.", Int(link.lagMilliseconds), labels: site)
             counter("sessionfed_federation_bytes_sent_total", "Bytes sent on federation connections with the site.", link.bytesSent, labels: site)

@@ -157,6 +157,12 @@ final class ControlPlaneRuntime: @unchecked Sendable {
                 }
             case .roles, .fence, .unfence:
                 rolesChanged = true
+            case .siteOffline(let site, let offline):
+                logger.notice(offline ? "site taken offline: nothing is shipped to it" : "site brought online: anti-entropy catches it up", metadata: ["site": "\(state.siteName(site))"])
+                if state.federation != nil {
+                    let actions = state.federation!.setOffline(raft.map.offlineSites)
+                    state.transport?.perform(actions)
+                }
             case .memberAdded(let name):
                 if state.configuration.site.nodes.contains(where: { $0.name == name }) {
                     logger.notice("member added to the site (listed by the topology)", metadata: ["member": "\(name)", "index": "\(entry.index)"])

@@ -158,8 +158,9 @@ public struct RolesSnapshot: Codable, Sendable {
 public struct FederationLinkSnapshot: Codable, Sendable {
     public var site: String
     public var siteID: UInt32
-    /// connected | handshaking | connecting | backoff | refused, and `needs-resync` when the
-    /// outbox overflowed and anti-entropy has not repaired the link yet.
+    /// connected | handshaking | connecting | backoff | refused, `needs-resync` when the
+    /// outbox overflowed and anti-entropy has not repaired the link yet, `offline` when the
+    /// site was taken offline (`sessionfed dr take-offline`).
     public var state: String
     /// This node's connection to the site completed its handshake.
     public var connected: Bool
@@ -241,7 +242,7 @@ extension NodeState {
             return FederationLinkSnapshot(
                 site: link.site,
                 siteID: link.siteID,
-                state: link.needsResync ? "needs-resync" : phase,
+                state: link.offline ? "offline" : link.needsResync ? "needs-resync" : phase,
                 connected: link.connected,
                 needsResync: link.needsResync,
                 synchronized: link.synchronized,

@@ -89,4 +89,19 @@ extension NodeState {
         if answer.status < 300 { answer.text = Self.query(of: assignment) + "\n" + answer.text }
         return answer
     }
+
+    /// `dr take-offline` / `bring-online`: this site stops or resumes shipping to `site`.
+    func setOffline(_ name: String, offline: Bool) -> RoleChangeAnswer {
+        guard let site = siteID(named: name) else { return RoleChangeAnswer(status: 400, text: "refused: no site '\(name)' in this topology\n") }
+        guard federation?.settings.linkedSites.contains(site) == true else {
+            return RoleChangeAnswer(status: 409, text: "refused: \(configuration.site.name) has no link with \(name)\n")
+        }
+        if controlPlane?.raft.map.offlineSites.contains(site) == offline {
+            return RoleChangeAnswer(status: 200, text: "\(name) is \(offline ? "offline" : "online") already\n")
+        }
+        return commit(
+            .siteOffline(site, offline: offline), done: { controlPlane?.raft.map.offlineSites.contains(site) == offline },
+            what: offline ? "\(configuration.site.name) ships nothing more to \(name)" : "\(configuration.site.name) ships to \(name) again; anti-entropy catches it up"
+        )
+    }
 }

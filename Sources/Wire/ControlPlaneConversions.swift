@@ -66,6 +66,7 @@ extension Sessionfed_V1_ClusterMap {
         site = map.roles.site.rawValue
         roles = Sessionfed_V1_RoleAssignment(map.roles.assignment)
         if let handover = map.roles.handover { self.handover = Sessionfed_V1_RoleAssignment(handover) }
+        offlineSites = map.offlineSites.map(\.rawValue).sorted()
     }
 
     func model() throws(WireError) -> ClusterMap {
@@ -84,6 +85,7 @@ extension Sessionfed_V1_ClusterMap {
         }
         map.partitions = partitions.map(\.model)
         map.appliedIndex = appliedIndex
+        map.offlineSites = Set(offlineSites.map(SiteID.init))
         return map
     }
 
@@ -131,6 +133,11 @@ extension Sessionfed_V1_ClusterCommand {
             fence.epoch = epoch
             kind = .fence(fence)
         case .unfence(let epoch): kind = .unfence(epoch)
+        case .siteOffline(let site, let offline):
+            var change = Sessionfed_V1_SiteOffline()
+            change.site = site.rawValue
+            change.offline = offline
+            kind = .siteOffline(change)
         case .memberAdded(let name): kind = .memberAdded(name)
         case .memberRemoved(let name): kind = .memberRemoved(name)
         }
@@ -152,6 +159,7 @@ extension Sessionfed_V1_ClusterCommand {
         case .roles(let assignment): return .roles(assignment.model)
         case .fence(let fence): return .fence(target: SiteID(fence.target), epoch: fence.epoch)
         case .unfence(let epoch): return .unfence(epoch: epoch)
+        case .siteOffline(let change): return .siteOffline(SiteID(change.site), offline: change.offline)
         case .memberAdded(let name): return .memberAdded(name: name)
         case .memberRemoved(let name): return .memberRemoved(name: name)
         case nil: throw .missingField(message: "ClusterCommand", field: "kind")

@@ -10,7 +10,7 @@ struct DR: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dr",
         abstract: "Show and move the sites' roles: status, switchover (planned, zero loss), failover (unplanned), failback.",
-        subcommands: [DRStatus.self, DRSwitchover.self, DRFailover.self, DRFailback.self]
+        subcommands: [DRStatus.self, DRSwitchover.self, DRFailover.self, DRFailback.self, DRTakeOffline.self, DRBringOnline.self]
     )
 }
 

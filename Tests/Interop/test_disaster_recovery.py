@@ -3,6 +3,7 @@ seoul active, tokyo and frankfurt passive, every link through a `sessionfed wan-
 one way. Roles move with `sessionfed dr …`; writers keep writing through it all, and every
 write a site acknowledged must be at every site at the end."""
 
+import json
 import threading
 import time
 
@@ -191,3 +192,27 @@ def test_failover_fences_the_returning_site_and_failback_loses_nothing(federatio
     for site in SITES:
         missing = missing_at(federation, site, after_failover)
         assert not missing, f"{len(missing)} writes acknowledged since the failover missing at {site}, e.g. {missing[:5]}"
+
+
+def test_take_offline_stops_shipping_to_a_site_and_bring_online_catches_it_up(federation_factory):
+    """Active-active: `dr take-offline tokyo` has seoul and frankfurt ship tokyo nothing more
+    (their outboxes for it released); `dr bring-online tokyo` resumes, and anti-entropy brings
+    tokyo what it missed."""
+    federation = federation_factory()
+    federation.start_all()
+    topology = str(federation.topology)
+    federation.wait_quiet(30)
+    result = federation.run_cli("dr", "take-offline", "--topology", topology, "tokyo")
+    assert "seoul: seoul ships nothing more to tokyo" in result.stdout and "frankfurt:" in result.stdout, result.stdout
+    report = json.loads(federation.run_cli("dr", "status", "--topology", topology, "--json").stdout)
+    states = {(link["fromSite"], link["toSite"]): link["state"] for link in report["links"]}
+    assert states[("seoul", "tokyo")] == "offline" and states[("frankfurt", "tokyo")] == "offline", states
+    assert states[("seoul", "frankfurt")] == "connected", states
+    federation.redis("seoul").set("while-offline", "1")
+    wait_until(lambda: federation.redis("frankfurt").get("while-offline") == "1", 10, what="frankfurt to get seoul's write")
+    time.sleep(1)
+    assert federation.redis("tokyo").get("while-offline") is None, "nothing is shipped to an offline site"
+    assert federation.link("seoul", "tokyo")["lagDeltas"] == 0, "its outbox is released"
+    federation.run_cli("dr", "bring-online", "--topology", topology, "tokyo")
+    wait_until(lambda: federation.redis("tokyo").get("while-offline") == "1", 15, what="anti-entropy to catch tokyo up")
+    federation.wait_quiet(30)

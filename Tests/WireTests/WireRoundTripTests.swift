@@ -121,6 +121,7 @@ import Testing
         let handover = try roles.fence(handingOverTo: SiteID(3))
         var map = ClusterMap(voters: ["a"], partitionCount: 1, backupCount: 0, roles: roles)
         map.appliedIndex = 2
+        map.offlineSites = [SiteID(2)]
         let snapshot = RaftEnvelope(from: MemberID(name: "a", incarnation: 1), to: "b", message: .snapshot(term: 3, lastIndex: 2, lastTerm: 3, map: map), cluster: 11)
         let append = RaftEnvelope(
             from: MemberID(name: "a", incarnation: 1), to: "b",
@@ -128,7 +129,7 @@ import Testing
                 term: 3, previousIndex: 0, previousTerm: 0,
                 entries: [
                     LogEntry(index: 1, term: 3, command: .roles(handover)), LogEntry(index: 2, term: 3, command: .fence(target: SiteID(3), epoch: 4)),
-                    LogEntry(index: 3, term: 3, command: .unfence(epoch: 4)),
+                    LogEntry(index: 3, term: 3, command: .unfence(epoch: 4)), LogEntry(index: 4, term: 3, command: .siteOffline(SiteID(2), offline: true)),
                 ],
                 leaderCommit: 1, sentAt: 4
             ), cluster: 11

@@ -145,6 +145,9 @@ public nonisolated struct Sessionfed_V1_ClusterMap: Sendable {
   /// Clears the value of `handover`. Subsequent reads from it will return its default value.
   public mutating func clearHandover() {self._handover = nil}
 
+  /// linked sites this site ships nothing to (dr take-offline)
+  public var offlineSites: [UInt32] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -261,6 +264,15 @@ public nonisolated struct Sessionfed_V1_ClusterCommand: Sendable {
     set {kind = .unfence(newValue)}
   }
 
+  /// dr take-offline / bring-online
+  public var siteOffline: Sessionfed_V1_SiteOffline {
+    get {
+      if case .siteOffline(let v)? = kind {return v}
+      return Sessionfed_V1_SiteOffline()
+    }
+    set {kind = .siteOffline(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -281,6 +293,8 @@ public nonisolated struct Sessionfed_V1_ClusterCommand: Sendable {
     case fence(Sessionfed_V1_SwitchoverFence)
     /// a switchover rolled back: the fence set at this epoch is lifted
     case unfence(UInt64)
+    /// dr take-offline / bring-online
+    case siteOffline(Sessionfed_V1_SiteOffline)
 
   }
 
@@ -325,6 +339,20 @@ public nonisolated struct Sessionfed_V1_MarkInSync: Sendable {
   public var epoch: UInt64 = 0
 
   public var member: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Sessionfed_V1_SiteOffline: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var site: UInt32 = 0
+
+  public var offline: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -838,7 +866,7 @@ nonisolated extension Sessionfed_V1_ClusterMember: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Sessionfed_V1_ClusterMap: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClusterMap"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}members\0\u{1}partitions\0\u{3}backup_count\0\u{4}\u{3}applied_index\0\u{1}site\0\u{1}roles\0\u{1}handover\0\u{c}\u{4}\u{1}\u{c}\u{5}\u{1}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}members\0\u{1}partitions\0\u{3}backup_count\0\u{4}\u{3}applied_index\0\u{1}site\0\u{1}roles\0\u{1}handover\0\u{3}offline_sites\0\u{c}\u{4}\u{1}\u{c}\u{5}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -853,6 +881,7 @@ nonisolated extension Sessionfed_V1_ClusterMap: SwiftProtobuf.Message, SwiftProt
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.site) }()
       case 8: try { try decoder.decodeSingularMessageField(value: &self._roles) }()
       case 9: try { try decoder.decodeSingularMessageField(value: &self._handover) }()
+      case 10: try { try decoder.decodeRepeatedUInt32Field(value: &self.offlineSites) }()
       default: break
       }
     }
@@ -884,6 +913,9 @@ nonisolated extension Sessionfed_V1_ClusterMap: SwiftProtobuf.Message, SwiftProt
     try { if let v = self._handover {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
     } }()
+    if !self.offlineSites.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.offlineSites, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -895,6 +927,7 @@ nonisolated extension Sessionfed_V1_ClusterMap: SwiftProtobuf.Message, SwiftProt
     if lhs.site != rhs.site {return false}
     if lhs._roles != rhs._roles {return false}
     if lhs._handover != rhs._handover {return false}
+    if lhs.offlineSites != rhs.offlineSites {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -902,7 +935,7 @@ nonisolated extension Sessionfed_V1_ClusterMap: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Sessionfed_V1_ClusterCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ClusterCommand"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}noop\0\u{3}member_incarnation\0\u{3}member_state\0\u{1}assign\0\u{3}mark_in_sync\0\u{4}\u{2}voter_incarnation\0\u{3}member_draining\0\u{3}member_added\0\u{3}member_removed\0\u{1}roles\0\u{1}fence\0\u{1}unfence\0\u{c}\u{6}\u{1}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}noop\0\u{3}member_incarnation\0\u{3}member_state\0\u{1}assign\0\u{3}mark_in_sync\0\u{4}\u{2}voter_incarnation\0\u{3}member_draining\0\u{3}member_added\0\u{3}member_removed\0\u{1}roles\0\u{1}fence\0\u{1}unfence\0\u{3}site_offline\0\u{c}\u{6}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1046,6 +1079,19 @@ nonisolated extension Sessionfed_V1_ClusterCommand: SwiftProtobuf.Message, Swift
           self.kind = .unfence(v)
         }
       }()
+      case 14: try {
+        var v: Sessionfed_V1_SiteOffline?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .siteOffline(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .siteOffline(v)
+        }
+      }()
       default: break
       }
     }
@@ -1104,6 +1150,10 @@ nonisolated extension Sessionfed_V1_ClusterCommand: SwiftProtobuf.Message, Swift
     case .unfence?: try {
       guard case .unfence(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularUInt64Field(value: v, fieldNumber: 13)
+    }()
+    case .siteOffline?: try {
+      guard case .siteOffline(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
     }()
     case nil: break
     }
@@ -1222,6 +1272,41 @@ nonisolated extension Sessionfed_V1_MarkInSync: SwiftProtobuf.Message, SwiftProt
     if lhs.partition != rhs.partition {return false}
     if lhs.epoch != rhs.epoch {return false}
     if lhs.member != rhs.member {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Sessionfed_V1_SiteOffline: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SiteOffline"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}site\0\u{1}offline\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.site) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.offline) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.site != 0 {
+      try visitor.visitSingularUInt32Field(value: self.site, fieldNumber: 1)
+    }
+    if self.offline != false {
+      try visitor.visitSingularBoolField(value: self.offline, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_SiteOffline, rhs: Sessionfed_V1_SiteOffline) -> Bool {
+    if lhs.site != rhs.site {return false}
+    if lhs.offline != rhs.offline {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
