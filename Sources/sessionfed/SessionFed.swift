@@ -200,11 +200,11 @@ struct Certs: ParsableCommand {
     }
 }
 
-struct TopologyCommand: ParsableCommand {
+struct TopologyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "topology",
         abstract: "Work with topology files.",
-        subcommands: [Validate.self, Plan.self, Graph.self]
+        subcommands: [Validate.self, Plan.self, Apply.self, Graph.self]
     )
 
     struct Validate: ParsableCommand {

@@ -7,6 +7,8 @@ closed connection within their bound (as an application behind a load balancer d
 every acknowledged write must be readable from every node afterwards.
 """
 
+import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -233,3 +235,49 @@ def test_scale_out_by_a_rolling_topology_change_and_back_in_by_sessionfed_drain_
     errors = [error for writer in writers for error in writer.errors]
     assert not errors, f"client-visible errors while scaling: {errors[:10]}"
     check_every_acknowledged_write(site, writers)
+
+
+def test_topology_apply_rolls_an_added_node_through_a_running_site(site_factory):
+    """`sessionfed topology apply` rolls version 2 (a fourth node, a non-voter) through three
+    running voters: each is drained and exits 0, a supervisor (here a thread, as systemd or
+    Kubernetes would) starts it again with the new file, and apply waits until it serves at
+    version 2 before the next. Apply then names the new node to start; the site takes it in."""
+    site = site_factory(nodes=4, non_voters=1)
+    three = site.names[:3]
+    fourth = site.names[3]
+    version1 = site.write_topology(1, three)
+    version2 = site.write_topology(2, site.names)
+    for node in three:
+        site.start(node, topology=version1)
+    site.wait_converged(30)
+    stopping = threading.Event()
+    restarted = []
+
+    def supervise():
+        while not stopping.is_set():
+            for node in three:
+                if site.processes[node].handle.poll() == 0:
+                    restarted.append(node)
+                    site.start(node, topology=version2)
+            time.sleep(0.05)
+
+    supervisor = threading.Thread(target=supervise, daemon=True)
+    supervisor.start()
+    try:
+        result = subprocess.run(
+            [site.binary, "topology", "apply", str(version2), "--current", str(version1), "--timeout-per-node", "60"],
+            capture_output=True, text=True, timeout=240,
+        )
+    finally:
+        stopping.set()
+        supervisor.join(5)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(restarted) == sorted(three), restarted
+    assert f"start the new nodes now: {fourth}" in result.stdout, result.stdout
+    assert restarted[-1] == [line.split(":")[0] for line in result.stdout.splitlines() if line.endswith("draining")][-1]
+    # A second run resumes: every node is at version 2 already.
+    again = subprocess.run([site.binary, "topology", "apply", str(version2), "--current", str(version1)], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and again.stdout.count("at version 2 already") == 3, again.stdout + again.stderr
+    wait_until(lambda: members(site) == site.names, 20, what=f"the leader to add {fourth} once every node runs version 2")
+    site.start(fourth, topology=version2)
+    wait_until(lambda: primaries_per_node(site).get(fourth, 0) >= 1, 60, what=f"{fourth} to take primaries")
