@@ -13,7 +13,7 @@ cd "$ROOT"
 
 # Debian packages: redis-cli, node + node-redis, php + phpredis.
 # graphviz and chromium check `sessionfed topology graph` output (DOT rendered, SVG screenshotted).
-DEBIAN_PACKAGES=(redis-tools nodejs node-redis php-cli php-redis graphviz chromium)
+DEBIAN_PACKAGES=(redis-tools nodejs node-redis php-cli php-redis graphviz chromium fonts-dejavu-core)
 # PyPI packages, pinned to the versions these tests were verified with.
 PYPI_PACKAGES=(
   "pytest==9.0.3"
