@@ -2,7 +2,9 @@ import Federation
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
+import Topology
 import Synchronization
 
 /// Serves RESP to applications on the node's `client` address. A `Service`: SIGTERM/SIGINT
@@ -50,6 +52,24 @@ public final class NodeServer: Service, Sendable {
         return try await answer.get()
     }
 
+    /// A listener for applications: each connection gets its `ClientConnectionHandler`, behind
+    /// TLS when `tls` is given.
+    private func clientListener(on address: Topology.Address, tls: NIOSSLContext?) async throws -> Channel {
+        let state = self.state
+        return try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 511)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
+                    try channel.pipeline.syncOperations.addHandler(ClientConnectionHandler(state: state))
+                }
+            }
+            .bind(host: address.host, port: address.port)
+            .get()
+    }
+
     /// Shuts the node's loop down; `withState` fails from here on instead of waiting forever.
     private func shutDownLoop() async {
         loopOpen.withLock { $0 = false }
@@ -77,21 +97,25 @@ public final class NodeServer: Service, Sendable {
         }
         let channel: Channel
         do {
-            channel = try await ServerBootstrap(group: group)
-                .serverChannelOption(.backlog, value: 511)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(ClientConnectionHandler(state: state))
-                    }
-                }
-                .bind(host: address.host, port: address.port)
-                .get()
+            channel = try await clientListener(on: address, tls: nil)
         } catch {
             bound.fail(error)
             await shutDownLoop()
             throw NodeServerError(message: "cannot listen for clients on \(address): \(error)")
+        }
+        // The TLS port for clients closes with the plaintext one (shutdown, end of a drain).
+        if let settings = configuration.topology.clientTLS, let tlsAddress = configuration.node.clientTLS {
+            do {
+                let context = try ClientTLS.context(settings: settings, node: configuration.node.name, topologyDirectory: configuration.topologyDirectory)
+                let tlsChannel = try await clientListener(on: tlsAddress, tls: context)
+                channel.closeFuture.whenComplete { _ in tlsChannel.close(promise: Optional<EventLoopPromise<Void>>.none) }
+                logger.info("node listening for TLS clients", metadata: ["node.name": "\(configuration.node.name)", "client_tls.address": "\(tlsAddress)", "client_certificates": "\(settings.ca == nil ? "not asked" : "required")"])
+            } catch {
+                channel.close(promise: nil)
+                bound.fail(error)
+                await shutDownLoop()
+                throw NodeServerError(message: "cannot listen for TLS clients on \(tlsAddress): \(error)")
+            }
         }
         let port = channel.localAddress?.port ?? address.port
         bound.succeed(port)

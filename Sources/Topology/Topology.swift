@@ -10,6 +10,9 @@ public struct Topology: Hashable, Sendable {
     public var auth: AuthSettings?
     public var policies: [KeyPolicy]
     public var sites: [Site]
+    /// A TLS listener for applications on each node's `clientTLS` address (Redis's
+    /// `tls-port`); nil: plaintext only.
+    public var clientTLS: ClientTLSSettings? = nil
 
     public struct Defaults: Hashable, Sendable {
         public var partitions = 64
@@ -60,6 +63,13 @@ public struct Topology: Hashable, Sendable {
         public var directory: String
     }
 
+    /// Client TLS: each node presents `<directory>/<node>.pem` and `.key`; with `ca`, clients
+    /// must present a certificate that CA signed (mutual TLS).
+    public struct ClientTLSSettings: Hashable, Sendable {
+        public var directory: String
+        public var ca: String?
+    }
+
     /// Client authentication: `password` for the default user (Redis `requirepass`) and named
     /// users for `AUTH user password` (Redis ACL users, all with full access).
     public struct AuthSettings: Hashable, Sendable {
@@ -93,6 +103,8 @@ public struct Topology: Hashable, Sendable {
         public var federation: Address
         public var admin: Address
         public var voter: Bool
+        /// The node's TLS port for applications (with `clientTLS:`).
+        public var clientTLS: Address? = nil
     }
 
     public struct Address: Hashable, Sendable, CustomStringConvertible {

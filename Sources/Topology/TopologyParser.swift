@@ -146,7 +146,7 @@ struct Reader {
     }
 
     mutating func topology(_ root: Node) -> Topology? {
-        let allowed: Set<String> = ["federation", "topologyVersion", "defaults", "links", "tls", "auth", "policies", "sites"]
+        let allowed: Set<String> = ["federation", "topologyVersion", "defaults", "links", "tls", "clientTLS", "auth", "policies", "sites"]
         guard let top = mapping(root, "", allowed: allowed) else { return nil }
         let federation = string(top["federation"], "federation")
         let version = top["topologyVersion"].map { integer($0, "topologyVersion", range: 1...Int(Int32.max)) } ?? 1
@@ -211,6 +211,13 @@ struct Reader {
             }
         }
 
+        var clientTLS: Topology.ClientTLSSettings?
+        if let node = top["clientTLS"], let entries = mapping(node, "clientTLS", allowed: ["directory", "ca"]) {
+            if let directory = string(entries["directory"], "clientTLS.directory") {
+                clientTLS = Topology.ClientTLSSettings(directory: directory, ca: entries["ca"].flatMap { string($0, "clientTLS.ca") })
+            }
+        }
+
         var auth: Topology.AuthSettings?
         if let node = top["auth"], let entries = mapping(node, "auth", allowed: ["password", "users"]) {
             var users: [String: String] = [:]
@@ -256,7 +263,7 @@ struct Reader {
         guard let federation, let version else { return nil }
         return Topology(
             federation: federation, topologyVersion: version, defaults: defaults, links: links, tls: tls, auth: auth,
-            policies: policies, sites: sites
+            policies: policies, sites: sites, clientTLS: clientTLS
         )
     }
 
@@ -280,16 +287,17 @@ struct Reader {
     }
 
     mutating func node(_ node: Node, _ key: String) -> Topology.Node? {
-        guard let entries = mapping(node, key, allowed: ["name", "client", "peer", "federation", "admin", "voter"]) else { return nil }
+        guard let entries = mapping(node, key, allowed: ["name", "client", "peer", "federation", "admin", "voter", "clientTLS"]) else { return nil }
         let name = string(entries["name"], "\(key).name")
         let client = address(entries["client"], "\(key).client")
         let peer = address(entries["peer"], "\(key).peer")
         let federation = address(entries["federation"], "\(key).federation")
         let admin = address(entries["admin"], "\(key).admin")
         let voter = boolean(entries["voter"], "\(key).voter") ?? true
+        let clientTLS = entries["clientTLS"].flatMap { address($0, "\(key).clientTLS") }
         guard let name, let client, let peer, let federation, let admin else { return nil }
         lines["node:\(name)"] = node.mark?.line
-        return Topology.Node(name: name, client: client, peer: peer, federation: federation, admin: admin, voter: voter)
+        return Topology.Node(name: name, client: client, peer: peer, federation: federation, admin: admin, voter: voter, clientTLS: clientTLS)
     }
 
     /// Rules across the whole file.
@@ -313,7 +321,13 @@ struct Reader {
             for (nodeIndex, node) in site.nodes.enumerated() {
                 let nodeKey = "\(siteKey).nodes[\(nodeIndex)]"
                 if !nodeNames.insert(node.name).inserted { fail("\(nodeKey).name", "duplicate node name '\(node.name)'") }
-                for (field, address) in [("client", node.client), ("peer", node.peer), ("federation", node.federation), ("admin", node.admin)] {
+                if topology.clientTLS != nil, node.clientTLS == nil {
+                    fail("\(nodeKey).clientTLS", "clientTLS: is set, so every node needs its TLS port for clients (host:port)")
+                }
+                if topology.clientTLS == nil, node.clientTLS != nil {
+                    fail("\(nodeKey).clientTLS", "a TLS port for clients needs clientTLS: (directory, optional ca) at the top of the file")
+                }
+                for (field, address) in [("client", node.client), ("peer", node.peer), ("federation", node.federation), ("admin", node.admin)] + (node.clientTLS.map { [("clientTLS", $0)] } ?? []) {
                     if let owner = addresses[address.description] {
                         fail("\(nodeKey).\(field)", "address \(address) is already used by \(owner)")
                     }

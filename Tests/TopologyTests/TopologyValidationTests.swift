@@ -27,6 +27,23 @@ import Testing
                 admin: 127.0.0.1:9380
         """
 
+    /// `clientTLS:` and each node's TLS port come together; the port is an address like the
+    /// others (no two the same).
+    @Test func clientTLS_needsEveryNodesPort_andTheSettings() throws {
+        let withTLS = Self.valid.replacingOccurrences(of: "sites:\n", with: "clientTLS:\n  directory: certs\n  ca: certs/ca.pem\nsites:\n")
+            .replacingOccurrences(of: "        admin: 127.0.0.1:9379\n", with: "        admin: 127.0.0.1:9379\n        clientTLS: 127.0.0.1:6390\n")
+        let found = errors(withTLS)
+        #expect(found.count == 1 && found[0].key == "sites[1].nodes[0].clientTLS" && found[0].message.contains("every node needs its TLS port"), "\(found)")
+        let both = withTLS.replacingOccurrences(of: "        admin: 127.0.0.1:9380", with: "        admin: 127.0.0.1:9380\n        clientTLS: 127.0.0.1:6391")
+        guard case .success(let topology) = TopologyParser.parse(both, file: "t.yaml") else { Issue.record("\(errors(both))"); return }
+        #expect(topology.clientTLS == Topology.ClientTLSSettings(directory: "certs", ca: "certs/ca.pem"))
+        #expect(topology.sites[1].nodes[0].clientTLS == Topology.Address(host: "127.0.0.1", port: 6391))
+        let clash = both.replacingOccurrences(of: "clientTLS: 127.0.0.1:6391", with: "clientTLS: 127.0.0.1:6380")
+        #expect(errors(clash).contains { $0.key == "sites[1].nodes[0].clientTLS" && $0.message.contains("already used") })
+        let portWithoutSettings = Self.valid.replacingOccurrences(of: "        admin: 127.0.0.1:9379\n", with: "        admin: 127.0.0.1:9379\n        clientTLS: 127.0.0.1:6390\n")
+        #expect(errors(portWithoutSettings).contains { $0.message.contains("needs clientTLS:") })
+    }
+
     func errors(_ text: String) -> [TopologyError] {
         switch TopologyParser.parse(text, file: "t.yaml") {
         case .success: return []
