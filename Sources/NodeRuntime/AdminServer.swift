@@ -136,6 +136,11 @@ final class MetricsExporter: Sendable {
         counter("sessionfed_connections_received_total", "Client connections accepted.", snapshot.connectionsReceived)
         counter("sessionfed_connections_rejected_total", "Client connections refused at maxclients.", snapshot.connectionsRejected)
         counter("sessionfed_protocol_errors_total", "Connections closed for malformed RESP or an oversized query buffer.", snapshot.protocolErrors)
+        for (certificate, notAfter) in snapshot.certificateExpiries.sorted(by: { $0.key < $1.key }) {
+            gauge("sessionfed_certificate_expiry_timestamp_seconds", "When a certificate in use expires (seconds since 1970): node, ca, client-tls, client-ca.", Int(clamping: notAfter), labels: [("certificate", certificate)])
+        }
+        counter("sessionfed_certificate_reloads_total", "TLS contexts reloaded on SIGHUP.", snapshot.certificateReloads)
+        counter("sessionfed_certificate_reload_failures_total", "SIGHUP reloads that failed (the certificates in force stayed).", snapshot.certificateReloadFailures)
         counter("sessionfed_expired_keys_total", "Keys that expired (each counted once).", snapshot.expiredKeys)
         counter("sessionfed_sessions_created_total", "Keys created by a write to a missing key.", snapshot.keysCreated)
         counter("sessionfed_keys_collected_total", "Tombstones and expired keys dropped by federation-wide collection.", snapshot.keysCollected)

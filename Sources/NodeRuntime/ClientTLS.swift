@@ -7,6 +7,16 @@ import Topology
 /// CA signed, or the handshake fails and the connection closes. A client speaking plaintext
 /// to this port fails the handshake too: nothing it sent is run.
 enum ClientTLS {
+    /// The client TLS context, reloadable on SIGHUP; the expiries of its certificate and CA.
+    static func reloadable(settings: Topology.ClientTLSSettings, node: String, topologyDirectory: String) throws -> ReloadableTLS<NIOSSLContext> {
+        try ReloadableTLS {
+            let directory = FederationTLSPaths.resolve(settings.directory, in: topologyDirectory)
+            var expiries = ["client-tls": try ReloadableTLS<NIOSSLContext>.notAfter(ofPEMFile: "\(directory)/\(node).pem")]
+            if let ca = settings.ca { expiries["client-ca"] = try ReloadableTLS<NIOSSLContext>.notAfter(ofPEMFile: FederationTLSPaths.resolve(ca, in: topologyDirectory)) }
+            return ReloadableTLS.Loaded(contexts: try context(settings: settings, node: node, topologyDirectory: topologyDirectory), expiries: expiries)
+        }
+    }
+
     static func context(settings: Topology.ClientTLSSettings, node: String, topologyDirectory: String) throws -> NIOSSLContext {
         let directory = FederationTLSPaths.resolve(settings.directory, in: topologyDirectory)
         let certificatePath = "\(directory)/\(node).pem"

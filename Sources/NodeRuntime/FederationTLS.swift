@@ -10,9 +10,25 @@ import X509
 /// accepts only peers whose certificate the federation CA signed. Which node a certificate
 /// names (its subject alternative DNS names and common name) is checked against the peer's
 /// Hello by the federation core.
-struct FederationTLS {
+struct FederationTLS: Sendable {
     let server: NIOSSLContext
     let client: NIOSSLContext
+
+    /// Loads the node's federation and peer TLS, reloadable on SIGHUP; the expiries of the
+    /// node's certificate and the CA.
+    static func reloadable(settings: Topology.TLSSettings, node: String, topologyDirectory: String) throws -> ReloadableTLS<FederationTLS> {
+        try ReloadableTLS {
+            let tls = try FederationTLS(settings: settings, node: node, topologyDirectory: topologyDirectory)
+            let directory = FederationTLSPaths.resolve(settings.directory, in: topologyDirectory)
+            return ReloadableTLS.Loaded(
+                contexts: tls,
+                expiries: [
+                    "node": try ReloadableTLS<FederationTLS>.notAfter(ofPEMFile: "\(directory)/\(node).pem"),
+                    "ca": try ReloadableTLS<FederationTLS>.notAfter(ofPEMFile: FederationTLSPaths.resolve(settings.ca, in: topologyDirectory)),
+                ]
+            )
+        }
+    }
 
     init(settings: Topology.TLSSettings, node: String, topologyDirectory: String) throws {
         let caPath = FederationTLSPaths.resolve(settings.ca, in: topologyDirectory)
@@ -94,23 +110,27 @@ public enum FederationCertificates {
         public var contents: String
         /// Private keys are written readable by the owner only.
         public var secret: Bool
+
+        public init(name: String, contents: String, secret: Bool) {
+            self.name = name
+            self.contents = contents
+            self.secret = secret
+        }
     }
 
+    /// A new federation CA and one certificate per node (`sessionfed certs init`).
     public static func issue(for topology: Topology, validityDays: Int, now: Date = Date()) throws -> [File] {
-        let caKey = P256.Signing.PrivateKey()
-        let caPrivateKey = Certificate.PrivateKey(caKey)
+        let caPrivateKey = Certificate.PrivateKey(P256.Signing.PrivateKey())
         let caName = try DistinguishedName {
             OrganizationName(topology.federation)
             CommonName("sessionfed federation CA (\(topology.federation))")
         }
-        let notBefore = now.addingTimeInterval(-3_600)
-        let notAfter = now.addingTimeInterval(Double(validityDays) * 86_400)
         let ca = try Certificate(
             version: .v3,
             serialNumber: Certificate.SerialNumber(),
             publicKey: caPrivateKey.publicKey,
-            notValidBefore: notBefore,
-            notValidAfter: notAfter,
+            notValidBefore: now.addingTimeInterval(-3_600),
+            notValidAfter: now.addingTimeInterval(Double(validityDays) * 86_400),
             issuer: caName,
             subject: caName,
             signatureAlgorithm: .ecdsaWithSHA256,
@@ -120,10 +140,28 @@ public enum FederationCertificates {
             },
             issuerPrivateKey: caPrivateKey
         )
-        var files = [
+        return [
             File(name: "ca.pem", contents: try ca.serializeAsPEM().pemString, secret: false),
             File(name: "ca.key", contents: try caPrivateKey.serializeAsPEM().pemString, secret: true),
-        ]
+        ] + (try nodeCertificates(for: topology, ca: ca, caKey: caPrivateKey, validityDays: validityDays, now: now))
+    }
+
+    /// New certificates for every node from an existing CA (`sessionfed certs rotate`): the
+    /// nodes keep trusting each other through the same CA while each reloads its own.
+    public static func rotate(for topology: Topology, caPEM: String, caKeyPEM: String, validityDays: Int, now: Date = Date()) throws -> [File] {
+        let ca = try Certificate(pemEncoded: caPEM)
+        let caKey = try Certificate.PrivateKey(pemEncoded: caKeyPEM)
+        guard caKey.publicKey == ca.publicKey else {
+            throw FederationTLSError(message: "the CA key does not belong to the CA certificate")
+        }
+        return try nodeCertificates(for: topology, ca: ca, caKey: caKey, validityDays: validityDays, now: now)
+    }
+
+    static func nodeCertificates(for topology: Topology, ca: Certificate, caKey caPrivateKey: Certificate.PrivateKey, validityDays: Int, now: Date) throws -> [File] {
+        let caName = ca.subject
+        let notBefore = now.addingTimeInterval(-3_600)
+        let notAfter = min(now.addingTimeInterval(Double(validityDays) * 86_400), ca.notValidAfter)
+        var files: [File] = []
         for site in topology.sites {
             for node in site.nodes {
                 let key = Certificate.PrivateKey(P256.Signing.PrivateKey())
@@ -174,7 +212,7 @@ public enum FederationCertificates {
     public static func write(_ files: [File], to directory: String, force: Bool) throws {
         let manager = FileManager.default
         try manager.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        if !force, manager.fileExists(atPath: "\(directory)/ca.pem") {
+        if !force, files.contains(where: { $0.name == "ca.pem" }), manager.fileExists(atPath: "\(directory)/ca.pem") {
             throw FederationTLSError(message: "\(directory)/ca.pem exists; a new CA locks out every node still using the old one. Pass --force to replace it")
         }
         for file in files {
@@ -184,4 +222,11 @@ public enum FederationCertificates {
             }
         }
     }
+}
+
+extension ReloadableTLS where Contexts == FederationTLS {
+    /// The server context in force, asked at each accepted connection.
+    var serverContext: @Sendable () -> NIOSSLContext { { self.contexts.server } }
+    /// The client context in force, asked at each dial.
+    var clientContext: @Sendable () -> NIOSSLContext { { self.contexts.client } }
 }

@@ -52,7 +52,8 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
     let connectionKind = "federation"
     let settings: FederationSettings
     /// Nil: plaintext (allowed on loopback only, which topology validation enforces).
-    let tls: FederationTLS?
+    /// Federation/peer TLS, replaced on SIGHUP (new connections take the new certificate).
+    let tls: ReloadableTLS<FederationTLS>?
     var dials: [SiteID: DialState] = [:]
     /// Connections from the nodes of other sites (every node of a site dials on its own).
     var inbound: [FederationPeer: Channel] = [:]
@@ -73,7 +74,7 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
         self.logger = logger
         let configuration = state.configuration
         tls = try configuration.topology.tls.map {
-            try FederationTLS(settings: $0, node: configuration.node.name, topologyDirectory: configuration.topologyDirectory)
+            try FederationTLS.reloadable(settings: $0, node: configuration.node.name, topologyDirectory: configuration.topologyDirectory)
         }
         // The nodes of a site start dialing at different nodes of the other site, so that
         // the links of a site spread over the other's nodes.
@@ -90,7 +91,7 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
 
     func start() async throws {
         let address = state.configuration.node.federation
-        let channel = try await listen(on: address, eventLoop: eventLoop, tls: tls?.server)
+        let channel = try await listen(on: address, eventLoop: eventLoop, tls: tls?.serverContext)
         try await eventLoop.submit {
             self.listener = channel
             self.logger.info("federation listening", metadata: ["federation.address": "\(address)", "links": "\(self.settings.linkedSites.map { self.settings.name(of: $0) })"])
@@ -129,7 +130,7 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
         dial.phase = .connecting
         dial.remoteNode = node.name
         dials[site] = dial
-        connect(to: node.federation, for: site, eventLoop: eventLoop, tls: tls?.client, timeout: .seconds(2))
+        connect(to: node.federation, for: site, eventLoop: eventLoop, tls: tls?.clientContext, timeout: .seconds(2))
             .whenComplete { result in
                 switch result {
                 case .success(let channel):

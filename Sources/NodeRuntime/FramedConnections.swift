@@ -35,7 +35,8 @@ extension FramedTransport {
     }
 
     /// Binds a listener whose connections get TLS (when given) and a frame handler.
-    func listen(on address: Topology.Address, eventLoop: EventLoop, tls: NIOSSLContext?) async throws -> Channel {
+    /// `tls` is asked at each connection: a certificate reloaded on SIGHUP serves the next one.
+    func listen(on address: Topology.Address, eventLoop: EventLoop, tls: (@Sendable () -> NIOSSLContext)?) async throws -> Channel {
         try await ServerBootstrap(group: eventLoop)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -43,7 +44,7 @@ extension FramedTransport {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls()))
                     }
                     try channel.pipeline.syncOperations.addHandler(FramedChannelHandler(transport: self, role: .listener))
                 }
@@ -53,14 +54,14 @@ extension FramedTransport {
     }
 
     /// Connects to `address` for `target`; the handler reports `dialerActive` once open.
-    func connect(to address: Topology.Address, for target: Target, eventLoop: EventLoop, tls: NIOSSLContext?, timeout: TimeAmount) -> EventLoopFuture<Channel> {
+    func connect(to address: Topology.Address, for target: Target, eventLoop: EventLoop, tls: (@Sendable () -> NIOSSLContext)?, timeout: TimeAmount) -> EventLoopFuture<Channel> {
         ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: nil))
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls(), serverHostname: nil))
                     }
                     try channel.pipeline.syncOperations.addHandler(FramedChannelHandler(transport: self, role: .dialer(target)))
                 }

@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import ServiceLifecycle
+import UnixSignals
 import Topology
 import Synchronization
 
@@ -54,7 +55,7 @@ public final class NodeServer: Service, Sendable {
 
     /// A listener for applications: each connection gets its `ClientConnectionHandler`, behind
     /// TLS when `tls` is given.
-    private func clientListener(on address: Topology.Address, tls: NIOSSLContext?) async throws -> Channel {
+    private func clientListener(on address: Topology.Address, tls: (@Sendable () -> NIOSSLContext)?) async throws -> Channel {
         let state = self.state
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 511)
@@ -62,7 +63,7 @@ public final class NodeServer: Service, Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls())) }
                     try channel.pipeline.syncOperations.addHandler(ClientConnectionHandler(state: state))
                 }
             }
@@ -106,8 +107,9 @@ public final class NodeServer: Service, Sendable {
         // The TLS port for clients closes with the plaintext one (shutdown, end of a drain).
         if let settings = configuration.topology.clientTLS, let tlsAddress = configuration.node.clientTLS {
             do {
-                let context = try ClientTLS.context(settings: settings, node: configuration.node.name, topologyDirectory: configuration.topologyDirectory)
-                let tlsChannel = try await clientListener(on: tlsAddress, tls: context)
+                let clientTLS = try ClientTLS.reloadable(settings: settings, node: configuration.node.name, topologyDirectory: configuration.topologyDirectory)
+                try await state.eventLoop.submit { state.clientTLS = clientTLS }.get()
+                let tlsChannel = try await clientListener(on: tlsAddress, tls: { clientTLS.contexts })
                 channel.closeFuture.whenComplete { _ in tlsChannel.close(promise: Optional<EventLoopPromise<Void>>.none) }
                 logger.info("node listening for TLS clients", metadata: ["node.name": "\(configuration.node.name)", "client_tls.address": "\(tlsAddress)", "client_certificates": "\(settings.ca == nil ? "not asked" : "required")"])
             } catch {
@@ -171,6 +173,15 @@ public final class NodeServer: Service, Sendable {
             }
         }
 
+        // SIGHUP reloads the certificates (after `sessionfed certs rotate`): new connections
+        // take them, established ones stay up.
+        let logger = self.logger
+        let reloads = Task {
+            for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                _ = try? await state.eventLoop.submit { state.reloadCertificates(logger: logger) }.get()
+            }
+        }
+
         // SIGTERM/SIGINT (or `sessionfed drain`, through the admin endpoint) drains first in
         // a site of several nodes; the listener closes when the drain ends.
         let drains = configuration.drainsOnShutdown && configuration.site.nodes.count > 1
@@ -192,6 +203,7 @@ public final class NodeServer: Service, Sendable {
             }
         }
         drainRequests.continuation.finish()
+        reloads.cancel()
         let drained = await drainer.value
         for timer in timers { timer.cancel() }
         try? await state.eventLoop.submit { state.dataPlane?.stop() }.get()

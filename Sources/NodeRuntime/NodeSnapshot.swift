@@ -34,6 +34,11 @@ public struct NodeSnapshot: Codable, Sendable {
     public var connectionsReceived: UInt64
     public var connectionsRejected: UInt64
     public var protocolErrors: UInt64
+    /// When each certificate in use expires (seconds since 1970): node, ca, client-tls, client-ca.
+    public var certificateExpiries: [String: UInt64]
+    /// SIGHUP reloads of the TLS contexts, and those that failed (the old ones stayed).
+    public var certificateReloads: UInt64
+    public var certificateReloadFailures: UInt64
     public var expiredKeys: UInt64
     public var keysCreated: UInt64
     public var keysDestroyed: UInt64
@@ -214,6 +219,9 @@ extension NodeState {
             connectionsReceived: statistics.connectionsReceived,
             connectionsRejected: statistics.rejectedConnections,
             protocolErrors: statistics.protocolErrors,
+            certificateExpiries: certificateExpiries,
+            certificateReloads: certificateReloads,
+            certificateReloadFailures: certificateReloadFailures,
             expiredKeys: keyspace.statistics.expiredKeys,
             keysCreated: keyspace.statistics.keysCreated,
             keysDestroyed: keyspace.statistics.keysDestroyed,

@@ -1,7 +1,9 @@
 import ControlPlane
 import Federation
 import Keyspace
+import Logging
 import NIOCore
+import NIOSSL
 import RESP
 import SessionModel
 
@@ -63,6 +65,10 @@ final class NodeState: @unchecked Sendable {
     /// restarted). Writes already obey it, so a returning old active site is fenced from its
     /// first handshake on, not from the commit.
     var learnedRoles: RoleAssignment?
+    /// The client TLS listener's context (`clientTLS:`), reloaded on SIGHUP.
+    var clientTLS: ReloadableTLS<NIOSSLContext>?
+    var certificateReloads: UInt64 = 0
+    var certificateReloadFailures: UInt64 = 0
 
     init(eventLoop: EventLoop, configuration: NodeConfiguration) {
         self.eventLoop = eventLoop
@@ -252,4 +258,40 @@ struct RuntimeStatistics {
     var commandsByName: [String: UInt64] = [:]
     var protocolErrors: UInt64 = 0
     var rejectedForMemory: UInt64 = 0
+}
+
+extension NodeState {
+    /// SIGHUP: every TLS context is loaded again from its files (after `sessionfed certs
+    /// rotate`). New connections take the new certificates; established links stay up. A file
+    /// that cannot be loaded keeps the context in force, and says so.
+    func reloadCertificates(logger: Logger) {
+        let holders: [(String, () throws -> Void)] = [
+            transport?.tls.map { tls in ("federation", { try tls.reload() }) },
+            controlPlane?.transport?.tls.map { tls in ("peer", { try tls.reload() }) },
+            clientTLS.map { tls in ("client TLS", { try tls.reload() }) },
+        ].compactMap { $0 }
+        guard !holders.isEmpty else {
+            logger.notice("SIGHUP: no certificates to reload (no tls: or clientTLS: in the topology)")
+            return
+        }
+        for (name, reload) in holders {
+            do {
+                try reload()
+                certificateReloads += 1
+            } catch {
+                certificateReloadFailures += 1
+                logger.error("certificates not reloaded: the ones in force stay", metadata: ["listener": "\(name)", "error": "\(error)"])
+                return
+            }
+        }
+        let expiries = certificateExpiries.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        logger.notice("certificates reloaded: new connections use them", metadata: ["listeners": "\(holders.map(\.0))", "expires_at": "\(expiries)"])
+    }
+
+    /// When each loaded certificate expires (seconds since 1970): node, ca, client-tls, client-ca.
+    var certificateExpiries: [String: UInt64] {
+        var expiries = transport?.tls?.expiries ?? controlPlane?.transport?.tls?.expiries ?? [:]
+        expiries.merge(clientTLS?.expiries ?? [:]) { first, _ in first }
+        return expiries
+    }
 }

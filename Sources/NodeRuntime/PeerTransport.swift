@@ -46,7 +46,8 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
     let state: NodeState
     let logger: Logger
     let connectionKind = "peer"
-    let tls: FederationTLS?
+    /// Federation/peer TLS, replaced on SIGHUP (new connections take the new certificate).
+    let tls: ReloadableTLS<FederationTLS>?
     var links: [String: Link] = [:]
     /// Accepted connections by the node they come from.
     var inbound: [String: Channel] = [:]
@@ -69,7 +70,7 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
         self.logger = logger
         let configuration = state.configuration
         tls = try configuration.topology.tls.map {
-            try FederationTLS(settings: $0, node: configuration.node.name, topologyDirectory: configuration.topologyDirectory)
+            try FederationTLS.reloadable(settings: $0, node: configuration.node.name, topologyDirectory: configuration.topologyDirectory)
         }
         for node in configuration.site.nodes where node.name != configuration.node.name {
             links[node.name] = Link(node: node)
@@ -83,7 +84,7 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
 
     func start() async throws {
         let address = configuration.node.peer
-        let channel = try await listen(on: address, eventLoop: eventLoop, tls: tls?.server)
+        let channel = try await listen(on: address, eventLoop: eventLoop, tls: tls?.serverContext)
         try await eventLoop.submit {
             self.listener = channel
             self.logger.info("control plane listening for peers", metadata: ["peer.address": "\(address)", "peers": "\(self.links.keys.sorted())"])
@@ -114,7 +115,7 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
         link.phase = .connecting
         links[name] = link
         let address = link.node.peer
-        connect(to: address, for: name, eventLoop: eventLoop, tls: tls?.client, timeout: .seconds(1))
+        connect(to: address, for: name, eventLoop: eventLoop, tls: tls?.clientContext, timeout: .seconds(1))
             .whenComplete { result in
                 switch result {
                 case .success(let channel):

@@ -72,6 +72,11 @@ struct Node: AsyncParsableCommand {
     }
 }
 
+/// The file name of a path.
+func lastComponent(of path: String) -> String {
+    path.lastIndex(of: "/").map { String(path[path.index(after: $0)...]) } ?? path
+}
+
 /// The directory of a file path ("." for a bare file name).
 func directory(of path: String) -> String {
     guard let slash = path.lastIndex(of: "/") else { return "." }
@@ -172,8 +177,38 @@ struct Certs: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "certs",
         abstract: "Create the certificates federation links authenticate with.",
-        subcommands: [Init.self]
+        subcommands: [Init.self, Rotate.self]
     )
+
+    struct Rotate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Issue new node certificates from the existing CA (ca.pem and its key); nodes load them on SIGHUP without dropping links.",
+            discussion: "Writes <node>.pem and <node>.key for every node of the topology into --out, keeping ca.pem. Send SIGHUP to each node (or restart it) to use them; established connections stay up, new ones use the new certificate."
+        )
+
+        @Option(help: "The topology file.") var topology: String
+        @Option(help: "Directory holding ca.pem, where the node certificates are written.") var out: String
+        @Option(help: "The CA's private key (default: <out>/ca.key).") var caKey: String?
+        @Option(help: "Validity of the new certificates in days (at most the CA's).") var days = 825
+
+        func run() throws {
+            let topology = try loadTopology(self.topology)
+            let keyPath = caKey ?? "\(out)/ca.key"
+            let caPEM: String
+            let caKeyPEM: String
+            do { caPEM = try String(contentsOfFile: "\(out)/ca.pem", encoding: .utf8) } catch {
+                throw ValidationError("cannot read the CA certificate \(out)/ca.pem: \(error)")
+            }
+            do { caKeyPEM = try String(contentsOfFile: keyPath, encoding: .utf8) } catch {
+                throw ValidationError("cannot read the CA key \(keyPath): \(error) (give it with --ca-key)")
+            }
+            let files = try FederationCertificates.rotate(for: topology, caPEM: caPEM, caKeyPEM: caKeyPEM, validityDays: days)
+            try FederationCertificates.write(files, to: out, force: false)
+            let nodes = topology.sites.flatMap(\.nodes).map(\.name)
+            print("wrote new certificates and keys for \(nodes.count) node(s) in \(out)/, signed by \(out)/ca.pem: \(nodes.joined(separator: ", "))")
+            print("send SIGHUP to each node to load them (links stay up)")
+        }
+    }
 
     struct Init: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -184,13 +219,21 @@ struct Certs: ParsableCommand {
         @Option(help: "Directory to write into (the topology's tls.directory).") var out: String
         @Option(help: "Validity of the certificates in days.") var days = 825
         @Flag(help: "Replace an existing CA (every node must then get the new files).") var force = false
+        @Option(help: "Write the CA's private key here instead of next to the node certificates (keep it off the nodes).") var caKeyOut: String?
 
         func run() throws {
             let topology = try loadTopology(self.topology)
-            let files = try FederationCertificates.issue(for: topology, validityDays: days)
+            var files = try FederationCertificates.issue(for: topology, validityDays: days)
+            let keyPath = caKeyOut ?? "\(out)/ca.key"
+            if let caKeyOut, let index = files.firstIndex(where: { $0.name == "ca.key" }) {
+                let key = files.remove(at: index)
+                try FederationCertificates.write([FederationCertificates.File(name: lastComponent(of: caKeyOut), contents: key.contents, secret: true)], to: directory(of: caKeyOut), force: force)
+            }
             try FederationCertificates.write(files, to: out, force: force)
             let nodes = topology.sites.flatMap(\.nodes).map(\.name)
-            print("wrote \(out)/ca.pem (keep \(out)/ca.key offline) and a certificate and key for \(nodes.count) node(s): \(nodes.joined(separator: ", "))")
+            print("wrote the CA certificate: \(out)/ca.pem (every node needs it)")
+            print("wrote the CA private key: \(keyPath) (keep it off the nodes; `certs rotate` needs it)")
+            print("wrote a certificate and key for \(nodes.count) node(s) in \(out)/: \(nodes.map { "\($0).pem, \($0).key" }.joined(separator: "; "))")
             if let tls = topology.tls {
                 print("the topology expects ca: \(tls.ca), directory: \(tls.directory) (relative to the topology file)")
             } else {
