@@ -227,7 +227,8 @@ public struct ClusterMap: Hashable, Sendable {
         case .roles(let assignment):
             roles.learn(assignment)
         case .fence(let target, let epoch):
-            if roles.assignment.epoch == epoch, roles.acceptsWrites { _ = try? roles.fence(handingOverTo: target) }
+            // `fence` itself refuses a site that is not active or is fenced already.
+            if roles.assignment.epoch == epoch { _ = try? roles.fence(handingOverTo: target) }
         case .unfence(let epoch):
             if roles.assignment.epoch == epoch { try? roles.unfence() }
         case .siteOffline(let site, let offline):

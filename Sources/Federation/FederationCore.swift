@@ -316,8 +316,6 @@ public struct FederationCore: Sendable {
         return actions
     }
 
-    public func isOffline(_ site: SiteID) -> Bool { links[site]?.offline ?? false }
-
     // MARK: Outgoing deltas
 
     /// Deltas of local writes, in the order they were applied. Each goes to every linked site.
