@@ -62,11 +62,9 @@ enum AdminServer {
             return text(answer.status, answer.text)
         }
         router.post("/dr/adopt") { request, _ -> Response in
-            let query = request.uri.queryParameters
-            guard let epoch = query.get("epoch").flatMap(UInt64.init), let issuer = query.get("issuer").flatMap(UInt32.init),
-                let active = query.get("active").map({ $0.split(separator: ",").compactMap { UInt32($0) } })
-            else { return text(400, "refused: give the assignment (?epoch=N&issuer=ID&active=ID,ID)\n") }
-            let assignment = RoleAssignment(epoch: epoch, issuer: SiteID(issuer), active: active.map(SiteID.init))
+            guard let assignment = request.uri.query.flatMap({ RoleAssignment(query: $0) }) else {
+                return text(400, "refused: give the assignment (?epoch=N&issuer=ID&active=ID,ID)\n")
+            }
             let answer = try await node.withState { $0.adopt(assignment) }
             return text(answer.status, answer.text)
         }

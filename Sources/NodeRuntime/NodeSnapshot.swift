@@ -291,15 +291,13 @@ extension NodeState {
     func rolesSnapshot() -> RolesSnapshot {
         let roles = siteRoles
         let assignment = assignmentInForce
-        let names = Dictionary(configuration.topology.sites.map { (SiteID($0.id), $0.name) }, uniquingKeysWith: { first, _ in first })
-        func name(_ site: SiteID) -> String { names[site] ?? "\(site)" }
         return RolesSnapshot(
             epoch: assignment.epoch,
-            issuer: assignment.issuer == SiteID(0) ? "topology" : name(assignment.issuer),
-            activeSites: assignment.active.map(name),
+            issuer: assignment.issuer == SiteID(0) ? "topology" : siteName(assignment.issuer),
+            activeSites: assignment.active.map(siteName),
             acceptsWrites: acceptsWrites,
             committed: assignment == roles.assignment,
-            handoverTo: assignment == roles.assignment ? roles.handover?.active.first.map(name) : nil,
+            handoverTo: assignment == roles.assignment ? roles.handover?.active.first.map(siteName) : nil,
             handoverEpoch: assignment == roles.assignment ? roles.handover?.epoch : nil
         )
     }

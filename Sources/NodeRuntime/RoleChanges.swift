@@ -25,10 +25,6 @@ extension NodeState {
         configuration.topology.sites.first { SiteID($0.id) == site }?.name ?? "\(site)"
     }
 
-    /// An assignment as the admin endpoint and `sessionfed dr` exchange it (query parameters).
-    static func query(of assignment: RoleAssignment) -> String {
-        "epoch=\(assignment.epoch)&issuer=\(assignment.issuer.rawValue)&active=\(assignment.active.map { "\($0.rawValue)" }.joined(separator: ","))"
-    }
 
     /// Commits `command` when this node leads the site's control plane.
     private func commit(_ command: ClusterCommand, done: () -> Bool, what: String) -> RoleChangeAnswer {
@@ -53,7 +49,7 @@ extension NodeState {
         }
         let epoch = siteRoles.assignment.epoch
         var answer = commit(.fence(target: targetSite, epoch: epoch), done: { siteRoles.handover == handover }, what: "fenced: writes refused while they drain to \(target)")
-        if answer.status < 300 { answer.text = Self.query(of: handover) + "\n" + answer.text }
+        if answer.status < 300 { answer.text = handover.query + "\n" + answer.text }
         return answer
     }
 
@@ -86,7 +82,7 @@ extension NodeState {
             return .refused(error)
         }
         var answer = commit(.roles(assignment), done: { siteRoles.assignment == assignment }, what: "active at epoch \(assignment.epoch)")
-        if answer.status < 300 { answer.text = Self.query(of: assignment) + "\n" + answer.text }
+        if answer.status < 300 { answer.text = assignment.query + "\n" + answer.text }
         return answer
     }
 
@@ -103,5 +99,26 @@ extension NodeState {
             .siteOffline(site, offline: offline), done: { controlPlane?.raft.map.offlineSites.contains(site) == offline },
             what: offline ? "\(configuration.site.name) ships nothing more to \(name)" : "\(configuration.site.name) ships to \(name) again; anti-entropy catches it up"
         )
+    }
+}
+
+extension RoleAssignment {
+    /// The assignment as the admin endpoint and `sessionfed dr` exchange it: a URL query,
+    /// `epoch=N&issuer=ID&active=ID,ID`.
+    public var query: String {
+        "epoch=\(epoch)&issuer=\(issuer.rawValue)&active=\(active.map { "\($0.rawValue)" }.joined(separator: ","))"
+    }
+
+    /// Reads `query`'s form back; nil when a part is missing or not a number.
+    public init?(query: some StringProtocol) {
+        var fields: [String: String] = [:]
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            if parts.count == 2 { fields[String(parts[0])] = String(parts[1]) }
+        }
+        guard let epoch = fields["epoch"].flatMap({ UInt64($0) }), let issuer = fields["issuer"].flatMap({ UInt32($0) }), let active = fields["active"] else { return nil }
+        let sites = active.split(separator: ",").map { UInt32($0) }
+        guard !sites.contains(nil) else { return nil }
+        self.init(epoch: epoch, issuer: SiteID(issuer), active: sites.map { SiteID($0!) })
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NodeRuntime
+import SessionModel
 import Topology
 
 /// `sessionfed dr …`: disaster recovery between sites (DESIGN.md §5). Role changes go to the
@@ -94,10 +95,10 @@ func milliseconds(since start: Date) -> Int { Int(Date().timeIntervalSince(start
 
 /// Tells every other site the new assignment at once (each adopts it only if it supersedes its
 /// own; heartbeats would carry it within a second anyway).
-func spread(_ query: String, in view: FederationView, except skipped: Set<String>) async {
+func spread(_ assignment: RoleAssignment, in view: FederationView, except skipped: Set<String>) async {
     for site in view.topology.sites where !skipped.contains(site.name) {
         // One try each: a site that does not answer learns it when it returns.
         guard let leader = try? view.leader(of: site), !view.reports(of: site.name).isEmpty else { continue }
-        _ = try? await AdminClient.post(leader.admin, path: "/dr/adopt?\(query)", timeout: .seconds(2))
+        _ = try? await AdminClient.post(leader.admin, path: "/dr/adopt?\(assignment.query)", timeout: .seconds(2))
     }
 }

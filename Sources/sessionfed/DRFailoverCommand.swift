@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NodeRuntime
+import SessionModel
 import Topology
 
 /// `sessionfed dr failover --to SITE`: unplanned. SITE takes the writes at once, at a new role
@@ -30,17 +31,16 @@ struct DRFailover: AsyncParsableCommand {
         }
         let started = Date()
         let answer = try await postRoleChange(to: target, in: view, "/dr/takeover")
-        guard answer.status < 300, let query = answer.text.split(separator: "\n").first.map(String.init), query.hasPrefix("epoch=") else {
+        guard answer.status < 300, let assignment = answer.text.split(separator: "\n").first.flatMap({ RoleAssignment(query: $0) }) else {
             throw ValidationError("\(to) refused to take over: \(answer.text) (HTTP \(answer.status))")
         }
         let (accepting, _) = try await waitFor(view.topology, until: started.addingTimeInterval(10)) { view in
             let nodes = view.reports(of: to)
             return !nodes.isEmpty && nodes.allSatisfy { $0.roles.acceptsWrites }
         }
-        guard accepting else { throw ValidationError("\(to) committed the failover (\(query)) but not every node of it takes writes yet; see `sessionfed dr status`") }
-        await spread(query, in: view, except: [to])
-        let epoch = query.split(separator: "&").first.map { $0.dropFirst("epoch=".count) } ?? "?"
-        print("\(to): active at role epoch \(epoch) · took \(milliseconds(since: started)) ms")
+        guard accepting else { throw ValidationError("\(to) committed the failover (role epoch \(assignment.epoch)) but not every node of it takes writes yet; see `sessionfed dr status`") }
+        await spread(assignment, in: view, except: [to])
+        print("\(to): active at role epoch \(assignment.epoch) · took \(milliseconds(since: started)) ms")
     }
 }
 

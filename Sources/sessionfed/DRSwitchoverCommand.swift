@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NodeRuntime
+import SessionModel
 import Topology
 
 /// `sessionfed dr switchover --to SITE`: a planned move of the writes, with zero loss. The
@@ -44,10 +45,11 @@ struct Switchover {
 
         // 1. The active site turns read-only.
         let fence = try await postRoleChange(to: sourceSite, in: view, "/dr/fence?to=\(target)")
-        guard fence.status < 300, let handover = fence.text.split(separator: "\n").first.map(String.init), handover.hasPrefix("epoch=") else {
+        guard fence.status < 300, let handover = fence.text.split(separator: "\n").first.flatMap({ RoleAssignment(query: $0) }) else {
             throw ValidationError("\(source) refused to turn read-only: \(fence.text) (HTTP \(fence.status))")
         }
-        let epoch = handover.split(separator: "&").first.flatMap { UInt64($0.dropFirst("epoch=".count)) }.map { $0 - 1 } ?? 0
+        // The fence holds the epoch in force; the handover is the next one.
+        let epoch = handover.epoch - 1
         print("\(source): read-only (fenced) · draining its writes to \(target)")
 
         // 2. Every node of it has the fence, and has had every delta acknowledged by the target.
@@ -69,7 +71,7 @@ struct Switchover {
         print("\(source): every delta acknowledged by \(target) after \(milliseconds(since: started)) ms")
 
         // 3. The target commits the handover and takes the writes.
-        let adopted = try await postRoleChange(to: targetSite, in: view, "/dr/adopt?\(handover)")
+        let adopted = try await postRoleChange(to: targetSite, in: view, "/dr/adopt?\(handover.query)")
         let (accepting, after) = try await waitFor(topology, until: Date().addingTimeInterval(max(5, deadline.timeIntervalSinceNow))) { view in
             let nodes = view.reports(of: target)
             return !nodes.isEmpty && nodes.allSatisfy { $0.roles.acceptsWrites }
