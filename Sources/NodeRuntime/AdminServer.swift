@@ -20,11 +20,7 @@ enum AdminServer {
             let (loading, draining) = try await node.withState { ($0.loading, $0.drain != nil) }
             let text = draining ? "draining: this node is stopping and handing its partitions to the site's other nodes\n"
                 : loading ? "loading: recovering data from the federation's other sites\n" : "ok\n"
-            return Response(
-                status: loading || draining ? .serviceUnavailable : .ok,
-                headers: [.contentType: "text/plain"],
-                body: ResponseBody(byteBuffer: ByteBuffer(string: text))
-            )
+            return AdminServer.text(loading || draining ? 503 : 200, text)
         }
         // `sessionfed drain`: the node drains as on SIGTERM and exits once it holds nothing.
         router.post("/drain") { _, _ -> Response in
@@ -35,7 +31,7 @@ enum AdminServer {
                 request("sessionfed drain")
                 return (.accepted, "draining: the node exits once the site's other nodes hold its partitions\n")
             }
-            return Response(status: answer.0, headers: [.contentType: "text/plain"], body: ResponseBody(byteBuffer: ByteBuffer(string: answer.1)))
+            return text(answer.0.code, answer.1)
         }
         // For traffic managers: ready for clients (not loading or draining); with `write=1`,
         // only where this node's site accepts writes, so a global load balancer or a DNS

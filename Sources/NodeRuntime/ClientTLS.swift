@@ -11,8 +11,8 @@ enum ClientTLS {
     static func reloadable(settings: Topology.ClientTLSSettings, node: String, topologyDirectory: String) throws -> ReloadableTLS<NIOSSLContext> {
         try ReloadableTLS {
             let directory = FederationTLSPaths.resolve(settings.directory, in: topologyDirectory)
-            var expiries = ["client-tls": try ReloadableTLS<NIOSSLContext>.notAfter(ofPEMFile: "\(directory)/\(node).pem")]
-            if let ca = settings.ca { expiries["client-ca"] = try ReloadableTLS<NIOSSLContext>.notAfter(ofPEMFile: FederationTLSPaths.resolve(ca, in: topologyDirectory)) }
+            var expiries = ["client-tls": try TLSFiles.notAfter(ofPEMFile: "\(directory)/\(node).pem")]
+            if let ca = settings.ca { expiries["client-ca"] = try TLSFiles.notAfter(ofPEMFile: FederationTLSPaths.resolve(ca, in: topologyDirectory)) }
             return ReloadableTLS.Loaded(contexts: try context(settings: settings, node: node, topologyDirectory: topologyDirectory), expiries: expiries)
         }
     }
@@ -21,23 +21,12 @@ enum ClientTLS {
         let directory = FederationTLSPaths.resolve(settings.directory, in: topologyDirectory)
         let certificatePath = "\(directory)/\(node).pem"
         let keyPath = "\(directory)/\(node).key"
-        let chain: [NIOSSLCertificate]
-        let key: NIOSSLPrivateKey
-        do { chain = try NIOSSLCertificate.fromPEMFile(certificatePath) } catch {
-            throw FederationTLSError(message: "cannot read this node's client TLS certificate \(certificatePath): \(error)")
-        }
-        do { key = try NIOSSLPrivateKey(file: keyPath, format: .pem) } catch {
-            throw FederationTLSError(message: "cannot read this node's client TLS key \(keyPath): \(error)")
-        }
-        guard !chain.isEmpty else { throw FederationTLSError(message: "no certificate found in \(certificatePath)") }
+        let chain = try TLSFiles.certificates(certificatePath, what: "this node's client TLS certificate", hint: "")
+        let key = try TLSFiles.privateKey(keyPath, what: "this node's client TLS key", hint: "")
         var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         configuration.minimumTLSVersion = .tlsv12
         if let ca = settings.ca {
-            let caPath = FederationTLSPaths.resolve(ca, in: topologyDirectory)
-            let roots: [NIOSSLCertificate]
-            do { roots = try NIOSSLCertificate.fromPEMFile(caPath) } catch {
-                throw FederationTLSError(message: "cannot read the client CA \(caPath): \(error)")
-            }
+            let roots = try TLSFiles.certificates(FederationTLSPaths.resolve(ca, in: topologyDirectory), what: "the client CA", hint: "")
             configuration.trustRoots = .certificates(roots)
             // Clients are not named by host: any certificate the CA signed is accepted.
             configuration.certificateVerification = .noHostnameVerification

@@ -23,8 +23,8 @@ struct FederationTLS: Sendable {
             return ReloadableTLS.Loaded(
                 contexts: tls,
                 expiries: [
-                    "node": try ReloadableTLS<FederationTLS>.notAfter(ofPEMFile: "\(directory)/\(node).pem"),
-                    "ca": try ReloadableTLS<FederationTLS>.notAfter(ofPEMFile: FederationTLSPaths.resolve(settings.ca, in: topologyDirectory)),
+                    "node": try TLSFiles.notAfter(ofPEMFile: "\(directory)/\(node).pem"),
+                    "ca": try TLSFiles.notAfter(ofPEMFile: FederationTLSPaths.resolve(settings.ca, in: topologyDirectory)),
                 ]
             )
         }
@@ -35,22 +35,10 @@ struct FederationTLS: Sendable {
         let directory = FederationTLSPaths.resolve(settings.directory, in: topologyDirectory)
         let certificatePath = "\(directory)/\(node).pem"
         let keyPath = "\(directory)/\(node).key"
-        let hint = "create them with `sessionfed certs init --topology FILE --out DIR`"
-        let roots: [NIOSSLCertificate]
-        let chain: [NIOSSLCertificate]
-        let key: NIOSSLPrivateKey
-        do { roots = try NIOSSLCertificate.fromPEMFile(caPath) } catch {
-            throw FederationTLSError(message: "cannot read the federation CA \(caPath): \(error); \(hint)")
-        }
-        do { chain = try NIOSSLCertificate.fromPEMFile(certificatePath) } catch {
-            throw FederationTLSError(message: "cannot read this node's certificate \(certificatePath): \(error); \(hint)")
-        }
-        do { key = try NIOSSLPrivateKey(file: keyPath, format: .pem) } catch {
-            throw FederationTLSError(message: "cannot read this node's private key \(keyPath): \(error); \(hint)")
-        }
-        guard !roots.isEmpty, !chain.isEmpty else {
-            throw FederationTLSError(message: "no certificate found in \(roots.isEmpty ? caPath : certificatePath); \(hint)")
-        }
+        let hint = "; create them with `sessionfed certs init --topology FILE --out DIR`"
+        let roots = try TLSFiles.certificates(caPath, what: "the federation CA", hint: hint)
+        let chain = try TLSFiles.certificates(certificatePath, what: "this node's certificate", hint: hint)
+        let key = try TLSFiles.privateKey(keyPath, what: "this node's private key", hint: hint)
         var serverConfiguration = TLSConfiguration.makeServerConfiguration(
             certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key)
         )

@@ -28,6 +28,26 @@ final class ReloadableTLS<Contexts: Sendable>: Sendable {
         let loaded = try load()
         current.withLock { $0 = loaded }
     }
+}
+
+/// The PEM files a node's TLS reads (federation, peers, clients), each failure naming the file
+/// and what it was for.
+enum TLSFiles {
+    /// Every certificate of a PEM file; at least one.
+    static func certificates(_ path: String, what: String, hint: String) throws -> [NIOSSLCertificate] {
+        let certificates: [NIOSSLCertificate]
+        do { certificates = try NIOSSLCertificate.fromPEMFile(path) } catch {
+            throw FederationTLSError(message: "cannot read \(what) \(path): \(error)\(hint)")
+        }
+        guard !certificates.isEmpty else { throw FederationTLSError(message: "no certificate found in \(path)\(hint)") }
+        return certificates
+    }
+
+    static func privateKey(_ path: String, what: String, hint: String) throws -> NIOSSLPrivateKey {
+        do { return try NIOSSLPrivateKey(file: path, format: .pem) } catch {
+            throw FederationTLSError(message: "cannot read \(what) \(path): \(error)\(hint)")
+        }
+    }
 
     /// When the first certificate of a PEM file expires (seconds since 1970).
     static func notAfter(ofPEMFile path: String) throws -> UInt64 {
