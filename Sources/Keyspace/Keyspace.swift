@@ -388,20 +388,43 @@ public struct Keyspace: Sendable {
         }
     }
 
+    /// Whether the active sweep expires a due key of a partition now.
+    public enum ExpiryTurn: Sendable {
+        /// This node is the partition's acting primary: expire the key.
+        case now
+        /// This node is the partition's primary but cannot act this moment (its lease lapsed,
+        /// or a handover seals the copy): the key stays queued for a later sweep, because no
+        /// promotion will put it back.
+        case later
+        /// Another node expires it: the key leaves the queue (`scheduleExpiries` puts it back
+        /// if this node becomes the partition's primary).
+        case never
+    }
+
     /// The active expiry cycle: handles at most `budget` due keys, so one tick's work is bounded.
     /// Returns the `expired` events.
-    /// `expires`: which partitions this node expires (those it is primary of); a due key of
-    /// another partition leaves the queue (`scheduleExpiries` puts it back if this node becomes
-    /// its primary).
-    public mutating func sweepExpired(now: UInt64, budget: Int, expires: (Int) -> Bool = { _ in true }) -> [KeyspaceEvent] {
+    /// `expires`: whose turn a due key of each partition is (only partitioned keyspaces ask).
+    public mutating func sweepExpired(now: UInt64, budget: Int, expires: (Int) -> ExpiryTurn = { _ in .now }) -> [KeyspaceEvent] {
         var events: [KeyspaceEvent] = []
+        var deferred: [(at: UInt64, key: [UInt8])] = []
         var handled = 0
         while handled < budget, let due = expiryQueue.popDue(now: now) {
             handled += 1
             guard let stored = keys[due.key], stored.state.expireAt == due.at else { continue }
-            if let partitioning = configuration.partitioning, !expires(partitioning.partition(of: due.key)) { continue }
+            if let partitioning = configuration.partitioning {
+                switch expires(partitioning.partition(of: due.key)) {
+                case .now: break
+                case .later:
+                    deferred.append(due)
+                    continue
+                case .never: continue
+                }
+            }
             expire(due.key, now: now, events: &events)
         }
+        // Put back after the loop: re-inserted at once, a due key would be popped again in
+        // this same cycle.
+        for entry in deferred { expiryQueue.insert(entry.key, at: entry.at) }
         return events
     }
 

@@ -612,7 +612,9 @@ final class DataPlane: @unchecked Sendable {
     /// goes to their backups like any write.
     func runExpiryCycle() {
         let acting = actingPrimaries()
-        let events = state.keyspace.sweepExpired(now: WallClock.nowMilliseconds(), budget: state.configuration.expiryKeysPerCycle, expires: acting.contains)
+        let events = state.keyspace.sweepExpired(now: WallClock.nowMilliseconds(), budget: state.configuration.expiryKeysPerCycle) { partition in
+            acting.contains(partition) ? .now : self.copies.primaries[partition] != nil ? .later : .never
+        }
         _ = submit(writes([], expired: state.keyspace.drainReleasedByExpiry()))
         state.announce(events)
     }

@@ -84,11 +84,28 @@ import Testing
         harness.run("SET", "short", "v", "PX", "10")
         let partition = Self.partitioning.partition(of: Array("short".utf8))
         harness.now += 20
-        #expect(harness.keyspace.sweepExpired(now: harness.now, budget: 100, expires: { $0 != partition }).isEmpty)
+        #expect(harness.keyspace.sweepExpired(now: harness.now, budget: 100, expires: { $0 != partition ? .now : .never }).isEmpty)
         #expect(harness.keyspace.state(of: Array("short".utf8)) != nil, "a backup's copy is not expired by its own sweep")
         harness.keyspace.scheduleExpiries(ofPartition: partition)
         let events = harness.keyspace.sweepExpired(now: harness.now, budget: 100)
         #expect(events.map(\.name) == ["expired"])
+        #expect(harness.keyspace.state(of: Array("short".utf8)) == nil)
+    }
+
+    /// A primary whose lease lapsed for a moment (a slow heartbeat on a loaded machine) is
+    /// still the partition's primary: no `becamePrimary` will schedule its keys again, so a
+    /// due key it could not expire must stay queued, or it never expires (nor is announced).
+    @Test func sweep_keepsDueKeysOfAPrimaryThatCannotActForAMoment() {
+        var harness = harness()
+        harness.run("SET", "short", "v", "PX", "10")
+        harness.run("SET", "other", "v", "PX", "10")
+        let partition = Self.partitioning.partition(of: Array("short".utf8))
+        harness.now += 20
+        let first = harness.keyspace.sweepExpired(now: harness.now, budget: 100, expires: { $0 == partition ? .later : .now })
+        #expect(harness.keyspace.state(of: Array("short".utf8)) != nil, "not expired while the primary cannot act")
+        #expect(first.count == (Self.partitioning.partition(of: Array("other".utf8)) == partition ? 0 : 1))
+        let events = harness.keyspace.sweepExpired(now: harness.now + 100, budget: 100)
+        #expect(events.map(\.key).contains(Array("short".utf8)))
         #expect(harness.keyspace.state(of: Array("short".utf8)) == nil)
     }
 }
