@@ -85,6 +85,8 @@ public struct Keyspace: Sendable {
         var digest: StateDigest?
         /// What the key adds to the kept Merkle leaves now (nil: nothing yet).
         var contribution: StateDigest?
+        /// Inserted into the table just now, by a change not yet settled.
+        var isNew = false
     }
 
     public var configuration: KeyspaceConfiguration
@@ -131,23 +133,25 @@ public struct Keyspace: Sendable {
 
     /// The visible value of `key`, with lazy expiry: an expired key fires its `expired` event
     /// (once) into `events`.
+    /// Reads go through `keys.values[index]` rather than `keys[key]`: the latter copies the
+    /// stored key (a retain and release of each of its buffers) on every read.
     mutating func lookup(_ key: [UInt8], now: UInt64, events: inout [KeyspaceEvent]) -> KeyValue? {
-        guard let stored = keys[key] else { return nil }
-        if stored.state.isExpired(now: now) {
+        guard let index = keys.index(forKey: key) else { return nil }
+        if keys.values[index].state.isExpired(now: now) {
             expire(key, now: now, events: &events)
             return nil
         }
-        return stored.state.value(now: now, policy: conflict(for: key))
+        return keys.values[index].state.value(now: now, policy: conflict(for: key))
     }
 
     /// The visible type, with lazy expiry.
     mutating func type(of key: [UInt8], now: UInt64, events: inout [KeyspaceEvent]) -> KeyType? {
-        guard let stored = keys[key] else { return nil }
-        if stored.state.isExpired(now: now) {
+        guard let index = keys.index(forKey: key) else { return nil }
+        if keys.values[index].state.isExpired(now: now) {
             expire(key, now: now, events: &events)
             return nil
         }
-        return stored.state.visibleType(policy: conflict(for: key))
+        return keys.values[index].state.visibleType(policy: conflict(for: key))
     }
 
     /// The replicated state of `key`, tombstones and expired state included.
@@ -232,18 +236,16 @@ public struct Keyspace: Sendable {
 
     /// Applies a local write and returns its delta (nil when it changed nothing).
     mutating func write(_ key: [UInt8], _ write: KeyWrite, now: UInt64) -> Delta? {
-        let existed = keys[key]?.state.isLive(now: now) ?? false
         let timestamp = clock.tick(physicalMilliseconds: now)
         let lifeStart = lifeStart(of: key, now: now)
-        var stored = keys.removeValue(forKey: key) ?? StoredKey()
-        let delta = stored.state.write(
-            write, key: key, site: configuration.site, timestamp: timestamp, now: now, policy: policy(for: key), lifeStart: lifeStart
-        )
-        if delta != nil {
-            countLiveness(existed: existed, exists: stored.state.isLive(now: now))
-            if !collected.isEmpty { collected[key] = nil }
+        let policy = policy(for: key), site = configuration.site
+        var delta: Delta?
+        let change = Self.change(&keys[key, default: StoredKey(isNew: true)], key: key, revision: revisionCounter + 1, now: now) { state in
+            delta = state.write(write, key: key, site: site, timestamp: timestamp, now: now, policy: policy, lifeStart: lifeStart)
+            return delta != nil
         }
-        store(key, stored, changed: delta != nil)
+        if delta != nil && !collected.isEmpty { collected[key] = nil }
+        settle(key, change)
         return delta
     }
 
@@ -277,11 +279,13 @@ public struct Keyspace: Sendable {
             }
             collected[key] = nil
         }
-        var stored = keys.removeValue(forKey: key) ?? StoredKey()
-        let existed = stored.state.isLive(now: now)
-        let outcome = stored.state.merge(other, policy: policy(for: key))
-        countLiveness(existed: existed, exists: stored.state.isLive(now: now))
-        store(key, stored, changed: outcome.changed)
+        let policy = policy(for: key)
+        var outcome = MergeOutcome(changed: false, events: [])
+        let change = Self.change(&keys[key, default: StoredKey(isNew: true)], key: key, revision: revisionCounter + 1, now: now) { state in
+            outcome = state.merge(other, policy: policy)
+            return outcome.changed
+        }
+        settle(key, change)
         return outcome
     }
 
@@ -291,32 +295,73 @@ public struct Keyspace: Sendable {
         if existed && !exists { statistics.keysDestroyed += 1 }
     }
 
-    /// Puts a key back after a change: revision, memory, expiry queue, tombstone policy.
-    mutating func store(_ key: [UInt8], _ stored: StoredKey, changed: Bool) {
-        var stored = stored
-        usedMemoryBytes -= stored.estimatedBytes
+    /// What changing a stored key did, for `settle` to account for.
+    struct Change {
+        var changed: Bool
+        var existed: Bool
+        var exists: Bool
+        /// The key was not stored before (it was inserted for the change).
+        var isNew: Bool
+        var isEmpty: Bool
+        var contributionMissing: Bool
+        var bytesBefore: Int
+        var bytesAfter: Int
+        var expireAt: UInt64?
+    }
+
+    /// Changes a key's state where it lies in the table: the caller passes
+    /// `&keys[key, default: StoredKey(isNew: true)]`, so the key is hashed once. Taking the key
+    /// out of the table and putting it back cost a third of a SET (a deletion moves its
+    /// neighbours and hashes them again). Static: nothing else of the keyspace may be touched
+    /// while the table is being changed; `settle` does the rest.
+    static func change(_ stored: inout StoredKey, key: [UInt8], revision: UInt64, now: UInt64, _ body: (inout KeyState) -> Bool) -> Change {
+        let existed = stored.state.isLive(now: now)
+        let changed = body(&stored.state)
         if changed {
             stored.digest = nil
-            revisionCounter += 1
-            stored.revision = revisionCounter
+            stored.revision = revision
             if let at = stored.state.expireAt {
                 if stored.announcedExpiry != at { stored.announcedExpiry = nil }
-                expiryQueue.insert(key, at: at)
             } else {
                 stored.announcedExpiry = nil
             }
         }
-        if stored.state.isEmpty && !configuration.retainTombstones {
-            keys[key] = nil
-            merkle?.remove(key, contribution: stored.contribution)
-            if let partitioning = configuration.partitioning { partitionKeys[partitioning.partition(of: key)].remove(key) }
+        let isNew = stored.isNew
+        stored.isNew = false
+        let bytesBefore = stored.estimatedBytes
+        stored.estimatedBytes = estimateBytes(key: key, state: stored.state)
+        return Change(
+            changed: changed, existed: existed, exists: changed ? stored.state.isLive(now: now) : existed, isNew: isNew,
+            isEmpty: stored.state.isEmpty, contributionMissing: stored.contribution == nil, bytesBefore: bytesBefore,
+            bytesAfter: stored.estimatedBytes, expireAt: changed ? stored.state.expireAt : nil
+        )
+    }
+
+    /// The rest of a `change`: liveness counts, revision, memory, expiry queue, Merkle leaves,
+    /// the partition index, and the tombstone policy.
+    mutating func settle(_ key: [UInt8], _ change: Change) {
+        usedMemoryBytes += change.bytesAfter - change.bytesBefore
+        if change.changed {
+            countLiveness(existed: change.existed, exists: change.exists)
+            revisionCounter += 1
+            if let at = change.expireAt { expiryQueue.insert(key, at: at) }
+        }
+        if change.isEmpty && !configuration.retainTombstones {
+            release(key)
             return
         }
-        if changed || stored.contribution == nil { merkle?.markDirty(key) }
-        stored.estimatedBytes = Self.estimateBytes(key: key, state: stored.state)
-        usedMemoryBytes += stored.estimatedBytes
+        if change.changed || change.contributionMissing { merkle?.markDirty(key) }
+        if change.isNew, let partitioning = configuration.partitioning { partitionKeys[partitioning.partition(of: key)].insert(key) }
+    }
+
+    /// Puts back a key taken out of the table for a change of two keys at once (RENAME).
+    mutating func store(_ key: [UInt8], _ stored: StoredKey, changed: Bool) {
+        var stored = stored
+        stored.isNew = true
+        // Liveness is the caller's to count: the body changes nothing, so `settle` counts none.
+        let change = Self.change(&stored, key: key, revision: revisionCounter + 1, now: 0) { _ in changed }
         keys[key] = stored
-        if let partitioning = configuration.partitioning { partitionKeys[partitioning.partition(of: key)].insert(key) }
+        settle(key, change)
     }
 
     /// Handles a key found expired: announces it once; a single-site node drops it at once,

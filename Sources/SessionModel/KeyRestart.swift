@@ -52,7 +52,7 @@ extension KeyState {
     /// hidden from reads. Nil (the common case) when the key never restarted or every restart
     /// was revived.
     public var restartInForce: KeyRestart? {
-        guard let entries = elements[.restart] else { return nil }
+        guard summary.restartElements > 0, let entries = elements[.restart] else { return nil }
         let expiries = elements[.expiry] ?? []
         return entries.lazy
             .map { KeyRestart(timestamp: $0.timestamp, dot: $0.dot) }

@@ -457,6 +457,7 @@ public struct KeyState: Hashable, Sendable {
     /// The merged expiry time (rule 6): PERSIST beats any time, otherwise the latest time of the
     /// surviving (concurrent) expiry writes; nil when the key never expires.
     public var expireAt: UInt64? {
+        guard summary.expiryElements > 0 else { return nil }
         let entries = visibleEntries(of: .expiry, after: restartInForce)
         guard case let entry? = Self.visibleEntry(of: .expiry, in: entries, policy: .lastWriterWins),
             case .expireAt(let at) = entry.payload
