@@ -97,8 +97,10 @@ extension Keyspace {
     // MARK: Shared steps
 
     /// Records a write's delta and events.
-    mutating func apply(_ key: [UInt8], _ write: KeyWrite, _ context: inout CommandContext, event: String, eventClass: KeyspaceEvent.EventClass) -> Bool {
-        guard let delta = self.write(key, write, now: context.now) else { return false }
+    mutating func apply(
+        _ key: [UInt8], _ write: KeyWrite, _ context: inout CommandContext, event: String, eventClass: KeyspaceEvent.EventClass, at found: KeyIndex? = nil
+    ) -> Bool {
+        guard let delta = self.write(key, write, now: context.now, at: found) else { return false }
         context.deltas.append(delta)
         context.events.append(KeyspaceEvent(event, key: key, eventClass: eventClass))
         return true

@@ -146,12 +146,21 @@ public struct Keyspace: Sendable {
 
     /// The visible type, with lazy expiry.
     mutating func type(of key: [UInt8], now: UInt64, events: inout [KeyspaceEvent]) -> KeyType? {
-        guard let index = keys.index(forKey: key) else { return nil }
+        located(key, now: now, events: &events).type
+    }
+
+    /// A key's place in the table.
+    typealias KeyIndex = Dictionary<[UInt8], StoredKey>.Index
+
+    /// The visible type, with lazy expiry, and where the key lies in the table (nil when it is
+    /// not there or its expiry just released it) for a write that follows.
+    mutating func located(_ key: [UInt8], now: UInt64, events: inout [KeyspaceEvent]) -> (type: KeyType?, index: KeyIndex?) {
+        guard let index = keys.index(forKey: key) else { return (nil, nil) }
         if keys.values[index].state.isExpired(now: now) {
             expire(key, now: now, events: &events)
-            return nil
+            return (nil, keys.index(forKey: key))
         }
-        return keys.values[index].state.visibleType(policy: conflict(for: key))
+        return (keys.values[index].state.visibleType(policy: conflict(for: key)), index)
     }
 
     /// The replicated state of `key`, tombstones and expired state included.
@@ -235,14 +244,22 @@ public struct Keyspace: Sendable {
     }
 
     /// Applies a local write and returns its delta (nil when it changed nothing).
-    mutating func write(_ key: [UInt8], _ write: KeyWrite, now: UInt64) -> Delta? {
+    /// `found`: the key's place in the table, from a lookup with no change to the table since.
+    mutating func write(_ key: [UInt8], _ write: KeyWrite, now: UInt64, at found: KeyIndex? = nil) -> Delta? {
         let timestamp = clock.tick(physicalMilliseconds: now)
         let lifeStart = lifeStart(of: key, now: now)
         let policy = policy(for: key), site = configuration.site
         var delta: Delta?
-        let change = Self.change(&keys[key, default: StoredKey(isNew: true)], key: key, revision: revisionCounter + 1, now: now) { state in
+        func body(_ state: inout KeyState) -> Bool {
             delta = state.write(write, key: key, site: site, timestamp: timestamp, now: now, policy: policy, lifeStart: lifeStart)
             return delta != nil
+        }
+        let change: Change
+        if let found {
+            assert(keys.keys[found] == key, "a stale index for the key")
+            change = Self.change(&keys.values[found], key: key, revision: revisionCounter + 1, now: now, body)
+        } else {
+            change = Self.change(&keys[key, default: StoredKey(isNew: true)], key: key, revision: revisionCounter + 1, now: now, body)
         }
         if delta != nil && !collected.isEmpty { collected[key] = nil }
         settle(key, change)

@@ -79,6 +79,7 @@ extension Keyspace {
         }
         var old: [UInt8]?
         let exists: Bool
+        var found: KeyIndex?
         if returnOld {
             switch value(key, as: .string, &context) {
             case .failure: return RedisError.wrongType
@@ -89,25 +90,29 @@ extension Keyspace {
         } else {
             // Whether the key is there, not its value: building the value cost a sixth of a SET.
             // An expired key still fires its `expired` event here, as in Redis.
-            exists = type(of: key, now: context.now, events: &context.events) != nil
+            // The key's place in the table is kept for the write: one lookup per SET, not two.
+            let visible = located(key, now: context.now, events: &context.events)
+            exists = visible.type != nil
+            found = visible.index
         }
         if (onlyIfMissing && exists) || (onlyIfExists && !exists) {
             return returnOld ? .bulkOrNull(old) : .null
         }
-        storeString(key, newValue, expiry: expiry, &context)
+        storeString(key, newValue, expiry: expiry, &context, at: found)
         return returnOld ? .bulkOrNull(old) : .ok
     }
 
     /// SET's effect once its conditions passed: the value, then the expiry; an absolute time
     /// already past deletes the key (as Redis does for EXAT/PXAT in the past).
-    mutating func storeString(_ key: [UInt8], _ newValue: [UInt8], expiry: ExpiryOption, _ context: inout CommandContext) {
+    /// `found`: the key's place in the table, when the caller just looked it up.
+    mutating func storeString(_ key: [UInt8], _ newValue: [UInt8], expiry: ExpiryOption, _ context: inout CommandContext, at found: KeyIndex? = nil) {
         if case .at(let at) = expiry, at <= context.now {
             _ = apply(key, .delete, &context, event: "del", eventClass: .generic)
             return
         }
         let keep: Bool
         if case .keep = expiry { keep = true } else { keep = false }
-        _ = apply(key, .setString(newValue, keepExpiry: keep), &context, event: "set", eventClass: .string)
+        _ = apply(key, .setString(newValue, keepExpiry: keep), &context, event: "set", eventClass: .string, at: found)
         if case .at(let at) = expiry {
             _ = apply(key, .expire(atMilliseconds: at), &context, event: "expire", eventClass: .generic)
         }

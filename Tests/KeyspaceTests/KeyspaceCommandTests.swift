@@ -30,6 +30,27 @@ struct Harness {
 func bulk(_ text: String) -> RESPValue { .bulk(text) }
 
 @Suite struct StringCommandTests {
+    /// SET finds the key once and writes it where it lies; over an expired key (dropped at
+    /// once on one site, kept for its grace period when federated) it still announces the
+    /// expiry, then starts a new key without the old expiry.
+    @Test(arguments: [false, true]) func set_overAnExpiredKey_announcesTheExpiry_andStartsANewKey(retainTombstones: Bool) {
+        var h = Harness(retainTombstones: retainTombstones)
+        h.run("SET", "k", "old", "PX", "10")
+        h.run("SET", "other", "v")
+        h.now += 20
+        h.events = []
+        #expect(h.run("SET", "k", "new") == .ok)
+        #expect(h.events.map(\.name) == ["expired", "set"])
+        #expect(h.run("GET", "k") == bulk("new"))
+        #expect(h.run("PTTL", "k") == .integer(-1))
+        #expect(h.run("SET", "k", "again", "EX", "100") == .ok)
+        #expect(h.run("GET", "k") == bulk("again") && h.run("TTL", "k") == .integer(100))
+        #expect(h.run("DBSIZE") == .integer(2))
+        #expect(h.keyspace.usedMemoryBytes > 0)
+        h.run("DEL", "k", "other")
+        if !retainTombstones { #expect(h.keyspace.usedMemoryBytes == 0) }
+    }
+
     @Test func setGet_roundTrip_andMissingIsNull() {
         var h = Harness()
         #expect(h.run("SET", "k", "v") == .ok)
