@@ -15,7 +15,8 @@ extension Keyspace {
     mutating func hset(_ context: inout CommandContext) -> RESPValue {
         guard context.arguments.count >= 4, context.arguments.count % 2 == 0 else { return RedisError.wrongArity(context.name) }
         let key = context.arguments[1]
-        let type = type(of: key, now: context.now, events: &context.events)
+        // The key's place in the table serves the count and the write: one lookup per HSET.
+        let (type, found) = located(key, now: context.now, events: &context.events)
         guard type == nil || type == .hash else { return RedisError.wrongType }
         // A repeated field: the last value counts, as in Redis.
         var unique = LastOccurrences<[UInt8], HashField>(expected: (context.arguments.count - 2) / 2) { $0.field }
@@ -24,12 +25,13 @@ extension Keyspace {
         }
         let fields = unique.values
         var added = fields.count
-        if type != nil, let stored = state(of: key) {
+        if type != nil, let found {
             // (Read in this scope: a copy of the state still alive when the write mutates it
             // would make the write copy the whole key.)
+            let stored = keys.values[found].state
             added = fields.count { !stored.isVisible(.field($0.field)) }
         }
-        _ = apply(key, .setFields(fields), &context, event: "hset", eventClass: .hash)
+        _ = apply(key, .setFields(fields), &context, event: "hset", eventClass: .hash, at: found)
         return context.name == "hmset" ? .ok : .integer(Int64(added))
     }
 

@@ -49,6 +49,27 @@ public struct KeyState: Hashable, Sendable {
         summary = ElementSummary(normalized)
     }
 
+    /// Changes one element's entries where they lie in the table (one lookup when the element
+    /// is there), keeping the summary; an element left without entries leaves the table.
+    private mutating func updateEntries(of element: Element, _ body: (inout [ElementEntry]) -> Void) {
+        guard let index = elements.index(forKey: element) else {
+            var entries: [ElementEntry] = []
+            body(&entries)
+            if !entries.isEmpty {
+                summary.add(element, entries)
+                elements[element] = entries
+            }
+            return
+        }
+        summary.remove(element, elements.values[index])
+        body(&elements.values[index])
+        if elements.values[index].isEmpty {
+            elements.remove(at: index)
+        } else {
+            summary.add(element, elements.values[index])
+        }
+    }
+
     /// Sets (nil: removes) one element's entries, keeping the summary.
     private mutating func setEntries(_ entries: [ElementEntry]?, of element: Element) {
         if let old = elements[element] { summary.remove(element, old) }
@@ -371,21 +392,25 @@ public struct KeyState: Hashable, Sendable {
     /// than the size of the key.
     /// It reads the delta's entries directly rather than building `delta.state` (a whole
     /// normalised key state per write).
+    /// An element both observed and written is changed once, in place: its covered entries
+    /// go and the new one comes (taking it out of the table and putting it back looked it up
+    /// five times, most of an HSET's cost). Only observed elements hold covered entries.
     private mutating func applyLocal(_ delta: Delta, touched: [Element], policy: MergePolicy) {
-        for element in touched {
-            guard let entries = elements[element] else { continue }
-            // Usually the write replaces every entry it observed: no survivors to copy.
-            if entries.allSatisfy({ delta.covers($0.dot) }) {
-                setEntries(nil, of: element)
-            } else {
-                setEntries(entries.filter { !delta.covers($0.dot) }, of: element)
-            }
+        let written = delta.entries
+        // A few written elements are checked by scanning, many by hashing.
+        let writtenSet: Set<Element>? = written.count > 8 ? Set(written.lazy.map(\.element)) : nil
+        func isWritten(_ element: Element) -> Bool {
+            writtenSet?.contains(element) ?? written.contains { $0.element == element }
         }
-        for written in delta.entries {
-            var merged = elements[written.element] ?? []
-            merged.append(written.entry)
-            if merged.count > 1 { merged.sort { $0.dot < $1.dot } }
-            setEntries(merged, of: written.element)
+        for element in touched where !isWritten(element) {
+            updateEntries(of: element) { entries in entries.removeAll { delta.covers($0.dot) } }
+        }
+        for written in written {
+            updateEntries(of: written.element) { entries in
+                entries.removeAll { delta.covers($0.dot) }
+                entries.append(written.entry)
+                if entries.count > 1 { entries.sort { $0.dot < $1.dot } }
+            }
         }
         context.formUnion(delta.context)
         delta.insertDots(into: &context)
