@@ -382,6 +382,14 @@ def test_sorted_sets_across_the_nodes_of_a_site(site_factory):
     first, second, third = site.names
     index = "spring:session:sessions:expirations"
     now = 1_700_000_000_000
+    table = {row["partition"]: row["primary"] for row in site.leader_view()["partitionTable"]}
+    source_primary = table[partition_of(index)]
+    # A subscriber at a node that is not the key's primary hears its sorted-set events.
+    listening = next(node for node in site.names if node != source_primary)
+    assert at[listening].config_set("notify-keyspace-events", "Ezg") is True
+    listener = at[listening].pubsub()
+    listener.psubscribe("__keyevent@0__:z*")
+    assert listener.get_message(timeout=2)["type"] == "psubscribe"
     for n in range(30):
         assert at[site.names[n % 3]].zadd(index, {f"session-{n}": now + n * 60_000}) == 1
     # Read at every node, whichever holds the partition.
@@ -391,10 +399,16 @@ def test_sorted_sets_across_the_nodes_of_a_site(site_factory):
         assert at[node].zscore(index, "session-7") == now + 7 * 60_000
     assert at[second].zrem(index, "session-0", "session-1") == 2
     assert at[third].zrange(index, 0, 0) == ["session-2"]
+    heard = set()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(heard) < 2:
+        message = listener.get_message(timeout=0.5)
+        if message and message["type"] == "pmessage":
+            heard.add((message["channel"], message["data"]))
+    listener.close()
+    assert heard == {("__keyevent@0__:zadd", index), ("__keyevent@0__:zrem", index)}, heard
 
     # Two keys whose partitions have different primaries: ZRANGESTORE runs across them.
-    table = {row["partition"]: row["primary"] for row in site.leader_view()["partitionTable"]}
-    source_primary = table[partition_of(index)]
     destination = next(
         f"expired:{n}" for n in range(1000) if table[partition_of(f"expired:{n}")] not in (None, source_primary)
     )
