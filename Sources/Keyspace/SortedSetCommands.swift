@@ -240,7 +240,7 @@ extension Keyspace {
     /// for any new value); nothing selected deletes it.
     private mutating func storeRange(_ selected: [SortedItem], into destination: [UInt8], _ context: inout CommandContext) -> RESPValue {
         guard !selected.isEmpty else {
-            if lookup(destination, now: context.now, events: &context.events) != nil {
+            if type(of: destination, now: context.now, events: &context.events) != nil {
                 _ = apply(destination, .delete, &context, event: "del", eventClass: .generic)
             }
             return .integer(0)

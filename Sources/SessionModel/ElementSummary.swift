@@ -72,7 +72,11 @@ public struct ElementSummary: Hashable, Sendable {
         }
         for entry in entries {
             total += 64 + entry.deletesSeen.entries.count * 16
-            if case .bytes(let bytes) = entry.payload { total += bytes.count }
+            switch entry.payload {
+            case .bytes(let bytes): total += bytes.count
+            case .score: total += 40  // its item in the sorted index (the name's bytes are shared)
+            case .present, .expireAt, .persist: break
+            }
         }
         return total
     }
