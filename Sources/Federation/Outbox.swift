@@ -186,6 +186,8 @@ struct Outbox: Sendable {
             case .setString(let value): total += 4 + value.count
             case .setField(let field, let value): total += 6 + field.count + value.count
             case .removeField(let name), .addMember(let name), .removeMember(let name): total += 4 + name.count
+            case .setScore(let member, _): total += 13 + member.count
+            case .removeScoredMember(let member): total += 4 + member.count
             case .expire: total += 8
             case .persist, .deleteKey, .restartKey: total += 3
             }

@@ -75,6 +75,22 @@ extension Keyspace {
         case "smismember": reply = smismember(&context)
         case "scard": reply = scard(&context)
         case "sscan": reply = collectionScan(&context, type: .set)
+        case "zadd": reply = zadd(&context, alwaysIncrement: false)
+        case "zincrby": reply = zadd(&context, alwaysIncrement: true)
+        case "zrem": reply = zrem(&context)
+        case "zcard": reply = zcard(&context)
+        case "zscore": reply = zscore(&context)
+        case "zrank": reply = zrank(&context, reverse: false)
+        case "zrevrank": reply = zrank(&context, reverse: true)
+        case "zcount": reply = zcount(&context)
+        case "zremrangebyscore": reply = zremrangebyscore(&context)
+        case "zrange": reply = zrange(&context, store: false, kind: nil, reverse: nil)
+        case "zrangestore": reply = zrange(&context, store: true, kind: nil, reverse: nil)
+        case "zrevrange": reply = zrange(&context, store: false, kind: .rank, reverse: true)
+        case "zrangebyscore": reply = zrange(&context, store: false, kind: .score, reverse: false)
+        case "zrevrangebyscore": reply = zrange(&context, store: false, kind: .score, reverse: true)
+        case "zrangebylex": reply = zrange(&context, store: false, kind: .lex, reverse: false)
+        case "zrevrangebylex": reply = zrange(&context, store: false, kind: .lex, reverse: true)
         default: return nil
         }
         return CommandResult(reply: reply, deltas: context.deltas, events: context.events)
@@ -91,7 +107,9 @@ extension Keyspace {
         "pexpireat", "persist", "ttl", "pttl", "expiretime", "pexpiretime", "rename", "renamenx", "scan", "keys",
         "dbsize", "flushdb", "flushall", "hset", "hmset", "hsetnx", "hget", "hmget", "hgetall", "hdel", "hexists",
         "hlen", "hkeys", "hvals", "hstrlen", "hincrby", "hscan", "sadd", "srem", "smembers", "sismember",
-        "smismember", "scard", "sscan",
+        "smismember", "scard", "sscan", "zadd", "zincrby", "zrem", "zcard", "zscore", "zrank", "zrevrank", "zcount",
+        "zremrangebyscore", "zrange", "zrangestore", "zrevrange", "zrangebyscore", "zrevrangebyscore", "zrangebylex",
+        "zrevrangebylex",
     ]
 
     // MARK: Shared steps

@@ -10,6 +10,7 @@ public struct KeyspaceEvent: Hashable, Sendable {
         case string = "$"
         case hash = "h"
         case set = "s"
+        case zset = "z"
         case expired = "x"
         case evicted = "e"
         case new = "n"
@@ -31,7 +32,7 @@ public struct NotificationFlags: Hashable, Sendable {
     public var keyspace = false
     public var keyevent = false
     /// Class letters set, among Redis's `g$lshzxetdn`. Those of types this store does not
-    /// have (lists, sorted sets, streams, modules) are kept only to be read back as set.
+    /// have (lists, streams, modules) are kept only to be read back as set.
     public var letters: Set<Character> = []
     /// `m`: key-miss events (none are raised here; read back as set).
     public var keyMiss = false
@@ -92,10 +93,12 @@ extension KeyspaceEvent {
             case .removeField: add("hdel", .hash)
             case .addMember: add("sadd", .set)
             case .removeMember: add("srem", .set)
+            case .setScore: add("zadd", .zset)
+            case .removeScoredMember: add("zrem", .zset)
             case .expire: add("expire", .generic)
             case .persist: add("persist", .generic)
             case .deleteKey: add("del", .generic)
-            case .restartKey: break  // the hset or sadd that follows names the write
+            case .restartKey: break  // the hset, sadd or zadd that follows names the write
             }
         }
         return events

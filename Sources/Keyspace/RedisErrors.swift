@@ -12,6 +12,12 @@ public enum RedisError {
     public static let outOfMemory = RESPValue.error("OOM command not allowed when used memory > 'maxmemory'.")
     public static let expireOptionsNXWithOthers = RESPValue.error("ERR NX and XX, GT or LT options at the same time are not compatible")
     public static let expireOptionsGTAndLT = RESPValue.error("ERR GT and LT options at the same time are not compatible")
+    public static let notFloat = RESPValue.error("ERR value is not a valid float")
+    public static let minMaxNotFloat = RESPValue.error("ERR min or max is not a float")
+    public static let scoreNaN = RESPValue.error("ERR resulting score is not a number (NaN)")
+    public static let zaddNXAndXX = RESPValue.error("ERR XX and NX options at the same time are not compatible")
+    public static let zaddGTLTAndNX = RESPValue.error("ERR GT, LT, and/or NX options at the same time are not compatible")
+    public static let zaddIncrPairs = RESPValue.error("ERR INCR option supports a single increment-element pair")
     public static let stringTooLong = RESPValue.error("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
 
     public static func wrongArity(_ command: String) -> RESPValue {

@@ -55,6 +55,12 @@ public enum RESPEncoder {
             } else {
                 writeAggregate("*", pairs.flatMap { [$0.key, $0.value] }, version: version, into: &buffer)
             }
+        case .pairArray(let pairs):
+            if version == .v3 {
+                writeAggregate("*", pairs.map { .array([$0.key, $0.value]) }, version: version, into: &buffer)
+            } else {
+                writeAggregate("*", pairs.flatMap { [$0.key, $0.value] }, version: version, into: &buffer)
+            }
         case .set(let values):
             writeAggregate(version == .v3 ? "~" : "*", values, version: version, into: &buffer)
         case .push(let values):
@@ -80,12 +86,9 @@ public enum RESPEncoder {
         return buffer.readBytes(length: buffer.readableBytes) ?? []
     }
 
-    /// Redis prints doubles with up to 17 significant digits and `inf`/`-inf`/`nan`.
+    /// Redis 7.0 prints doubles with `%.17g` (0.1 is `0.10000000000000001`) and `inf`/`-inf`.
     static func formatDouble(_ number: Double) -> String {
-        if number.isNaN { return "nan" }
-        if number.isInfinite { return number > 0 ? "inf" : "-inf" }
-        if number == number.rounded(), abs(number) < 1e17 { return String(Int64(number)) }
-        return "\(number)"
+        RedisDouble.format(number)
     }
 
     private static func writeAggregate(_ marker: Character, _ values: [RESPValue], version: RESPVersion, into buffer: inout ByteBuffer) {

@@ -14,6 +14,9 @@ public indirect enum RESPValue: Hashable, Sendable {
     case double(Double)
     case boolean(Bool)
     case map([RESPPair])
+    /// Pairs that RESP3 sends as an array of two-element arrays and RESP2 as one flat array
+    /// (ZRANGE … WITHSCORES: member and score).
+    case pairArray([RESPPair])
     case set([RESPValue])
     /// Out-of-band data (pub/sub messages); RESP2 sends it as an array.
     case push([RESPValue])

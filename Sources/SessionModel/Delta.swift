@@ -6,6 +6,9 @@ public enum Operation: Hashable, Sendable {
     case removeField([UInt8])
     case addMember([UInt8])
     case removeMember([UInt8])
+    /// ZADD: the sorted-set member is present with this score.
+    case setScore([UInt8], score: Double)
+    case removeScoredMember([UInt8])
     case expire(atMilliseconds: UInt64)
     case persist
     case deleteKey
@@ -16,8 +19,8 @@ public enum Operation: Hashable, Sendable {
     /// Whether the operation stores an entry (and so takes a dot of its own).
     public var storesEntry: Bool {
         switch self {
-        case .setString, .setField, .addMember, .expire, .persist, .restartKey: return true
-        case .removeField, .removeMember, .deleteKey: return false
+        case .setString, .setField, .addMember, .setScore, .expire, .persist, .restartKey: return true
+        case .removeField, .removeMember, .removeScoredMember, .deleteKey: return false
         }
     }
 }
@@ -118,10 +121,11 @@ public struct Delta: Hashable, Sendable {
             case .setString(let value): put = (.string, .bytes(value))
             case .setField(let field, let value): put = (.field(field), .bytes(value))
             case .addMember(let member): put = (.member(member), .present)
+            case .setScore(let member, let score): put = (.sortedMember(member), .score(score))
             case .expire(let at): put = (.expiry, .expireAt(at))
             case .persist: put = (.expiry, .persist)
             case .restartKey: put = (.restart, .present)
-            case .removeField, .removeMember, .deleteKey: continue
+            case .removeField, .removeMember, .removeScoredMember, .deleteKey: continue
             }
             result.put((put.0, ElementEntry(dot: next, timestamp: timestamp, payload: put.1, deletesSeen: deletes)))
             next.counter += 1

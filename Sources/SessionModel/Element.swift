@@ -1,5 +1,5 @@
-/// One independently written part of a key: the string value, a hash field, a set member, or
-/// the key's expiry. Concurrent writes are resolved per element (DESIGN.md §2.3 rules 3–6).
+/// One independently written part of a key: the string value, a hash field, a set member, a
+/// sorted-set member, or the key's expiry. Concurrent writes are resolved per element (DESIGN.md §2.3 rules 3–6).
 public enum Element: Hashable, Comparable, Sendable, CustomStringConvertible {
     case string
     case field([UInt8])
@@ -8,6 +8,9 @@ public enum Element: Hashable, Comparable, Sendable, CustomStringConvertible {
     /// The key's restarts: writes that found it expired and started a new key (`KeyRestart`).
     /// An element like the others, so a write that observed a restart removes it at every site.
     case restart
+    /// A sorted-set member; its entries carry the score. Present add-wins (a concurrent ZREM does
+    /// not remove it, as for a set member); concurrent scores are decided by the conflict policy.
+    case sortedMember([UInt8])
 
     /// The key type this element belongs to; nil for the expiry and restarts, which any type has.
     public var keyType: KeyType? {
@@ -15,11 +18,12 @@ public enum Element: Hashable, Comparable, Sendable, CustomStringConvertible {
         case .string: return .string
         case .field: return .hash
         case .member: return .set
+        case .sortedMember: return .zset
         case .expiry, .restart: return nil
         }
     }
 
-    /// Whether the element holds the key's data (a string, field or member).
+    /// Whether the element holds the key's data (a string, field or member of either set).
     public var isData: Bool { keyType != nil }
 
     /// A name's bytes in one call: the synthesized hash feeds the hasher byte by byte, which
@@ -27,7 +31,7 @@ public enum Element: Hashable, Comparable, Sendable, CustomStringConvertible {
     /// times). Equal elements hash equally: the case, then the name's length and bytes.
     public func hash(into hasher: inout Hasher) {
         switch self {
-        case .field(let name), .member(let name):
+        case .field(let name), .member(let name), .sortedMember(let name):
             hasher.combine(rank)
             hasher.combine(name.count)
             name.withUnsafeBytes { hasher.combine(bytes: $0) }
@@ -38,7 +42,7 @@ public enum Element: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     public static func < (lhs: Element, rhs: Element) -> Bool {
         switch (lhs, rhs) {
-        case (.field(let a), .field(let b)), (.member(let a), .member(let b)):
+        case (.field(let a), .field(let b)), (.member(let a), .member(let b)), (.sortedMember(let a), .sortedMember(let b)):
             return a.lexicographicallyPrecedes(b)
         default:
             return lhs.rank < rhs.rank
@@ -52,6 +56,8 @@ public enum Element: Hashable, Comparable, Sendable, CustomStringConvertible {
         case .member: return 2
         case .expiry: return 3
         case .restart: return 4
+        // After the others: the canonical order of elements (and so the wire's) stays as it was.
+        case .sortedMember: return 5
         }
     }
 
@@ -62,15 +68,17 @@ public enum Element: Hashable, Comparable, Sendable, CustomStringConvertible {
         case .member(let name): return "member:\(String(decoding: name, as: UTF8.self))"
         case .expiry: return "expiry"
         case .restart: return "restart"
+        case .sortedMember(let name): return "zmember:\(String(decoding: name, as: UTF8.self))"
         }
     }
 }
 
-/// The Redis types a key can hold (sorted sets may come later).
+/// The Redis types a key can hold; the raw value is what TYPE answers.
 public enum KeyType: String, Hashable, Sendable {
     case string
     case hash
     case set
+    case zset
 }
 
 /// What a write stored in an element.
@@ -83,6 +91,8 @@ public enum ElementPayload: Hashable, Sendable {
     case expireAt(UInt64)
     /// The key never expires (PERSIST): beats any concurrent expiry time (§2.3 rule 6).
     case persist
+    /// A sorted-set member is present with this score (never NaN: Redis refuses one).
+    case score(Double)
 }
 
 /// One surviving write to an element. An element holds several entries only while writes to it

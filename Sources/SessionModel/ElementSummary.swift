@@ -6,6 +6,7 @@ public struct ElementSummary: Hashable, Sendable {
     public private(set) var strings = 0
     public private(set) var fields = 0
     public private(set) var members = 0
+    public private(set) var sortedMembers = 0
     /// Whether the key holds an expiry or restart element: most keys hold neither, and reading
     /// them is then free of a dictionary lookup (hashing an element cost a tenth of a SET).
     public private(set) var expiryElements = 0
@@ -20,15 +21,16 @@ public struct ElementSummary: Hashable, Sendable {
     }
 
     /// Data elements (strings, fields, members) of every type.
-    public var dataElements: Int { strings + fields + members }
+    public var dataElements: Int { strings + fields + members + sortedMembers }
 
     /// The one type the key's data has, or nil when it has none or several (a concurrent type
     /// change at two sites left entries of two types).
     public var onlyType: KeyType? {
-        switch (strings > 0, fields > 0, members > 0) {
-        case (true, false, false): return .string
-        case (false, true, false): return .hash
-        case (false, false, true): return .set
+        switch (strings > 0, fields > 0, members > 0, sortedMembers > 0) {
+        case (true, false, false, false): return .string
+        case (false, true, false, false): return .hash
+        case (false, false, true, false): return .set
+        case (false, false, false, true): return .zset
         default: return nil
         }
     }
@@ -36,9 +38,10 @@ public struct ElementSummary: Hashable, Sendable {
     /// Data elements of types other than `type` (all of them for nil).
     public func dataElements(notOf type: KeyType?) -> Int {
         switch type {
-        case .string: return fields + members
-        case .hash: return strings + members
-        case .set: return strings + fields
+        case .string: return fields + members + sortedMembers
+        case .hash: return strings + members + sortedMembers
+        case .set: return strings + fields + sortedMembers
+        case .zset: return strings + fields + members
         case nil: return dataElements
         }
     }
@@ -58,6 +61,7 @@ public struct ElementSummary: Hashable, Sendable {
         case .string: strings += change
         case .field: fields += change
         case .member: members += change
+        case .sortedMember: sortedMembers += change
         case .expiry: expiryElements += change
         case .restart: restartElements += change
         }
@@ -68,12 +72,16 @@ public struct ElementSummary: Hashable, Sendable {
     static func bytes(of element: Element, _ entries: [ElementEntry]) -> Int {
         var total: Int
         switch element {
-        case .field(let name), .member(let name): total = 48 + name.count
+        case .field(let name), .member(let name), .sortedMember(let name): total = 48 + name.count
         case .string, .expiry, .restart: total = 16
         }
         for entry in entries {
             total += 64 + entry.deletesSeen.entries.count * 16
-            if case .bytes(let bytes) = entry.payload { total += bytes.count }
+            switch entry.payload {
+            case .bytes(let bytes): total += bytes.count
+            case .score: total += 40  // its item in the sorted index (the name's bytes are shared)
+            case .present, .expireAt, .persist: break
+            }
         }
         return total
     }

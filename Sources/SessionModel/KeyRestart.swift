@@ -1,4 +1,4 @@
-/// A write that found its key expired and so started a new key (HSET or SADD on an expired
+/// A write that found its key expired and so started a new key (HSET, SADD or ZADD on an expired
 /// key: in Redis the old fields are gone). DESIGN.md §2.4 keeps an expired key's state for its
 /// grace period so that a touch another site made *before* the expiry revives the whole key;
 /// the restart therefore hides the old key's entries only while no such touch exists, instead
@@ -40,7 +40,7 @@ public struct KeyRestart: Hashable, Comparable, Sendable, CustomStringConvertibl
         switch expiry.payload {
         case .persist: return true
         case .expireAt(let at): return at > timestamp.physicalMilliseconds
-        case .bytes, .present: return false
+        case .bytes, .present, .score: return false
         }
     }
 

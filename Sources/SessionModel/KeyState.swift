@@ -22,12 +22,16 @@ public struct KeyState: Hashable, Sendable {
     /// The elements' counts per type and their estimated bytes, kept as they change (derived
     /// from `elements`: two states with the same elements have the same summary).
     public private(set) var summary: ElementSummary
+    /// The sorted-set members' entries in Redis's order, kept as they change (derived from
+    /// `elements`, like `summary`).
+    public private(set) var sortedIndex: SortedSetIndex
 
     public init() {
         context = CausalContext()
         deletes = VersionVector()
         elements = [:]
         summary = ElementSummary()
+        sortedIndex = SortedSetIndex()
     }
 
     /// Builds a state from decoded parts, restoring the invariants: entries sorted by dot, one
@@ -47,34 +51,47 @@ public struct KeyState: Hashable, Sendable {
         self.deletes = deletes
         self.elements = normalized
         summary = ElementSummary(normalized)
+        sortedIndex = SortedSetIndex(normalized)
     }
 
     /// Changes one element's entries where they lie in the table (one lookup when the element
-    /// is there), keeping the summary; an element left without entries leaves the table.
+    /// is there), keeping the summary and the sorted index; an element left without entries
+    /// leaves the table.
     private mutating func updateEntries(of element: Element, _ body: (inout [ElementEntry]) -> Void) {
+        var sorted = false
+        if case .sortedMember = element { sorted = true }
         guard let index = elements.index(forKey: element) else {
             var entries: [ElementEntry] = []
             body(&entries)
             if !entries.isEmpty {
                 summary.add(element, entries)
+                if sorted { sortedIndex.add(element, entries) }
                 elements[element] = entries
             }
             return
         }
         summary.remove(element, elements.values[index])
+        if sorted { sortedIndex.remove(element, elements.values[index]) }
         body(&elements.values[index])
         if elements.values[index].isEmpty {
             elements.remove(at: index)
         } else {
             summary.add(element, elements.values[index])
+            if sorted { sortedIndex.add(element, elements.values[index]) }
         }
     }
 
-    /// Sets (nil: removes) one element's entries, keeping the summary.
+    /// Sets (nil: removes) one element's entries, keeping the summary and the sorted index.
     private mutating func setEntries(_ entries: [ElementEntry]?, of element: Element) {
-        if let old = elements[element] { summary.remove(element, old) }
+        var sorted = false
+        if case .sortedMember = element { sorted = true }
+        if let old = elements[element] {
+            summary.remove(element, old)
+            if sorted { sortedIndex.remove(element, old) }
+        }
         if let entries, !entries.isEmpty {
             summary.add(element, entries)
+            if sorted { sortedIndex.add(element, entries) }
             elements[element] = entries
         } else {
             elements[element] = nil
@@ -96,6 +113,7 @@ public struct KeyState: Hashable, Sendable {
             switch operation {
             case .removeField(let field): named.insert(.field(field))
             case .removeMember(let member): named.insert(.member(member))
+            case .removeScoredMember(let member): named.insert(.sortedMember(member))
             default: break
             }
         }
@@ -137,6 +155,7 @@ public struct KeyState: Hashable, Sendable {
         }
         elements = joined
         summary = ElementSummary(joined)
+        sortedIndex = SortedSetIndex(joined)
 
         events += conflictEvents(added: added, policy: policy.conflict)
         events.sort { "\($0)" < "\($1)" }
@@ -212,6 +231,7 @@ public struct KeyState: Hashable, Sendable {
         for (element, newDots) in added {
             guard case let entries? = elements[element], entries.count > 1 else { continue }
             if case .member = element { continue }  // add-wins: concurrent adds agree
+            // (A sorted-set member's concurrent scores do not agree: reported as a field's are.)
             guard let winner = Self.visibleEntry(of: element, in: entries, policy: policy) else { continue }
             for entry in entries where entry.dot != winner.dot {
                 if newDots.contains(entry.dot) || newDots.contains(winner.dot) {
@@ -259,7 +279,7 @@ public struct KeyState: Hashable, Sendable {
     /// names two writes (issue: dots reused after a restart made sites diverge for good).
     ///
     /// `now` decides whether the key is live: a write to an expired key starts a new key, as in
-    /// Redis. SET-like writes supersede everything of the old key; HSET and SADD record a
+    /// Redis. SET-like writes supersede everything of the old key; HSET, SADD and ZADD record a
     /// restart, which a touch made elsewhere before the expiry can still revive (§2.4).
     public mutating func write(
         _ write: KeyWrite,
@@ -345,6 +365,21 @@ public struct KeyState: Hashable, Sendable {
                 observe(.member(member))
                 operations.append(.removeMember(member))
             }
+        case .addScoredMembers(let members):
+            precondition(!members.isEmpty, "ZADD needs at least one member")
+            prepareWrite(of: .zset)
+            for member in members {
+                precondition(!member.score.isNaN, "a sorted-set score is never NaN")
+                observe(.sortedMember(member.member))
+                operations.append(.setScore(member.member, score: member.score))
+            }
+        case .removeScoredMembers(let members):
+            guard live else { return nil }
+            observeData(notOf: .zset)
+            for member in members where elements[.sortedMember(member)] != nil {
+                observe(.sortedMember(member))
+                operations.append(.removeScoredMember(member))
+            }
         case .expire(let at):
             guard live else { return nil }
             observe(.expiry)
@@ -370,6 +405,8 @@ public struct KeyState: Hashable, Sendable {
                 operations = fields.map { .setField($0.field, value: $0.value) }
             case .set(let members):
                 operations = members.map { .addMember($0) }
+            case .zset(let members):
+                operations = members.map { .setScore($0.member, score: $0.score) }
             }
             if let expireAt { operations.append(.expire(atMilliseconds: expireAt)) }
         }
@@ -523,6 +560,7 @@ public struct KeyState: Hashable, Sendable {
             case .string: return summary.strings
             case .hash: return summary.fields
             case .set: return summary.members
+            case .zset: return summary.sortedMembers
             }
         }
         return elements.keys.count { $0.keyType == type && !visibleEntries(of: $0, after: restart).isEmpty }
@@ -559,6 +597,30 @@ public struct KeyState: Hashable, Sendable {
                 return name
             }
             return .set(members.sorted { $0.lexicographicallyPrecedes($1) })
+        case .zset:
+            return .zset(sortedMembers(now: now, policy: policy).map { ScoredMember(member: $0.member, score: $0.score) })
+        }
+    }
+
+    /// The visible score of a sorted-set member (nil when the key is not a visible sorted set
+    /// or lacks the member). O(1) in the set's size.
+    public func score(of member: [UInt8], now: UInt64, policy: ConflictPolicy) -> Double? {
+        guard !isExpired(now: now), visibleType(policy: policy) == .zset,
+            case .score(let score)? = policy.winner(of: visibleEntries(of: .sortedMember(member), after: restartInForce))?.payload
+        else { return nil }
+        return score
+    }
+
+    /// The visible sorted-set members in Redis's order (score, then member), each once with its
+    /// visible score; empty when the key is not a visible sorted set. Usually the kept index
+    /// itself (O(1)); a copy without the entries a conflict lost or a restart hides while
+    /// there are any.
+    public func sortedMembers(now: UInt64, policy: ConflictPolicy) -> [SortedSetIndex.Item] {
+        guard !isExpired(now: now), visibleType(policy: policy) == .zset else { return [] }
+        let restart = restartInForce
+        guard restart != nil || sortedIndex.items.count != summary.sortedMembers else { return sortedIndex.items }
+        return sortedIndex.items.filter { item in
+            policy.winner(of: visibleEntries(of: .sortedMember(item.member), after: restart))?.dot == item.dot
         }
     }
 
@@ -570,7 +632,7 @@ public struct KeyState: Hashable, Sendable {
             switch entry.payload {
             case .persist: return (UInt64.max, entry.dot)
             case .expireAt(let at): return (at, entry.dot)
-            case .bytes, .present: return (0, entry.dot)
+            case .bytes, .present, .score: return (0, entry.dot)
             }
         }
         return entries.max { rank($0) < rank($1) }

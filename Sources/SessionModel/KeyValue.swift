@@ -9,6 +9,17 @@ public struct HashField: Hashable, Sendable {
     }
 }
 
+/// A sorted-set member and its visible score.
+public struct ScoredMember: Hashable, Sendable {
+    public var member: [UInt8]
+    public var score: Double
+
+    public init(member: [UInt8], score: Double) {
+        self.member = member
+        self.score = score
+    }
+}
+
 /// What a client sees of a key.
 public enum KeyValue: Hashable, Sendable {
     case string([UInt8])
@@ -16,12 +27,15 @@ public enum KeyValue: Hashable, Sendable {
     case hash([HashField])
     /// Sorted.
     case set([[UInt8]])
+    /// Sorted by score, then member (Redis's order).
+    case zset([ScoredMember])
 
     public var type: KeyType {
         switch self {
         case .string: return .string
         case .hash: return .hash
         case .set: return .set
+        case .zset: return .zset
         }
     }
 }
@@ -38,6 +52,9 @@ public enum KeyWrite: Hashable, Sendable {
     case removeFields([[UInt8]])
     case addMembers([[UInt8]])
     case removeMembers([[UInt8]])
+    /// ZADD/ZINCRBY: each member once, with the score it ends with; keeps the expiry.
+    case addScoredMembers([ScoredMember])
+    case removeScoredMembers([[UInt8]])
     case expire(atMilliseconds: UInt64)
     case persist
     /// DEL, UNLINK, and RENAME's source.

@@ -74,6 +74,7 @@ extension KeyState {
             case .member(let name): put(2); put(name)
             case .expiry: put(3)
             case .restart: put(4)
+            case .sortedMember(let name): put(5); put(name)
             }
             let entries = elements[element] ?? []
             put(UInt64(entries.count))
@@ -84,6 +85,7 @@ extension KeyState {
                 case .present: put(1)
                 case .expireAt(let at): put(2); put(at)
                 case .persist: put(3)
+                case .score(let score): put(4); put(score.bitPattern)
                 }
                 put(entry.deletesSeen)
             }

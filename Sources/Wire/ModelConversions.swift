@@ -105,6 +105,7 @@ extension Sessionfed_V1_Element {
         case .member(let name): kind = .setMember(Data(name))
         case .expiry: kind = .expiry(true)
         case .restart: kind = .restart(true)
+        case .sortedMember(let name): kind = .sortedSetMember(Data(name))
         }
     }
 
@@ -115,6 +116,7 @@ extension Sessionfed_V1_Element {
         case .setMember(let name): return .member(Array(name))
         case .expiry: return .expiry
         case .restart: return .restart
+        case .sortedSetMember(let name): return .sortedMember(Array(name))
         case nil: throw .missingField(message: message, field: "element.kind")
         }
     }
@@ -131,6 +133,7 @@ extension Sessionfed_V1_ElementEntry {
         case .present: payload = .present(true)
         case .expireAt(let at): payload = .expireAtMs(at)
         case .persist: payload = .persist(true)
+        case .score(let score): payload = .score(score)
         }
         if !entry.deletesSeen.isEmpty {
             deletesSeen = Sessionfed_V1_VersionVector(entry.deletesSeen)
@@ -152,6 +155,9 @@ extension Sessionfed_V1_ElementEntry {
             modelPayload = .expireAt(at)
         case (.expiry, .persist?):
             modelPayload = .persist
+        case (.sortedMember, .score(let score)?):
+            guard !score.isNaN else { throw .invalidValue(message: message, field: "score", reason: "is NaN") }
+            modelPayload = .score(score)
         case (_, nil):
             throw .missingField(message: message, field: "payload")
         default:
@@ -212,6 +218,12 @@ extension Sessionfed_V1_Operation {
         case .persist: kind = .persist(true)
         case .deleteKey: kind = .deleteKey(true)
         case .restartKey: kind = .restartKey(true)
+        case .setScore(let member, let score):
+            var scored = Sessionfed_V1_ScoredMember()
+            scored.member = Data(member)
+            scored.score = score
+            kind = .setScore(scored)
+        case .removeScoredMember(let member): kind = .removeScoredMember(Data(member))
         }
     }
 
@@ -226,6 +238,10 @@ extension Sessionfed_V1_Operation {
         case .persist: return .persist
         case .deleteKey: return .deleteKey
         case .restartKey: return .restartKey
+        case .setScore(let scored):
+            guard !scored.score.isNaN else { throw .invalidValue(message: "Operation", field: "set_score.score", reason: "is NaN") }
+            return .setScore(Array(scored.member), score: scored.score)
+        case .removeScoredMember(let member): return .removeScoredMember(Array(member))
         case nil: throw .missingField(message: "Operation", field: "kind")
         }
     }

@@ -454,7 +454,7 @@ extension Frame {
         case .siteMessages(let wire):
             var events: [SiteKeyspaceEvent] = []
             for event in wire.events {
-                guard event.eventClass.count == 1, let letter = event.eventClass.first, "g$hsxen".contains(letter) else {
+                guard event.eventClass.count == 1, let letter = event.eventClass.first, "g$hszxen".contains(letter) else {
                     throw .invalidValue(message: "SiteKeyspaceEvent", field: "event_class", reason: "'\(event.eventClass.prefix(8))' is not a keyspace event class")
                 }
                 events.append(SiteKeyspaceEvent(name: event.name, key: Array(event.key), eventClass: letter))

@@ -46,7 +46,7 @@ import Testing
             let site = SiteID(UInt32(random.next() % 3 + 1))
             let key = keys[Int(random.next() % UInt64(keys.count))]
             let field = fields[Int(random.next() % UInt64(fields.count))]
-            switch random.next() % 17 {
+            switch random.next() % 19 {
             case 0, 1, 2: harness.run(site, "HSET", key, field, "v\(random.next() % 100)")
             case 3: harness.run(site, "HDEL", key, field)
             case 4: harness.run(site, "PEXPIRE", key, "\(1_000 + random.next() % 100_000)")
@@ -72,6 +72,8 @@ import Testing
                 harness.recreate(partition: Partitioning(partitionCount: FederationHarness.partitionCount).partition(of: Array(key.utf8)), at: site)
             case 15:
                 harness.now += 30_000 + random.next() % 120_000  // a long cut when links are cut
+            case 16: harness.run(site, "ZADD", key + ":z", "\(random.next() % 4)", field)
+            case 17: harness.run(site, "ZREM", key + ":z", field)
             default:
                 harness.settle(milliseconds: random.next() % 20)
             }

@@ -280,6 +280,8 @@ class Federation:
                 value = sorted(client.smembers(key))
             elif kind == "string":
                 value = client.get(key)
+            elif kind == "zset":
+                value = client.zrange(key, 0, -1, withscores=True)
             else:
                 continue
             data[key] = (kind, value, client.pexpiretime(key))

@@ -187,3 +187,55 @@ import Testing
         #expect(parseRedisInteger([]) == nil)
     }
 }
+
+/// Scores as redis-server 7.0 reads and prints them (outputs taken from redis-server 7.0.15).
+@Suite struct RedisDoubleTests {
+    func text(_ value: RESPValue, _ version: RESPVersion) -> String {
+        String(decoding: RESPEncoder.encode(value, version: version), as: UTF8.self)
+    }
+
+    @Test(arguments: [
+        (1.5, "1.5"), (0.1, "0.10000000000000001"), (1e20, "1e+20"), (3, "3"), (1e-5, "1.0000000000000001e-05"),
+        (123456789012345678, "1.2345678901234568e+17"), (2.5e-310, "2.5000000000000171e-310"), (-0.0, "-0"),
+        (Double.infinity, "inf"), (-Double.infinity, "-inf"),
+    ])
+    func format_matchesRedis(number: Double, expected: String) {
+        #expect(RedisDouble.format(number) == expected)
+        #expect(text(.double(number), .v2) == "$\(expected.utf8.count)\r\n\(expected)\r\n")
+        #expect(text(.double(number), .v3) == ",\(expected)\r\n")
+    }
+
+    @Test func parse_acceptsWhatStrtodReadsWhole_refusesTheRest() {
+        func parse(_ text: String) -> Double? { RedisDouble.parse(Array(text.utf8)) }
+        #expect(parse("1.5") == 1.5)
+        #expect(parse("inf") == .infinity)
+        #expect(parse("+inf") == .infinity)
+        #expect(parse("-inf") == -.infinity)
+        #expect(parse("-Infinity") == -.infinity)
+        #expect(parse("0x10") == 16)
+        #expect(parse("1e-320") == 1e-320, "a denormal is out of range for strtod but not zero: Redis keeps it")
+        for refused in ["", " 1", "1 ", "abc", "nan", "1e400", "1e-400", "1.5x", "1\u{0}"] {
+            #expect(parse(refused) == nil, "\(refused)")
+        }
+    }
+
+    @Test func rangeBound_readsExclusiveAndLooserNumbers() {
+        func bound(_ text: String) -> (Double, Bool)? { RedisDouble.parseRangeBound(Array(text.utf8)).map { ($0.value, $0.exclusive) } }
+        #expect(bound("(1.5")! == (1.5, true))
+        #expect(bound("-inf")! == (-.infinity, false))
+        #expect(bound("(+inf")! == (.infinity, true))
+        #expect(bound("")! == (0, false), "strtod reads nothing and stops at the end: Redis takes 0")
+        #expect(bound(" 2")! == (2, false))
+        #expect(bound("1e400")! == (.infinity, false))
+        #expect(bound("nan") == nil)
+        #expect(bound("((1") == nil)
+        #expect(bound("1x") == nil)
+    }
+
+    @Test func pairArray_nestedInRESP3_flatInRESP2() {
+        let pairs = RESPValue.pairArray([RESPPair(.bulk("a"), .double(0.5)), RESPPair(.bulk("b"), .double(-.infinity))])
+        #expect(text(pairs, .v3) == "*2\r\n*2\r\n$1\r\na\r\n,0.5\r\n*2\r\n$1\r\nb\r\n,-inf\r\n")
+        #expect(text(pairs, .v2) == "*4\r\n$1\r\na\r\n$3\r\n0.5\r\n$1\r\nb\r\n$4\r\n-inf\r\n")
+        #expect(text(.pairArray([]), .v3) == "*0\r\n")
+    }
+}

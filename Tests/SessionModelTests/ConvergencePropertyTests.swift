@@ -92,6 +92,14 @@ import Wire
             if encoded[0] != encoded[1] || encoded[0] != encoded[2] {
                 return "key \(String(decoding: key, as: UTF8.self)) differs between sites: \(sites.map { $0.keys[key] ?? KeyState() })"
             }
+            // The sorted index each copy kept through its merges is the one its entries imply.
+            for site in sites {
+                let kept = site.keys[key] ?? KeyState()
+                let rebuilt = KeyState(context: kept.context, deletes: kept.deletes, elements: kept.elements)
+                if rebuilt.sortedIndex != kept.sortedIndex {
+                    return "key \(String(decoding: key, as: UTF8.self)) at site \(site.id): sorted index \(kept.sortedIndex.items) differs from its entries' \(rebuilt.sortedIndex.items)"
+                }
+            }
             // No write that causally followed another is lost to it.
             let state = sites[0].keys[key] ?? KeyState()
             let expiries = state.elements[.expiry] ?? []
@@ -126,7 +134,7 @@ import Wire
 
         var write: KeyWrite
         var elements: Set<Element>?
-        switch random.next() % 11 {
+        switch random.next() % 13 {
         case 0:
             let keep = random.next() % 2 == 0
             write = .setString(value(), keepExpiry: keep)
@@ -163,6 +171,16 @@ import Wire
         case 9:
             write = .delete
             elements = nil
+        case 10:
+            guard visible == nil || visible?.type == .zset else { return [] }
+            let names = pick(memberNames)
+            // Few distinct scores: concurrent ZADDs often tie on a score or differ only in it.
+            write = .addScoredMembers(names.map { ScoredMember(member: $0, score: Double(Int(random.next() % 5)) - 2) })
+            elements = Set(names.map { Element.sortedMember($0) }).union(before.elements.keys.filter { $0.keyType != nil && $0.keyType != .zset })
+        case 11:
+            let names = pick(memberNames)
+            write = .removeScoredMembers(names)
+            elements = Set(names.map { Element.sortedMember($0) })
         default:
             let destination = keys[Int(random.next() % UInt64(keys.count))]
             guard destination != keyName, let deltas = site.rename(keyName, to: destination) else { return [] }

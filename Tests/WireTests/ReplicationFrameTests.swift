@@ -27,7 +27,7 @@ import Testing
         .backupReport(BackupReport(partition: 1, epoch: 2, message: .acknowledgeChunk(attempt: 4, chunk: 5))),
         .siteMessages(
             published: [PublishedMessage(channel: Array("spring:session:event:0:created:1".utf8), message: [0, 1])],
-            events: [SiteKeyspaceEvent(name: "expired", key: Array("k".utf8), eventClass: "x"), SiteKeyspaceEvent(name: "hset", key: [], eventClass: "h")]
+            events: [SiteKeyspaceEvent(name: "expired", key: Array("k".utf8), eventClass: "x"), SiteKeyspaceEvent(name: "hset", key: [], eventClass: "h"), SiteKeyspaceEvent(name: "zadd", key: [1], eventClass: "z")]
         ),
         .siteMessages(published: [], events: []),
         .subscriberInterest(listening: true),

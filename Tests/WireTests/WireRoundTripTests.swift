@@ -9,7 +9,7 @@ import Testing
     @Test func delta_everyOperationKind_roundTrips() throws {
         let deltas = Samples.deltas()
         let kinds = Set(deltas.flatMap(\.operations).map { "\($0)".prefix { $0 != "(" } })
-        #expect(kinds == ["setString", "setField", "removeField", "addMember", "removeMember", "expire", "persist", "deleteKey"])
+        #expect(kinds == ["setString", "setField", "removeField", "addMember", "removeMember", "setScore", "removeScoredMember", "expire", "persist", "deleteKey"])
         for delta in deltas {
             let bytes = WireMessage.encode(delta)
             #expect(try WireMessage.decodeDelta(bytes) == delta)
@@ -61,6 +61,42 @@ import Testing
         let payloads = Set(state.elements.values.flatMap { $0 }.map { "\($0.payload)".prefix { $0 != "(" } })
         #expect(payloads == ["bytes", "present", "expireAt", "persist"])
         #expect(try WireMessage.decodeKeyState(WireMessage.encode(key: [], state: state)).state == state)
+    }
+
+    @Test func keyState_sortedSetScores_roundTripBitForBit() throws {
+        let now: UInt64 = 1_000
+        let scores: [Double] = [0.1, -0.0, .infinity, -.infinity, 1e-310, -1.7976931348623157e308]
+        var state = KeyState()
+        for (site, score) in scores.enumerated() {
+            var other = KeyState()
+            // Each score at its own site, concurrent with the others: one member, many entries.
+            _ = other.write(
+                .addScoredMembers([ScoredMember(member: [7], score: score), ScoredMember(member: [UInt8(site)], score: score)]),
+                key: [], site: SiteID(UInt32(site + 1)), timestamp: HLCTimestamp(physicalMilliseconds: now, logical: 0), now: now)
+            state.merge(other, policy: .default)
+        }
+        #expect(state.elements[.sortedMember([7])]?.count == scores.count)
+        let bytes = WireMessage.encode(key: [1], state: state)
+        let decoded = try WireMessage.decodeKeyState(bytes).state
+        #expect(decoded == state)
+        #expect(decoded.digest == state.digest, "-0 stays -0: the digest hashes the bits")
+        #expect(decoded.sortedIndex == state.sortedIndex)
+        #expect(WireMessage.encode(key: [1], state: decoded) == bytes)
+    }
+
+    @Test func score_nan_isRefused() throws {
+        var wire = Sessionfed_V1_KeyState(key: [1], state: Samples.state())
+        wire.entries[0].element.kind = .sortedSetMember(Data([1]))
+        wire.entries[0].payload = .score(.nan)
+        #expect(throws: WireError.invalidValue(message: "ElementEntry", field: "score", reason: "is NaN")) { try wire.model() }
+        var operation = Sessionfed_V1_Operation()
+        var scored = Sessionfed_V1_ScoredMember()
+        scored.member = Data([1])
+        scored.score = .nan
+        operation.kind = .setScore(scored)
+        var delta = Sessionfed_V1_Delta(Samples.deltas()[0])
+        delta.operations = [operation]
+        #expect(throws: WireError.invalidValue(message: "Operation", field: "set_score.score", reason: "is NaN")) { try delta.model() }
     }
 
     @Test func frames_everyBody_roundTrip() throws {

@@ -32,6 +32,8 @@ enum Samples {
             .replace(.set([bytes("m1"), bytes("m2")]), expireAtMilliseconds: 1_700_000_200_000),
             .removeMembers([bytes("m1")]),
             .addMembers([bytes("m3")]),
+            .addScoredMembers([ScoredMember(member: bytes("z1"), score: 1.5), ScoredMember(member: bytes("z2"), score: -.infinity)]),
+            .removeScoredMembers([bytes("z1")]),
         ]
         for write in writes {
             if let delta = a.write(write, key: key, site: seoul, timestamp: stamp(), now: 1_700_000_000_000) {
@@ -39,7 +41,7 @@ enum Samples {
                 b.merge(delta, policy: .default)
             }
         }
-        if let concurrent = b.write(.addMembers([bytes("m9")]), key: key, site: tokyo, timestamp: stamp(), now: 1_700_000_000_000) {
+        if let concurrent = b.write(.addScoredMembers([ScoredMember(member: bytes("z2"), score: 0.1)]), key: key, site: tokyo, timestamp: stamp(), now: 1_700_000_000_000) {
             out.append(concurrent)
         }
         return out

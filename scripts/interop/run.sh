@@ -11,9 +11,10 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 
-# Debian packages: redis-cli, node + node-redis, php + phpredis.
-# graphviz and chromium check `sessionfed topology graph` output (DOT rendered, SVG screenshotted).
-DEBIAN_PACKAGES=(redis-tools nodejs node-redis php-cli php-redis graphviz chromium fonts-dejavu-core)
+# Debian packages: redis-cli, node + node-redis, php + phpredis, redis-server (the reference
+# sorted-set replies are diffed against). graphviz and chromium check `sessionfed topology graph`
+# output (DOT rendered, SVG screenshotted).
+DEBIAN_PACKAGES=(redis-tools redis-server nodejs node-redis php-cli php-redis graphviz chromium fonts-dejavu-core)
 # PyPI packages, pinned to the versions these tests were verified with.
 PYPI_PACKAGES=(
   "pytest==9.0.3"

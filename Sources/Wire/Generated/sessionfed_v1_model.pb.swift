@@ -180,6 +180,14 @@ public nonisolated struct Sessionfed_V1_Element: Sendable {
     set {kind = .restart(newValue)}
   }
 
+  public var sortedSetMember: Data {
+    get {
+      if case .sortedSetMember(let v)? = kind {return v}
+      return Data()
+    }
+    set {kind = .sortedSetMember(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -191,6 +199,7 @@ public nonisolated struct Sessionfed_V1_Element: Sendable {
     case expiry(Bool)
     /// the key's restarts: writes that found it expired (always true)
     case restart(Bool)
+    case sortedSetMember(Data)
 
   }
 
@@ -268,6 +277,15 @@ public nonisolated struct Sessionfed_V1_ElementEntry: Sendable {
     set {payload = .persist(newValue)}
   }
 
+  /// sorted-set member present with this score (never NaN)
+  public var score: Double {
+    get {
+      if case .score(let v)? = payload {return v}
+      return 0
+    }
+    set {payload = .score(newValue)}
+  }
+
   public var deletesSeen: Sessionfed_V1_VersionVector {
     get {_deletesSeen ?? Sessionfed_V1_VersionVector()}
     set {_deletesSeen = newValue}
@@ -288,6 +306,8 @@ public nonisolated struct Sessionfed_V1_ElementEntry: Sendable {
     case expireAtMs(UInt64)
     /// never expires
     case persist(Bool)
+    /// sorted-set member present with this score (never NaN)
+    case score(Double)
 
   }
 
@@ -344,6 +364,20 @@ public nonisolated struct Sessionfed_V1_HashFieldValue: Sendable {
   public var field: Data = Data()
 
   public var value: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Sessionfed_V1_ScoredMember: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var member: Data = Data()
+
+  public var score: Double = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -432,6 +466,24 @@ public nonisolated struct Sessionfed_V1_Operation: Sendable {
     set {kind = .restartKey(newValue)}
   }
 
+  /// ZADD: the sorted-set member with its new score
+  public var setScore: Sessionfed_V1_ScoredMember {
+    get {
+      if case .setScore(let v)? = kind {return v}
+      return Sessionfed_V1_ScoredMember()
+    }
+    set {kind = .setScore(newValue)}
+  }
+
+  /// ZREM
+  public var removeScoredMember: Data {
+    get {
+      if case .removeScoredMember(let v)? = kind {return v}
+      return Data()
+    }
+    set {kind = .removeScoredMember(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -446,6 +498,10 @@ public nonisolated struct Sessionfed_V1_Operation: Sendable {
     /// The write found the key expired and starts a new key (HSET or SADD on an expired key):
     /// it hides what was written before it unless a touch made before the expiry revives it.
     case restartKey(Bool)
+    /// ZADD: the sorted-set member with its new score
+    case setScore(Sessionfed_V1_ScoredMember)
+    /// ZREM
+    case removeScoredMember(Data)
 
   }
 
@@ -755,7 +811,7 @@ nonisolated extension Sessionfed_V1_CausalContext: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Sessionfed_V1_Element: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Element"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}string_value\0\u{3}hash_field\0\u{3}set_member\0\u{1}expiry\0\u{1}restart\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}string_value\0\u{3}hash_field\0\u{3}set_member\0\u{1}expiry\0\u{1}restart\0\u{3}sorted_set_member\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -803,6 +859,14 @@ nonisolated extension Sessionfed_V1_Element: SwiftProtobuf.Message, SwiftProtobu
           self.kind = .restart(v)
         }
       }()
+      case 6: try {
+        var v: Data?
+        try decoder.decodeSingularBytesField(value: &v)
+        if let v = v {
+          if self.kind != nil {try decoder.handleConflictingOneOf()}
+          self.kind = .sortedSetMember(v)
+        }
+      }()
       default: break
       }
     }
@@ -834,6 +898,10 @@ nonisolated extension Sessionfed_V1_Element: SwiftProtobuf.Message, SwiftProtobu
       guard case .restart(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularBoolField(value: v, fieldNumber: 5)
     }()
+    case .sortedSetMember?: try {
+      guard case .sortedSetMember(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularBytesField(value: v, fieldNumber: 6)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -848,7 +916,7 @@ nonisolated extension Sessionfed_V1_Element: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Sessionfed_V1_ElementEntry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ElementEntry"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}element\0\u{1}dot\0\u{1}timestamp\0\u{1}value\0\u{1}present\0\u{3}expire_at_ms\0\u{1}persist\0\u{3}deletes_seen\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}element\0\u{1}dot\0\u{1}timestamp\0\u{1}value\0\u{1}present\0\u{3}expire_at_ms\0\u{1}persist\0\u{3}deletes_seen\0\u{1}score\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -892,6 +960,14 @@ nonisolated extension Sessionfed_V1_ElementEntry: SwiftProtobuf.Message, SwiftPr
         }
       }()
       case 8: try { try decoder.decodeSingularMessageField(value: &self._deletesSeen) }()
+      case 9: try {
+        var v: Double?
+        try decoder.decodeSingularDoubleField(value: &v)
+        if let v = v {
+          if self.payload != nil {try decoder.handleConflictingOneOf()}
+          self.payload = .score(v)
+        }
+      }()
       default: break
       }
     }
@@ -928,10 +1004,13 @@ nonisolated extension Sessionfed_V1_ElementEntry: SwiftProtobuf.Message, SwiftPr
       guard case .persist(let v)? = self.payload else { preconditionFailure() }
       try visitor.visitSingularBoolField(value: v, fieldNumber: 7)
     }()
-    case nil: break
+    default: break
     }
     try { if let v = self._deletesSeen {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    } }()
+    try { if case .score(let v)? = self.payload {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 9)
     } }()
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1031,9 +1110,44 @@ nonisolated extension Sessionfed_V1_HashFieldValue: SwiftProtobuf.Message, Swift
   }
 }
 
+nonisolated extension Sessionfed_V1_ScoredMember: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ScoredMember"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}member\0\u{1}score\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.member) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.score) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.member.isEmpty {
+      try visitor.visitSingularBytesField(value: self.member, fieldNumber: 1)
+    }
+    if self.score.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.score, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Sessionfed_V1_ScoredMember, rhs: Sessionfed_V1_ScoredMember) -> Bool {
+    if lhs.member != rhs.member {return false}
+    if lhs.score != rhs.score {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Sessionfed_V1_Operation: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Operation"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}set_string\0\u{3}set_field\0\u{3}remove_field\0\u{3}add_member\0\u{3}remove_member\0\u{3}expire_at_ms\0\u{1}persist\0\u{3}delete_key\0\u{3}restart_key\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}set_string\0\u{3}set_field\0\u{3}remove_field\0\u{3}add_member\0\u{3}remove_member\0\u{3}expire_at_ms\0\u{1}persist\0\u{3}delete_key\0\u{3}restart_key\0\u{3}set_score\0\u{3}remove_scored_member\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1118,6 +1232,27 @@ nonisolated extension Sessionfed_V1_Operation: SwiftProtobuf.Message, SwiftProto
           self.kind = .restartKey(v)
         }
       }()
+      case 10: try {
+        var v: Sessionfed_V1_ScoredMember?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .setScore(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .setScore(v)
+        }
+      }()
+      case 11: try {
+        var v: Data?
+        try decoder.decodeSingularBytesField(value: &v)
+        if let v = v {
+          if self.kind != nil {try decoder.handleConflictingOneOf()}
+          self.kind = .removeScoredMember(v)
+        }
+      }()
       default: break
       }
     }
@@ -1164,6 +1299,14 @@ nonisolated extension Sessionfed_V1_Operation: SwiftProtobuf.Message, SwiftProto
     case .restartKey?: try {
       guard case .restartKey(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularBoolField(value: v, fieldNumber: 9)
+    }()
+    case .setScore?: try {
+      guard case .setScore(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    }()
+    case .removeScoredMember?: try {
+      guard case .removeScoredMember(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularBytesField(value: v, fieldNumber: 11)
     }()
     case nil: break
     }
