@@ -7,6 +7,8 @@
 //   update      open SESSION_ID, print its data, set seen=true
 //   regenerate  open SESSION_ID, session_regenerate_id(true), add data, print the new id
 //   logout      open SESSION_ID, session_destroy()
+//   visit       open SESSION_ID, hold it (and its lock) for 300 ms, append NAME to visits
+//               (usage: php php_session.php visit SESSION_ID NAME)
 // Prints one JSON line: what the request saw, and every PHP warning/notice it raised.
 
 $report = ['action' => $argv[1] ?? '', 'warnings' => []];
@@ -43,6 +45,12 @@ switch ($action) {
         $report['regenerate'] = session_regenerate_id(true);
         $report['new_id'] = session_id();
         $_SESSION['role'] = 'admin';
+        break;
+    case 'visit':
+        // Long enough that a concurrent request of the same session finds the lock taken.
+        usleep(300000);
+        $_SESSION['visits'][] = $argv[3] ?? '?';
+        $report['data'] = $_SESSION;
         break;
     case 'logout':
         $report['data'] = $_SESSION;

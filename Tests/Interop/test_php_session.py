@@ -40,7 +40,13 @@ def store(node):
     client.close()
 
 
-def request(php, node, action, session_id=None, lock_expire=LOCK_EXPIRE_S, extra_ini=()):
+def request(php, node, action, session_id=None, lock_expire=LOCK_EXPIRE_S, extra_ini=(), extra_args=()):
+    done = finished(start_request(php, node, action, session_id, lock_expire, extra_ini, extra_args))
+    return done
+
+
+def start_request(php, node, action, session_id=None, lock_expire=LOCK_EXPIRE_S, extra_ini=(), extra_args=()):
+    """One PHP request, started and not waited for (see `finished`)."""
     ini = {
         "session.save_handler": "redis",
         "session.save_path": f"tcp://127.0.0.1:{node.port}",
@@ -54,12 +60,21 @@ def request(php, node, action, session_id=None, lock_expire=LOCK_EXPIRE_S, extra
     args = [php]
     for name, value in ini.items():
         args += ["-d", f"{name}={value}"]
-    args += [str(SCRIPT), action] + ([session_id] if session_id else [])
-    done = subprocess.run(args, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, f"php failed ({done.returncode}): {done.stdout}\n{done.stderr}"
+    args += [str(SCRIPT), action] + ([session_id] if session_id else []) + list(extra_args)
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finished(process):
+    """The report of a request started by `start_request`, once it ended."""
+    try:
+        stdout, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    assert process.returncode == 0, f"php failed ({process.returncode}): {stdout}\n{stderr}"
     # Every warning is caught by the script's error handler and reported in its JSON.
-    assert done.stderr == ""
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    assert stderr == ""
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def session_key(session_id):
@@ -177,3 +192,26 @@ def test_php_cli_default_lock_is_released_too(php, node, store):
     assert read["warnings"] == [] and read["data"] == {"user": "ann", "cart": [1, 2]}
     assert store.exists(lock_key(first)) == 0
     assert store.delete(session_key(first)) == 1
+
+
+def test_two_concurrent_requests_of_one_session_both_write(php, node, store):
+    """phpredis' locking on: the second request waits for the first's lock, then takes it.
+
+    Each request holds the session for 300 ms; they start together. Both must write (the
+    session ends with both visits), neither may warn (no "Failed to release session lock",
+    no failed acquire), and no lock is left behind.
+    """
+    first = request(php, node, "create")["id"]
+    # phpredis retries the lock every lock_wait_time microseconds, lock_retries times.
+    wait = [("redis.session.lock_retries", "200"), ("redis.session.lock_wait_time", "20000")]
+    running = [start_request(php, node, "visit", first, extra_ini=wait, extra_args=[name]) for name in ("left", "right")]
+    reports = [finished(process) for process in running]
+    for report in reports:
+        assert report["start"] is True and report["write_close"] is True, report
+        assert report["warnings"] == [], report
+    seen = sorted(len(report["data"]["visits"]) for report in reports)
+    assert seen == [1, 2], f"the second request read the first one's write: {reports}"
+    final = request(php, node, "read", first)["data"]
+    assert sorted(final["visits"]) == ["left", "right"], final
+    assert store.exists(lock_key(first)) == 0
+    store.delete(session_key(first))
