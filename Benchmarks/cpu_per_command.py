@@ -1,0 +1,76 @@
+"""CPU time the node spends per command, counted by the kernel for the node's process alone.
+
+Throughput on a shared 2-core machine moves with whatever else runs; the CPU time the node
+itself spends on N commands moves much less, so this is the number to compare two builds by
+while the machine is busy. `perf stat -e task-clock -p PID` counts the node's CPU time while
+`redis-benchmark -c 50 -P P -r 100000` sends N commands (after a warm-up run that creates the
+keys and grows the buffers); the result is that time divided by N. The node is a site of one
+(`backupCount: 0`): the common path of a command, without replication.
+
+Needs `perf` (apt-get install linux-perf) and redis-benchmark (redis-tools).
+
+    SESSIONFED_BIN=.build-interop/release/sessionfed python3 Benchmarks/cpu_per_command.py
+        [--commands set,hset,get] [--pipeline 16] [--requests 200000] [--before-bin PATH]
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "Tests" / "Interop"))
+
+from cluster import Site  # noqa: E402
+
+
+def cpu_milliseconds(pid, command):
+    """The task-clock of `pid`, in milliseconds, while `command` runs."""
+    with tempfile.NamedTemporaryFile("r", suffix=".csv") as output:
+        subprocess.run(["perf", "stat", "-x,", "-e", "task-clock", "-p", str(pid), "-o", output.name, "--", *command],
+                       capture_output=True, check=True)
+        lines = [line for line in Path(output.name).read_text().splitlines() if "task-clock" in line]
+        return float(lines[-1].split(",")[0])
+
+
+def per_command(binary, command, pipeline, requests):
+    with tempfile.TemporaryDirectory() as directory:
+        site = Site(binary, Path(directory), nodes=1, tls=False, defaults={"partitions": 16, "backupCount": 0})
+        try:
+            site.start_all()
+            node = site.names[0]
+            port, pid = site.ports[node]["client"], site.processes[node].handle.pid
+
+            def bench(count):
+                return ["redis-benchmark", "-p", str(port), "-t", command, "-n", str(count), "-c", "50",
+                        "-P", str(pipeline), "-r", "100000", "-q"]
+
+            subprocess.run(bench(50_000), capture_output=True, check=True)  # warm
+            return cpu_milliseconds(pid, bench(requests)) * 1_000 / requests
+        finally:
+            site.stop_all()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--commands", default="set,hset,get")
+    parser.add_argument("--pipeline", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=200_000)
+    parser.add_argument("--before-bin", help="a sessionfed binary of an earlier commit: a column for it")
+    arguments = parser.parse_args()
+    binary = os.environ.get("SESSIONFED_BIN", ".build-interop/release/sessionfed")
+    builds = ([("before", arguments.before_bin)] if arguments.before_bin else []) + [("this build", binary)]
+    rows = {
+        command: [per_command(path, command, arguments.pipeline, arguments.requests) for _, path in builds]
+        for command in arguments.commands.split(",")
+    }
+    print(f"node CPU µs per command (redis-benchmark -c 50 -P {arguments.pipeline} -r 100000, {arguments.requests:,} requests)\n")
+    print("| command | " + " | ".join(name for name, _ in builds) + " |")
+    print("| --- |" + " --- |" * len(builds))
+    for command, times in rows.items():
+        print(f"| {command.upper()} | " + " | ".join(f"{time:.2f}" for time in times) + " |")
+
+
+if __name__ == "__main__":
+    main()
