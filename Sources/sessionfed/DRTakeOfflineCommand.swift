@@ -18,17 +18,6 @@ struct DRTakeOffline: AsyncParsableCommand {
     }
 }
 
-struct DRBringOnline: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "bring-online", abstract: "Resume shipping to SITE; anti-entropy catches it up.")
-
-    @Option(help: "The topology file.") var topology: String
-    @Argument(help: "The site to bring back online.") var site: String
-
-    func run() async throws {
-        try await setOffline(site, offline: false, topology: try loadTopology(topology))
-    }
-}
-
 /// Asks each site linked with `name` to stop or resume shipping to it; fails naming the sites
 /// that did not take the change.
 func setOffline(_ name: String, offline: Bool, topology: Topology) async throws {
