@@ -90,7 +90,7 @@ let package = Package(
         .testTarget(
             name: "NodeRuntimeTests",
             dependencies: [
-                "NodeRuntime", "Topology",
+                "NodeRuntime", "Topology", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -99,7 +99,9 @@ let package = Package(
             ]
         ),
         // Real `sessionfed` processes on loopback; depends on the executable so it is built.
-        .testTarget(name: "IntegrationTests", dependencies: ["sessionfed"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["sessionfed", "TestSupport"]),
+        // Helpers the test targets share: loopback sockets and RESP clients, free ports, polling.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import Testing
+import TestSupport
 @testable import NodeRuntime
 @testable import Topology
 
@@ -16,25 +17,6 @@ import Testing
         logger.logLevel = .critical
         return logger
     }()
-
-    static func freePorts(_ count: Int) throws -> [Int] {
-        var sockets: [Int32] = []
-        defer { for fd in sockets { close(fd) } }
-        var ports: [Int] = []
-        for _ in 0..<count {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            sockets.append(fd)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = 0
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-            _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-            ports.append(Int(UInt16(bigEndian: address.sin_port)))
-        }
-        return ports
-    }
 
     static func topology(federation: String = "tls-test") throws -> Topology {
         let ports = try freePorts(8)
@@ -88,15 +70,6 @@ import Testing
         }
     }
 
-    static func eventually(_ what: String, within seconds: Double = 10, _ condition: () async throws -> Bool) async throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        Issue.record("timed out waiting for \(what)")
-    }
-
     @Test func demoTopologyIsTheExampleFile() throws {
         let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../topologies/local-demo.yaml").standardized
         #expect(try String(contentsOf: file, encoding: .utf8) == DemoTopology.localDemo + "\n")
@@ -108,7 +81,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         try FederationCertificates.write(try FederationCertificates.issue(for: topology, validityDays: 1), to: scratch + "/certs", force: false)
         try await Self.withSites(topology, directories: [scratch, scratch]) { servers in
-            try await Self.eventually("both sites to finish loading") {
+            try await eventually("both sites to finish loading") {
                 let first = try await servers[0].snapshot().loading
                 let second = try await servers[1].snapshot().loading
                 return !first && !second
@@ -116,7 +89,7 @@ import Testing
             let seoul = try RawClient(port: topology.sites[0].nodes[0].client.port)
             #expect(try seoul.roundTrip("*4\r\n$4\r\nHSET\r\n$9\r\nsession:1\r\n$4\r\nuser\r\n$3\r\nann\r\n") == ":1\r\n")
             let tokyo = try RawClient(port: topology.sites[1].nodes[0].client.port)
-            try await Self.eventually("the write to reach tokyo") {
+            try await eventually("the write to reach tokyo") {
                 try tokyo.roundTrip("*3\r\n$4\r\nHGET\r\n$9\r\nsession:1\r\n$4\r\nuser\r\n") == "$3\r\nann\r\n"
             }
             let link = try await servers[0].snapshot().federationLinks[0]
@@ -136,7 +109,7 @@ import Testing
         try FederationCertificates.write(try FederationCertificates.issue(for: topology, validityDays: 1), to: first + "/certs", force: false)
         try FederationCertificates.write(try FederationCertificates.issue(for: topology, validityDays: 1), to: second + "/certs", force: false)
         try await Self.withSites(topology, directories: [first, second]) { servers in
-            try await Self.eventually("seoul to report the TLS failure") {
+            try await eventually("seoul to report the TLS failure") {
                 try await servers[0].snapshot().federationLinks.first?.lastError?.contains("TLS handshake failed") == true
             }
             let link = try await servers[0].snapshot().federationLinks[0]

@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import Testing
+import TestSupport
 @testable import Topology
 @testable import NodeRuntime
 

@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// A reply as the test reads it.
-indirect enum Reply: Equatable {
+public indirect enum Reply: Equatable {
     case simple(String)
     case error(String)
     case integer(Int64)
@@ -13,34 +13,22 @@ indirect enum Reply: Equatable {
     case array([Reply]?)
     case other(String)
 
-    static func text(_ text: String) -> Reply { .bulk(Array(text.utf8)) }
+    public static func text(_ text: String) -> Reply { .bulk(Array(text.utf8)) }
 }
 
 /// A blocking RESP2 client over a plain socket: sends exact bytes, reads exact replies.
-final class RESPTestClient {
+public final class RESPTestClient {
     /// -1 once closed: a descriptor number is closed once only (tests run in parallel in
     /// one process, and a second close could hit another test's new socket).
-    private(set) var fd: Int32
-    var buffer: [UInt8] = []
+    public private(set) var fd: Int32
+    public var buffer: [UInt8] = []
 
-    init(port: Int, timeoutSeconds: Int = 5) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(port).bigEndian
-        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard result == 0 else {
-            close()
-            throw ClientError.connectFailed
-        }
+    public init(port: Int, timeoutSeconds: Int = 5) throws {
+        guard let fd = connectLoopback(port: port, timeoutSeconds: timeoutSeconds) else { throw ClientError.connectFailed }
+        self.fd = fd
     }
 
-    func close() {
+    public func close() {
         guard fd >= 0 else { return }
         Glibc.close(fd)
         fd = -1
@@ -50,7 +38,7 @@ final class RESPTestClient {
         close()
     }
 
-    func send(raw bytes: [UInt8]) {
+    public func send(raw bytes: [UInt8]) {
         var offset = 0
         while offset < bytes.count {
             let written = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -59,19 +47,19 @@ final class RESPTestClient {
         }
     }
 
-    func send(_ words: [String]) {
+    public func send(_ words: [String]) {
         var bytes = Array("*\(words.count)\r\n".utf8)
         for word in words { bytes += Array("$\(word.utf8.count)\r\n\(word)\r\n".utf8) }
         send(raw: bytes)
     }
 
-    func command(_ words: String...) throws -> Reply {
+    public func command(_ words: String...) throws -> Reply {
         send(words)
         return try read()
     }
 
     /// True once the server closed the connection (reads return 0).
-    func isClosedByServer() -> Bool {
+    public func isClosedByServer() -> Bool {
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
             let count = recv(fd, &chunk, chunk.count, 0)
@@ -81,7 +69,7 @@ final class RESPTestClient {
         }
     }
 
-    func read() throws -> Reply {
+    public func read() throws -> Reply {
         while true {
             if let (reply, used) = parse(buffer[...]) {
                 buffer.removeFirst(used)
@@ -134,7 +122,7 @@ final class RESPTestClient {
     }
 }
 
-enum ClientError: Error {
+public enum ClientError: Error {
     case connectFailed
     case closed
     case timeout
