@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "SessionModel", targets: ["SessionModel"]),
         .library(name: "Wire", targets: ["Wire"]),
         .executable(name: "sessionfed", targets: ["sessionfed"]),
+        .executable(name: "wan-proxy", targets: ["wan-proxy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
@@ -65,6 +66,17 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // A test tool: the wide-area link between sites in tests and rehearsals (delay, cut, blackhole).
+        .executableTarget(
+            name: "wan-proxy",
+            dependencies: [
+                "Topology",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .executableTarget(

@@ -1,7 +1,7 @@
 """Disaster recovery between sites, measured from the clients' side.
 
 Three single-node sites (seoul active, tokyo and frankfurt passive) with every link through a
-`sessionfed wan-proxy` at --delay-ms one way (`Tests/Interop/federation.py`), mutual TLS.
+`wan-proxy` at --delay-ms one way (`Tests/Interop/federation.py`), mutual TLS.
 
 - Switchover: a redis-py writer keeps writing at whichever site takes writes while
   `sessionfed dr switchover` moves the writes back and forth between seoul and tokyo --runs

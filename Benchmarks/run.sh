@@ -24,6 +24,7 @@ fi
 
 if [ -z "${SESSIONFED_BIN:-}" ]; then
   swift build -c release --product sessionfed
+  swift build -c release --product wan-proxy
   SESSIONFED_BIN="$(swift build -c release --show-bin-path)/sessionfed"
 fi
 export SESSIONFED_BIN

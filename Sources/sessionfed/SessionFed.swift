@@ -17,7 +17,7 @@ struct SessionFed: AsyncParsableCommand {
         commandName: "sessionfed",
         abstract: "Web sessions kept safe across nodes and datacenters, behind a Redis-protocol endpoint.",
         version: ServerIdentity.version,
-        subcommands: [Node.self, Demo.self, Status.self, Drain.self, DR.self, TopologyCommand.self, Certs.self, Simulate.self, Bench.self, Proxy.self]
+        subcommands: [Node.self, Demo.self, Status.self, Drain.self, DR.self, TopologyCommand.self, Certs.self, Simulate.self, Bench.self]
     )
 }
 

@@ -2,7 +2,7 @@
 
 Every site has one node on fresh loopback ports. With `tls=True` the certificates come
 from `sessionfed certs init`. With `proxies=True` every directed link runs through a
-`sessionfed wan-proxy` (delay, cut, blackhole, restore): each node gets its own topology
+`wan-proxy` (delay, cut, blackhole, restore; the project's test tool, built next to `sessionfed`): each node gets its own topology
 file in which the other sites' federation addresses are the proxies in front of them.
 """
 
@@ -98,6 +98,18 @@ class Process:
             self._log = None
 
 
+def wan_proxy_binary(sessionfed_binary):
+    """The `wan-proxy` test tool: WAN_PROXY_BIN, else the one built next to `sessionfed`."""
+    path = Path(os.environ.get("WAN_PROXY_BIN") or Path(sessionfed_binary).with_name("wan-proxy"))
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(
+            f"no wan-proxy at {path}: build it with the same configuration as sessionfed "
+            "(`swift build --product wan-proxy`, adding `-c release --scratch-path ...` as used), "
+            "or set WAN_PROXY_BIN"
+        )
+    return str(path)
+
+
 class Federation:
     def __init__(self, binary, workdir, tls=True, proxies=False, delay_ms=0, defaults=None, federation="interop-federation", roles=None):
         """`roles`: site name -> `active` or `passive` (default: every site active)."""
@@ -127,7 +139,7 @@ class Federation:
         if proxies:
             for (a, b), ports in self.proxy_ports.items():
                 argv = [
-                    binary, "wan-proxy", "--listen", f"127.0.0.1:{ports['listen']}",
+                    wan_proxy_binary(binary), "--listen", f"127.0.0.1:{ports['listen']}",
                     "--target", f"127.0.0.1:{self.ports[b]['federation']}",
                     "--control", f"127.0.0.1:{ports['control']}", "--delay-ms", str(delay_ms),
                 ]

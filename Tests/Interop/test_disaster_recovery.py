@@ -1,5 +1,5 @@
 """Disaster recovery between sites (DESIGN.md §5) with real processes: three single-node sites,
-seoul active, tokyo and frankfurt passive, every link through a `sessionfed wan-proxy` at 25 ms
+seoul active, tokyo and frankfurt passive, every link through a `wan-proxy` at 25 ms
 one way. Roles move with `sessionfed dr …`; writers keep writing through it all, and every
 write a site acknowledged must be at every site at the end."""
 

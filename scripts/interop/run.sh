@@ -49,6 +49,7 @@ fi
 if [ -z "${SESSIONFED_BIN:-}" ]; then
   echo "interop: building sessionfed (release, scratch path .build-interop)"
   swift build -c release --product sessionfed --scratch-path .build-interop
+  swift build -c release --product wan-proxy --scratch-path .build-interop
   SESSIONFED_BIN="$ROOT/.build-interop/release/sessionfed"
 fi
 export SESSIONFED_BIN

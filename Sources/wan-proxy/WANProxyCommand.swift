@@ -1,17 +1,12 @@
 import ArgumentParser
-import Foundation
 import Logging
-import NodeRuntime
-import ServiceLifecycle
 import Topology
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
-struct Proxy: AsyncParsableCommand {
+/// `wan-proxy`: a test tool, not part of the product. Tests and rehearsals put it between the
+/// sites of a federation to give their links a wide-area delay, and to cut, blackhole and
+/// restore them.
+@main
+struct WANProxyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wan-proxy",
         abstract: "A TCP proxy emulating a wide-area link between sites, for tests and rehearsals.",
@@ -31,7 +26,11 @@ struct Proxy: AsyncParsableCommand {
         guard let listen = Topology.Address(listen), let target = Topology.Address(target), let control = Topology.Address(control) else {
             throw ValidationError("addresses are host:port")
         }
-        let logger = makeLogger("sessionfed.wan-proxy", level: .notice)
-        try await WANProxy(listen: listen, target: target, control: control, delayMilliseconds: delayMs, logger: logger).run()
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .notice
+            return handler
+        }
+        try await WANProxy(listen: listen, target: target, control: control, delayMilliseconds: delayMs, logger: Logger(label: "wan-proxy")).run()
     }
 }

@@ -7,8 +7,8 @@ import Topology
 /// chunk is delayed by `delay` in each direction, and the link can be cut (connections closed,
 /// new ones refused), blackholed (bytes silently dropped) and restored. Controlled by text lines
 /// on its control port: `delay MS`, `cut`, `blackhole`, `restore`, `status`.
-public final class WANProxy: @unchecked Sendable {
-    public enum Mode: String, Sendable {
+final class WANProxy: @unchecked Sendable {
+    enum Mode: String, Sendable {
         case open, cut, blackhole
     }
 
@@ -25,7 +25,7 @@ public final class WANProxy: @unchecked Sendable {
     var bytesForwarded: UInt64 = 0
     var listeners: [Channel] = []
 
-    public init(listen: Topology.Address, target: Topology.Address, control: Topology.Address, delayMilliseconds: Int64, logger: Logger) {
+    init(listen: Topology.Address, target: Topology.Address, control: Topology.Address, delayMilliseconds: Int64, logger: Logger) {
         self.listen = listen
         self.target = target
         self.control = control
@@ -36,7 +36,7 @@ public final class WANProxy: @unchecked Sendable {
     }
 
     /// Listens until the process is stopped.
-    public func run() async throws {
+    func run() async throws {
         let proxy = self
         let server = try await ServerBootstrap(group: loop)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
