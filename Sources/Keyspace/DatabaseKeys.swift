@@ -45,6 +45,13 @@ public enum DatabaseKeys {
         return Int(name[1])
     }
 
+    /// The key a stored name holds, without its database: what the topology's `policies:`
+    /// patterns match, so that a rule applies to its keys in every database.
+    public static func unscoped(_ name: [UInt8]) -> [UInt8] {
+        guard name.first == marker else { return name }
+        return split(name)?.key ?? name
+    }
+
     /// A command's arguments with its keys (the positions its command table entry names)
     /// replaced by their stored names in `database`.
     public static func storedArguments(_ arguments: [[UInt8]], spec: CommandSpec, database: Int) -> [[UInt8]] {

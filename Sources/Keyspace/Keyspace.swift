@@ -126,7 +126,7 @@ public struct Keyspace: Sendable {
         }
     }
 
-    func policy(for key: [UInt8]) -> MergePolicy { configuration.policies.policy(for: key) }
+    func policy(for key: [UInt8]) -> MergePolicy { configuration.policies.policy(for: DatabaseKeys.unscoped(key)) }
     func conflict(for key: [UInt8]) -> ConflictPolicy { policy(for: key).conflict }
 
     // MARK: Reading

@@ -50,6 +50,19 @@ import Testing
         }
     }
 
+    /// The topology's `policies:` patterns name keys, whatever their database.
+    @Test func keyPolicyPattern_matchesItsKeysInEveryDatabase() {
+        var configuration = KeyspaceConfiguration(site: SiteID(1), retainTombstones: true, maximumMemoryBytes: 0)
+        let ruled = MergePolicy(conflict: .sitePriority([SiteID(2)]), delete: .updateWins)
+        configuration.policies = KeyPolicies(rules: [KeyPolicies.Rule(pattern: Array("cart:*".utf8), policy: ruled)])
+        let keyspace = Keyspace(configuration: configuration)
+        for database in [0, 1, 15] {
+            #expect(keyspace.policy(for: DatabaseKeys.stored(Array("cart:7".utf8), database: database)) == ruled)
+            #expect(keyspace.policy(for: DatabaseKeys.stored(Array("sess:7".utf8), database: database)) == .default)
+        }
+        #expect(keyspace.policy(for: DatabaseKeys.stored([DatabaseKeys.marker] + Array("cart:7".utf8), database: 0)) == .default)
+    }
+
     @Test func storedArguments_replaceExactlyTheKeyPositions() {
         func words(_ text: String...) -> [[UInt8]] { text.map { Array($0.utf8) } }
         let one: [UInt8] = [Self.marker, 1]
