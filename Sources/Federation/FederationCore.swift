@@ -601,7 +601,7 @@ public struct FederationCore: Sendable {
         for event in outcome.events {
             switch event {
             case .concurrentWrites(let element, let winner, let loser):
-                let policy = settings.policies.policy(for: key).conflictName
+                let policy = settings.policies.policy(for: DatabaseKeys.unscoped(key)).conflictName
                 links[site]?.statistics.conflicts[policy, default: 0] += 1
                 actions.append(
                     .log(

@@ -4,13 +4,16 @@ import SessionModel
 extension Keyspace {
     /// Runs one data command. `arguments[0]` is the command name; arity was checked by the
     /// command table. Returns nil for a command this keyspace does not implement.
-    public mutating func execute(_ arguments: [[UInt8]], now: UInt64) -> CommandResult? {
-        execute(arguments, name: String(decoding: arguments[0], as: UTF8.self).lowercased(), now: now)
+    /// Keys are stored names (`DatabaseKeys`); `database` is the one the keyless commands
+    /// (KEYS, SCAN, DBSIZE, FLUSHDB) list, count or clear, in its own key names.
+    public mutating func execute(_ arguments: [[UInt8]], now: UInt64, database: Int = 0) -> CommandResult? {
+        execute(arguments, name: String(decoding: arguments[0], as: UTF8.self).lowercased(), now: now, database: database)
     }
 
     /// Runs a data command whose lowercase name the caller already has.
-    public mutating func execute(_ arguments: [[UInt8]], name: String, now: UInt64) -> CommandResult? {
-        var context = CommandContext(arguments: arguments, name: name, now: now)
+    public mutating func execute(_ arguments: [[UInt8]], name: String, now: UInt64, database: Int = 0) -> CommandResult? {
+        precondition(DatabaseKeys.isValid(database), "database \(database) outside the range SELECT accepts")
+        var context = CommandContext(arguments: arguments, name: name, now: now, database: database)
         let reply: RESPValue
         switch context.name {
         case "get": reply = get(&context)
@@ -53,8 +56,9 @@ extension Keyspace {
         case "renamenx": reply = rename(&context, onlyIfDestinationMissing: true)
         case "scan": reply = scan(&context)
         case "keys": reply = keysMatching(&context)
-        case "dbsize": reply = .integer(Int64(count(now: now)))
-        case "flushdb", "flushall": reply = flush(&context)
+        case "dbsize": reply = .integer(Int64(count(now: now, database: database)))
+        case "flushdb": reply = flush(&context, database: database)
+        case "flushall": reply = flush(&context, database: nil)
         case "hset", "hmset": reply = hset(&context)
         case "hsetnx": reply = hsetnx(&context)
         case "hget": reply = hget(&context)
@@ -152,13 +156,16 @@ struct CommandContext {
     let arguments: [[UInt8]]
     let now: UInt64
     let name: String
+    /// The client's database, for the keyless commands.
+    let database: Int
     var deltas: [Delta] = []
     var events: [KeyspaceEvent] = []
 
-    init(arguments: [[UInt8]], name: String, now: UInt64) {
+    init(arguments: [[UInt8]], name: String, now: UInt64, database: Int = 0) {
         self.arguments = arguments
         self.now = now
         self.name = name
+        self.database = database
     }
 
     /// Argument `index` as an uppercase option word.

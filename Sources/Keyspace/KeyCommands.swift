@@ -168,8 +168,10 @@ extension Keyspace {
             (batch, next) = Self.scanBatch(keys.keys, cursor: cursor, count: countHint, hash: Self.scanHash)
         }
         var found: [RESPValue] = []
-        for (_, key) in batch {
-            guard let type = type(of: key, now: context.now, events: &context.events) else { continue }
+        for (_, stored) in batch {
+            // The cursor walks every database's keys; a call answers those of the client's.
+            guard let (database, key) = DatabaseKeys.split(stored), database == context.database else { continue }
+            guard let type = type(of: stored, now: context.now, events: &context.events) else { continue }
             if filterUnknownType { continue }
             if let typeFilter, type != typeFilter { continue }
             if let pattern, !pattern.matchesEverything, !pattern.matches(key) { continue }
@@ -225,30 +227,36 @@ extension Keyspace {
 
     // MARK: Several partitions of a site (each node answers for the partitions it leads)
 
-    /// Visible keys in `partitions` (DBSIZE over a site of several nodes).
-    public func count(now: UInt64, inPartitions partitions: Set<Int>) -> Int {
+    /// Visible keys of `database` in `partitions` (DBSIZE over a site of several nodes).
+    public func count(now: UInt64, inPartitions partitions: Set<Int>, database: Int) -> Int {
         partitions.reduce(0) { total, partition in
-            total + partitionKeys[partition].count { key in keys[key].map { isVisible($0.state, key: key, now: now) } ?? false }
-        }
-    }
-
-    /// Visible keys in `partitions` matching `pattern` (KEYS over a site of several nodes).
-    /// Expired keys are skipped, not expired here: that stays the sweep's work.
-    public func keys(matching pattern: [UInt8], inPartitions partitions: Set<Int>, now: UInt64) -> [[UInt8]] {
-        let glob = GlobPattern(pattern)
-        return partitions.sorted().flatMap { partition in
-            partitionKeys[partition].filter { key in
-                (glob.matchesEverything || glob.matches(key)) && (keys[key].map { isVisible($0.state, key: key, now: now) } ?? false)
+            total + partitionKeys[partition].count { key in
+                DatabaseKeys.database(of: key) == database && (keys[key].map { isVisible($0.state, key: key, now: now) } ?? false)
             }
         }
     }
 
-    /// Deletes every key of `partitions` (FLUSHALL over a site of several nodes); returns the
-    /// deltas to replicate.
-    public mutating func flush(partitions: Set<Int>, now: UInt64) -> [Delta] {
+    /// Visible keys of `database` in `partitions` matching `pattern`, named as in that
+    /// database (KEYS over a site of several nodes). Expired keys are skipped, not expired
+    /// here: that stays the sweep's work.
+    public func keys(matching pattern: [UInt8], inPartitions partitions: Set<Int>, now: UInt64, database: Int) -> [[UInt8]] {
+        let glob = GlobPattern(pattern)
+        return partitions.sorted().flatMap { partition in
+            partitionKeys[partition].compactMap { stored -> [UInt8]? in
+                guard let (keyDatabase, key) = DatabaseKeys.split(stored), keyDatabase == database,
+                    glob.matchesEverything || glob.matches(key), keys[stored].map({ isVisible($0.state, key: stored, now: now) }) ?? false
+                else { return nil }
+                return key
+            }
+        }
+    }
+
+    /// Deletes every key of `database` (nil: of every database) in `partitions` (FLUSHDB and
+    /// FLUSHALL over a site of several nodes); returns the deltas to replicate.
+    public mutating func flush(partitions: Set<Int>, now: UInt64, database: Int?) -> [Delta] {
         var deltas: [Delta] = []
         for partition in partitions.sorted() {
-            for key in Array(partitionKeys[partition]) {
+            for key in Array(partitionKeys[partition]) where database == nil || DatabaseKeys.database(of: key) == database {
                 guard let stored = keys[key], isVisible(stored.state, key: key, now: now) || stored.state.isExpired(now: now) else { continue }
                 if let delta = write(key, .delete, now: now) { deltas.append(delta) }
             }
@@ -260,27 +268,34 @@ extension Keyspace {
         !state.isEmpty && !state.isExpired(now: now) && state.visibleType(policy: conflict(for: key)) != nil
     }
 
+    /// KEYS pattern: the client's database's keys, in its names.
     mutating func keysMatching(_ context: inout CommandContext) -> RESPValue {
         let pattern = GlobPattern(context.arguments[1])
         var found: [[UInt8]] = []
-        for key in Array(keys.keys) where pattern.matchesEverything || pattern.matches(key) {
-            if type(of: key, now: context.now, events: &context.events) != nil { found.append(key) }
+        for stored in Array(keys.keys) {
+            guard let (database, key) = DatabaseKeys.split(stored), database == context.database,
+                pattern.matchesEverything || pattern.matches(key)
+            else { continue }
+            if type(of: stored, now: context.now, events: &context.events) != nil { found.append(key) }
         }
         return .array(found.sorted { $0.lexicographicallyPrecedes($1) }.map(RESPValue.bulkString))
     }
 
-    mutating func flush(_ context: inout CommandContext) -> RESPValue {
+    /// FLUSHDB (the keys of `database`) and FLUSHALL (nil: of every database).
+    mutating func flush(_ context: inout CommandContext, database: Int?) -> RESPValue {
         if context.arguments.count > 2 { return RedisError.syntax }
         if context.arguments.count == 2, !["ASYNC", "SYNC"].contains(context.option(1)) { return RedisError.syntax }
         // Keys expired but kept for their grace period are deleted too (as by the flush of a
         // site of several nodes): left alone, a touch another site made before their expiry
         // would bring them back after the flush.
-        for key in Array(keys.keys) {
+        for key in Array(keys.keys) where database == nil || DatabaseKeys.database(of: key) == database {
             guard let stored = keys[key], isVisible(stored.state, key: key, now: context.now) || stored.state.isExpired(now: context.now) else { continue }
             if let delta = write(key, .delete, now: context.now) { context.deltas.append(delta) }
         }
         context.events.removeAll()
-        if !configuration.retainTombstones {
+        // Only FLUSHALL may drop the whole table at once; FLUSHDB's deletes released their
+        // keys already (without tombstones, an emptied key is dropped as it is written).
+        if !configuration.retainTombstones && database == nil {
             keys.removeAll()
             partitionKeys = partitionKeys.map { _ in [] }
             merkle = merkle.map { KeptMerkleLeaves(layout: $0.layout) }

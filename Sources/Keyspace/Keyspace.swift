@@ -126,7 +126,7 @@ public struct Keyspace: Sendable {
         }
     }
 
-    func policy(for key: [UInt8]) -> MergePolicy { configuration.policies.policy(for: key) }
+    func policy(for key: [UInt8]) -> MergePolicy { configuration.policies.policy(for: DatabaseKeys.unscoped(key)) }
     func conflict(for key: [UInt8]) -> ConflictPolicy { policy(for: key).conflict }
 
     // MARK: Reading
@@ -223,6 +223,22 @@ public struct Keyspace: Sendable {
     /// Number of visible keys (DBSIZE).
     public func count(now: UInt64) -> Int {
         keys.count { isVisible($0.value.state, key: $0.key, now: now) }
+    }
+
+    /// Visible keys of one database (DBSIZE).
+    public func count(now: UInt64, database: Int) -> Int {
+        keys.count { DatabaseKeys.database(of: $0.key) == database && isVisible($0.value.state, key: $0.key, now: now) }
+    }
+
+    /// Visible keys and those with an expiry, by database (INFO keyspace's `dbN:` lines).
+    public func countsByDatabase(now: UInt64) -> [Int: (keys: Int, expires: Int)] {
+        var counts: [Int: (keys: Int, expires: Int)] = [:]
+        for (key, stored) in keys where isVisible(stored.state, key: key, now: now) {
+            guard let database = DatabaseKeys.database(of: key) else { continue }
+            counts[database, default: (0, 0)].keys += 1
+            if stored.state.expireAt != nil { counts[database, default: (0, 0)].expires += 1 }
+        }
+        return counts
     }
 
     /// Visible keys with an expiry (INFO keyspace `expires=`).

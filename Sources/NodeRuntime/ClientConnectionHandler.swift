@@ -253,7 +253,8 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
                 reply(Self.readOnly)
                 return
             }
-            runData(arguments, name: name, spec: spec)
+            // From here on, every layer sees stored key names: the database is in them.
+            runData(DatabaseKeys.storedArguments(arguments, spec: spec, database: session.database), name: name, spec: spec)
             return
         }
         switch name {
@@ -289,11 +290,16 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
             state.dataPlane?.broadcast(published: PublishedMessage(channel: arguments[1], message: arguments[2]))
         case "pubsub": pubsub(arguments)
         case "script": reply(.error("ERR scripting is not supported by this server: sessionfed does not run Lua scripts"))
+        case "swapdb", "move":
+            // Swapping or moving would change two databases' keys at once, each replicated and
+            // federated on its own: another site could see half of it.
+            reply(.error("ERR \(name.uppercased()) is not supported by this server: each database is replicated and federated on its own"))
         default:
             reply(RedisError.unknownCommand(arguments))
         }
     }
 
+    /// Runs a data command whose keys are stored names already.
     func runData(_ arguments: [[UInt8]], name: String, spec: CommandSpec) {
         if let dataPlane = state.dataPlane {
             if capturedReplies != nil {
@@ -301,12 +307,12 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
                 return
             }
             suspended = true
-            dataPlane.route(arguments, name: name, spec: spec, protocolVersion: session.protocolVersion) { routed in
+            dataPlane.route(arguments, name: name, spec: spec, protocolVersion: session.protocolVersion, database: session.database) { routed in
                 self.resume(with: routed)
             }
             return
         }
-        guard let result = state.keyspace.execute(arguments, name: name, now: now) else {
+        guard let result = state.keyspace.execute(arguments, name: name, now: now, database: session.database) else {
             reply(RedisError.unknownCommand(arguments))
             return
         }
@@ -326,7 +332,7 @@ extension ClientConnectionHandler {
             reply(.error("ERR this node is not the primary of this command's keys any more"))
             return
         }
-        let outcome = dataPlane.executeAsPrimary(arguments, name: name, spec: spec, partitions: partitions, now: now)
+        let outcome = dataPlane.executeAsPrimary(arguments, name: name, spec: spec, partitions: partitions, database: session.database, now: now)
         transactionWaits += outcome.waits
         reply(outcome.result.reply)
         dataPlane.publish(outcome.result)
@@ -340,13 +346,16 @@ extension ClientConnectionHandler {
         case refused(RESPValue)
     }
 
-    /// Where a transaction runs on a site of several nodes.
+    /// Where a transaction runs on a site of several nodes. A queued SELECT changes the
+    /// database of the commands after it, as it will when they run.
     func placement(of queued: [[[UInt8]]], watching watched: [[UInt8]], dataPlane: DataPlane) -> TransactionPlacement {
         var keys = watched
+        var database = session.database
         for arguments in queued {
             let name = String(decoding: arguments[0], as: UTF8.self).lowercased()
+            if name == "select", let selected = Self.database(arguments) { database = selected }
             guard Keyspace.isDataCommand(name), let spec = CommandTable.spec(for: name) else { continue }
-            let commandKeys = spec.keys(in: arguments)
+            let commandKeys = spec.keys(in: DatabaseKeys.storedArguments(arguments, spec: spec, database: database))
             if commandKeys.isEmpty { return .refused(.error("EXECABORT '\(name)' over every node of a site is not supported in a transaction yet")) }
             keys += commandKeys
         }
@@ -383,7 +392,8 @@ extension ClientConnectionHandler {
                     self.capturedReplies!.append(Self.readOnly)
                     continue
                 }
-                let result = scratch.execute(arguments, name: name, now: now) ?? CommandResult(reply: RedisError.unknownCommand(arguments))
+                let stored = DatabaseKeys.storedArguments(arguments, spec: spec, database: self.session.database)
+                let result = scratch.execute(stored, name: name, now: now, database: self.session.database) ?? CommandResult(reply: RedisError.unknownCommand(arguments))
                 self.capturedReplies!.append(result.reply)
                 deltas += result.deltas
                 events += result.events

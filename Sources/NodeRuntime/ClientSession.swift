@@ -1,10 +1,12 @@
 import Keyspace
 import RESP
 
-/// Per-connection state a command can change: protocol, authentication, transaction, watches
-/// and subscriptions.
+/// Per-connection state a command can change: protocol, authentication, selected database,
+/// transaction, watches and subscriptions.
 struct ClientSession {
     var protocolVersion: RESPVersion = .v2
+    /// SELECT's database (0–15): the connection stores its keys under `DatabaseKeys` names.
+    var database = 0
     var authenticated = true
     var user = "default"
     /// Commands queued since MULTI; nil outside a transaction.

@@ -122,12 +122,25 @@ extension ClientConnectionHandler {
         return difference == 0
     }
 
+    /// SELECT index: 0–15, each database its own keyspace (`DatabaseKeys`).
     func select(_ arguments: [[UInt8]]) {
-        guard let index = parseRedisInteger(arguments[1]) else {
+        guard parseRedisInteger(arguments[1]) != nil else {
             reply(RedisError.notInteger)
             return
         }
-        reply(index == 0 ? .ok : .error("ERR DB index is out of range"))
+        guard let database = Self.database(arguments) else {
+            reply(.error("ERR DB index is out of range"))
+            return
+        }
+        session.database = database
+        state.clients[clientID]?.database = database
+        reply(.ok)
+    }
+
+    /// The database a SELECT names, if it is one a client may select.
+    static func database(_ arguments: [[UInt8]]) -> Int? {
+        guard arguments.count == 2, let index = parseRedisInteger(arguments[1]), index >= 0, index < DatabaseKeys.count else { return nil }
+        return Int(index)
     }
 
     func validClientName(_ name: [UInt8]) -> Bool {
@@ -183,7 +196,7 @@ extension ClientConnectionHandler {
         let name = record.name.map { String(decoding: $0, as: UTF8.self) } ?? ""
         let flags = record.channels.isEmpty && record.patterns.isEmpty ? "N" : "P"
         return "id=\(record.id) addr=\(record.remoteAddress) laddr=\(record.localAddress) fd=-1 name=\(name) "
-            + "age=\((now - record.connectedAt) / 1_000) idle=\((now - record.lastActivity) / 1_000) flags=\(flags) db=0 "
+            + "age=\((now - record.connectedAt) / 1_000) idle=\((now - record.lastActivity) / 1_000) flags=\(flags) db=\(record.database) "
             + "sub=\(record.channels.count) psub=\(record.patterns.count) ssub=0 multi=-1 cmd=\(record.lastCommand) "
             + "user=default lib-name=\(record.libraryName ?? "") lib-ver=\(record.libraryVersion ?? "") resp=\(record.protocolVersion.rawValue)"
     }
@@ -195,6 +208,7 @@ extension ClientConnectionHandler {
         state.clients[clientID]?.patterns = []
         state.clients[clientID]?.name = nil
         state.clients[clientID]?.protocolVersion = .v2
+        state.clients[clientID]?.database = 0
         session = ClientSession()
         session.authenticated = !state.requiresAuthentication
         state.dataPlane?.subscribersChanged()
@@ -310,7 +324,7 @@ extension ClientConnectionHandler {
             reply(.error("ERR WATCH inside MULTI is not allowed"))
             return
         }
-        let keys = Array(arguments.dropFirst())
+        let keys = arguments.dropFirst().map { DatabaseKeys.stored($0, database: session.database) }
         guard let dataPlane = state.dataPlane else {
             let now = WallClock.nowMilliseconds()
             session.watchedKeys += keys.map { .revision(key: $0, state.keyspace.revision(of: $0, now: now)) }

@@ -166,16 +166,17 @@ final class DataPlane: @unchecked Sendable {
 
     /// Runs a data command for a client: here when this node may act as primary of every
     /// partition it touches, else at the primary they share. Calls `done` once (perhaps
-    /// before returning).
+    /// before returning). Keys are stored names already (`DatabaseKeys`); `database` is the
+    /// client's, which the keyless commands list, count or clear.
     func route(
-        _ arguments: [[UInt8]], name: String, spec: CommandSpec, protocolVersion: RESPVersion,
+        _ arguments: [[UInt8]], name: String, spec: CommandSpec, protocolVersion: RESPVersion, database: Int,
         deadline: UInt64? = nil, done: @escaping (RoutedReply) -> Void
     ) {
         let now = WallClock.monotonicMilliseconds()
         let deadline = deadline ?? now + Self.routeDeadlineMilliseconds
         let keys = spec.keys(in: arguments)
         guard let partitions = partitions(of: arguments, name: name, keys: keys) else {
-            runSiteWide(arguments, name: name) { done(.value($0)) }
+            runSiteWide(arguments, name: name, database: database) { done(.value($0)) }
             return
         }
         if actsAsPrimary(of: partitions, now: now) && !isLocked(partitions) {
@@ -184,11 +185,11 @@ final class DataPlane: @unchecked Sendable {
                 // node returned, or a failover cleared the in-sync set) and will be soon.
                 let later = NIOLoopBound(done, eventLoop: eventLoop)
                 eventLoop.scheduleTask(in: .milliseconds(Self.routeRetryMilliseconds)) {
-                    self.route(arguments, name: name, spec: spec, protocolVersion: protocolVersion, deadline: deadline, done: later.value)
+                    self.route(arguments, name: name, spec: spec, protocolVersion: protocolVersion, database: database, deadline: deadline, done: later.value)
                 }
                 return
             }
-            runAsPrimary(arguments, name: name, spec: spec, partitions: partitions) { done(.value($0)) }
+            runAsPrimary(arguments, name: name, spec: spec, partitions: partitions, database: database) { done(.value($0)) }
             return
         }
         let retry = {
@@ -200,7 +201,7 @@ final class DataPlane: @unchecked Sendable {
             self.counters.forwardRetries += 1
             let later = NIOLoopBound(done, eventLoop: self.eventLoop)
             self.eventLoop.scheduleTask(in: .milliseconds(Self.routeRetryMilliseconds)) {
-                self.route(arguments, name: name, spec: spec, protocolVersion: protocolVersion, deadline: deadline, done: later.value)
+                self.route(arguments, name: name, spec: spec, protocolVersion: protocolVersion, database: database, deadline: deadline, done: later.value)
             }
         }
         guard let map = state.controlPlane?.raft.map else { return retry() }
@@ -217,7 +218,7 @@ final class DataPlane: @unchecked Sendable {
         guard owner != nodeName else { return retry() }
         let request = nextRequest
         nextRequest += 1
-        let command = ForwardedCommand(request: request, arguments: arguments, protocolVersion: UInt32(protocolVersion.rawValue))
+        let command = ForwardedCommand(request: request, arguments: arguments, protocolVersion: UInt32(protocolVersion.rawValue), database: UInt32(database))
         guard let transport, transport.sendData(.forwardedCommand(command), to: owner) else {
             if arguments.reduce(0, { $0 + $1.count }) > Int(FrameCodec.maximumFrameBytes) - 1_024 {
                 done(.value(.error("ERR command too large to forward to its partition's primary (the limit between nodes is \(FrameCodec.maximumFrameBytes) bytes)")))
@@ -247,8 +248,8 @@ final class DataPlane: @unchecked Sendable {
 
     /// Runs a command on this node's primary copies and calls `done` with its reply once
     /// every partition it wrote (or could see writes of) committed.
-    func runAsPrimary(_ arguments: [[UInt8]], name: String, spec: CommandSpec, partitions: Set<Int>, done: @escaping (RESPValue) -> Void) {
-        let outcome = executeAsPrimary(arguments, name: name, spec: spec, partitions: partitions, now: WallClock.nowMilliseconds())
+    func runAsPrimary(_ arguments: [[UInt8]], name: String, spec: CommandSpec, partitions: Set<Int>, database: Int, done: @escaping (RESPValue) -> Void) {
+        let outcome = executeAsPrimary(arguments, name: name, spec: spec, partitions: partitions, database: database, now: WallClock.nowMilliseconds())
         whenCommitted(outcome.waits, then: {
             done(outcome.result.reply)
             self.publish(outcome.result)
@@ -294,9 +295,9 @@ final class DataPlane: @unchecked Sendable {
     /// Runs one command on this node's primary copies (the caller checked `actsAsPrimary`)
     /// and hands its writes to the partitions' backups. A write to a partition below
     /// `minInSync` is refused here, before it runs, whatever path brought it.
-    func executeAsPrimary(_ arguments: [[UInt8]], name: String, spec: CommandSpec, partitions: Set<Int>, now: UInt64) -> PrimaryOutcome {
+    func executeAsPrimary(_ arguments: [[UInt8]], name: String, spec: CommandSpec, partitions: Set<Int>, database: Int, now: UInt64) -> PrimaryOutcome {
         if spec.flags.contains(.write), lacksReplicas(partitions) { return PrimaryOutcome(result: CommandResult(reply: Self.noReplicas), waits: []) }
-        let result = state.keyspace.execute(arguments, name: name, now: now) ?? CommandResult(reply: RedisError.unknownCommand(arguments))
+        let result = state.keyspace.execute(arguments, name: name, now: now, database: database) ?? CommandResult(reply: RedisError.unknownCommand(arguments))
         let writes = writes(result.deltas, expired: state.keyspace.drainReleasedByExpiry())
         var waits = submit(writes)
         // A read waits for the writes it may have seen: answered before they commit, it could
@@ -548,7 +549,7 @@ final class DataPlane: @unchecked Sendable {
             return
         }
         state.statistics.commandsByName[name, default: 0] += 1
-        runAsPrimary(command.arguments, name: name, spec: spec, partitions: partitions, done: answer)
+        runAsPrimary(command.arguments, name: name, spec: spec, partitions: partitions, database: Int(command.database), done: answer)
     }
 
     /// The connection to or from `peer` closed: commands forwarded to it may never be

@@ -18,6 +18,8 @@ struct ClientRecord {
     var libraryName: String?
     var libraryVersion: String?
     var protocolVersion: RESPVersion = .v2
+    /// SELECT's database, for CLIENT LIST.
+    var database = 0
     var lastCommand = "NULL"
     var lastActivity: UInt64
     var channels: Set<[UInt8]> = []
@@ -153,11 +155,13 @@ final class NodeState: @unchecked Sendable {
             !channelSubscribers.isEmpty || !patternSubscribers.isEmpty
         else { return }
         for event in events where notificationFlags.enables(event) {
+            // Events name stored keys: subscribers see the database and the key within it.
+            guard let (database, key) = DatabaseKeys.split(event.key) else { continue }
             if notificationFlags.keyspace {
-                publish(channel: Array("__keyspace@0__:".utf8) + event.key, message: Array(event.name.utf8))
+                publish(channel: Array("__keyspace@\(database)__:".utf8) + key, message: Array(event.name.utf8))
             }
             if notificationFlags.keyevent {
-                publish(channel: Array("__keyevent@0__:\(event.name)".utf8), message: event.key)
+                publish(channel: Array("__keyevent@\(database)__:\(event.name)".utf8), message: key)
             }
         }
     }

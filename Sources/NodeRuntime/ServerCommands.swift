@@ -72,8 +72,9 @@ extension ClientConnectionHandler {
             ("role", "master"),
             ("connected_slaves", "0"),
         ])
-        let keys = state.keyspace.count(now: now)
-        section("Keyspace", keys > 0 ? [("db0", "keys=\(keys),expires=\(state.keyspace.countWithExpiry(now: now)),avg_ttl=0")] : [])
+        // As Redis: one line per database that holds keys.
+        let counts = state.keyspace.countsByDatabase(now: now)
+        section("Keyspace", counts.keys.sorted().map { ("db\($0)", "keys=\(counts[$0]!.keys),expires=\(counts[$0]!.expires),avg_ttl=0") })
         return sections.joined(separator: "\r\n")
     }
 

@@ -6,11 +6,14 @@ import SessionModel
 import Wire
 
 /// A keyless command over a site of several nodes that this node is answering: DBSIZE, KEYS,
-/// FLUSHDB and FLUSHALL ask the primary of every partition about the partitions it leads.
+/// FLUSHDB and FLUSHALL ask the primary of every partition about the partitions it leads
+/// (about the client's database's keys, or every database's for FLUSHALL).
 /// (SCAN needs no fan-out: its cursor names one partition, and each call runs on that
 /// partition's primary like a one-key command.)
 struct SiteQuery {
     let kind: PartitionQuery.Kind
+    /// The client's database; nil: every database (FLUSHALL).
+    let database: UInt32?
     let deadline: UInt64
     let sentAt: UInt64
     let done: (RESPValue) -> Void
@@ -33,8 +36,9 @@ extension DataPlane {
         return [min(Keyspace.scanPartition(ofCursor: cursor), partitioning.partitionCount - 1)]
     }
 
-    /// Runs DBSIZE, KEYS, FLUSHDB or FLUSHALL over every partition of the site.
-    func runSiteWide(_ arguments: [[UInt8]], name: String, done: @escaping (RESPValue) -> Void) {
+    /// Runs DBSIZE, KEYS, FLUSHDB or FLUSHALL over every partition of the site: the first
+    /// three over the keys of the client's `database`, FLUSHALL over every database's.
+    func runSiteWide(_ arguments: [[UInt8]], name: String, database: Int, done: @escaping (RESPValue) -> Void) {
         let kind: PartitionQuery.Kind
         switch name {
         case "dbsize": kind = .count
@@ -49,22 +53,23 @@ extension DataPlane {
             done(.error("ERR '\(name)' over every node of a site is not supported"))
             return
         }
-        ask(kind, deadline: WallClock.monotonicMilliseconds() + Self.routeDeadlineMilliseconds, done: done)
+        let scope = name == "flushall" ? nil : UInt32(database)
+        ask(kind, database: scope, deadline: WallClock.monotonicMilliseconds() + Self.routeDeadlineMilliseconds, done: done)
     }
 
-    func ask(_ kind: PartitionQuery.Kind, deadline: UInt64, done: @escaping (RESPValue) -> Void) {
+    func ask(_ kind: PartitionQuery.Kind, database: UInt32?, deadline: UInt64, done: @escaping (RESPValue) -> Void) {
         let now = WallClock.monotonicMilliseconds()
         guard let map = state.controlPlane?.raft.map, map.partitions.allSatisfy({ $0.primary != nil }) else {
-            askLater(kind, deadline: deadline, done: done)
+            askLater(kind, database: database, deadline: deadline, done: done)
             return
         }
         var owners: [String: [UInt32]] = [:]
         for assignment in map.partitions { owners[assignment.primary!, default: []].append(UInt32(assignment.partition)) }
         let request = nextRequest
         nextRequest += 1
-        queries[request] = SiteQuery(kind: kind, deadline: deadline, sentAt: now, done: done, waiting: Set(owners.keys))
+        queries[request] = SiteQuery(kind: kind, database: database, deadline: deadline, sentAt: now, done: done, waiting: Set(owners.keys))
         for (owner, parts) in owners.sorted(by: { $0.key < $1.key }) {
-            let query = PartitionQuery(request: request, partitions: parts, kind: kind)
+            let query = PartitionQuery(request: request, partitions: parts, kind: kind, database: database)
             if owner == nodeName {
                 answer(query) { self.queryAnswered($0, from: self.nodeName) }
             } else if transport?.sendData(.partitionQuery(query), to: owner) != true {
@@ -73,14 +78,14 @@ extension DataPlane {
         }
     }
 
-    func askLater(_ kind: PartitionQuery.Kind, deadline: UInt64, done: @escaping (RESPValue) -> Void) {
+    func askLater(_ kind: PartitionQuery.Kind, database: UInt32?, deadline: UInt64, done: @escaping (RESPValue) -> Void) {
         guard WallClock.monotonicMilliseconds() < deadline else {
             counters.tryAgainReplies += 1
             done(.error("TRYAGAIN some partitions of the site have no primary now; retry the command"))
             return
         }
         let later = NIOLoopBound(done, eventLoop: eventLoop)
-        eventLoop.scheduleTask(in: .milliseconds(Self.routeRetryMilliseconds)) { self.ask(kind, deadline: deadline, done: later.value) }
+        eventLoop.scheduleTask(in: .milliseconds(Self.routeRetryMilliseconds)) { self.ask(kind, database: database, deadline: deadline, done: later.value) }
     }
 
     func queryAnswered(_ reply: PartitionQueryReply, from owner: String) {
@@ -93,7 +98,7 @@ extension DataPlane {
         queries[reply.request] = nil
         if query.askAgain {
             // Partial answers are dropped; a flush already done somewhere is harmless to repeat.
-            askLater(query.kind, deadline: query.deadline, done: query.done)
+            askLater(query.kind, database: query.database, deadline: query.deadline, done: query.done)
             return
         }
         switch query.kind {
@@ -111,13 +116,16 @@ extension DataPlane {
             return
         }
         let now = WallClock.nowMilliseconds()
+        let database = query.database.map(Int.init)
         switch query.kind {
         case .count:
-            done(PartitionQueryReply(request: query.request, notPrimary: false, count: UInt64(state.keyspace.count(now: now, inPartitions: partitions))))
+            let count = state.keyspace.count(now: now, inPartitions: partitions, database: database ?? 0)
+            done(PartitionQueryReply(request: query.request, notPrimary: false, count: UInt64(count)))
         case .keysMatching(let pattern):
-            done(PartitionQueryReply(request: query.request, notPrimary: false, keys: state.keyspace.keys(matching: pattern, inPartitions: partitions, now: now)))
+            let keys = state.keyspace.keys(matching: pattern, inPartitions: partitions, now: now, database: database ?? 0)
+            done(PartitionQueryReply(request: query.request, notPrimary: false, keys: keys))
         case .flush:
-            let deltas = state.keyspace.flush(partitions: partitions, now: now)
+            let deltas = state.keyspace.flush(partitions: partitions, now: now, database: database)
             let waits = submit(writes(deltas))
             whenCommitted(waits, then: {
                 self.state.replicate(deltas, now: WallClock.nowMilliseconds())

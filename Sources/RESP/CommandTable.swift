@@ -64,7 +64,7 @@ public enum CommandTable {
         add("echo", 2, [.fast, .stale, .loading], none, "connection", "Returns the given string.")
         add("hello", -1, [.fast, .noAuth, .stale, .loading, .noscript], none, "connection", "Handshakes with the server.")
         add("auth", -2, [.fast, .noAuth, .stale, .loading, .noscript], none, "connection", "Authenticates the connection.")
-        add("select", 2, [.fast, .stale, .loading], none, "connection", "Changes the selected database (0 only).")
+        add("select", 2, [.fast, .stale, .loading], none, "connection", "Changes the selected database (0 to 15).")
         add("client", -2, [.stale, .loading], none, "connection", "A container for client connection commands.")
         add("quit", -1, [.fast, .noAuth, .stale, .loading, .transactionControl], none, "connection", "Closes the connection.")
         add("reset", 1, [.fast, .noAuth, .stale, .loading, .transactionControl], none, "connection", "Resets the connection.")
@@ -74,6 +74,7 @@ public enum CommandTable {
         add("dbsize", 1, [.readonly, .fast], none, "server", "Returns the number of keys in the database.")
         add("flushdb", -1, [.write], none, "server", "Removes all keys from the current database.")
         add("flushall", -1, [.write], none, "server", "Removes all keys from all databases.")
+        add("swapdb", 3, [.write, .fast], none, "server", "Not supported: each database is replicated and federated on its own.")
         add("time", 1, [.fast, .stale, .loading], none, "server", "Returns the server time.")
         // strings
         add("get", 2, [.readonly, .fast], one, "string", "Returns the string value of a key.")
@@ -109,6 +110,7 @@ public enum CommandTable {
         add("pexpiretime", 2, [.readonly, .fast], one, "generic", "Returns the expiration time of a key as a Unix milliseconds timestamp.")
         add("rename", 3, [.write], (1, 2, 1), "generic", "Renames a key and overwrites the destination.")
         add("renamenx", 3, [.write, .fast], (1, 2, 1), "generic", "Renames a key only when the target key name doesn't exist.")
+        add("move", 3, [.write, .fast], one, "generic", "Not supported: each database is replicated and federated on its own.")
         add("scan", -2, [.readonly], none, "generic", "Iterates over the key names in the database.")
         add("keys", 2, [.readonly], none, "generic", "Returns all key names that match a pattern.")
         // hashes

@@ -13,11 +13,14 @@ public struct ForwardedCommand: Hashable, Sendable {
     public var arguments: [[UInt8]]
     /// The client's RESP version (2 or 3): the reply is encoded for it.
     public var protocolVersion: UInt32
+    /// The client's database (SELECT), which SCAN lists; keys arrive as stored names.
+    public var database: UInt32
 
-    public init(request: UInt64, arguments: [[UInt8]], protocolVersion: UInt32) {
+    public init(request: UInt64, arguments: [[UInt8]], protocolVersion: UInt32, database: UInt32 = 0) {
         self.request = request
         self.arguments = arguments
         self.protocolVersion = protocolVersion
+        self.database = database
     }
 }
 
@@ -151,11 +154,14 @@ public struct PartitionQuery: Hashable, Sendable {
     public var request: UInt64
     public var partitions: [UInt32]
     public var kind: Kind
+    /// The client's database (SELECT); nil: every database (FLUSHALL).
+    public var database: UInt32?
 
-    public init(request: UInt64, partitions: [UInt32], kind: Kind) {
+    public init(request: UInt64, partitions: [UInt32], kind: Kind, database: UInt32?) {
         self.request = request
         self.partitions = partitions
         self.kind = kind
+        self.database = database
     }
 }
 
@@ -261,6 +267,10 @@ extension Sessionfed_V1_ReplicatedWrite {
 }
 
 extension Frame {
+    /// The databases a client may SELECT (0–15), as the keyspace numbers them; a peer naming
+    /// another is refused here, before anything runs.
+    static let databaseCount: UInt32 = 16
+
     /// The wire body of the data-plane frames (nil for the others).
     var replicationBody: Sessionfed_V1_Frame.OneOf_Body? {
         switch self {
@@ -269,6 +279,7 @@ extension Frame {
             wire.request = command.request
             wire.arguments = command.arguments.map { Data($0) }
             wire.protocol = command.protocolVersion
+            wire.database = command.database
             return .forwardedCommand(wire)
         case .forwardedReply(let reply):
             var wire = Sessionfed_V1_ForwardedReply()
@@ -371,6 +382,7 @@ extension Frame {
             case .keysMatching(let pattern): wire.kind = .keysMatching(Data(pattern))
             case .flush: wire.kind = .flush(true)
             }
+            if let database = query.database { wire.database = database }
             return .partitionQuery(wire)
         case .partitionQueryReply(let reply):
             var wire = Sessionfed_V1_PartitionQueryReply()
@@ -419,7 +431,12 @@ extension Frame {
             guard wire.protocol == 2 || wire.protocol == 3 else {
                 throw .invalidValue(message: "ForwardedCommand", field: "protocol", reason: "\(wire.protocol) is not a RESP version (2 or 3)")
             }
-            return .forwardedCommand(ForwardedCommand(request: wire.request, arguments: wire.arguments.map { Array($0) }, protocolVersion: wire.protocol))
+            guard wire.database < Self.databaseCount else {
+                throw .invalidValue(message: "ForwardedCommand", field: "database", reason: "\(wire.database) is not a database (0–\(Self.databaseCount - 1))")
+            }
+            return .forwardedCommand(
+                ForwardedCommand(request: wire.request, arguments: wire.arguments.map { Array($0) }, protocolVersion: wire.protocol, database: wire.database)
+            )
         case .forwardedReply(let wire):
             guard wire.notPrimary || !wire.reply.isEmpty else { throw .missingField(message: "ForwardedReply", field: "reply") }
             return .forwardedReply(ForwardedReply(request: wire.request, reply: Array(wire.reply), notPrimary: wire.notPrimary))
@@ -489,7 +506,10 @@ extension Frame {
             case .flush: kind = .flush
             case nil: throw .missingField(message: "PartitionQuery", field: "kind")
             }
-            return .partitionQuery(PartitionQuery(request: wire.request, partitions: wire.partitions, kind: kind))
+            guard wire.database < Self.databaseCount else {
+                throw .invalidValue(message: "PartitionQuery", field: "database", reason: "\(wire.database) is not a database (0–\(Self.databaseCount - 1))")
+            }
+            return .partitionQuery(PartitionQuery(request: wire.request, partitions: wire.partitions, kind: kind, database: wire.hasDatabase ? wire.database : nil))
         case .partitionQueryReply(let wire):
             return .partitionQueryReply(PartitionQueryReply(request: wire.request, notPrimary: wire.notPrimary, count: wire.count, keys: wire.keys.map { Array($0) }))
         case .remoteDeltas(let wire):

@@ -44,9 +44,9 @@ import Testing
         var harness = harness()
         let mine: Set<Int> = [0, 3, 5]
         let expected = (0..<300).map { "key:\($0)" }.filter { mine.contains(Self.partitioning.partition(of: Array($0.utf8))) }
-        #expect(harness.keyspace.count(now: harness.now, inPartitions: mine) == expected.count)
-        #expect(Set(harness.keyspace.keys(matching: Array("key:*".utf8), inPartitions: mine, now: harness.now).map { String(decoding: $0, as: UTF8.self) }) == Set(expected))
-        let deltas = harness.keyspace.flush(partitions: mine, now: harness.now)
+        #expect(harness.keyspace.count(now: harness.now, inPartitions: mine, database: 0) == expected.count)
+        #expect(Set(harness.keyspace.keys(matching: Array("key:*".utf8), inPartitions: mine, now: harness.now, database: 0).map { String(decoding: $0, as: UTF8.self) }) == Set(expected))
+        let deltas = harness.keyspace.flush(partitions: mine, now: harness.now, database: nil)
         #expect(deltas.count == expected.count)
         #expect(harness.keyspace.count(now: harness.now) == 300 - expected.count)
         #expect(harness.keyspace.keys(inPartition: 3).isEmpty)

@@ -8,6 +8,7 @@ import Testing
 @Suite struct ReplicationFrameTests {
     static let frames: [Frame] = [
         .forwardedCommand(ForwardedCommand(request: 7, arguments: [Array("SET".utf8), [0, 255], []], protocolVersion: 3)),
+        .forwardedCommand(ForwardedCommand(request: 8, arguments: [Array("SCAN".utf8), Array("0".utf8)], protocolVersion: 2, database: 15)),
         .forwardedReply(ForwardedReply(request: 7, reply: Array("+OK\r\n".utf8), notPrimary: false)),
         .forwardedReply(ForwardedReply(request: UInt64.max, reply: [], notPrimary: true)),
         .partitionWrites(
@@ -38,9 +39,10 @@ import Testing
         .transactionWrites(transaction: 3, [PartitionWrites(partition: 1, epoch: 4, firstSequence: 0, writes: [ReplicatedWrite(deltas: Samples.deltas())])]),
         .transactionWrites(transaction: 3, []),
         .transactionDone(transaction: 3, applied: true),
-        .partitionQuery(PartitionQuery(request: 9, partitions: [0, 3], kind: .count)),
-        .partitionQuery(PartitionQuery(request: 9, partitions: [], kind: .keysMatching(Array("sess:*".utf8)))),
-        .partitionQuery(PartitionQuery(request: 9, partitions: [5], kind: .flush)),
+        .partitionQuery(PartitionQuery(request: 9, partitions: [0, 3], kind: .count, database: 0)),
+        .partitionQuery(PartitionQuery(request: 9, partitions: [], kind: .keysMatching(Array("sess:*".utf8)), database: 15)),
+        .partitionQuery(PartitionQuery(request: 9, partitions: [5], kind: .flush, database: 1)),
+        .partitionQuery(PartitionQuery(request: 9, partitions: [5], kind: .flush, database: nil)),
         .partitionQueryReply(PartitionQueryReply(request: 9, notPrimary: false, count: 12, keys: [[1], []])),
         .partitionQueryReply(PartitionQueryReply(request: 9, notPrimary: true)),
         .remoteDeltas(RemoteDeltas(request: 11, partition: 15, fromSite: SiteID(2), deltas: Samples.deltas())),
@@ -121,6 +123,23 @@ import Testing
         wire.arguments = [Data("PING".utf8)]
         wire.protocol = 4
         #expect(throws: WireError.self) { try Self.decode(.forwardedCommand(wire)) }
+    }
+
+    /// A database a client could not SELECT, from a peer, is refused before anything runs.
+    @Test func forwardedCommandAndPartitionQuery_databaseOutsideZeroToFifteen_isRefused() {
+        var command = Sessionfed_V1_ForwardedCommand()
+        command.arguments = [Data("SCAN".utf8), Data("0".utf8)]
+        command.protocol = 2
+        command.database = 15
+        #expect(throws: Never.self) { try Self.decode(.forwardedCommand(command)) }
+        command.database = 16
+        #expect(throws: WireError.self) { try Self.decode(.forwardedCommand(command)) }
+        var query = Sessionfed_V1_PartitionQuery()
+        query.count = true
+        query.database = 15
+        #expect(throws: Never.self) { try Self.decode(.partitionQuery(query)) }
+        query.database = 16
+        #expect(throws: WireError.self) { try Self.decode(.partitionQuery(query)) }
     }
 
     @Test func partitionWrites_sequenceZeroOrOverflowing_isRefused() {

@@ -343,6 +343,9 @@ public nonisolated struct Sessionfed_V1_ForwardedCommand: Sendable {
   /// the client's RESP version (2 or 3): the reply is encoded for it
   public var `protocol`: UInt32 = 0
 
+  /// the client's (SELECT), for SCAN; keys arrive as stored
+  public var database: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -672,6 +675,16 @@ public nonisolated struct Sessionfed_V1_PartitionQuery: Sendable {
     set {kind = .flush(newValue)}
   }
 
+  /// the client's (SELECT); absent: every database (FLUSHALL)
+  public var database: UInt32 {
+    get {_database ?? 0}
+    set {_database = newValue}
+  }
+  /// Returns true if `database` has been explicitly set.
+  public var hasDatabase: Bool {self._database != nil}
+  /// Clears the value of `database`. Subsequent reads from it will return its default value.
+  public mutating func clearDatabase() {self._database = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -685,6 +698,8 @@ public nonisolated struct Sessionfed_V1_PartitionQuery: Sendable {
   }
 
   public init() {}
+
+  fileprivate var _database: UInt32? = nil
 }
 
 public nonisolated struct Sessionfed_V1_PartitionQueryReply: Sendable {
@@ -1787,7 +1802,7 @@ nonisolated extension Sessionfed_V1_BucketRepair: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Sessionfed_V1_ForwardedCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ForwardedCommand"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}request\0\u{1}arguments\0\u{1}protocol\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}request\0\u{1}arguments\0\u{1}protocol\0\u{1}database\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1798,6 +1813,7 @@ nonisolated extension Sessionfed_V1_ForwardedCommand: SwiftProtobuf.Message, Swi
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.request) }()
       case 2: try { try decoder.decodeRepeatedBytesField(value: &self.arguments) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.`protocol`) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.database) }()
       default: break
       }
     }
@@ -1813,6 +1829,9 @@ nonisolated extension Sessionfed_V1_ForwardedCommand: SwiftProtobuf.Message, Swi
     if self.`protocol` != 0 {
       try visitor.visitSingularUInt32Field(value: self.`protocol`, fieldNumber: 3)
     }
+    if self.database != 0 {
+      try visitor.visitSingularUInt32Field(value: self.database, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1820,6 +1839,7 @@ nonisolated extension Sessionfed_V1_ForwardedCommand: SwiftProtobuf.Message, Swi
     if lhs.request != rhs.request {return false}
     if lhs.arguments != rhs.arguments {return false}
     if lhs.`protocol` != rhs.`protocol` {return false}
+    if lhs.database != rhs.database {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2431,7 +2451,7 @@ nonisolated extension Sessionfed_V1_TransactionDone: SwiftProtobuf.Message, Swif
 
 nonisolated extension Sessionfed_V1_PartitionQuery: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PartitionQuery"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}request\0\u{1}partitions\0\u{1}count\0\u{3}keys_matching\0\u{1}flush\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}request\0\u{1}partitions\0\u{1}count\0\u{3}keys_matching\0\u{1}flush\0\u{1}database\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2465,6 +2485,7 @@ nonisolated extension Sessionfed_V1_PartitionQuery: SwiftProtobuf.Message, Swift
           self.kind = .flush(v)
         }
       }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self._database) }()
       default: break
       }
     }
@@ -2496,6 +2517,9 @@ nonisolated extension Sessionfed_V1_PartitionQuery: SwiftProtobuf.Message, Swift
     }()
     case nil: break
     }
+    try { if let v = self._database {
+      try visitor.visitSingularUInt32Field(value: v, fieldNumber: 6)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2503,6 +2527,7 @@ nonisolated extension Sessionfed_V1_PartitionQuery: SwiftProtobuf.Message, Swift
     if lhs.request != rhs.request {return false}
     if lhs.partitions != rhs.partitions {return false}
     if lhs.kind != rhs.kind {return false}
+    if lhs._database != rhs._database {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
