@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// SELECT 0–15 on a real node: each database its own keyspace, per connection.
 @Suite(.serialized) struct NumberedDatabaseTests {
