@@ -17,6 +17,10 @@ seconds="${1:-60}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 scratch="$root/.build-fuzz"
 targets=(FuzzRESPParser FuzzFrameDecoder FuzzTopologyParser)
+# Longest input per target. Cost grows with length, and the check's small RESP limits are crossed
+# within a few dozen bytes; frames get room for the largest seed (under 800 bytes), topology
+# files for the largest example (about 2 KiB).
+declare -A max_len=([FuzzRESPParser]=512 [FuzzFrameDecoder]=1024 [FuzzTopologyParser]=4096)
 # -DFUZZING drops the replaying main each target has for ordinary builds (libFuzzer brings its own).
 flags=(-c release --scratch-path "$scratch" -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING)
 
@@ -40,7 +44,7 @@ for target in "${targets[@]}"; do
     set +e
     # -timeout: an input taking 10 s is a hang; -rss_limit_mb: a parser must not balloon on a few KiB.
     "$bin/$target" "$run/$target/corpus" "Fuzz/Corpus/$target" \
-        -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
+        -max_total_time="$seconds" -max_len="${max_len[$target]}" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="$scratch/crashes/$target/" >"$run/$target/log" 2>&1
     code=$?
     set -e
