@@ -6,7 +6,7 @@
 #
 #   bash scripts/fuzz/run.sh [SECONDS_PER_TARGET]     (default 60)
 #   FUZZ_MERGE=1 bash scripts/fuzz/run.sh 600         also minimize what the run found into
-#                                                      the committed corpus (libFuzzer -merge=1)
+#                                                      the committed corpus (-set_cover_merge=1)
 #
 # Needs only the Swift toolchain (libFuzzer ships with it). The targets are built with
 # -sanitize=fuzzer (coverage feedback and libFuzzer's main) and -sanitize=address: the parsers
@@ -62,7 +62,9 @@ for target in "${targets[@]}"; do
     total_crashes=$((total_crashes + crashes))
     rows+=("$(printf '%-20s %8s %14s %10s %8s' "$target" "$seconds" "${runs:-?}" "${speed:-?}" "$crashes")")
     if [ "${FUZZ_MERGE:-0}" = 1 ] && [ "$code" -eq 0 ]; then
-        "$bin/$target" -merge=1 "Fuzz/Corpus/$target" "$run/$target/corpus" >"$run/$target/merge.log" 2>&1
+        # Edges only, fewest files covering them: the committed corpus is for regression in
+        # every `swift test`, and hit counts would multiply its files for little.
+        "$bin/$target" -set_cover_merge=1 -use_counters=0 "Fuzz/Corpus/$target" "$run/$target/corpus" >"$run/$target/merge.log" 2>&1
         echo "merged: $(ls "Fuzz/Corpus/$target" | wc -l) files in Fuzz/Corpus/$target"
     fi
 done
