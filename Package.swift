@@ -91,14 +91,29 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Fuzzing (README "Fuzzing"): the properties each libFuzzer target checks, shared with the
+        // tests that replay the committed corpus in every `swift test`.
+        .target(
+            name: "FuzzChecks",
+            dependencies: ["RESP", "Wire", "Topology", "SessionModel", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Fuzz/FuzzChecks"
+        ),
+        // libFuzzer's driver, declared for the fuzz targets' `main` (libFuzzer links only with
+        // -sanitize=fuzzer).
+        .target(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"),
+        // libFuzzer targets when built with `-sanitize=fuzzer -DFUZZING` (scripts/fuzz/run.sh);
+        // otherwise a `main` that replays the files it is given, so `swift build` stays plain.
+        .executableTarget(name: "FuzzRESPParser", dependencies: ["FuzzChecks", "CLibFuzzer"], path: "Fuzz/FuzzRESPParser"),
+        .executableTarget(name: "FuzzFrameDecoder", dependencies: ["FuzzChecks", "CLibFuzzer"], path: "Fuzz/FuzzFrameDecoder"),
+        .executableTarget(name: "FuzzTopologyParser", dependencies: ["FuzzChecks", "CLibFuzzer"], path: "Fuzz/FuzzTopologyParser"),
         .testTarget(name: "SessionModelTests", dependencies: ["SessionModel", "Wire"]),
-        .testTarget(name: "WireTests", dependencies: ["SessionModel", "Wire", "Replication", "ControlPlane"]),
-        .testTarget(name: "RESPTests", dependencies: ["RESP", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(name: "WireTests", dependencies: ["SessionModel", "Wire", "Replication", "ControlPlane", "FuzzChecks"]),
+        .testTarget(name: "RESPTests", dependencies: ["RESP", "FuzzChecks", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "KeyspaceTests", dependencies: ["Keyspace", "RESP", "SessionModel"]),
         .testTarget(name: "FederationTests", dependencies: ["Federation", "Keyspace", "SessionModel", "Wire", "RESP", "ControlPlane"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "ControlPlane", "SessionModel", "Wire", "Replication"]),
         .testTarget(name: "ReplicationTests", dependencies: ["Replication", "SessionModel", "ControlPlane"]),
-        .testTarget(name: "TopologyTests", dependencies: ["Topology", "SessionModel"], exclude: ["plans"]),
+        .testTarget(name: "TopologyTests", dependencies: ["Topology", "SessionModel", "FuzzChecks"], exclude: ["plans"]),
         .testTarget(
             name: "NodeRuntimeTests",
             dependencies: [

@@ -62,11 +62,17 @@ struct Reader {
     }
 
     mutating func fail(_ node: Node?, _ key: String, _ message: String) {
-        errors.append(TopologyError(file: file, line: node?.mark?.line ?? lines[key] ?? 1, key: key, message: message))
+        errors.append(TopologyError(file: file, line: node?.mark?.line ?? lines[key] ?? 1, key: Self.located(key), message: message))
     }
 
     mutating func fail(_ key: String, _ message: String) {
-        errors.append(TopologyError(file: file, line: lines[key] ?? 1, key: key, message: message))
+        errors.append(TopologyError(file: file, line: lines[key] ?? 1, key: Self.located(key), message: message))
+    }
+
+    /// The top level's key is empty (its children's paths start without a dot); the operator
+    /// reads "(document)" there, as for a file that is not YAML at all.
+    static func located(_ key: String) -> String {
+        key.isEmpty ? "(document)" : key
     }
 
     /// The entries of a mapping, checking for unknown keys.

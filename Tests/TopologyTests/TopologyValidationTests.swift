@@ -130,6 +130,15 @@ import Testing
         expectError("", line: 1, key: "(document)", containing: "empty")
     }
 
+    /// Found by fuzzing: a file that is YAML but not a mapping was refused with an empty key
+    /// (`t.yaml:1: : must be a mapping`); the whole file is "(document)", as for invalid YAML.
+    @Test func documentNotAMapping_errorNamesTheDocument() {
+        expectError("just some text", line: 1, key: "(document)", containing: "must be a mapping")
+        expectError("- a\n- b", line: 1, key: "(document)", containing: "must be a mapping")
+        expectError("[a]: 1\nfederation: x", line: 1, key: "(document)", containing: "keys must be strings")
+        expectError("\"\": 1\nfederation: x", line: 1, key: "(document)", containing: "unknown key")
+    }
+
     @Test func plaintextFederationOffLoopback_refused() {
         let text = Self.valid.replacingOccurrences(of: "federation: 127.0.0.1:8380", with: "federation: 192.0.2.10:8380")
         expectError(text, line: 19, key: "sites[1].nodes[0].federation", containing: "plaintext federation is allowed on loopback only")
