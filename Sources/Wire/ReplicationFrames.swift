@@ -382,7 +382,7 @@ extension Frame {
             case .keysMatching(let pattern): wire.kind = .keysMatching(Data(pattern))
             case .flush: wire.kind = .flush(true)
             }
-            if let database = query.database { wire.database = database }
+            if let database = query.database { wire.database = database } else { wire.everyDatabase = true }
             return .partitionQuery(wire)
         case .partitionQueryReply(let reply):
             var wire = Sessionfed_V1_PartitionQueryReply()
@@ -509,7 +509,7 @@ extension Frame {
             guard wire.database < Self.databaseCount else {
                 throw .invalidValue(message: "PartitionQuery", field: "database", reason: "\(wire.database) is not a database (0–\(Self.databaseCount - 1))")
             }
-            return .partitionQuery(PartitionQuery(request: wire.request, partitions: wire.partitions, kind: kind, database: wire.hasDatabase ? wire.database : nil))
+            return .partitionQuery(PartitionQuery(request: wire.request, partitions: wire.partitions, kind: kind, database: wire.everyDatabase ? nil : wire.database))
         case .partitionQueryReply(let wire):
             return .partitionQueryReply(PartitionQueryReply(request: wire.request, notPrimary: wire.notPrimary, count: wire.count, keys: wire.keys.map { Array($0) }))
         case .remoteDeltas(let wire):

@@ -675,15 +675,12 @@ public nonisolated struct Sessionfed_V1_PartitionQuery: Sendable {
     set {kind = .flush(newValue)}
   }
 
-  /// the client's (SELECT); absent: every database (FLUSHALL)
-  public var database: UInt32 {
-    get {_database ?? 0}
-    set {_database = newValue}
-  }
-  /// Returns true if `database` has been explicitly set.
-  public var hasDatabase: Bool {self._database != nil}
-  /// Clears the value of `database`. Subsequent reads from it will return its default value.
-  public mutating func clearDatabase() {self._database = nil}
+  /// the client's (SELECT)
+  public var database: UInt32 = 0
+
+  /// Every database (FLUSHALL), `database` ignored. A flag rather than proto3 `optional`,
+  /// which protobuf-c's generator does not support.
+  public var everyDatabase: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -698,8 +695,6 @@ public nonisolated struct Sessionfed_V1_PartitionQuery: Sendable {
   }
 
   public init() {}
-
-  fileprivate var _database: UInt32? = nil
 }
 
 public nonisolated struct Sessionfed_V1_PartitionQueryReply: Sendable {
@@ -2451,7 +2446,7 @@ nonisolated extension Sessionfed_V1_TransactionDone: SwiftProtobuf.Message, Swif
 
 nonisolated extension Sessionfed_V1_PartitionQuery: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PartitionQuery"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}request\0\u{1}partitions\0\u{1}count\0\u{3}keys_matching\0\u{1}flush\0\u{1}database\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}request\0\u{1}partitions\0\u{1}count\0\u{3}keys_matching\0\u{1}flush\0\u{1}database\0\u{3}every_database\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2485,7 +2480,8 @@ nonisolated extension Sessionfed_V1_PartitionQuery: SwiftProtobuf.Message, Swift
           self.kind = .flush(v)
         }
       }()
-      case 6: try { try decoder.decodeSingularUInt32Field(value: &self._database) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.database) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.everyDatabase) }()
       default: break
       }
     }
@@ -2517,9 +2513,12 @@ nonisolated extension Sessionfed_V1_PartitionQuery: SwiftProtobuf.Message, Swift
     }()
     case nil: break
     }
-    try { if let v = self._database {
-      try visitor.visitSingularUInt32Field(value: v, fieldNumber: 6)
-    } }()
+    if self.database != 0 {
+      try visitor.visitSingularUInt32Field(value: self.database, fieldNumber: 6)
+    }
+    if self.everyDatabase != false {
+      try visitor.visitSingularBoolField(value: self.everyDatabase, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2527,7 +2526,8 @@ nonisolated extension Sessionfed_V1_PartitionQuery: SwiftProtobuf.Message, Swift
     if lhs.request != rhs.request {return false}
     if lhs.partitions != rhs.partitions {return false}
     if lhs.kind != rhs.kind {return false}
-    if lhs._database != rhs._database {return false}
+    if lhs.database != rhs.database {return false}
+    if lhs.everyDatabase != rhs.everyDatabase {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
