@@ -13,7 +13,6 @@ Needs root (for the probe) and `perf` (apt-get install linux-perf).
 """
 
 import argparse
-import os
 import signal
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "Tests" / "Interop"))
 
+from build_columns import builds, print_table  # noqa: E402
 from cluster import Site  # noqa: E402
 
 PROBE = "probe_libc:malloc"
@@ -82,20 +82,15 @@ def main():
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--before-bin", help="a sessionfed binary of an earlier commit: a column for it")
     arguments = parser.parse_args()
-    binary = os.environ.get("SESSIONFED_BIN", ".build-interop/release/sessionfed")
-    builds = ([("before", arguments.before_bin)] if arguments.before_bin else []) + [("this build", binary)]
-    added = add_probe(binary)
+    columns = builds(arguments.before_bin)
+    added = add_probe(columns[-1][1])
     try:
-        rows = {command: [per_command(path, command, arguments.requests) for _, path in builds] for command in arguments.commands.split(",")}
+        rows = {command: [per_command(path, command, arguments.requests) for _, path in columns] for command in arguments.commands.split(",")}
     finally:
         if added:
             subprocess.run(["perf", "probe", "-q", "-d", PROBE])
-    print(f"mallocs per command (redis-benchmark -c 1 -r 1000, {arguments.requests:,} and {2 * arguments.requests:,} requests)\n")
-    print("| command | " + " | ".join(name for name, _ in builds) + " |")
-    print("| --- |" + " --- |" * len(builds))
-    for command, counts in rows.items():
-        print(f"| {command.upper()} | " + " | ".join(f"{count:.1f}" for count in counts) + " |")
-
+    title = f"mallocs per command (redis-benchmark -c 1 -r 1000, {arguments.requests:,} and {2 * arguments.requests:,} requests)"
+    print_table(title, columns, rows, digits=1)
 
 if __name__ == "__main__":
     main()

@@ -14,7 +14,6 @@ Needs `perf` (apt-get install linux-perf) and redis-benchmark (redis-tools).
 """
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "Tests" / "Interop"))
 
+from build_columns import builds, print_table  # noqa: E402
 from cluster import Site  # noqa: E402
 
 
@@ -59,18 +59,13 @@ def main():
     parser.add_argument("--requests", type=int, default=200_000)
     parser.add_argument("--before-bin", help="a sessionfed binary of an earlier commit: a column for it")
     arguments = parser.parse_args()
-    binary = os.environ.get("SESSIONFED_BIN", ".build-interop/release/sessionfed")
-    builds = ([("before", arguments.before_bin)] if arguments.before_bin else []) + [("this build", binary)]
+    columns = builds(arguments.before_bin)
     rows = {
-        command: [per_command(path, command, arguments.pipeline, arguments.requests) for _, path in builds]
+        command: [per_command(path, command, arguments.pipeline, arguments.requests) for _, path in columns]
         for command in arguments.commands.split(",")
     }
-    print(f"node CPU µs per command (redis-benchmark -c 50 -P {arguments.pipeline} -r 100000, {arguments.requests:,} requests)\n")
-    print("| command | " + " | ".join(name for name, _ in builds) + " |")
-    print("| --- |" + " --- |" * len(builds))
-    for command, times in rows.items():
-        print(f"| {command.upper()} | " + " | ".join(f"{time:.2f}" for time in times) + " |")
-
+    title = f"node CPU µs per command (redis-benchmark -c 50 -P {arguments.pipeline} -r 100000, {arguments.requests:,} requests)"
+    print_table(title, columns, rows, digits=2)
 
 if __name__ == "__main__":
     main()
