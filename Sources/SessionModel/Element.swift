@@ -49,7 +49,8 @@ public enum Element: Hashable, Comparable, Sendable, CustomStringConvertible {
         }
     }
 
-    private var rank: Int {
+    /// The kind's place in the canonical order (and its tag in `CompactElements`).
+    var rank: UInt8 {
         switch self {
         case .string: return 0
         case .field: return 1
@@ -58,6 +59,19 @@ public enum Element: Hashable, Comparable, Sendable, CustomStringConvertible {
         case .restart: return 4
         // After the others: the canonical order of elements (and so the wire's) stays as it was.
         case .sortedMember: return 5
+        }
+    }
+
+    /// Fields and members have names; the string, expiry and restart do not.
+    var isNamed: Bool { Self.isNamed(rank: rank) }
+
+    static func isNamed(rank: UInt8) -> Bool { rank == 1 || rank == 2 || rank == 5 }
+
+    /// A field's or member's name; empty for the others.
+    var name: [UInt8] {
+        switch self {
+        case .field(let name), .member(let name), .sortedMember(let name): return name
+        case .string, .expiry, .restart: return []
         }
     }
 

@@ -16,7 +16,7 @@ public struct ElementSummary: Hashable, Sendable {
 
     public init() {}
 
-    init(_ elements: [Element: [ElementEntry]]) {
+    init(_ elements: some Sequence<(key: Element, value: [ElementEntry])>) {
         for (element, entries) in elements { add(element, entries) }
     }
 

@@ -18,7 +18,7 @@ public struct KeyState: Hashable, Sendable {
     public private(set) var context: CausalContext
     public private(set) var deletes: VersionVector
     /// Entries of each element sorted by dot; no element maps to an empty array.
-    public private(set) var elements: [Element: [ElementEntry]]
+    public private(set) var elements: ElementTable
     /// The elements' counts per type and their estimated bytes, kept as they change (derived
     /// from `elements`: two states with the same elements have the same summary).
     public private(set) var summary: ElementSummary
@@ -29,7 +29,7 @@ public struct KeyState: Hashable, Sendable {
     public init() {
         context = CausalContext()
         deletes = VersionVector()
-        elements = [:]
+        elements = ElementTable()
         summary = ElementSummary()
         sortedIndex = SortedSetIndex()
     }
@@ -49,9 +49,14 @@ public struct KeyState: Hashable, Sendable {
         }
         self.context = context
         self.deletes = deletes
-        self.elements = normalized
+        self.elements = ElementTable(normalized)
         summary = ElementSummary(normalized)
         sortedIndex = SortedSetIndex(normalized)
+    }
+
+    /// Builds a state from another's table (restoring the same invariants).
+    public init(context: CausalContext, deletes: VersionVector, elements: ElementTable) {
+        self.init(context: context, deletes: deletes, elements: Dictionary(uniqueKeysWithValues: elements.ordered.lazy.map { ($0.key, $0.value) }))
     }
 
     /// Changes one element's entries where they lie in the table (one lookup when the element
@@ -60,42 +65,29 @@ public struct KeyState: Hashable, Sendable {
     private mutating func updateEntries(of element: Element, _ body: (inout [ElementEntry]) -> Void) {
         var sorted = false
         if case .sortedMember = element { sorted = true }
-        guard let index = elements.index(forKey: element) else {
-            var entries: [ElementEntry] = []
+        // Kept in locals while the table changes (the closure may not reach into `self`); the
+        // index is swapped out so that its array stays uniquely held and changes in place.
+        var summary = self.summary
+        var sortedIndex = SortedSetIndex()
+        if sorted { swap(&sortedIndex, &self.sortedIndex) }
+        elements.update(element) { entries in
+            if !entries.isEmpty {
+                summary.remove(element, entries)
+                if sorted { sortedIndex.remove(element, entries) }
+            }
             body(&entries)
             if !entries.isEmpty {
                 summary.add(element, entries)
                 if sorted { sortedIndex.add(element, entries) }
-                elements[element] = entries
             }
-            return
         }
-        summary.remove(element, elements.values[index])
-        if sorted { sortedIndex.remove(element, elements.values[index]) }
-        body(&elements.values[index])
-        if elements.values[index].isEmpty {
-            elements.remove(at: index)
-        } else {
-            summary.add(element, elements.values[index])
-            if sorted { sortedIndex.add(element, elements.values[index]) }
-        }
+        self.summary = summary
+        if sorted { swap(&sortedIndex, &self.sortedIndex) }
     }
 
     /// Sets (nil: removes) one element's entries, keeping the summary and the sorted index.
     private mutating func setEntries(_ entries: [ElementEntry]?, of element: Element) {
-        var sorted = false
-        if case .sortedMember = element { sorted = true }
-        if let old = elements[element] {
-            summary.remove(element, old)
-            if sorted { sortedIndex.remove(element, old) }
-        }
-        if let entries, !entries.isEmpty {
-            summary.add(element, entries)
-            if sorted { sortedIndex.add(element, entries) }
-            elements[element] = entries
-        } else {
-            elements[element] = nil
-        }
+        updateEntries(of: element) { $0 = entries ?? [] }
     }
 
     /// True when the state has no entries (a tombstone, or never written).
@@ -153,7 +145,7 @@ public struct KeyState: Hashable, Sendable {
                 joined[element] = survivors.isEmpty ? nil : survivors
             }
         }
-        elements = joined
+        elements = ElementTable(joined)
         summary = ElementSummary(joined)
         sortedIndex = SortedSetIndex(joined)
 
@@ -347,7 +339,7 @@ public struct KeyState: Hashable, Sendable {
         case .removeFields(let names):
             guard live else { return nil }
             observeData(notOf: .hash)
-            for name in names where elements[.field(name)] != nil {
+            for name in names where elements.contains(.field(name)) {
                 observe(.field(name))
                 operations.append(.removeField(name))
             }
@@ -361,7 +353,7 @@ public struct KeyState: Hashable, Sendable {
         case .removeMembers(let members):
             guard live else { return nil }
             observeData(notOf: .set)
-            for member in members where elements[.member(member)] != nil {
+            for member in members where elements.contains(.member(member)) {
                 observe(.member(member))
                 operations.append(.removeMember(member))
             }
@@ -376,7 +368,7 @@ public struct KeyState: Hashable, Sendable {
         case .removeScoredMembers(let members):
             guard live else { return nil }
             observeData(notOf: .zset)
-            for member in members where elements[.sortedMember(member)] != nil {
+            for member in members where elements.contains(.sortedMember(member)) {
                 observe(.sortedMember(member))
                 operations.append(.removeScoredMember(member))
             }

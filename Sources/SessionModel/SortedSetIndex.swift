@@ -31,7 +31,7 @@ public struct SortedSetIndex: Hashable, Sendable {
 
     public init() {}
 
-    init(_ elements: [Element: [ElementEntry]]) {
+    init(_ elements: some Sequence<(key: Element, value: [ElementEntry])>) {
         for (element, entries) in elements {
             guard case .sortedMember(let member) = element else { continue }
             for entry in entries {

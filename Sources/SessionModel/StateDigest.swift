@@ -65,9 +65,9 @@ extension KeyState {
             put(run.last)
         }
         put(deletes)
-        let sortedElements = elements.keys.sorted()
+        let sortedElements = elements.ordered
         put(UInt64(sortedElements.count))
-        for element in sortedElements {
+        for (element, entries) in sortedElements {
             switch element {
             case .string: put(0)
             case .field(let name): put(1); put(name)
@@ -76,7 +76,6 @@ extension KeyState {
             case .restart: put(4)
             case .sortedMember(let name): put(5); put(name)
             }
-            let entries = elements[element] ?? []
             put(UInt64(entries.count))
             for entry in entries {
                 put(entry.dot, at: entry.timestamp)

@@ -37,6 +37,12 @@ public struct VersionVector: Hashable, Sendable, CustomStringConvertible {
             .sorted { $0.site < $1.site }
     }
 
+    /// Entries already sorted by site with counters above zero (decoded from a buffer this
+    /// process wrote).
+    init(sortedEntries: [Entry]) {
+        entries = sortedEntries
+    }
+
     public var isEmpty: Bool { entries.isEmpty }
 
     public subscript(site: SiteID) -> UInt64 {

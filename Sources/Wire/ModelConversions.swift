@@ -179,8 +179,8 @@ extension Sessionfed_V1_KeyState {
         self.key = Data(key)
         context = Sessionfed_V1_CausalContext(state.context)
         deletes = Sessionfed_V1_VersionVector(state.deletes)
-        for element in state.elements.keys.sorted() {
-            for entry in state.elements[element] ?? [] {
+        for (element, elementEntries) in state.elements.ordered {
+            for entry in elementEntries {
                 entries.append(Sessionfed_V1_ElementEntry(element: element, entry: entry))
             }
         }

@@ -1,0 +1,151 @@
+/// A key state's elements and their entries: compact (`CompactElements`, one buffer) while the
+/// key is small, a dictionary once it is large. Most session keys stay compact for life and
+/// cost a fraction of the memory; a hash or set growing to many elements moves to the
+/// dictionary, where every command costs O(1) per element it touches.
+///
+/// A key moves to the dictionary once it holds more than `compactElementLimit` elements or
+/// `compactByteLimit` bytes, and stays there: a key that grew once tends to grow again, and
+/// moving back and forth would cost a copy each time.
+public struct ElementTable: Sendable {
+    enum Storage: Sendable {
+        case compact(CompactElements)
+        case hashed([SessionModel.Element: [ElementEntry]])
+    }
+
+    private(set) var storage: Storage
+
+    /// Above these a scan of the buffer would cost more than hashing (the byte bound also keeps
+    /// a rewrite's copy small).
+    static let compactElementLimit = 64
+    static let compactByteLimit = 4096
+
+    public init() {
+        storage = .compact(CompactElements())
+    }
+
+    /// The table of `elements` (entries sorted by dot), compact when they fit.
+    public init(_ elements: [SessionModel.Element: [ElementEntry]]) {
+        let sorted = elements.sorted { $0.key < $1.key }
+        let compact = CompactElements(sorted: sorted.lazy.map { (key: $0.key, value: $0.value) })
+        storage = Self.fitsCompact(compact) ? .compact(compact) : .hashed(elements)
+    }
+
+    static func fitsCompact(_ compact: CompactElements) -> Bool {
+        compact.count <= compactElementLimit && compact.bytes.count <= compactByteLimit
+    }
+
+    /// Whether the elements are held in one buffer (for tests and memory accounting).
+    public var isCompact: Bool {
+        if case .compact = storage { return true }
+        return false
+    }
+
+    public var isEmpty: Bool { count == 0 }
+
+    public var count: Int {
+        switch storage {
+        case .compact(let compact): return compact.count
+        case .hashed(let elements): return elements.count
+        }
+    }
+
+    public subscript(element: SessionModel.Element) -> [ElementEntry]? {
+        switch storage {
+        case .compact(let compact): return compact.entries(of: element)
+        case .hashed(let elements): return elements[element]
+        }
+    }
+
+    public func contains(_ element: SessionModel.Element) -> Bool {
+        switch storage {
+        case .compact(let compact): return compact.contains(element)
+        case .hashed(let elements): return elements[element] != nil
+        }
+    }
+
+    /// Every element (in `Element` order while compact, in no particular order otherwise).
+    public var keys: [SessionModel.Element] {
+        switch storage {
+        case .compact(let compact): return compact.elements()
+        case .hashed(let elements): return Array(elements.keys)
+        }
+    }
+
+    /// Every element's entries (in the order of `keys`).
+    public var values: [[ElementEntry]] {
+        switch storage {
+        case .compact(let compact): return compact.pairs().map(\.value)
+        case .hashed(let elements): return Array(elements.values)
+        }
+    }
+
+    /// Every element with its entries, in `Element` order (the canonical order of digests and
+    /// of the wire).
+    public var ordered: [(key: SessionModel.Element, value: [ElementEntry])] {
+        switch storage {
+        case .compact(let compact): return compact.pairs()
+        case .hashed(let elements): return elements.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) }
+        }
+    }
+
+    /// Changes one element's entries where they lie (empty when the element is absent); an
+    /// element left without entries leaves the table.
+    mutating func update(_ element: SessionModel.Element, _ body: (inout [ElementEntry]) -> Void) {
+        switch storage {
+        case .compact(var compact):
+            // Released first, so the buffer is changed in place rather than copied.
+            storage = .compact(CompactElements())
+            compact.update(element, body)
+            storage = Self.fitsCompact(compact) ? .compact(compact) : .hashed(Dictionary(uniqueKeysWithValues: compact.pairs().lazy.map { ($0.key, $0.value) }))
+        case .hashed(var elements):
+            storage = .compact(CompactElements())
+            if let index = elements.index(forKey: element) {
+                body(&elements.values[index])
+                if elements.values[index].isEmpty { elements.remove(at: index) }
+            } else {
+                var entries: [ElementEntry] = []
+                body(&entries)
+                if !entries.isEmpty { elements[element] = entries }
+            }
+            storage = .hashed(elements)
+        }
+    }
+}
+
+extension ElementTable: Sequence {
+    public func makeIterator() -> IndexingIterator<[(key: SessionModel.Element, value: [ElementEntry])]> {
+        switch storage {
+        case .compact(let compact): return compact.pairs().makeIterator()
+        case .hashed(let elements): return elements.map { (key: $0.key, value: $0.value) }.makeIterator()
+        }
+    }
+}
+
+/// Equal when they hold the same elements and entries, whichever way each is stored.
+extension ElementTable: Hashable {
+    public static func == (lhs: ElementTable, rhs: ElementTable) -> Bool {
+        switch (lhs.storage, rhs.storage) {
+        case (.compact(let a), .compact(let b)):
+            // The encoding is canonical.
+            return a == b
+        case (.hashed(let a), .hashed(let b)):
+            return a == b
+        default:
+            guard lhs.count == rhs.count else { return false }
+            return lhs.allSatisfy { rhs[$0.key] == $0.value }
+        }
+    }
+
+    /// Order-independent, so both storages of the same elements hash alike.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(count)
+        var combined = 0
+        for (element, entries) in self {
+            var one = Hasher()
+            one.combine(element)
+            one.combine(entries)
+            combined &+= one.finalize()
+        }
+        hasher.combine(combined)
+    }
+}

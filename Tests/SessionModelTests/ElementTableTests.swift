@@ -1,0 +1,119 @@
+import Testing
+@testable import SessionModel
+
+/// The compact element buffer against a plain dictionary: every change reads back the same,
+/// the encoding is canonical, and a key moves to the dictionary past the limits.
+@Suite struct ElementTableTests {
+    static let seeds: ClosedRange<UInt64> = 1...120
+
+    @Test func randomChanges_readBackAsADictionaryDoes_andEncodeCanonically() {
+        for seed in Self.seeds {
+            var random = SeededGenerator(seed: seed)
+            var table = ElementTable()
+            var reference: [Element: [ElementEntry]] = [:]
+            for step in 0..<Int.random(in: 1...120, using: &random) {
+                let element = Self.element(&random)
+                let entries = Int.random(in: 0..<5, using: &random) == 0 ? [] : Self.entries(&random)
+                table.update(element) { $0 = entries }
+                reference[element] = entries.isEmpty ? nil : entries
+                let context = "seed \(seed), step \(step), \(element)"
+
+                #expect(table[element] == reference[element], "\(context)")
+                #expect(table.contains(element) == (reference[element] != nil), "\(context)")
+                #expect(table.count == reference.count, "\(context)")
+                #expect(table.ordered.map(\.key) == reference.keys.sorted(), "\(context)")
+                #expect(table.ordered.map(\.value) == reference.keys.sorted().map { reference[$0]! }, "\(context)")
+                let rebuilt = ElementTable(reference)
+                #expect(rebuilt == table, "\(context)")
+                #expect(rebuilt.hashValue == table.hashValue, "\(context)")
+                if case .compact(let built) = rebuilt.storage, case .compact(let changed) = table.storage {
+                    #expect(built.bytes == changed.bytes, "canonical encoding, \(context)")
+                }
+            }
+            #expect(Set(table.keys) == Set(reference.keys), "seed \(seed)")
+        }
+    }
+
+    @Test func aSpringSessionStaysCompact() {
+        var table = ElementTable()
+        let attribute = [UInt8](repeating: 0x78, count: 200)
+        for (name, value) in [
+            ("creationTime", Array("1700000000000".utf8)), ("lastAccessedTime", Array("1700000000000".utf8)),
+            ("maxInactiveInterval", Array("1800".utf8)), ("sessionAttr:user", attribute),
+            ("sessionAttr:cart", attribute), ("sessionAttr:prefs", attribute),
+        ] {
+            table.update(.field(Array(name.utf8))) { $0 = [Self.entry(counter: 1_700_000_000_000 << 20, payload: .bytes(value))] }
+        }
+        table.update(.expiry) { $0 = [Self.entry(counter: 1, payload: .expireAt(1_700_003_600_000))] }
+        #expect(table.isCompact)
+        guard case .compact(let compact) = table.storage else { return }
+        // Six values (645 bytes) and their metadata: about 40 bytes per element beyond the data.
+        #expect(compact.bytes.count < 645 + 7 * 60, "\(compact.bytes.count) bytes")
+    }
+
+    @Test func aKeyMovesToTheDictionary_pastTheElementLimit_andReadsTheSame() {
+        var table = ElementTable()
+        for index in 0...ElementTable.compactElementLimit {
+            #expect(table.isCompact, "compact with \(index) elements")
+            table.update(.member(Array("member-\(index)".utf8))) { $0 = [Self.entry(counter: UInt64(index + 1), payload: .present)] }
+        }
+        #expect(!table.isCompact)
+        #expect(table.count == ElementTable.compactElementLimit + 1)
+        #expect(table[.member(Array("member-0".utf8))]?.first?.dot.counter == 1)
+        #expect(table == ElementTable(Dictionary(uniqueKeysWithValues: table.ordered.map { ($0.key, $0.value) })))
+    }
+
+    @Test func aKeyMovesToTheDictionary_pastTheByteLimit() {
+        var table = ElementTable()
+        table.update(.string) { $0 = [Self.entry(counter: 1, payload: .bytes([UInt8](repeating: 1, count: 100)))] }
+        #expect(table.isCompact)
+        table.update(.string) { $0 = [Self.entry(counter: 2, payload: .bytes([UInt8](repeating: 2, count: ElementTable.compactByteLimit)))] }
+        #expect(!table.isCompact)
+        #expect(table[.string]?.first?.payload == .bytes([UInt8](repeating: 2, count: ElementTable.compactByteLimit)))
+    }
+
+    // MARK: Generators
+
+    static func element(_ random: inout SeededGenerator) -> Element {
+        let name = (0..<Int.random(in: 0...3, using: &random)).map { _ in UInt8.random(in: 0...3, using: &random) }
+        switch Int.random(in: 0..<6, using: &random) {
+        case 0: return .string
+        case 1: return .field(name)
+        case 2: return .member(name)
+        case 3: return .expiry
+        case 4: return .restart
+        default: return .sortedMember(name)
+        }
+    }
+
+    static func entries(_ random: inout SeededGenerator) -> [ElementEntry] {
+        var byDot: [Dot: ElementEntry] = [:]
+        for _ in 0..<Int.random(in: 1...3, using: &random) {
+            let counters: [UInt64] = [1, 127, 128, 1 << 20, Dot.maximumCounter, UInt64.random(in: 1...Dot.maximumCounter, using: &random)]
+            let dot = Dot(site: SiteID(UInt32.random(in: 1...4, using: &random)), counter: counters.randomElement(using: &random)!)
+            let payloads: [ElementPayload] = [
+                .bytes([]), .bytes((0..<Int.random(in: 1...300, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }),
+                .present, .persist, .expireAt(UInt64.random(in: 0...UInt64.max, using: &random)),
+                .score(-0.0), .score(.infinity), .score(-.infinity), .score(Double.random(in: -1e9...1e9, using: &random)),
+            ]
+            var seen: [SiteID: UInt64] = [:]
+            for _ in 0..<Int.random(in: 0...2, using: &random) {
+                seen[SiteID(UInt32.random(in: 1...300, using: &random))] = UInt64.random(in: 1...UInt64.max, using: &random)
+            }
+            byDot[dot] = ElementEntry(
+                dot: dot,
+                timestamp: HLCTimestamp(physicalMilliseconds: UInt64.random(in: 0...UInt64.max >> 1, using: &random), logical: UInt32.random(in: 0...UInt32.max, using: &random)),
+                payload: payloads.randomElement(using: &random)!,
+                deletesSeen: VersionVector(seen)
+            )
+        }
+        return byDot.values.sorted { $0.dot < $1.dot }
+    }
+
+    static func entry(counter: UInt64, payload: ElementPayload) -> ElementEntry {
+        ElementEntry(
+            dot: Dot(site: SiteID(1), counter: counter), timestamp: HLCTimestamp(physicalMilliseconds: 1_700_000_000_000, logical: 0),
+            payload: payload, deletesSeen: VersionVector()
+        )
+    }
+}
