@@ -174,6 +174,13 @@ public struct FederationCore: Sendable {
         return [.learnedRoles(assignment, from: site)]
     }
 
+    /// A heartbeat arrived from `site` (on either connection), carrying that site's role
+    /// assignment. Heartbeats are link-level frames (peer links inside a site send them too),
+    /// not federation messages, so the runtime hands over only the roles.
+    public func heard(roles: RoleAssignment?, from site: SiteID) -> [FederationAction] {
+        learned(roles, from: site)
+    }
+
     /// The partitions this node leads now (a site of several nodes). One it no longer leads
     /// needs a round again when it comes back.
     public mutating func lead(_ partitions: Set<UInt32>) {
@@ -460,8 +467,6 @@ public struct FederationCore: Sendable {
             let released = links[site]?.withOutbox(stream) { $0.acknowledge(upTo: ack.sequence) } ?? 0
             links[site]?.statistics.deltasAcknowledged += UInt64(released)
             return []
-        case (.heartbeat(_, let roles), _):
-            return learned(roles, from: connection.site)
         case (.merkleLeavesRequest, .inbound), (.bucketDigests, .inbound):
             return receiveRoundRequest(frame, on: connection, store: &store)
         case (.keyStates(_, let records), .inbound):

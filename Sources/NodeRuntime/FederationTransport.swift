@@ -181,14 +181,25 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
                 return
             }
             count(received: bytes, from: peer.site)
-            perform(state.federation!.receive(frame, on: .inbound(peer.site, node: peer.node), store: &state.keyspace, now: now))
+            receivedAfterHandshake(frame, on: .inbound(peer.site, node: peer.node), now: now)
         case .dialer(let site):
             count(received: bytes, from: site)
             guard handler.peer != nil else {
                 handshakeReply(frame, site: site, handler: handler, channel: channel, now: now)
                 return
             }
-            perform(state.federation!.receive(frame, on: .outbound(site), store: &state.keyspace, now: now))
+            receivedAfterHandshake(frame, on: .outbound(site), now: now)
+        }
+    }
+
+    /// A frame on a connection past its handshake: a heartbeat (either direction) or a frame
+    /// for the federation core, which closes the connection on any it does not expect.
+    func receivedAfterHandshake(_ frame: Frame, on connection: FederationConnection, now: UInt64) {
+        switch frame {
+        case .heartbeat(_, let roles):
+            perform(state.federation!.heard(roles: roles, from: connection.site))
+        default:
+            perform(state.federation!.receive(frame, on: connection, store: &state.keyspace, now: now))
         }
     }
 

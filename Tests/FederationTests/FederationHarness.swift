@@ -267,7 +267,12 @@ struct FederationHarness {
                 decoder.append(bytes)
                 let frame = try! decoder.next()!
                 var node = nodes.removeValue(forKey: route.to)!
-                let actions = node.core.receive(frame, on: route.connection, store: &node.keyspace, now: now)
+                // As the runtime's federation transport hands frames to the core.
+                let actions: [FederationAction]
+                switch frame {
+                case .heartbeat(_, let roles): actions = node.core.heard(roles: roles, from: route.connection.site)
+                default: actions = node.core.receive(frame, on: route.connection, store: &node.keyspace, now: now)
+                }
                 nodes[route.to] = node
                 perform(actions, at: route.to)
             }
