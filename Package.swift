@@ -27,11 +27,12 @@ let package = Package(
     targets: [
         // Pure: values, version vectors, dots, HLC, deltas and the merge rules (DESIGN.md §2).
         .target(name: "SessionModel"),
-        // Generated protobuf code plus model <-> wire conversions and framing (DESIGN.md §6).
+        // The codec: generated protobuf code, conversions of the protocol modules' messages to and
+        // from it, and framing (DESIGN.md §6).
         .target(
             name: "Wire",
             dependencies: [
-                "SessionModel", "ControlPlane", "Replication",
+                "SessionModel", "ControlPlane", "Replication", "Federation",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
@@ -40,7 +41,7 @@ let package = Package(
         // Pure: a node's keyspace, Redis command semantics over SessionModel, expiry, memory.
         .target(name: "Keyspace", dependencies: ["SessionModel", "RESP"]),
         // Pure: outboxes, batching, acknowledgements, hub forwarding, anti-entropy (DESIGN.md §4).
-        .target(name: "Federation", dependencies: ["SessionModel", "Wire", "Keyspace"]),
+        .target(name: "Federation", dependencies: ["SessionModel", "Keyspace"]),
         // Pure: Raft among a site's voters and the replicated cluster map (DESIGN.md §3).
         .target(name: "ControlPlane", dependencies: ["SessionModel"]),
         // Pure: a partition's primary and backup state machines (DESIGN.md §3).
@@ -107,7 +108,7 @@ let package = Package(
         .executableTarget(name: "FuzzFrameDecoder", dependencies: ["FuzzChecks", "CLibFuzzer"], path: "Fuzz/FuzzFrameDecoder"),
         .executableTarget(name: "FuzzTopologyParser", dependencies: ["FuzzChecks", "CLibFuzzer"], path: "Fuzz/FuzzTopologyParser"),
         .testTarget(name: "SessionModelTests", dependencies: ["SessionModel", "Wire"]),
-        .testTarget(name: "WireTests", dependencies: ["SessionModel", "Wire", "Replication", "ControlPlane", "FuzzChecks"]),
+        .testTarget(name: "WireTests", dependencies: ["SessionModel", "Wire", "Federation", "Replication", "ControlPlane", "FuzzChecks"]),
         .testTarget(name: "RESPTests", dependencies: ["RESP", "FuzzChecks", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "KeyspaceTests", dependencies: ["Keyspace", "RESP", "SessionModel"]),
         .testTarget(name: "FederationTests", dependencies: ["Federation", "Keyspace", "SessionModel", "Wire", "RESP", "ControlPlane"]),

@@ -1,6 +1,5 @@
 import Keyspace
 import SessionModel
-import Wire
 
 /// One anti-entropy round this node drives over its connection to a remote site, about the
 /// partitions this node leads (every partition in a site of one node): the Merkle leaves of
@@ -54,12 +53,12 @@ public struct RoundRequest: Hashable, Sendable {
     public var connection: FederationConnection
     public var partition: UInt32
     /// `merkleLeavesRequest` (of this partition alone) or `bucketDigests` (of its buckets).
-    public var frame: Frame
+    public var message: FederationMessage
 
-    public init(connection: FederationConnection, partition: UInt32, frame: Frame) {
+    public init(connection: FederationConnection, partition: UInt32, message: FederationMessage) {
         self.connection = connection
         self.partition = partition
-        self.frame = frame
+        self.message = message
     }
 }
 
@@ -190,7 +189,7 @@ extension FederationCore {
 
     /// A request for as many more partitions as there is room for among those awaited (nil
     /// when there is none, or none is left to ask for).
-    static func requestLeaves(_ round: inout AntiEntropyRound) -> Frame? {
+    static func requestLeaves(_ round: inout AntiEntropyRound) -> FederationMessage? {
         let room = leavesPartitionsPerRequest - round.leavesRequested.count
         guard room > 0, !round.leavesUnrequested.isEmpty else { return nil }
         let group = Array(round.leavesUnrequested.prefix(room))
@@ -322,8 +321,8 @@ extension FederationCore {
         let wanted = repair.wanted.compactMap { key in store.state(of: key).map { KeyStateRecord(key: key, state: $0) } }
         for (partition, records) in byPartition(wanted, key: \.key) {
             for chunk in chunked(records) {
-                let frame = Frame.keyStates(partition: partition, chunk)
-                actions.append(mergesAtPrimaries ? .sendCommitted(.outbound(site), frame, partition: partition) : .send(.outbound(site), frame))
+                let message = FederationMessage.keyStates(partition: partition, chunk)
+                actions.append(mergesAtPrimaries ? .sendCommitted(.outbound(site), message, partition: partition) : .send(.outbound(site), message))
             }
         }
         links[site]?.round?.keysSent += UInt64(wanted.count)
@@ -450,37 +449,37 @@ struct BucketID: Hashable, Comparable, Sendable {
 extension FederationCore {
     /// Another site's request about this site's partitions: answered here in a site of one
     /// node, else by the primary of each partition (`FederationAction.answerAtPrimary`).
-    mutating func receiveRoundRequest(_ frame: Frame, on connection: FederationConnection, store: inout some AntiEntropyStore) -> [FederationAction] {
+    mutating func receiveRoundRequest(_ message: FederationMessage, on connection: FederationConnection, store: inout some AntiEntropyStore) -> [FederationAction] {
         let count = settings.partitioning.partitionCount
-        switch frame {
+        switch message {
         case .merkleLeavesRequest(let round, let partitions):
             guard partitions.allSatisfy({ Int($0) < count }) else {
                 return [.close(connection, reason: "leaves requested for a partition beyond \(count - 1)")]
             }
-            guard mergesAtPrimaries else { return sendAnswers(answer(frame, store: &store), on: connection) }
+            guard mergesAtPrimaries else { return sendAnswers(answer(message, store: &store), on: connection) }
             return Set(partitions).sorted().map { partition in
-                .answerAtPrimary(RoundRequest(connection: connection, partition: partition, frame: .merkleLeavesRequest(round: round, partitions: [partition])))
+                .answerAtPrimary(RoundRequest(connection: connection, partition: partition, message: .merkleLeavesRequest(round: round, partitions: [partition])))
             }
         case .bucketDigests(_, _, let buckets):
             let partitions = Set(buckets.map(\.partition))
             guard partitions.allSatisfy({ Int($0) < count }), buckets.allSatisfy({ Int($0.leaf) < settings.merkleLeaves }) else {
                 return [.close(connection, reason: "bucket digests for a partition beyond \(count - 1) or a leaf beyond \(settings.merkleLeaves - 1)")]
             }
-            guard mergesAtPrimaries else { return sendAnswers(answer(frame, store: &store), on: connection) }
+            guard mergesAtPrimaries else { return sendAnswers(answer(message, store: &store), on: connection) }
             guard partitions.count <= 1, let partition = partitions.first else {
                 return partitions.isEmpty ? [] : [.close(connection, reason: "bucket digests of \(partitions.count) partitions in one chunk; each chunk is about one partition")]
             }
-            return [.answerAtPrimary(RoundRequest(connection: connection, partition: partition, frame: frame))]
+            return [.answerAtPrimary(RoundRequest(connection: connection, partition: partition, message: message))]
         default:
-            preconditionFailure("Invalid state: \(frame.kind) is not an anti-entropy request")
+            preconditionFailure("Invalid state: \(message.kind) is not an anti-entropy request")
         }
     }
 
     /// The answers to an anti-entropy request (`merkleLeavesRequest` or `bucketDigests`) from
     /// `store`: this node's copy of the partitions it names, which it leads (or every
     /// partition, in a site of one node). Reads only; the caller sends them with `sendAnswers`.
-    public func answer(_ frame: Frame, store: inout some AntiEntropyStore) -> [Frame] {
-        switch frame {
+    public func answer(_ request: FederationMessage, store: inout some AntiEntropyStore) -> [FederationMessage] {
+        switch request {
         case .merkleLeavesRequest(let round, let partitions):
             let requested = Set(partitions.map(Int.init)).filter { $0 < settings.partitioning.partitionCount }
             let forest = MerkleForest(of: &store, partitions: requested, partitioning: settings.partitioning, leafCount: settings.merkleLeaves)
@@ -496,14 +495,14 @@ extension FederationCore {
     }
 
     /// Sends a primary's answers on the connection the request came by, counting the states.
-    public mutating func sendAnswers(_ frames: [Frame], on connection: FederationConnection) -> [FederationAction] {
-        for case .bucketRepair(let repair) in frames {
+    public mutating func sendAnswers(_ answers: [FederationMessage], on connection: FederationConnection) -> [FederationAction] {
+        for case .bucketRepair(let repair) in answers {
             links[connection.site]?.statistics.keysSent += UInt64(repair.states.count)
         }
-        return frames.map { .send(connection, $0) }
+        return answers.map { .send(connection, $0) }
     }
 
-    func answerBuckets(round: UInt64, chunk: UInt32, buckets: [Bucket], store: inout some AntiEntropyStore) -> [Frame] {
+    func answerBuckets(round: UInt64, chunk: UInt32, buckets: [Bucket], store: inout some AntiEntropyStore) -> [FederationMessage] {
         let forest = MerkleForest(partitioning: settings.partitioning, leafCount: settings.merkleLeaves)
         var theirs: [BucketID: [[UInt8]: StateDigest]] = [:]
         for bucket in buckets {

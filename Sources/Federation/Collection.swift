@@ -1,6 +1,5 @@
 import Keyspace
 import SessionModel
-import Wire
 
 /// Federation-wide collection of tombstones and long-expired keys (DESIGN.md §2.5; without
 /// it every session ever created stays in memory in a federation). A node linked with every
@@ -148,13 +147,13 @@ extension FederationCore {
     mutating func answerCollectionCheck(round: UInt64, _ keys: [KeyDigest], on connection: FederationConnection, store: inout some AntiEntropyStore) -> [FederationAction] {
         guard mergesAtPrimaries else { return sendAnswers([collectionVote(round: round, keys, partitions: [], store: &store)], on: connection) }
         return byPartition(keys, key: \.key).map { partition, keys in
-            .answerAtPrimary(RoundRequest(connection: connection, partition: partition, frame: .collectionCheck(round: round, keys)))
+            .answerAtPrimary(RoundRequest(connection: connection, partition: partition, message: .collectionCheck(round: round, keys)))
         }
     }
 
     /// The proposed keys held here in the same state, nothing of them in flight on this node's
     /// links (the partition's primary, or the only node of its site).
-    func collectionVote(round: UInt64, _ keys: [KeyDigest], partitions: [UInt32], store: inout some AntiEntropyStore) -> Frame {
+    func collectionVote(round: UInt64, _ keys: [KeyDigest], partitions: [UInt32], store: inout some AntiEntropyStore) -> FederationMessage {
         let inFlight = keysInFlight()
         // A key this site already collected agrees too: the proposer missed that round's
         // commit, and its tombstone must go as well.

@@ -1,6 +1,5 @@
 import Keyspace
 import SessionModel
-import Wire
 
 /// A connection as the federation core names it: the one this node dialed to a remote site
 /// (carries this node's outboxes and its anti-entropy rounds) or the one a remote site dialed
@@ -37,7 +36,7 @@ public struct RemoteBatch: Hashable, Sendable {
 
 /// What the runtime must do for the core.
 public enum FederationAction: Hashable, Sendable {
-    case send(FederationConnection, Frame)
+    case send(FederationConnection, FederationMessage)
     /// Close the connection (a protocol violation); the runtime logs `reason`.
     case close(FederationConnection, reason: String)
     case log(FederationLog)
@@ -58,7 +57,7 @@ public enum FederationAction: Hashable, Sendable {
     /// (key states never leave with a write a failover could lose, whose dot a promoted
     /// backup would issue again); dropped if this node stops leading the partition first.
     /// Only when `mergesAtPrimaries`.
-    case sendCommitted(FederationConnection, Frame, partition: UInt32)
+    case sendCommitted(FederationConnection, FederationMessage, partition: UInt32)
     /// Have the partition's primary drop these keys where they still hold the agreed state,
     /// and replicate the drop. Only when `mergesAtPrimaries`.
     case collectAtPrimary(CollectionAtPrimary)
@@ -172,6 +171,13 @@ public struct FederationCore: Sendable {
     func learned(_ assignment: RoleAssignment?, from site: SiteID) -> [FederationAction] {
         guard let assignment, roles.map({ assignment.supersedes($0) }) ?? true else { return [] }
         return [.learnedRoles(assignment, from: site)]
+    }
+
+    /// A heartbeat arrived from `site` (on either connection), carrying that site's role
+    /// assignment. Heartbeats are link-level frames (peer links inside a site send them too),
+    /// not federation messages, so the runtime hands over only the roles.
+    public func heard(roles: RoleAssignment?, from site: SiteID) -> [FederationAction] {
+        learned(roles, from: site)
     }
 
     /// The partitions this node leads now (a site of several nodes). One it no longer leads
@@ -441,18 +447,18 @@ public struct FederationCore: Sendable {
         return actions
     }
 
-    // MARK: Incoming frames
+    // MARK: Incoming messages
 
-    /// Handles a frame that arrived on `connection`. Delta batches are merged into `store` before
-    /// they are acknowledged; anti-entropy frames read and repair `store`.
+    /// Handles a message that arrived on `connection`. Delta batches are merged into `store`
+    /// before they are acknowledged; anti-entropy messages read and repair `store`.
     public mutating func receive(
-        _ frame: Frame, on connection: FederationConnection, store: inout some AntiEntropyStore, now: UInt64
+        _ message: FederationMessage, on connection: FederationConnection, store: inout some AntiEntropyStore, now: UInt64
     ) -> [FederationAction] {
         let site = connection.site
         guard links[site] != nil else {
             return [.close(connection, reason: "site \(site.rawValue) is not linked with this site")]
         }
-        switch (frame, connection) {
+        switch (message, connection) {
         case (.deltaBatch(let batch), .inbound(_, let node)):
             return receiveBatch(batch, from: site, node: node, store: &store, now: now)
         case (.deltaBatchAck(let ack), .outbound):
@@ -460,10 +466,8 @@ public struct FederationCore: Sendable {
             let released = links[site]?.withOutbox(stream) { $0.acknowledge(upTo: ack.sequence) } ?? 0
             links[site]?.statistics.deltasAcknowledged += UInt64(released)
             return []
-        case (.heartbeat(_, let roles), _):
-            return learned(roles, from: connection.site)
         case (.merkleLeavesRequest, .inbound), (.bucketDigests, .inbound):
-            return receiveRoundRequest(frame, on: connection, store: &store)
+            return receiveRoundRequest(message, on: connection, store: &store)
         case (.keyStates(_, let records), .inbound):
             return mergeStates(records, from: site, store: &store, now: now)
         case (.merkleLeaves(let round, let partitions), .outbound):
@@ -479,8 +483,15 @@ public struct FederationCore: Sendable {
         case (.collectionCommit(let keys), .inbound):
             return receiveCollectionCommit(keys, store: &store, now: now)
         default:
-            return [.close(connection, reason: "unexpected \(frame.kind) frame on the \(connection) connection")]
+            return [Self.unexpected(message.kind, on: connection)]
         }
+    }
+
+    /// A frame of kind `kind` that has no place on `connection` (a message meant for the other
+    /// direction, or a frame that belongs to the handshake or inside a site): the connection
+    /// closes, the node goes on.
+    public static func unexpected(_ kind: String, on connection: FederationConnection) -> FederationAction {
+        .close(connection, reason: "unexpected \(kind) frame on the \(connection) connection")
     }
 
     mutating func receiveBatch(_ batch: DeltaBatch, from site: SiteID, node: String, store: inout some AntiEntropyStore, now: UInt64) -> [FederationAction] {

@@ -1,4 +1,5 @@
 import ControlPlane
+import Federation
 import Keyspace
 import Logging
 import NIOCore
@@ -83,7 +84,7 @@ final class DataPlane: @unchecked Sendable {
         /// When it was sent, or its last answer frame relayed (an answer may take many).
         var sentAt: UInt64
         let retry: () -> Void
-        let answered: ([Frame]) -> Void
+        let answered: ([FederationMessage]) -> Void
     }
 
     struct Counters {

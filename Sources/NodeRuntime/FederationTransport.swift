@@ -181,14 +181,27 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
                 return
             }
             count(received: bytes, from: peer.site)
-            perform(state.federation!.receive(frame, on: .inbound(peer.site, node: peer.node), store: &state.keyspace, now: now))
+            receivedAfterHandshake(frame, on: .inbound(peer.site, node: peer.node), now: now)
         case .dialer(let site):
             count(received: bytes, from: site)
             guard handler.peer != nil else {
                 handshakeReply(frame, site: site, handler: handler, channel: channel, now: now)
                 return
             }
-            perform(state.federation!.receive(frame, on: .outbound(site), store: &state.keyspace, now: now))
+            receivedAfterHandshake(frame, on: .outbound(site), now: now)
+        }
+    }
+
+    /// A frame on a connection past its handshake: a federation message or a heartbeat (either
+    /// direction); any other frame closes the connection.
+    func receivedAfterHandshake(_ frame: Frame, on connection: FederationConnection, now: UInt64) {
+        switch frame {
+        case .federation(let message):
+            perform(state.federation!.receive(message, on: connection, store: &state.keyspace, now: now))
+        case .heartbeat(_, let roles):
+            perform(state.federation!.heard(roles: roles, from: connection.site))
+        default:
+            perform([FederationCore.unexpected(frame.kind, on: connection)])
         }
     }
 
@@ -310,9 +323,9 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
         var touched: [ObjectIdentifier: Channel] = [:]
         for action in actions {
             switch action {
-            case .send(let connection, let frame):
+            case .send(let connection, let message):
                 guard let channel = channel(for: connection) else { continue }
-                write(frame, on: channel, site: connection.site)
+                write(.federation(message), on: channel, site: connection.site)
                 touched[ObjectIdentifier(channel)] = channel
             case .close(let connection, let reason):
                 logger.error("federation connection closed", metadata: ["connection": "\(connection)", "reason": "\(reason)"])
@@ -332,11 +345,11 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
                 state.dataPlane?.mergeRepair(repair)
             case .collectAtPrimary(let collection):
                 state.dataPlane?.collectAtPrimary(collection)
-            case .sendCommitted(let connection, let frame, let partition):
+            case .sendCommitted(let connection, let message, let partition):
                 guard let dataPlane = state.dataPlane else { continue }
                 dataPlane.whenWritesSoFarCommitted(Int(partition), then: {
                     guard let channel = self.channel(for: connection) else { return }
-                    self.send(frame, on: channel, site: connection.site)
+                    self.send(.federation(message), on: channel, site: connection.site)
                 }, otherwise: {})
             case .learnedRoles(let assignment, let site):
                 if state.learnedRoles != assignment {

@@ -156,9 +156,9 @@ extension DataPlane {
     func answerRemoteRound(_ request: RoundRequest, deadline: UInt64? = nil) {
         let deadline = deadline ?? WallClock.monotonicMilliseconds() + Self.routeDeadlineMilliseconds
         let partition = Int(request.partition)
-        func send(_ frames: [Frame]) {
+        func send(_ answers: [FederationMessage]) {
             guard let transport = state.transport, state.federation != nil else { return }
-            transport.perform(state.federation!.sendAnswers(frames, on: request.connection))
+            transport.perform(state.federation!.sendAnswers(answers, on: request.connection))
         }
         let again = { self.answerRemoteRound(request, deadline: deadline) }
         toPrimary(
@@ -169,9 +169,9 @@ extension DataPlane {
                     metadata: ["partition.id": "\(partition)", "connection": "\(request.connection)"]
                 )
             },
-            here: { self.answerAsPrimary(request.frame, partition: partition) { frames in if let frames { send(frames) } else { again() } } },
+            here: { self.answerAsPrimary(request.message, partition: partition) { answers in if let answers { send(answers) } else { again() } } },
             there: { owner, id, retry in
-                let frame = Frame.remoteRoundRequest(RemoteRoundRequest(request: id, partition: request.partition, fromSite: request.connection.site, frame: request.frame))
+                let frame = Frame.remoteRoundRequest(RemoteRoundRequest(request: id, partition: request.partition, fromSite: request.connection.site, message: request.message))
                 guard let transport = self.transport, transport.sendData(frame, to: owner) else { return false }
                 self.roundRequests[id] = RoundForward(target: owner, sentAt: WallClock.monotonicMilliseconds(), retry: retry, answered: send)
                 return true
@@ -181,15 +181,15 @@ extension DataPlane {
 
     /// The answers to an anti-entropy request from this node's primary copy of `partition`,
     /// once every write they can show is committed (nil: the primary role ended first).
-    func answerAsPrimary(_ frame: Frame, partition: Int, done: @escaping ([Frame]?) -> Void) {
+    func answerAsPrimary(_ request: FederationMessage, partition: Int, done: @escaping ([FederationMessage]?) -> Void) {
         guard state.federation != nil else { return done(nil) }
-        var frame = frame
+        var request = request
         // A vote covers the keys of the partition this node leads, nothing else.
-        if case .collectionCheck(let round, let keys) = frame {
-            frame = .collectionCheck(round: round, keys.filter { partitioning.partition(of: $0.key) == partition })
+        if case .collectionCheck(let round, let keys) = request {
+            request = .collectionCheck(round: round, keys.filter { partitioning.partition(of: $0.key) == partition })
         }
-        let frames = state.federation!.answer(frame, store: &state.keyspace)
-        whenWritesSoFarCommitted(partition, then: { done(frames) }, otherwise: { done(nil) })
+        let answers = state.federation!.answer(request, store: &state.keyspace)
+        whenWritesSoFarCommitted(partition, then: { done(answers) }, otherwise: { done(nil) })
     }
 
     /// Calls `then` once every write of `partition` this node numbered so far is committed, or
@@ -206,17 +206,17 @@ extension DataPlane {
     /// fill a frame); the sender knows the answer is complete at its last frame.
     func receivedRemoteRoundRequest(_ request: RemoteRoundRequest, from peer: String, on channel: Channel) {
         let partition = Int(request.partition)
-        // No frames and `notPrimary` when this node does not (or no longer) lead the partition.
-        func reply(_ frames: [Frame]?) {
-            let answers = frames.map { $0.map { RemoteRoundAnswer(request: request.request, notPrimary: false, frames: [$0]) } }
-            for answer in answers ?? [RemoteRoundAnswer(request: request.request, notPrimary: true, frames: [])] {
+        // No messages and `notPrimary` when this node does not (or no longer) lead the partition.
+        func reply(_ messages: [FederationMessage]?) {
+            let answers = messages.map { $0.map { RemoteRoundAnswer(request: request.request, notPrimary: false, messages: [$0]) } }
+            for answer in answers ?? [RemoteRoundAnswer(request: request.request, notPrimary: true, messages: [])] {
                 transport?.sendReply(.remoteRoundAnswer(answer), on: channel)
             }
         }
         guard partition < partitioning.partitionCount, actsAsPrimary(of: [partition], now: WallClock.monotonicMilliseconds()) else {
             return reply(nil)
         }
-        answerAsPrimary(request.frame, partition: partition, done: reply)
+        answerAsPrimary(request.message, partition: partition, done: reply)
     }
 
     /// The primary answered a forwarded anti-entropy request: the answers go to the other
@@ -227,17 +227,17 @@ extension DataPlane {
             roundRequests[answer.request] = nil
             return forward.retry()
         }
-        if answer.frames.contains(where: \.endsRoundAnswer) {
+        if answer.messages.contains(where: \.endsRoundAnswer) {
             roundRequests[answer.request] = nil
         } else {
             roundRequests[answer.request]?.sentAt = WallClock.monotonicMilliseconds()
         }
-        forward.answered(answer.frames)
+        forward.answered(answer.messages)
     }
 }
 
-extension Frame {
-    /// The last frame of an answer to an anti-entropy request: a partition's leaves, or the
+extension FederationMessage {
+    /// The last message of an answer to an anti-entropy request: a partition's leaves, or the
     /// last repair of a chunk.
     var endsRoundAnswer: Bool {
         switch self {

@@ -3,77 +3,167 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import Federation
 import SessionModel
 
-/// Who is on the other end of a federation connection (DESIGN.md §4 handshake).
-public struct Hello: Hashable, Sendable {
-    public var federation: String
-    public var protocolVersion: UInt32
-    public var site: SiteID
-    public var siteName: String
-    public var nodeName: String
-    public var topologyVersion: UInt64
-    /// The role assignment the sender's site has in force (nil on peer links inside a site):
-    /// a receiver that knows less adopts it (DESIGN.md §5 fencing).
-    public var roles: RoleAssignment?
-    /// New on every process start; a receiver resets its sequence tracking when it changes.
-    public var incarnation: UInt64
-    /// The site the dialer means to reach (the listener refuses a connection meant elsewhere).
-    public var targetSite: SiteID
-    /// Peer connections within a site: the voters of the dialer's site in its topology (a
-    /// site's nodes must agree on them whatever topology version each runs).
-    public var voters: [String]
+// The protobuf encoding of the federation protocol's messages (`Federation` defines them):
+// each `FederationMessage` is one body of `sessionfed.v1.Frame`, and the handshake's `Hello`
+// is a message of its own.
 
-    public init(
-        federation: String, protocolVersion: UInt32, site: SiteID, siteName: String, nodeName: String,
-        topologyVersion: UInt64, roles: RoleAssignment?, incarnation: UInt64, targetSite: SiteID, voters: [String] = []
-    ) {
-        self.voters = voters
-        self.federation = federation
-        self.protocolVersion = protocolVersion
-        self.site = site
-        self.siteName = siteName
-        self.nodeName = nodeName
-        self.topologyVersion = topologyVersion
-        self.roles = roles
-        self.incarnation = incarnation
-        self.targetSite = targetSite
+extension FederationMessage {
+    /// The frame body that carries the message.
+    var wireBody: Sessionfed_V1_Frame.OneOf_Body {
+        switch self {
+        case .deltaBatch(let batch):
+            var wire = Sessionfed_V1_DeltaBatch()
+            wire.originSite = batch.originSite.rawValue
+            wire.senderSite = batch.senderSite.rawValue
+            wire.partition = batch.partition
+            wire.firstSequence = batch.firstSequence
+            wire.deltas = batch.deltas.map(Sessionfed_V1_Delta.init)
+            return .deltaBatch(wire)
+        case .deltaBatchAck(let ack):
+            var wire = Sessionfed_V1_DeltaBatchAck()
+            wire.originSite = ack.originSite.rawValue
+            wire.partition = ack.partition
+            wire.sequence = ack.sequence
+            return .deltaBatchAck(wire)
+        case .keyStates(let partition, let records):
+            var wire = Sessionfed_V1_KeyStateBatch()
+            wire.partition = partition
+            wire.states = records.map(\.wire)
+            return .keyStateBatch(wire)
+        case .merkleRootsRequest(let round):
+            var wire = Sessionfed_V1_MerkleRootsRequest()
+            wire.round = round
+            return .merkleRootsRequest(wire)
+        case .merkleRoots(let round, let roots):
+            var wire = Sessionfed_V1_MerkleRoots()
+            wire.round = round
+            wire.roots = roots.map { Data($0.bytes) }
+            return .merkleRoots(wire)
+        case .merkleLeavesRequest(let round, let partitions):
+            var wire = Sessionfed_V1_MerkleLeavesRequest()
+            wire.round = round
+            wire.partitions = partitions
+            return .merkleLeavesRequest(wire)
+        case .merkleLeaves(let round, let partitions):
+            var wire = Sessionfed_V1_MerkleLeaves()
+            wire.round = round
+            wire.partitions = partitions.map { leaves in
+                var entry = Sessionfed_V1_PartitionLeaves()
+                entry.partition = leaves.partition
+                entry.leaves = leaves.leaves.map { Data($0.bytes) }
+                return entry
+            }
+            return .merkleLeaves(wire)
+        case .bucketDigests(let round, let chunk, let buckets):
+            var wire = Sessionfed_V1_BucketDigests()
+            wire.round = round
+            wire.chunk = chunk
+            wire.buckets = buckets.map { bucket in
+                var entry = Sessionfed_V1_Bucket()
+                entry.partition = bucket.partition
+                entry.leaf = bucket.leaf
+                entry.keys = bucket.keys.map(\.wire)
+                return entry
+            }
+            return .bucketDigests(wire)
+        case .collectionCheck(let round, let keys):
+            var wire = Sessionfed_V1_CollectionCheck()
+            wire.round = round
+            wire.keys = keys.map(\.wire)
+            return .collectionCheck(wire)
+        case .collectionVote(let round, let agreed, let partitions):
+            var wire = Sessionfed_V1_CollectionVote()
+            wire.round = round
+            wire.agreed = agreed.map { Data($0) }
+            wire.partitions = partitions
+            return .collectionVote(wire)
+        case .collectionCommit(let keys):
+            var wire = Sessionfed_V1_CollectionCommit()
+            wire.keys = keys.map(\.wire)
+            return .collectionCommit(wire)
+        case .bucketRepair(let repair):
+            var wire = Sessionfed_V1_BucketRepair()
+            wire.round = repair.round
+            wire.chunk = repair.chunk
+            wire.last = repair.last
+            wire.states = repair.states.map(\.wire)
+            wire.wanted = repair.wanted.map { Data($0) }
+            return .bucketRepair(wire)
+        }
+    }
+
+    /// The message a frame body carries (nil for a body that is not a federation message).
+    static func federation(from body: Sessionfed_V1_Frame.OneOf_Body) throws(WireError) -> FederationMessage? {
+        switch body {
+        case .deltaBatch(let batch):
+            var deltas: [Delta] = []
+            deltas.reserveCapacity(batch.deltas.count)
+            for delta in batch.deltas { deltas.append(try delta.model()) }
+            guard batch.firstSequence > 0 || deltas.isEmpty else {
+                throw .invalidValue(message: "DeltaBatch", field: "first_sequence", reason: "must be at least 1")
+            }
+            guard batch.firstSequence <= UInt64.max - UInt64(deltas.count) else {
+                throw .invalidValue(message: "DeltaBatch", field: "first_sequence", reason: "sequence numbers overflow")
+            }
+            return .deltaBatch(
+                DeltaBatch(
+                    originSite: SiteID(batch.originSite),
+                    senderSite: SiteID(batch.senderSite),
+                    partition: batch.partition,
+                    firstSequence: batch.firstSequence,
+                    deltas: deltas
+                )
+            )
+        case .deltaBatchAck(let ack):
+            return .deltaBatchAck(DeltaBatchAck(originSite: SiteID(ack.originSite), partition: ack.partition, sequence: ack.sequence))
+        case .keyStateBatch(let batch):
+            var records: [KeyStateRecord] = []
+            for state in batch.states { records.append(try KeyStateRecord(wire: state)) }
+            return .keyStates(partition: batch.partition, records)
+        case .merkleRootsRequest(let request):
+            return .merkleRootsRequest(round: request.round)
+        case .merkleRoots(let roots):
+            var digests: [StateDigest] = []
+            for root in roots.roots { digests.append(try StateDigest(wire: root, in: "MerkleRoots")) }
+            return .merkleRoots(round: roots.round, roots: digests)
+        case .merkleLeavesRequest(let request):
+            return .merkleLeavesRequest(round: request.round, partitions: request.partitions)
+        case .merkleLeaves(let wire):
+            var partitions: [PartitionLeaves] = []
+            for entry in wire.partitions {
+                var leaves: [StateDigest] = []
+                for leaf in entry.leaves { leaves.append(try StateDigest(wire: leaf, in: "PartitionLeaves")) }
+                partitions.append(PartitionLeaves(partition: entry.partition, leaves: leaves))
+            }
+            return .merkleLeaves(round: wire.round, partitions)
+        case .bucketDigests(let wire):
+            var buckets: [Bucket] = []
+            for entry in wire.buckets {
+                buckets.append(Bucket(partition: entry.partition, leaf: entry.leaf, keys: try entry.keys.map(KeyDigest.init(wire:))))
+            }
+            return .bucketDigests(round: wire.round, chunk: wire.chunk, buckets)
+        case .collectionCheck(let wire):
+            return .collectionCheck(round: wire.round, try wire.keys.map(KeyDigest.init(wire:)))
+        case .collectionVote(let wire):
+            return .collectionVote(round: wire.round, agreed: wire.agreed.map { Array($0) }, partitions: wire.partitions)
+        case .collectionCommit(let wire):
+            return .collectionCommit(try wire.keys.map(KeyDigest.init(wire:)))
+        case .bucketRepair(let wire):
+            var records: [KeyStateRecord] = []
+            for state in wire.states { records.append(try KeyStateRecord(wire: state)) }
+            return .bucketRepair(
+                BucketRepair(round: wire.round, chunk: wire.chunk, last: wire.last, states: records, wanted: wire.wanted.map { Array($0) })
+            )
+        default:
+            return nil
+        }
     }
 }
 
-/// The Merkle leaves of one partition.
-public struct PartitionLeaves: Hashable, Sendable {
-    public var partition: UInt32
-    public var leaves: [StateDigest]
-
-    public init(partition: UInt32, leaves: [StateDigest]) {
-        self.partition = partition
-        self.leaves = leaves
-    }
-}
-
-/// One differing Merkle leaf and the sender's (key, digest) pairs in it.
-public struct Bucket: Hashable, Sendable {
-    public var partition: UInt32
-    public var leaf: UInt32
-    public var keys: [KeyDigest]
-
-    public init(partition: UInt32, leaf: UInt32, keys: [KeyDigest]) {
-        self.partition = partition
-        self.leaf = leaf
-        self.keys = keys
-    }
-}
-
-public struct KeyDigest: Hashable, Sendable {
-    public var key: [UInt8]
-    public var digest: StateDigest
-
-    public init(key: [UInt8], digest: StateDigest) {
-        self.key = key
-        self.digest = digest
-    }
-
+extension KeyDigest {
     var wire: Sessionfed_V1_KeyDigest {
         var wire = Sessionfed_V1_KeyDigest()
         wire.key = Data(key)
@@ -83,25 +173,6 @@ public struct KeyDigest: Hashable, Sendable {
 
     init(wire: Sessionfed_V1_KeyDigest) throws(WireError) {
         self.init(key: Array(wire.key), digest: try StateDigest(wire: wire.digest, in: "KeyDigest"))
-    }
-}
-
-/// The listener's answer to one chunk of bucket digests.
-public struct BucketRepair: Hashable, Sendable {
-    public var round: UInt64
-    public var chunk: UInt32
-    /// The last repair frame answering `chunk`.
-    public var last: Bool
-    public var states: [KeyStateRecord]
-    /// Keys the dialer should send: the listener lacks them or holds a different state.
-    public var wanted: [[UInt8]]
-
-    public init(round: UInt64, chunk: UInt32, last: Bool, states: [KeyStateRecord], wanted: [[UInt8]]) {
-        self.round = round
-        self.chunk = chunk
-        self.last = last
-        self.states = states
-        self.wanted = wanted
     }
 }
 

@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import Federation
 import Replication
 import SessionModel
 
@@ -206,26 +207,26 @@ public struct RemoteRoundRequest: Hashable, Sendable {
     public var request: UInt64
     public var partition: UInt32
     public var fromSite: SiteID
-    public var frame: Frame
+    public var message: FederationMessage
 
-    public init(request: UInt64, partition: UInt32, fromSite: SiteID, frame: Frame) {
+    public init(request: UInt64, partition: UInt32, fromSite: SiteID, message: FederationMessage) {
         self.request = request
         self.partition = partition
         self.fromSite = fromSite
-        self.frame = frame
+        self.message = message
     }
 }
 
-/// The primary's answers (`merkleLeaves` or `bucketRepair` frames) for the requesting site.
+/// The primary's answers (`merkleLeaves` or `bucketRepair` messages) for the requesting site.
 public struct RemoteRoundAnswer: Hashable, Sendable {
     public var request: UInt64
     public var notPrimary: Bool
-    public var frames: [Frame]
+    public var messages: [FederationMessage]
 
-    public init(request: UInt64, notPrimary: Bool, frames: [Frame]) {
+    public init(request: UInt64, notPrimary: Bool, messages: [FederationMessage]) {
         self.request = request
         self.notPrimary = notPrimary
-        self.frames = frames
+        self.messages = messages
     }
 }
 
@@ -410,13 +411,14 @@ extension Frame {
             wire.request = request.request
             wire.partition = request.partition
             wire.fromSite = request.fromSite.rawValue
-            wire.frame = Data(WireMessage.encode(request.frame.wire))
+            // The contract nests a whole `sessionfed.v1.Frame`.
+            wire.frame = Data(WireMessage.encode(Frame.federation(request.message).wire))
             return .remoteRoundRequest(wire)
         case .remoteRoundAnswer(let answer):
             var wire = Sessionfed_V1_RemoteRoundAnswer()
             wire.request = answer.request
             wire.notPrimary = answer.notPrimary
-            wire.frames = answer.frames.map { Data(WireMessage.encode($0.wire)) }
+            wire.frames = answer.messages.map { Data(WireMessage.encode(Frame.federation($0).wire)) }
             return .remoteRoundAnswer(wire)
         default:
             return nil
@@ -534,21 +536,30 @@ extension Frame {
             default:
                 throw .invalidValue(message: "RemoteRoundRequest", field: "frame", reason: "not an anti-entropy or collection request about one partition")
             }
-            let frame = try Frame(wire: inner)
-            return .remoteRoundRequest(RemoteRoundRequest(request: wire.request, partition: wire.partition, fromSite: SiteID(wire.fromSite), frame: frame))
+            let message = try nestedMessage(inner, in: "RemoteRoundRequest", field: "frame")
+            return .remoteRoundRequest(RemoteRoundRequest(request: wire.request, partition: wire.partition, fromSite: SiteID(wire.fromSite), message: message))
         case .remoteRoundAnswer(let wire):
-            var frames: [Frame] = []
+            var messages: [FederationMessage] = []
             for entry in wire.frames {
                 let inner = try WireMessage.decode(Sessionfed_V1_Frame.self, from: Array(entry))
                 switch inner.body {
-                case .merkleLeaves, .bucketRepair, .collectionVote: frames.append(try Frame(wire: inner))
+                case .merkleLeaves, .bucketRepair, .collectionVote: messages.append(try nestedMessage(inner, in: "RemoteRoundAnswer", field: "frames"))
                 default:
                     throw .invalidValue(message: "RemoteRoundAnswer", field: "frames", reason: "not an answer to an anti-entropy or collection request")
                 }
             }
-            return .remoteRoundAnswer(RemoteRoundAnswer(request: wire.request, notPrimary: wire.notPrimary, frames: frames))
+            return .remoteRoundAnswer(RemoteRoundAnswer(request: wire.request, notPrimary: wire.notPrimary, messages: messages))
         default:
             return nil
         }
+    }
+
+    /// The federation message of a frame nested in a remote round's request or answer; a
+    /// frame of any other kind (the caller checked which it expects) is refused.
+    static func nestedMessage(_ inner: Sessionfed_V1_Frame, in message: String, field: String) throws(WireError) -> FederationMessage {
+        guard case .federation(let nested) = try Frame(wire: inner) else {
+            throw .invalidValue(message: message, field: field, reason: "the nested frame is not a federation message")
+        }
+        return nested
     }
 }

@@ -3,7 +3,6 @@ import Keyspace
 import RESP
 import SessionModel
 import Testing
-import Wire
 
 /// Federation-wide collection of deleted and expired sessions (DESIGN.md §2.5): without it
 /// every session ever created stayed in memory at every site of a federation.

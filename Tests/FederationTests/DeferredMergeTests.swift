@@ -2,7 +2,6 @@ import Federation
 import Keyspace
 import SessionModel
 import Testing
-import Wire
 
 /// A site of several nodes merges remote batches at its partitions' primaries
 /// (`mergesAtPrimaries`): the core hands each batch out and acknowledges it only once it
@@ -25,7 +24,7 @@ import Wire
         return (receiver, deltas, UInt32(harness.nodes[seoul]!.core.settings.partitioning.partition(of: Array("{s}a".utf8))))
     }
 
-    func batch(_ deltas: ArraySlice<Delta>, first: UInt64, partition: UInt32) -> Frame {
+    func batch(_ deltas: ArraySlice<Delta>, first: UInt64, partition: UInt32) -> FederationMessage {
         .deltaBatch(DeltaBatch(originSite: seoul, senderSite: seoul, partition: partition, firstSequence: first, deltas: Array(deltas)))
     }
 

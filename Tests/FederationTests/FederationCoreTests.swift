@@ -3,7 +3,6 @@ import Keyspace
 import RESP
 import SessionModel
 import Testing
-import Wire
 
 let seoul = SiteID(1)
 let tokyo = SiteID(2)

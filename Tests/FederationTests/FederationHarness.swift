@@ -113,9 +113,21 @@ struct FederationHarness {
     mutating func announceRoles(from site: SiteID) {
         let heartbeat = Frame.heartbeat(sentAtMilliseconds: now, roles: nodes[site]!.core.roles)
         for peer in nodes[site]!.core.settings.linkedSites where !cut.contains([site, peer]) {
-            if nodes[site]!.core.isConnected(to: peer) { perform([.send(.outbound(peer), heartbeat)], at: site) }
-            if nodes[peer]!.core.isConnected(to: site) { perform([.send(.inbound(peer, node: "site\(peer.rawValue)-1"), heartbeat)], at: site) }
+            if nodes[site]!.core.isConnected(to: peer) { transmit(heartbeat, on: .outbound(peer), from: site) }
+            if nodes[peer]!.core.isConnected(to: site) { transmit(heartbeat, on: .inbound(peer, node: "site\(peer.rawValue)-1"), from: site) }
         }
+    }
+
+    /// Puts `frame` in flight from `site` on its `connection`, unless the link is cut.
+    mutating func transmit(_ frame: Frame, on connection: FederationConnection, from site: SiteID) {
+        let peer = connection.site
+        guard !cut.contains([site, peer]) else { return }
+        let arriving: FederationConnection
+        switch connection {
+        case .outbound: arriving = .inbound(site, node: nodes[site]!.core.settings.localNode)
+        case .inbound: arriving = .outbound(site)
+        }
+        inFlight[Route(from: site, to: peer, connection: arriving), default: []].append(FrameCodec.encode(frame))
     }
 
     var sites: [SiteID] { nodes.keys.sorted() }
@@ -190,15 +202,8 @@ struct FederationHarness {
     mutating func perform(_ actions: [FederationAction], at site: SiteID) {
         for action in actions {
             switch action {
-            case .send(let connection, let frame):
-                let peer = connection.site
-                guard !cut.contains([site, peer]) else { continue }
-                let arriving: FederationConnection
-                switch connection {
-                case .outbound: arriving = .inbound(site, node: nodes[site]!.core.settings.localNode)
-                case .inbound: arriving = .outbound(site)
-                }
-                inFlight[Route(from: site, to: peer, connection: arriving), default: []].append(FrameCodec.encode(frame))
+            case .send(let connection, let message):
+                transmit(.federation(message), on: connection, from: site)
             case .close(let connection, let reason):
                 closes.append("\(site) \(connection): \(reason)")
             case .notify:
@@ -212,8 +217,8 @@ struct FederationHarness {
                 perform(more, at: site)
             case .answerAtPrimary(let request):
                 var node = nodes[site]!
-                let frames = node.core.answer(request.frame, store: &node.keyspace)
-                let more = node.core.sendAnswers(frames, on: request.connection)
+                let answers = node.core.answer(request.message, store: &node.keyspace)
+                let more = node.core.sendAnswers(answers, on: request.connection)
                 nodes[site] = node
                 perform(more, at: site)
             case .mergeStates(let repair):
@@ -228,10 +233,10 @@ struct FederationHarness {
             case .learnedRoles(let assignment, _):
                 // A one-node site's control plane commits at once.
                 commitRoles(at: site) { $0.learn(assignment) }
-            case .sendCommitted(let connection, let frame, _):
+            case .sendCommitted(let connection, let message, _):
                 // A one-node site's writes commit at once.
                 committedSends += 1
-                perform([.send(connection, frame)], at: site)
+                perform([.send(connection, message)], at: site)
             case .log(var log):
                 log.metadata["at"] = "\(site)"
                 logs.append(log)
@@ -267,7 +272,13 @@ struct FederationHarness {
                 decoder.append(bytes)
                 let frame = try! decoder.next()!
                 var node = nodes.removeValue(forKey: route.to)!
-                let actions = node.core.receive(frame, on: route.connection, store: &node.keyspace, now: now)
+                // As the runtime's federation transport hands frames to the core.
+                let actions: [FederationAction]
+                switch frame {
+                case .federation(let message): actions = node.core.receive(message, on: route.connection, store: &node.keyspace, now: now)
+                case .heartbeat(_, let roles): actions = node.core.heard(roles: roles, from: route.connection.site)
+                default: actions = [FederationCore.unexpected(frame.kind, on: route.connection)]
+                }
                 nodes[route.to] = node
                 perform(actions, at: route.to)
             }

@@ -3,7 +3,6 @@ import Keyspace
 import RESP
 import SessionModel
 import Testing
-import Wire
 
 /// The topology's `policies:` act (DESIGN.md §2.3 rules 3 and 7, per key pattern): three sites
 /// resolve the same concurrent writes by each key's own policy, and converge whatever it is.

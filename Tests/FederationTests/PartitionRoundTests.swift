@@ -2,7 +2,6 @@ import Federation
 import Keyspace
 import SessionModel
 import Testing
-import Wire
 
 /// Anti-entropy with sites of several nodes: a node compares only the partitions it leads,
 /// and the other site answers each partition from that partition's primary.
@@ -22,14 +21,14 @@ import Wire
         return core
     }
 
-    static func requests(_ actions: [FederationAction]) -> [Frame] {
-        actions.compactMap { if case .send(.outbound, let frame) = $0 { return frame } else { return nil } }
+    static func requests(_ actions: [FederationAction]) -> [FederationMessage] {
+        actions.compactMap { if case .send(.outbound, let message) = $0 { return message } else { return nil } }
     }
 
     @Test func aRound_comparesOnlyThePartitionsThisNodeLeads() {
         var core = Self.core(site: seoul, leading: [1, 3])
-        let frames = Self.requests(core.outboundConnected(to: tokyo, now: 1_000))
-        #expect(frames == [.merkleLeavesRequest(round: 1, partitions: [1, 3])])
+        let requests = Self.requests(core.outboundConnected(to: tokyo, now: 1_000))
+        #expect(requests == [.merkleLeavesRequest(round: 1, partitions: [1, 3])])
     }
 
     @Test func aPartitionThisNodeStartsToLead_getsARoundOfItsOwn() {
@@ -117,7 +116,7 @@ import Wire
         other.partition = 2
         let digests = Self.requests(core.receive(.merkleLeaves(round: 1, [differing, other]), on: .outbound(tokyo), store: &keyspace, now: 1_001))
         #expect(digests.count == 2, "one chunk per partition: \(digests)")
-        let first = Frame.bucketRepair(BucketRepair(round: 1, chunk: 0, last: true, states: [], wanted: []))
+        let first = FederationMessage.bucketRepair(BucketRepair(round: 1, chunk: 0, last: true, states: [], wanted: []))
         _ = core.receive(first, on: .outbound(tokyo), store: &keyspace, now: 1_002)
         _ = core.receive(first, on: .outbound(tokyo), store: &keyspace, now: 1_003)
         #expect(!core.isSynchronized(with: tokyo), "the repeat must not stand for chunk 1")
@@ -142,14 +141,14 @@ import Wire
         let leaves = core.receive(.merkleLeavesRequest(round: 4, partitions: [3, 1]), on: from, store: &keyspace, now: 1)
         #expect(
             leaves == [
-                .answerAtPrimary(RoundRequest(connection: from, partition: 1, frame: .merkleLeavesRequest(round: 4, partitions: [1]))),
-                .answerAtPrimary(RoundRequest(connection: from, partition: 3, frame: .merkleLeavesRequest(round: 4, partitions: [3]))),
+                .answerAtPrimary(RoundRequest(connection: from, partition: 1, message: .merkleLeavesRequest(round: 4, partitions: [1]))),
+                .answerAtPrimary(RoundRequest(connection: from, partition: 3, message: .merkleLeavesRequest(round: 4, partitions: [3]))),
             ]
         )
         let bucket = Bucket(partition: 2, leaf: 0, keys: [])
         #expect(
             core.receive(.bucketDigests(round: 4, chunk: 0, [bucket]), on: from, store: &keyspace, now: 1)
-                == [.answerAtPrimary(RoundRequest(connection: from, partition: 2, frame: .bucketDigests(round: 4, chunk: 0, [bucket])))]
+                == [.answerAtPrimary(RoundRequest(connection: from, partition: 2, message: .bucketDigests(round: 4, chunk: 0, [bucket])))]
         )
         let mixed = core.receive(.bucketDigests(round: 4, chunk: 1, [bucket, Bucket(partition: 3, leaf: 0, keys: [])]), on: from, store: &keyspace, now: 1)
         #expect(mixed.count == 1)

@@ -1,3 +1,4 @@
+import Federation
 import Foundation
 import SessionModel
 import Testing
@@ -23,7 +24,7 @@ import Testing
         let binary = try #require(Self.binary, "CI=true but SESSIONFED_CROSSLANG_C is not set")
         let deltas = Samples.deltas()
         let batch = DeltaBatch(originSite: SiteID(1), senderSite: SiteID(2), partition: 42, firstSequence: 1_000, deltas: deltas)
-        guard case .deltaBatch(let wire) = Frame.deltaBatch(batch).wire.body else {
+        guard case .deltaBatch(let wire) = Frame.federation(.deltaBatch(batch)).wire.body else {
             Issue.record("frame body is not a delta batch")
             return
         }
@@ -55,7 +56,7 @@ import Testing
             frame.body = .deltaBatch(try WireMessage.decode(Sessionfed_V1_DeltaBatch.self, from: reencoded))
             return frame
         }())
-        #expect(decoded == .deltaBatch(batch))
+        #expect(decoded == .federation(.deltaBatch(batch)))
         #expect(reencoded == encoded, "protobuf-c and swift-protobuf both write fields in number order")
     }
 }

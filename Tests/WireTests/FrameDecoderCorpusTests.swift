@@ -1,4 +1,5 @@
 import ControlPlane
+import Federation
 import Foundation
 import SessionModel
 import Testing
@@ -14,9 +15,9 @@ import Testing
 
     /// Real frames of every kind, encoded by the project's own encoder: the fuzzer's seeds.
     static let seedFrames: [Frame] = ReplicationFrameTests.frames + [
-        .deltaBatch(DeltaBatch(originSite: SiteID(1), senderSite: SiteID(2), partition: 17, firstSequence: 40, deltas: Samples.deltas())),
-        .deltaBatchAck(DeltaBatchAck(originSite: SiteID(3), partition: 63, sequence: 9)),
-        .keyStates(partition: 5, [KeyStateRecord(key: [1], state: Samples.state()), KeyStateRecord(key: [], state: KeyState())]),
+        .federation(.deltaBatch(DeltaBatch(originSite: SiteID(1), senderSite: SiteID(2), partition: 17, firstSequence: 40, deltas: Samples.deltas()))),
+        .federation(.deltaBatchAck(DeltaBatchAck(originSite: SiteID(3), partition: 63, sequence: 9))),
+        .federation(.keyStates(partition: 5, [KeyStateRecord(key: [1], state: Samples.state()), KeyStateRecord(key: [], state: KeyState())])),
         .hello(
             Hello(
                 federation: "f", protocolVersion: 3, site: SiteID(1), siteName: "seoul", nodeName: "d", topologyVersion: 2,
@@ -25,15 +26,15 @@ import Testing
         ),
         .helloReply(accepted: false, reason: "another federation", responder: nil),
         .heartbeat(sentAtMilliseconds: 9, roles: RoleAssignment(epoch: 4, issuer: SiteID(2), active: [SiteID(1)])),
-        .merkleRootsRequest(round: 3),
-        .merkleRoots(round: 3, roots: [StateDigest(high: 1, low: 2), .zero]),
-        .merkleLeavesRequest(round: 3, partitions: [0, 7]),
-        .merkleLeaves(round: 3, [PartitionLeaves(partition: 7, leaves: [StateDigest(high: 3, low: 4)])]),
-        .bucketDigests(round: 3, chunk: 1, [Bucket(partition: 7, leaf: 2, keys: [KeyDigest(key: [1], digest: StateDigest(high: 5, low: 6))])]),
-        .bucketRepair(BucketRepair(round: 3, chunk: 0, last: true, states: [KeyStateRecord(key: [1], state: Samples.state())], wanted: [[2]])),
-        .collectionCheck(round: 7, [KeyDigest(key: [1], digest: StateDigest(high: 5, low: 6))]),
-        .collectionVote(round: 7, agreed: [[1], []], partitions: [0, 63]),
-        .collectionCommit([KeyDigest(key: [1], digest: StateDigest(high: 5, low: 6))]),
+        .federation(.merkleRootsRequest(round: 3)),
+        .federation(.merkleRoots(round: 3, roots: [StateDigest(high: 1, low: 2), .zero])),
+        .federation(.merkleLeavesRequest(round: 3, partitions: [0, 7])),
+        .federation(.merkleLeaves(round: 3, [PartitionLeaves(partition: 7, leaves: [StateDigest(high: 3, low: 4)])])),
+        .federation(.bucketDigests(round: 3, chunk: 1, [Bucket(partition: 7, leaf: 2, keys: [KeyDigest(key: [1], digest: StateDigest(high: 5, low: 6))])])),
+        .federation(.bucketRepair(BucketRepair(round: 3, chunk: 0, last: true, states: [KeyStateRecord(key: [1], state: Samples.state())], wanted: [[2]]))),
+        .federation(.collectionCheck(round: 7, [KeyDigest(key: [1], digest: StateDigest(high: 5, low: 6))])),
+        .federation(.collectionVote(round: 7, agreed: [[1], []], partitions: [0, 63])),
+        .federation(.collectionCommit([KeyDigest(key: [1], digest: StateDigest(high: 5, low: 6))])),
         .raft(
             RaftEnvelope(
                 from: MemberID(name: "a", incarnation: 1), to: "b",
@@ -81,13 +82,13 @@ import Testing
     /// The comparison must catch a cut that loses a frame or changes the error.
     @Test func cutLosingAFrameOrChangingTheError_isAViolation() {
         typealias Session = FrameDecoderProperty.Session
-        let whole = Session(frames: [.merkleRootsRequest(round: 1)], error: nil, bufferedBytes: 0)
+        let whole = Session(frames: [.federation(.merkleRootsRequest(round: 1))], error: nil, bufferedBytes: 0)
         #expect(throws: Never.self) { try FrameDecoderProperty.compare(whole: whole, split: whole, cut: 2) }
         #expect(throws: PropertyViolation.self) {
             try FrameDecoderProperty.compare(whole: whole, split: Session(frames: [], error: nil, bufferedBytes: 6), cut: 2)
         }
         #expect(throws: PropertyViolation.self) {
-            try FrameDecoderProperty.compare(whole: whole, split: Session(frames: [.merkleRootsRequest(round: 1)], error: .frameTooLarge(length: 1, limit: 0)), cut: 2)
+            try FrameDecoderProperty.compare(whole: whole, split: Session(frames: [.federation(.merkleRootsRequest(round: 1))], error: .frameTooLarge(length: 1, limit: 0)), cut: 2)
         }
     }
 }

@@ -1,3 +1,4 @@
+import Federation
 import Foundation
 import Replication
 import SessionModel
@@ -52,24 +53,24 @@ import Testing
         .remoteDeltas(RemoteDeltas(request: 14, partition: 3, fromSite: SiteID(1), deltas: [], collect: [KeyDigest(key: [4], digest: StateDigest(high: 3, low: 4))])),
         .partitionWrites(PartitionWrites(partition: 3, epoch: 2, firstSequence: 2, writes: [ReplicatedWrite(collectedKeys: [[4], [5, 6]])])),
         .remoteRoundRequest(
-            RemoteRoundRequest(request: 15, partition: 3, fromSite: SiteID(3), frame: .collectionCheck(round: 4, [KeyDigest(key: [4], digest: StateDigest(high: 3, low: 4))]))
+            RemoteRoundRequest(request: 15, partition: 3, fromSite: SiteID(3), message: .collectionCheck(round: 4, [KeyDigest(key: [4], digest: StateDigest(high: 3, low: 4))]))
         ),
-        .remoteRoundAnswer(RemoteRoundAnswer(request: 15, notPrimary: false, frames: [.collectionVote(round: 4, agreed: [[4]], partitions: [3])])),
+        .remoteRoundAnswer(RemoteRoundAnswer(request: 15, notPrimary: false, messages: [.collectionVote(round: 4, agreed: [[4]], partitions: [3])])),
         .partitionWrites(
             PartitionWrites(partition: 3, epoch: 2, firstSequence: 1, writes: [ReplicatedWrite(states: [TransferredKey(key: [], state: Samples.state())])])
         ),
-        .remoteRoundRequest(RemoteRoundRequest(request: 13, partition: 5, fromSite: SiteID(3), frame: .merkleLeavesRequest(round: 2, partitions: [5]))),
+        .remoteRoundRequest(RemoteRoundRequest(request: 13, partition: 5, fromSite: SiteID(3), message: .merkleLeavesRequest(round: 2, partitions: [5]))),
         .remoteRoundRequest(
             RemoteRoundRequest(
                 request: 13, partition: 5, fromSite: SiteID(3),
-                frame: .bucketDigests(round: 2, chunk: 7, [Bucket(partition: 5, leaf: 1, keys: [KeyDigest(key: [1], digest: StateDigest(high: 1, low: 2))])])
+                message: .bucketDigests(round: 2, chunk: 7, [Bucket(partition: 5, leaf: 1, keys: [KeyDigest(key: [1], digest: StateDigest(high: 1, low: 2))])])
             )
         ),
-        .remoteRoundAnswer(RemoteRoundAnswer(request: 13, notPrimary: true, frames: [])),
+        .remoteRoundAnswer(RemoteRoundAnswer(request: 13, notPrimary: true, messages: [])),
         .remoteRoundAnswer(
             RemoteRoundAnswer(
                 request: 13, notPrimary: false,
-                frames: [.bucketRepair(BucketRepair(round: 2, chunk: 7, last: true, states: [KeyStateRecord(key: [1], state: Samples.state())], wanted: [[2]]))]
+                messages: [.bucketRepair(BucketRepair(round: 2, chunk: 7, last: true, states: [KeyStateRecord(key: [1], state: Samples.state())], wanted: [[2]]))]
             )
         ),
     ]
@@ -108,7 +109,7 @@ import Testing
         var wire = Sessionfed_V1_RemoteRoundRequest()
         #expect(throws: WireError.missingField(message: "RemoteRoundRequest", field: "frame")) { try Self.decode(.remoteRoundRequest(wire)) }
         // A request that nests another request (or any other frame) would let a peer recurse.
-        let nested = Frame.remoteRoundRequest(RemoteRoundRequest(request: 1, partition: 0, fromSite: SiteID(2), frame: .merkleLeavesRequest(round: 1, partitions: [0])))
+        let nested = Frame.remoteRoundRequest(RemoteRoundRequest(request: 1, partition: 0, fromSite: SiteID(2), message: .merkleLeavesRequest(round: 1, partitions: [0])))
         wire.frame = Data(WireMessage.encode(nested.wire))
         #expect(throws: WireError.self) { try Self.decode(.remoteRoundRequest(wire)) }
         wire.frame = Data([0xff, 0xff])

@@ -1,3 +1,4 @@
+import Federation
 import SessionModel
 import Testing
 @testable import Wire
@@ -36,8 +37,8 @@ import Testing
 
     @Test func everyTruncationOfValidFrames_neverCrashes() throws {
         let frames: [Frame] = [
-            .deltaBatch(DeltaBatch(originSite: SiteID(1), senderSite: SiteID(2), partition: 1, firstSequence: 1, deltas: Samples.deltas())),
-            .keyStates(partition: 2, [KeyStateRecord(key: [1, 2], state: Samples.state())]),
+            .federation(.deltaBatch(DeltaBatch(originSite: SiteID(1), senderSite: SiteID(2), partition: 1, firstSequence: 1, deltas: Samples.deltas()))),
+            .federation(.keyStates(partition: 2, [KeyStateRecord(key: [1, 2], state: Samples.state())])),
         ]
         var refused = 0
         for frame in frames {
@@ -77,7 +78,7 @@ import Testing
 
     @Test func randomFrameStreams_splitAnywhere_neverCrash() {
         var random = SeededGenerator(seed: 0x57AE)
-        let good = FrameCodec.encode(.deltaBatchAck(DeltaBatchAck(originSite: SiteID(1), partition: 1, sequence: 1)))
+        let good = FrameCodec.encode(.federation(.deltaBatchAck(DeltaBatchAck(originSite: SiteID(1), partition: 1, sequence: 1))))
         for _ in 0..<Self.iterations {
             var stream = good + random.bytes(maximumCount: 40)
             if random.next() % 2 == 0 { stream = random.bytes(maximumCount: 8) + stream }

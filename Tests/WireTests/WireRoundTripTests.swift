@@ -1,4 +1,5 @@
 import ControlPlane
+import Federation
 import Foundation
 import SessionModel
 import SwiftProtobuf
@@ -102,14 +103,14 @@ import Testing
     @Test func frames_everyBody_roundTrip() throws {
         let batch = DeltaBatch(originSite: SiteID(1), senderSite: SiteID(2), partition: 17, firstSequence: 40, deltas: Samples.deltas())
         let frames: [Frame] = [
-            .deltaBatch(batch),
-            .deltaBatch(DeltaBatch(originSite: SiteID(1), senderSite: SiteID(1), partition: 0, firstSequence: 0, deltas: [])),
-            .deltaBatchAck(DeltaBatchAck(originSite: SiteID(3), partition: 63, sequence: UInt64.max)),
-            .keyStates(partition: 5, [KeyStateRecord(key: [1], state: Samples.state()), KeyStateRecord(key: [], state: KeyState())]),
-            .collectionCheck(round: 7, [KeyDigest(key: [1], digest: StateDigest(high: 5, low: 6)), KeyDigest(key: [], digest: .zero)]),
-            .collectionVote(round: 7, agreed: [[1], []], partitions: []),
-            .collectionVote(round: 7, agreed: [], partitions: [0, 63]),
-            .collectionCommit([KeyDigest(key: [1], digest: StateDigest(high: 5, low: 6))]),
+            .federation(.deltaBatch(batch)),
+            .federation(.deltaBatch(DeltaBatch(originSite: SiteID(1), senderSite: SiteID(1), partition: 0, firstSequence: 0, deltas: []))),
+            .federation(.deltaBatchAck(DeltaBatchAck(originSite: SiteID(3), partition: 63, sequence: UInt64.max))),
+            .federation(.keyStates(partition: 5, [KeyStateRecord(key: [1], state: Samples.state()), KeyStateRecord(key: [], state: KeyState())])),
+            .federation(.collectionCheck(round: 7, [KeyDigest(key: [1], digest: StateDigest(high: 5, low: 6)), KeyDigest(key: [], digest: .zero)])),
+            .federation(.collectionVote(round: 7, agreed: [[1], []], partitions: [])),
+            .federation(.collectionVote(round: 7, agreed: [], partitions: [0, 63])),
+            .federation(.collectionCommit([KeyDigest(key: [1], digest: StateDigest(high: 5, low: 6))])),
         ]
         for frame in frames {
             var decoder = FrameDecoder()
@@ -279,17 +280,17 @@ import Testing
 }
 
 @Suite struct FrameDecoderTests {
-    let frame = Frame.deltaBatch(DeltaBatch(originSite: SiteID(1), senderSite: SiteID(1), partition: 3, firstSequence: 1, deltas: Samples.deltas()))
+    let frame = Frame.federation(.deltaBatch(DeltaBatch(originSite: SiteID(1), senderSite: SiteID(1), partition: 3, firstSequence: 1, deltas: Samples.deltas())))
 
     @Test func oneByteAtATime_reassembles() throws {
-        let bytes = FrameCodec.encode(frame) + FrameCodec.encode(.deltaBatchAck(DeltaBatchAck(originSite: SiteID(1), partition: 3, sequence: 9)))
+        let bytes = FrameCodec.encode(frame) + FrameCodec.encode(.federation(.deltaBatchAck(DeltaBatchAck(originSite: SiteID(1), partition: 3, sequence: 9))))
         var decoder = FrameDecoder()
         var frames: [Frame] = []
         for byte in bytes {
             decoder.append([byte])
             while let next = try decoder.next() { frames.append(next) }
         }
-        #expect(frames == [frame, .deltaBatchAck(DeltaBatchAck(originSite: SiteID(1), partition: 3, sequence: 9))])
+        #expect(frames == [frame, .federation(.deltaBatchAck(DeltaBatchAck(originSite: SiteID(1), partition: 3, sequence: 9)))])
         #expect(decoder.bufferedBytes == 0)
     }
 
