@@ -74,21 +74,6 @@ public struct KeyspaceStatistics: Hashable, Sendable {
 /// SessionModel, lazy and active expiry, and memory accounting. Pure: time comes in as `now`
 /// (milliseconds since the Unix epoch), effects go out in `CommandResult`.
 public struct Keyspace: Sendable {
-    struct StoredKey: Sendable {
-        var state = KeyState()
-        /// Bumped on every change; WATCH compares it.
-        var revision: UInt64 = 0
-        var estimatedBytes = 0
-        /// The expiry time whose `expired` event was sent (so it fires once per key).
-        var announcedExpiry: UInt64?
-        /// The digest of `state` for anti-entropy, computed on demand (nil: not yet or stale).
-        var digest: StateDigest?
-        /// What the key adds to the kept Merkle leaves now (nil: nothing yet).
-        var contribution: StateDigest?
-        /// Inserted into the table just now, by a change not yet settled.
-        var isNew = false
-    }
-
     public var configuration: KeyspaceConfiguration
     var keys: [[UInt8]: StoredKey] = [:]
     var clock = HybridLogicalClock()

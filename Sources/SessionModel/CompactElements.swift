@@ -19,8 +19,11 @@
 /// (`ElementTable` moves a key to a dictionary before scans would cost more than hashing).
 struct CompactElements: Hashable, Sendable {
     private(set) var bytes: [UInt8] = []
-    /// How many elements (records) the buffer holds.
-    private(set) var count = 0
+    /// How many elements (records) the buffer holds (32 bits: with the buffer's reference it
+    /// fits the table's two words).
+    private var records: UInt32 = 0
+
+    var count: Int { Int(records) }
 
     init() {}
 
@@ -38,7 +41,7 @@ struct CompactElements: Hashable, Sendable {
             precondition(writer.offset == total, "Invalid state: a record's size was miscounted")
             initialized = total
         }
-        count = records
+        self.records = UInt32(records)
     }
 
     // MARK: Reading
@@ -106,7 +109,8 @@ struct CompactElements: Hashable, Sendable {
         body(&entries)
         guard entries != old else { return }
         replace(range, with: element, entries)
-        count += (old.isEmpty ? 0 : -1) + (entries.isEmpty ? 0 : 1)
+        if old.isEmpty { records += 1 }
+        if entries.isEmpty { records -= 1 }
     }
 
     /// Replaces the bytes of `range` (one record, or an empty range where one belongs) with

@@ -3,16 +3,24 @@
 /// type), "does the key hold data" and memory accounting then cost O(1) however many fields a
 /// hash has; counting them on every command made a hash growing to 100,000 fields quadratic.
 public struct ElementSummary: Hashable, Sendable {
-    public private(set) var strings = 0
-    public private(set) var fields = 0
-    public private(set) var members = 0
-    public private(set) var sortedMembers = 0
-    /// Whether the key holds an expiry or restart element: most keys hold neither, and reading
-    /// them is then free of a dictionary lookup (hashing an element cost a tenth of a SET).
-    public private(set) var expiryElements = 0
-    public private(set) var restartElements = 0
+    // Counts as 32 bits: a summary lives in every key's slot of the keyspace's table.
+    private var stringCount: Int32 = 0
+    private var fieldCount: Int32 = 0
+    private var memberCount: Int32 = 0
+    private var sortedMemberCount: Int32 = 0
+    private var expiryCount: Int32 = 0
+    private var restartCount: Int32 = 0
     /// The elements' share of `Keyspace.estimateBytes`: names, entries, payloads.
     public private(set) var bytes = 0
+
+    public var strings: Int { Int(stringCount) }
+    public var fields: Int { Int(fieldCount) }
+    public var members: Int { Int(memberCount) }
+    public var sortedMembers: Int { Int(sortedMemberCount) }
+    /// Whether the key holds an expiry or restart element: most keys hold neither, and reading
+    /// them is then free of a dictionary lookup (hashing an element cost a tenth of a SET).
+    public var expiryElements: Int { Int(expiryCount) }
+    public var restartElements: Int { Int(restartCount) }
 
     public init() {}
 
@@ -56,14 +64,14 @@ public struct ElementSummary: Hashable, Sendable {
         bytes -= Self.bytes(of: element, entries)
     }
 
-    private mutating func count(_ element: Element, by change: Int) {
+    private mutating func count(_ element: Element, by change: Int32) {
         switch element {
-        case .string: strings += change
-        case .field: fields += change
-        case .member: members += change
-        case .sortedMember: sortedMembers += change
-        case .expiry: expiryElements += change
-        case .restart: restartElements += change
+        case .string: stringCount += change
+        case .field: fieldCount += change
+        case .member: memberCount += change
+        case .sortedMember: sortedMemberCount += change
+        case .expiry: expiryCount += change
+        case .restart: restartCount += change
         }
     }
 
