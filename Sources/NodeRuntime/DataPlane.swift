@@ -412,10 +412,18 @@ final class DataPlane: @unchecked Sendable {
         state.replicate(deltas, now: WallClock.nowMilliseconds())
     }
 
-    /// Sends writes to a backup: held to the end of the turn with the partition's other
-    /// writes (`HeldWrites`), then sent in frames under the frame limit.
+    /// Sends writes in frames under the frame limit (a long resend is split).
     func sendWrites(_ writes: [ReplicatedWrite], firstSequence: UInt64, partition: Int, epoch: UInt64, to backup: String) {
-        _ = transport?.hold(PartitionWrites(partition: UInt32(partition), epoch: epoch, firstSequence: firstSequence, writes: writes), for: backup)
+        guard let transport, transport.links[backup]?.phase == .connected else { return }
+        let frame = Frame.partitionWrites(PartitionWrites(partition: UInt32(partition), epoch: epoch, firstSequence: firstSequence, writes: writes))
+        if transport.sendData(frame, to: backup) { return }
+        guard writes.count > 1 else {
+            logger.error("a write over the frame limit cannot reach a backup", metadata: ["partition.id": "\(partition)", "peer": "\(backup)", "sequence": "\(firstSequence)"])
+            return
+        }
+        let half = writes.count / 2
+        sendWrites(Array(writes[..<half]), firstSequence: firstSequence, partition: partition, epoch: epoch, to: backup)
+        sendWrites(Array(writes[half...]), firstSequence: firstSequence + UInt64(half), partition: partition, epoch: epoch, to: backup)
     }
 
     /// Releases the commands waiting for commits up to `sequence` of `partition`.

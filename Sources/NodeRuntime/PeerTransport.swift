@@ -57,10 +57,6 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
     var stopped = false
     /// Nodes whose dialed connection has data-plane frames written but not flushed yet.
     var flushPending: Set<String> = []
-    /// Writes for backups held until the end of the turn, per node (`HeldWrites`).
-    var heldWrites: [String: [HeldWrites]] = [:]
-    /// Inbound connections with answers written but not flushed yet.
-    var repliesPending: [ObjectIdentifier: Channel] = [:]
 
     /// A dialer sends a heartbeat this often and the listener echoes it, so both ends notice
     /// a peer that vanished without closing its socket (a host gone, not a process).
@@ -324,7 +320,6 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
     func closed(handler: Handler, channel: Channel) {
         if let name = handler.dialedTarget {
             guard links[name]?.channel === channel || links[name]?.channel == nil else { return }
-            heldWrites[name] = nil
             if links[name]?.phase == .connected { state.dataPlane?.linkLost(name, inbound: false) }
             dialFailed(name, reason: links[name]?.lastError ?? "connection closed")
         } else if let peer = handler.peer, inbound[peer] === channel {
@@ -373,18 +368,10 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
 
     /// Answers a request on the connection it came on (the requester's dialed connection):
     /// the answer needs no connection of this node's own, which may be reconnecting.
-    /// Flushed once per event-loop turn, like `sendData`: a node answering many forwarded
-    /// commands in a turn writes them with one system call.
     func sendReply(_ frame: Frame, on channel: Channel) {
         guard let written = writeIfFits(frame, on: channel) else { return }
         counters.bytesSent += UInt64(written)
-        if repliesPending.updateValue(channel, forKey: ObjectIdentifier(channel)) == nil && repliesPending.count == 1 {
-            eventLoop.execute {
-                let channels = self.repliesPending.values
-                self.repliesPending = [:]
-                for channel in channels { channel.flush() }
-            }
-        }
+        channel.flush()
     }
 
     /// Sends a data-plane frame to `node` on the connection this node dialed, flushed once
@@ -394,26 +381,20 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
         sendDataCounted(frame, to: node) != nil
     }
 
-    /// `sendData`, returning the bytes written (nil: not sent). Writes held for `node` go
-    /// first, so frames leave in the order they were sent.
+    /// `sendData`, returning the bytes written (nil: not sent).
     func sendDataCounted(_ frame: Frame, to node: String) -> Int? {
-        guard let link = links[node], link.phase == .connected, let channel = link.channel else { return nil }
-        if heldWrites[node] != nil { releaseHeldWrites(to: node) }
-        guard let written = writeIfFits(frame, on: channel) else { return nil }
+        guard let link = links[node], link.phase == .connected, let channel = link.channel,
+            let written = writeIfFits(frame, on: channel)
+        else { return nil }
         counters.bytesSent += UInt64(written)
         links[node]!.framesSent += 1
-        scheduleFlush(of: node)
-        return written
-    }
-
-    /// Flushes `node`'s connection at the end of the turn, after writing what is held for it.
-    func scheduleFlush(of node: String) {
-        guard flushPending.insert(node).inserted else { return }
-        eventLoop.execute {
-            self.flushPending.remove(node)
-            self.releaseHeldWrites(to: node)
-            self.links[node]?.channel?.flush()
+        if flushPending.insert(node).inserted {
+            eventLoop.execute {
+                self.flushPending.remove(node)
+                self.links[node]?.channel?.flush()
+            }
         }
+        return written
     }
 
     func heartbeat() {
