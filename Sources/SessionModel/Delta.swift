@@ -91,7 +91,7 @@ public struct Delta: Hashable, Sendable {
         insertDots(into: &joinedContext)
         var elements: [Element: [ElementEntry]] = [:]
         for written in entries { elements[written.element] = [written.entry] }
-        return KeyState(context: joinedContext, deletes: deletesAfter, elements: elements)
+        return KeyState(context: joinedContext, deletes: deletesAfter, elements: elements, compact: false)
     }
 
     /// The delete vector once the write is applied: a whole-key delete adds its own dot.

@@ -30,6 +30,11 @@ public struct ElementTable: Sendable {
         storage = Self.fitsCompact(compact) ? .compact(compact) : .hashed(elements)
     }
 
+    /// The table of `elements` as a dictionary, whatever their size.
+    init(hashing elements: [SessionModel.Element: [ElementEntry]]) {
+        storage = .hashed(elements)
+    }
+
     static func fitsCompact(_ compact: CompactElements) -> Bool {
         compact.count <= compactElementLimit && compact.bytes.count <= compactByteLimit
     }

@@ -37,6 +37,12 @@ public struct KeyState: Hashable, Sendable {
     /// Builds a state from decoded parts, restoring the invariants: entries sorted by dot, one
     /// entry per dot and element, every entry's dot in the context.
     public init(context: CausalContext, deletes: VersionVector, elements: [Element: [ElementEntry]]) {
+        self.init(context: context, deletes: deletes, elements: elements, compact: true)
+    }
+
+    /// `compact: false` for a state about to be joined and dropped (a delta's): encoding its
+    /// elements into a buffer would only cost the join a decode.
+    init(context: CausalContext, deletes: VersionVector, elements: [Element: [ElementEntry]], compact: Bool) {
         var context = context
         var normalized: [Element: [ElementEntry]] = [:]
         for (element, entries) in elements where !entries.isEmpty {
@@ -49,7 +55,7 @@ public struct KeyState: Hashable, Sendable {
         }
         self.context = context
         self.deletes = deletes
-        self.elements = ElementTable(normalized)
+        self.elements = compact ? ElementTable(normalized) : ElementTable(hashing: normalized)
         summary = ElementSummary(normalized)
         sortedIndex = SortedSetIndex(normalized)
     }
@@ -164,9 +170,11 @@ public struct KeyState: Hashable, Sendable {
     mutating func joinTouching(_ other: KeyState, named: Set<Element>, policy: MergePolicy) -> MergeOutcome? {
         guard named.count <= Self.touchingJoinLimit, let otherDots = other.context.dots(atMost: Self.touchingJoinLimit * 4) else { return nil }
         if policy.delete == .deleteWins, !deletes.covers(other.deletes) { return nil }
+        // Each named element read once (a compact table decodes it on every read).
+        let mine = named.map { (element: $0, entries: elements[$0] ?? []) }
         var namedDots = Set<Dot>()
-        for element in named {
-            for entry in elements[element] ?? [] { namedDots.insert(entry.dot) }
+        for (_, entries) in mine {
+            for entry in entries { namedDots.insert(entry.dot) }
         }
         // Every entry holds a dot of the context: a dot known here that no named element holds
         // may be an entry of another element, which the full join would drop.
@@ -175,9 +183,8 @@ public struct KeyState: Hashable, Sendable {
         var changed = false
         var added: [Element: [Dot]] = [:]
         var events: [MergeEvent] = []
-        for element in named {
-            let mine = elements[element] ?? []
-            var kept = joinedEntries(of: element, with: other, added: &added)
+        for (element, mine) in mine {
+            var kept = joinedEntries(of: element, mine: mine, with: other, added: &added)
             if policy.delete == .deleteWins, !deletes.isEmpty {
                 // The deletes did not change: only what arrives can be concurrent with one.
                 for entry in kept where !entry.deletesSeen.covers(deletes) {
@@ -203,9 +210,9 @@ public struct KeyState: Hashable, Sendable {
 
     /// One element's entries joined with `other`'s, sorted by dot: an entry stays on both sides,
     /// or on one side when the other has not seen its dot. Records the dots it added.
-    private func joinedEntries(of element: Element, with other: KeyState, added: inout [Element: [Dot]]) -> [ElementEntry] {
+    private func joinedEntries(of element: Element, mine: [ElementEntry]? = nil, with other: KeyState, added: inout [Element: [Dot]]) -> [ElementEntry] {
         let theirs = other.elements[element] ?? []
-        var kept = (elements[element] ?? []).filter { entry in
+        var kept = (mine ?? elements[element] ?? []).filter { entry in
             !other.context.contains(entry.dot) || theirs.contains { $0.dot == entry.dot }
         }
         for entry in theirs where !context.contains(entry.dot) {
