@@ -27,17 +27,18 @@ struct CompactElements: Hashable, Sendable {
 
     init() {}
 
-    /// Builds the buffer from elements in `Element` order, entries sorted by dot.
+    /// Builds the buffer from elements in `Element` order, entries sorted by dot (elements
+    /// without entries are left out, as everywhere in a key state).
     init(sorted elements: some Sequence<(key: Element, value: [ElementEntry])>) {
         var total = 0
         var records = 0
-        for (element, entries) in elements {
+        for (element, entries) in elements where !entries.isEmpty {
             total += Self.recordSize(element, entries)
             records += 1
         }
         bytes = [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
             var writer = Writer(buffer)
-            for (element, entries) in elements { writer.record(element, entries) }
+            for (element, entries) in elements where !entries.isEmpty { writer.record(element, entries) }
             precondition(writer.offset == total, "Invalid state: a record's size was miscounted")
             initialized = total
         }
@@ -96,21 +97,21 @@ struct CompactElements: Hashable, Sendable {
     /// Changes one element's entries (empty when it is absent); entries left empty remove the
     /// element. The body keeps them sorted by dot, as everywhere in `KeyState`.
     mutating func update(_ element: Element, _ body: (inout [ElementEntry]) -> Void) {
-        let (range, old) = bytes.withUnsafeBufferPointer { buffer -> (Range<Int>, [ElementEntry]) in
+        let (range, old) = bytes.withUnsafeBufferPointer { buffer -> (Range<Int>, [ElementEntry]?) in
             switch Self.locate(element, in: buffer) {
             case .found(let record):
                 var reader = Reader(buffer, at: record.body.lowerBound)
                 return (record.start..<record.body.upperBound, reader.entries())
             case .absent(let insertAt):
-                return (insertAt..<insertAt, [])
+                return (insertAt..<insertAt, nil)
             }
         }
-        var entries = old
+        var entries = old ?? []
         body(&entries)
-        guard entries != old else { return }
+        guard entries != old ?? [] else { return }
         replace(range, with: element, entries)
-        if old.isEmpty { records += 1 }
-        if entries.isEmpty { records -= 1 }
+        if old == nil && !entries.isEmpty { records += 1 }
+        if old != nil && entries.isEmpty { records -= 1 }
     }
 
     /// Replaces the bytes of `range` (one record, or an empty range where one belongs) with

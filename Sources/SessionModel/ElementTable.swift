@@ -4,8 +4,9 @@
 /// dictionary, where every command costs O(1) per element it touches.
 ///
 /// A key moves to the dictionary once it holds more than `compactElementLimit` elements or
-/// `compactByteLimit` bytes, and stays there: a key that grew once tends to grow again, and
-/// moving back and forth would cost a copy each time.
+/// `compactByteLimit` bytes, and stays there while it is changed in place (a key that grew
+/// once tends to grow again); only a table built whole (a full join, a decoded state) picks
+/// its form afresh.
 public struct ElementTable: Sendable {
     enum Storage: Sendable {
         case compact(CompactElements)
@@ -23,11 +24,24 @@ public struct ElementTable: Sendable {
         storage = .compact(CompactElements())
     }
 
-    /// The table of `elements` (entries sorted by dot), compact when they fit.
+    /// The table of `elements` (entries sorted by dot; elements without entries are left
+    /// out), compact when they fit. A key too large for the buffer is never encoded.
     public init(_ elements: [SessionModel.Element: [ElementEntry]]) {
-        let sorted = elements.sorted { $0.key < $1.key }
-        let compact = CompactElements(sorted: sorted.lazy.map { (key: $0.key, value: $0.value) })
-        storage = Self.fitsCompact(compact) ? .compact(compact) : .hashed(elements)
+        let kept = elements.contains { $0.value.isEmpty } ? elements.filter { !$0.value.isEmpty } : elements
+        guard kept.count <= Self.compactElementLimit else {
+            storage = .hashed(kept)
+            return
+        }
+        var bytes = 0
+        for (element, entries) in kept {
+            bytes += CompactElements.recordSize(element, entries)
+            guard bytes <= Self.compactByteLimit else {
+                storage = .hashed(kept)
+                return
+            }
+        }
+        let sorted = kept.sorted { $0.key < $1.key }
+        storage = .compact(CompactElements(sorted: sorted.lazy.map { (key: $0.key, value: $0.value) }))
     }
 
     /// The table of `elements` as a dictionary, whatever their size.
@@ -118,10 +132,30 @@ public struct ElementTable: Sendable {
 }
 
 extension ElementTable: Sequence {
-    public func makeIterator() -> IndexingIterator<[(key: SessionModel.Element, value: [ElementEntry])]> {
+    /// Walks the dictionary itself, so a search that stops early (`contains`, `first`) does
+    /// not copy a large key's elements first.
+    public enum Iterator: IteratorProtocol {
+        case compact(IndexingIterator<[(key: SessionModel.Element, value: [ElementEntry])]>)
+        case hashed(Dictionary<SessionModel.Element, [ElementEntry]>.Iterator)
+
+        public mutating func next() -> (key: SessionModel.Element, value: [ElementEntry])? {
+            switch self {
+            case .compact(var pairs):
+                let next = pairs.next()
+                self = .compact(pairs)
+                return next
+            case .hashed(var elements):
+                let next = elements.next()
+                self = .hashed(elements)
+                return next
+            }
+        }
+    }
+
+    public func makeIterator() -> Iterator {
         switch storage {
-        case .compact(let compact): return compact.pairs().makeIterator()
-        case .hashed(let elements): return elements.map { (key: $0.key, value: $0.value) }.makeIterator()
+        case .compact(let compact): return .compact(compact.pairs().makeIterator())
+        case .hashed(let elements): return .hashed(elements.makeIterator())
         }
     }
 }

@@ -117,3 +117,29 @@ import Testing
         )
     }
 }
+
+extension ElementTableTests {
+    /// Elements without entries are not elements: a table built with one counts only the
+    /// others, and writing it later adds it once.
+    @Test func elementsWithoutEntries_areLeftOut_andCountedOnceWhenWritten() {
+        let field = Element.field(Array("a".utf8))
+        var table = ElementTable([.string: [], field: [Self.entry(counter: 1, payload: .bytes([1]))]])
+        #expect(table.isCompact && table.count == 1 && !table.contains(.string))
+        table.update(.string) { $0 = [Self.entry(counter: 2, payload: .bytes([2]))] }
+        #expect(table.count == 2)
+        table.update(.string) { $0 = [] }
+        table.update(.expiry) { _ in }
+        #expect(table.count == 1 && table == ElementTable([field: [Self.entry(counter: 1, payload: .bytes([1]))]]))
+    }
+
+    /// A key past the limits is never encoded: built whole, it is a dictionary at once.
+    @Test func aTableBuiltWholePastTheLimits_isADictionary() {
+        let many = Dictionary(uniqueKeysWithValues: (0...ElementTable.compactElementLimit).map {
+            (Element.member(Array("m\($0)".utf8)), [Self.entry(counter: UInt64($0 + 1), payload: .present)])
+        })
+        #expect(!ElementTable(many).isCompact)
+        let large = [Element.string: [Self.entry(counter: 1, payload: .bytes([UInt8](repeating: 0, count: ElementTable.compactByteLimit)))]]
+        #expect(!ElementTable(large).isCompact)
+        #expect(ElementTable(large)[.string] == large[.string])
+    }
+}
