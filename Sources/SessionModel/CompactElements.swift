@@ -45,6 +45,17 @@ struct CompactElements: Hashable, Sendable {
         self.records = UInt32(records)
     }
 
+    /// The buffer of one record (`size`: its `recordSize`).
+    init(_ element: Element, _ entries: [ElementEntry], size: Int) {
+        bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+            var writer = Writer(buffer)
+            writer.record(element, entries)
+            precondition(writer.offset == size, "Invalid state: a record's size was miscounted")
+            initialized = size
+        }
+        records = 1
+    }
+
     // MARK: Reading
 
     /// The entries of `element`, nil when the buffer does not hold it.
@@ -53,6 +64,29 @@ struct CompactElements: Hashable, Sendable {
             guard case .found(let record) = Self.locate(element, in: buffer) else { return nil }
             var reader = Reader(buffer, at: record.body.lowerBound)
             return reader.entries()
+        }
+    }
+
+    /// Calls `body` with the dot of each of `element`'s entries; false when the buffer does not
+    /// hold it. A write observes what it supersedes by dots alone: decoding the entries would
+    /// copy their payloads for nothing.
+    func forEachDot(of element: Element, _ body: (Dot) -> Void) -> Bool {
+        bytes.withUnsafeBufferPointer { buffer in
+            guard case .found(let record) = Self.locate(element, in: buffer) else { return false }
+            var reader = Reader(buffer, at: record.body.lowerBound)
+            reader.dots(body)
+            return true
+        }
+    }
+
+    /// Calls `body` with the dot of every entry of every element.
+    func forEachDot(_ body: (Dot) -> Void) {
+        bytes.withUnsafeBufferPointer { buffer in
+            var reader = Reader(buffer, at: 0)
+            while reader.offset < buffer.count {
+                _ = reader.header()
+                reader.dots(body)
+            }
         }
     }
 
@@ -272,6 +306,29 @@ struct CompactElements: Hashable, Sendable {
             let bodyLength = length()
             let body = offset..<offset + bodyLength
             return Header(start: start, rank: rank, name: name, body: body)
+        }
+
+        /// The dots of the body's entries starting at `offset`, skipping everything else; leaves
+        /// `offset` past the body.
+        mutating func dots(_ body: (Dot) -> Void) {
+            let count = length()
+            for _ in 0..<count {
+                let dot = Dot(site: SiteID(UInt32(truncatingIfNeeded: varint())), counter: varint())
+                _ = varint()  // the timestamp
+                _ = varint()
+                switch byte() {
+                case 0: offset += length()
+                case 1, 3: break
+                case 2: _ = varint()
+                case 4: offset += 8
+                case let tag: preconditionFailure("Invalid state: payload tag \(tag) in a compact buffer")
+                }
+                for _ in 0..<length() {
+                    _ = varint()  // a delete seen: site and counter
+                    _ = varint()
+                }
+                body(dot)
+            }
         }
 
         /// The entries of the body starting at `offset`.

@@ -111,9 +111,9 @@ public struct Delta: Hashable, Sendable {
     /// The entry the write puts for each element it stores, each element once. The primary
     /// applies these directly (`KeyState.write`), without building `state`: a SET costs a
     /// handful of allocations fewer (Benchmarks/README.md, "Allocations").
-    public var entries: [(element: Element, entry: ElementEntry)] {
+    public var entries: [Written] {
         // A delta names each element once; should a peer repeat one, the last occurrence wins.
-        var result = LastOccurrences<Element, (element: Element, entry: ElementEntry)>(expected: operations.count) { $0.element }
+        var result = LastOccurrences<Element, Written>(expected: operations.count) { $0.element }
         var next = dot
         for operation in operations {
             let put: (Element, ElementPayload)
@@ -127,10 +127,18 @@ public struct Delta: Hashable, Sendable {
             case .restartKey: put = (.restart, .present)
             case .removeField, .removeMember, .removeScoredMember, .deleteKey: continue
             }
-            result.put((put.0, ElementEntry(dot: next, timestamp: timestamp, payload: put.1, deletesSeen: deletes)))
+            result.put(Written(element: put.0, entry: ElementEntry(dot: next, timestamp: timestamp, payload: put.1, deletesSeen: deletes)))
             next.counter += 1
         }
         return result.values
+    }
+
+    /// One element a write stores and its entry. A struct rather than a tuple: an array of
+    /// tuples looks its element type's metadata up at run time on every allocation, a cost
+    /// that showed in every SET.
+    public struct Written: Sendable {
+        public var element: Element
+        public var entry: ElementEntry
     }
 
     /// Adds the dots this write issued to `context`.

@@ -28,20 +28,37 @@ public struct ElementTable: Sendable {
     /// out), compact when they fit. A key too large for the buffer is never encoded.
     public init(_ elements: [SessionModel.Element: [ElementEntry]]) {
         let kept = elements.contains { $0.value.isEmpty } ? elements.filter { !$0.value.isEmpty } : elements
-        guard kept.count <= Self.compactElementLimit else {
+        guard Self.fitsCompact(kept) else {
             storage = .hashed(kept)
             return
         }
-        var bytes = 0
-        for (element, entries) in kept {
-            bytes += CompactElements.recordSize(element, entries)
-            guard bytes <= Self.compactByteLimit else {
-                storage = .hashed(kept)
-                return
-            }
-        }
         let sorted = kept.sorted { $0.key < $1.key }
         storage = .compact(CompactElements(sorted: sorted.lazy.map { (key: $0.key, value: $0.value) }))
+    }
+
+    /// The table of `pairs`: in `Element` order, each element once with its entries sorted by
+    /// dot, none empty. Saves building a dictionary only to sort it again.
+    init(sortedPairs pairs: [(key: SessionModel.Element, value: [ElementEntry])]) {
+        assert(zip(pairs, pairs.dropFirst()).allSatisfy { $0.key < $1.key } && !pairs.contains { $0.value.isEmpty }, "pairs out of order or empty")
+        storage = Self.fitsCompact(pairs) ? .compact(CompactElements(sorted: pairs)) : .hashed(Dictionary(uniqueKeysWithValues: pairs.lazy.map { ($0.key, $0.value) }))
+    }
+
+    /// The table of one element (`entries` sorted by dot, not empty).
+    init(_ element: SessionModel.Element, _ entries: [ElementEntry]) {
+        assert(!entries.isEmpty, "an element without entries")
+        let size = CompactElements.recordSize(element, entries)
+        storage = size <= Self.compactByteLimit ? .compact(CompactElements(element, entries, size: size)) : .hashed([element: entries])
+    }
+
+    /// Whether elements fit the buffer's limits (counted without encoding them).
+    static func fitsCompact(_ elements: some Collection<(key: SessionModel.Element, value: [ElementEntry])>) -> Bool {
+        guard elements.count <= compactElementLimit else { return false }
+        var bytes = 0
+        for (element, entries) in elements {
+            bytes += CompactElements.recordSize(element, entries)
+            guard bytes <= compactByteLimit else { return false }
+        }
+        return true
     }
 
     /// The table of `elements` as a dictionary, whatever their size.
@@ -79,6 +96,29 @@ public struct ElementTable: Sendable {
         switch storage {
         case .compact(let compact): return compact.contains(element)
         case .hashed(let elements): return elements[element] != nil
+        }
+    }
+
+    /// Calls `body` with the dot of each of `element`'s entries; false when the table does not
+    /// hold it (no entries are built).
+    func forEachDot(of element: SessionModel.Element, _ body: (Dot) -> Void) -> Bool {
+        switch storage {
+        case .compact(let compact): return compact.forEachDot(of: element, body)
+        case .hashed(let elements):
+            guard let entries = elements[element] else { return false }
+            for entry in entries { body(entry.dot) }
+            return true
+        }
+    }
+
+    /// Calls `body` with the dot of every entry.
+    func forEachDot(_ body: (Dot) -> Void) {
+        switch storage {
+        case .compact(let compact): compact.forEachDot(body)
+        case .hashed(let elements):
+            for entries in elements.values {
+                for entry in entries { body(entry.dot) }
+            }
         }
     }
 

@@ -292,17 +292,19 @@ public struct KeyState: Hashable, Sendable {
         let live = isLive(now: now)
         var observed = CausalContext()
         var touched: [Element] = []
+        /// Every entry was observed (SET, a write to a key with nothing visible, DEL): the key
+        /// then holds the write's entries alone, and `touched` is not needed.
+        var observedAll = false
         var writeDeletes = deletes
         let issuedThisLife = context.maxCounter(of: site) >= Dot.lineageFloor(physicalMilliseconds: lifeStart)
         let dot = context.nextDot(for: site, floor: issuedThisLife ? 0 : Dot.lineageFloor(physicalMilliseconds: timestamp.physicalMilliseconds))
 
         func observe(_ element: Element) {
-            guard let entries = elements[element] else { return }
-            touched.append(element)
-            for entry in entries { observed.insert(entry.dot) }
+            if elements.forEachDot(of: element, { observed.insert($0) }) { touched.append(element) }
         }
         func observeAll() {
-            for element in elements.keys { observe(element) }
+            elements.forEachDot { observed.insert($0) }
+            observedAll = true
         }
         func observeData(notOf type: KeyType?) {
             // Usually the key holds data of the written type only: nothing to visit.
@@ -392,7 +394,7 @@ public struct KeyState: Hashable, Sendable {
             // sites where a touch kept it alive (the caller still answers 0, as for a missing key).
             guard !elements.isEmpty else { return nil }
             observed = context
-            touched = Array(elements.keys)
+            observedAll = true
             writeDeletes[site] = dot.counter
             operations = [.deleteKey]
         case .replace(let newValue, let expireAt):
@@ -419,7 +421,7 @@ public struct KeyState: Hashable, Sendable {
             deletes: writeDeletes,
             operations: startsNewKey ? [.restartKey] + operations : operations
         )
-        applyLocal(delta, touched: touched, policy: policy)
+        applyLocal(delta, touched: observedAll ? nil : touched, policy: policy)
         return delta
     }
 
@@ -431,22 +433,40 @@ public struct KeyState: Hashable, Sendable {
     /// An element both observed and written is changed once, in place: its covered entries
     /// go and the new one comes (taking it out of the table and putting it back looked it up
     /// five times, most of an HSET's cost). Only observed elements hold covered entries.
-    private mutating func applyLocal(_ delta: Delta, touched: [Element], policy: MergePolicy) {
+    /// `touched`: the elements the write observed; nil when it observed every entry, which
+    /// then are all covered: the key holds the written entries alone, built at once instead of
+    /// emptying each element (a SET on a key of several elements visited each).
+    private mutating func applyLocal(_ delta: Delta, touched: [Element]?, policy: MergePolicy) {
         let written = delta.entries
-        // A few written elements are checked by scanning, many by hashing.
-        let writtenSet: Set<Element>? = written.count > 8 ? Set(written.lazy.map(\.element)) : nil
-        func isWritten(_ element: Element) -> Bool {
-            writtenSet?.contains(element) ?? written.contains { $0.element == element }
-        }
-        for element in touched where !isWritten(element) {
-            updateEntries(of: element) { entries in entries.removeAll { delta.covers($0.dot) } }
-        }
-        for written in written {
-            updateEntries(of: written.element) { entries in
-                entries.removeAll { delta.covers($0.dot) }
-                entries.append(written.entry)
-                if entries.count > 1 { entries.sort { $0.dot < $1.dot } }
+        if let touched {
+            // A few written elements are checked by scanning, many by hashing.
+            let writtenSet: Set<Element>? = written.count > 8 ? Set(written.lazy.map(\.element)) : nil
+            func isWritten(_ element: Element) -> Bool {
+                writtenSet?.contains(element) ?? written.contains { $0.element == element }
             }
+            for element in touched where !isWritten(element) {
+                updateEntries(of: element) { entries in entries.removeAll { delta.covers($0.dot) } }
+            }
+            for written in written {
+                updateEntries(of: written.element) { entries in
+                    entries.removeAll { delta.covers($0.dot) }
+                    entries.append(written.entry)
+                    if entries.count > 1 { entries.sort { $0.dot < $1.dot } }
+                }
+            }
+        } else if written.count == 1 {
+            // A SET: one element, built without a list of pairs.
+            let only = written[0]
+            elements = ElementTable(only.element, [only.entry])
+            summary = ElementSummary()
+            summary.add(only.element, [only.entry])
+            sortedIndex = SortedSetIndex()
+            sortedIndex.add(only.element, [only.entry])
+        } else {
+            let pairs = written.map { (key: $0.element, value: [$0.entry]) }.sorted { $0.key < $1.key }
+            elements = ElementTable(sortedPairs: pairs)
+            summary = ElementSummary(pairs)
+            sortedIndex = SortedSetIndex(pairs)
         }
         context.formUnion(delta.context)
         delta.insertDots(into: &context)

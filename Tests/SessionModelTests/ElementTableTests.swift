@@ -23,8 +23,19 @@ import Testing
                 #expect(table.count == reference.count, "\(context)")
                 #expect(table.ordered.map(\.key) == reference.keys.sorted(), "\(context)")
                 #expect(table.ordered.map(\.value) == reference.keys.sorted().map { reference[$0]! }, "\(context)")
+                var dots: [Dot] = []
+                #expect(table.forEachDot(of: element) { dots.append($0) } == (reference[element] != nil), "\(context)")
+                #expect(dots == (reference[element] ?? []).map(\.dot), "dots read without the entries, \(context)")
+                var allDots: [Dot] = []
+                table.forEachDot { allDots.append($0) }
+                #expect(allDots.sorted() == reference.values.flatMap { $0.map(\.dot) }.sorted(), "\(context)")
                 let rebuilt = ElementTable(reference)
                 #expect(rebuilt == table, "\(context)")
+                let sorted = reference.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) }
+                #expect(ElementTable(sortedPairs: sorted) == table, "\(context)")
+                if let only = sorted.first, sorted.count == 1 {
+                    #expect(ElementTable(only.key, only.value) == table, "one element, \(context)")
+                }
                 #expect(rebuilt.hashValue == table.hashValue, "\(context)")
                 if case .compact(let built) = rebuilt.storage, case .compact(let changed) = table.storage {
                     #expect(built.bytes == changed.bytes, "canonical encoding, \(context)")
