@@ -26,10 +26,7 @@ extension Keyspace {
         let fields = unique.values
         var added = fields.count
         if type != nil, let found {
-            // (Read in this scope: a copy of the state still alive when the write mutates it
-            // would make the write copy the whole key.)
-            let stored = keys.values[found].state
-            added = fields.count { !stored.isVisible(.field($0.field)) }
+            added = reading(at: found) { stored in fields.count { !stored.isVisible(.field($0.field)) } }
         }
         _ = apply(key, .setFields(fields), &context, event: "hset", eventClass: .hash, at: found)
         return context.name == "hmset" ? .ok : .integer(Int64(added))

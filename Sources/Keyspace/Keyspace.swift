@@ -122,11 +122,20 @@ public struct Keyspace: Sendable {
     /// stored key (a retain and release of each of its buffers) on every read.
     mutating func lookup(_ key: [UInt8], now: UInt64, events: inout [KeyspaceEvent]) -> KeyValue? {
         guard let index = keys.index(forKey: key) else { return nil }
-        if keys.values[index].state.isExpired(now: now) {
+        if reading(at: index, { $0.isExpired(now: now) }) {
             expire(key, now: now, events: &events)
             return nil
         }
-        return keys.values[index].state.value(now: now, policy: conflict(for: key))
+        let policy = conflict(for: key)
+        return reading(at: index) { $0.value(now: now, policy: policy) }
+    }
+
+    /// Reads the state of the key at `index` where it lies. Read through the table's getter
+    /// (`keys.values[index].state`), the whole stored key is copied first: a retain and a
+    /// release of each of its buffers, on every GET and SET. A mutating access goes through
+    /// the table's in-place accessor and copies nothing.
+    mutating func reading<T>(at index: KeyIndex, _ body: (KeyState) -> T) -> T {
+        keys.values[index].reading(body)
     }
 
     /// The visible type, with lazy expiry.
@@ -141,11 +150,12 @@ public struct Keyspace: Sendable {
     /// not there or its expiry just released it) for a write that follows.
     mutating func located(_ key: [UInt8], now: UInt64, events: inout [KeyspaceEvent]) -> (type: KeyType?, index: KeyIndex?) {
         guard let index = keys.index(forKey: key) else { return (nil, nil) }
-        if keys.values[index].state.isExpired(now: now) {
+        if reading(at: index, { $0.isExpired(now: now) }) {
             expire(key, now: now, events: &events)
             return (nil, keys.index(forKey: key))
         }
-        return (keys.values[index].state.visibleType(policy: conflict(for: key)), index)
+        let policy = conflict(for: key)
+        return (reading(at: index) { $0.visibleType(policy: policy) }, index)
     }
 
     /// The replicated state of `key`, tombstones and expired state included.

@@ -28,6 +28,12 @@ extension Keyspace {
             self.isNew = isNew
         }
 
+        /// `body` with the state, in place (see `Keyspace.reading(at:)`: mutating only so that
+        /// the table lends the key instead of copying it).
+        mutating func reading<T>(_ body: (KeyState) -> T) -> T {
+            body(state)
+        }
+
         /// Inserted into the table just now, by a change not yet settled.
         var isNew: Bool {
             get { flags.contains(.isNew) }
