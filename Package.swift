@@ -67,7 +67,13 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
-            ]
+            ],
+            // The node's state and handlers are classes confined to one event loop, so every
+            // access to one of their properties carried a run-time exclusivity check: a tenth of
+            // a pipelined GET (Benchmarks/README.md, "The command path"). Release builds skip
+            // that check, as the standard library's own build does; debug builds, which run the
+            // tests, keep it, and the compile-time checks stay in both.
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
         // A test tool: the wide-area link between sites in tests and rehearsals (delay, cut, blackhole).
         .executableTarget(
