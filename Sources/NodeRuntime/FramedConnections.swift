@@ -81,11 +81,12 @@ extension FramedTransport {
     /// Encodes and writes (without flushing) one frame whose size is not bounded in advance
     /// (a reply, a key's state); returns its size, or nil (nothing written) over the limit.
     func writeIfFits(_ frame: Frame, on channel: Channel) -> Int? {
-        guard let bytes = FrameCodec.encodeIfFits(frame) else { return nil }
-        var buffer = channel.allocator.buffer(capacity: bytes.count)
-        buffer.writeBytes(bytes)
+        guard let payload = FrameCodec.payloadIfFits(frame) else { return nil }
+        var buffer = channel.allocator.buffer(capacity: 4 + payload.count)
+        buffer.writeInteger(UInt32(payload.count), endianness: .big)
+        buffer.writeBytes(payload)
         channel.write(buffer, promise: nil)
-        return bytes.count
+        return 4 + payload.count
     }
 
     /// Writes a refusal and closes once it left; frames already buffered from the

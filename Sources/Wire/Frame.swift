@@ -98,10 +98,17 @@ public enum FrameCodec {
     /// The encoded frame, or nil when it would exceed `maximumFrameBytes` (a caller that
     /// cannot bound its frames in advance — a command's reply, a key's state — checks here).
     public static func encodeIfFits(_ frame: Frame) -> [UInt8]? {
-        let payload = WireMessage.encode(frame.wire)
-        guard payload.count <= maximumFrameBytes else { return nil }
+        guard let payload = payloadIfFits(frame) else { return nil }
         let length = UInt32(payload.count)
         return [UInt8(length >> 24), UInt8((length >> 16) & 0xff), UInt8((length >> 8) & 0xff), UInt8(length & 0xff)] + payload
+    }
+
+    /// The frame's message without its length prefix (nil over the limit), for a writer that
+    /// puts the prefix into its own buffer: the data plane sends several frames per write,
+    /// and joining prefix and message cost each an array and a copy.
+    public static func payloadIfFits(_ frame: Frame) -> [UInt8]? {
+        let payload = WireMessage.encode(frame.wire)
+        return payload.count <= maximumFrameBytes ? payload : nil
     }
 
     /// The encoded frame; the caller guarantees it fits (a batch bounded in advance).
