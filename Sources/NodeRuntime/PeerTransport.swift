@@ -57,6 +57,8 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
     var stopped = false
     /// Nodes whose dialed connection has data-plane frames written but not flushed yet.
     var flushPending: Set<String> = []
+    /// Accepted connections with answers written but not flushed yet.
+    var answersPending: [ObjectIdentifier: Channel] = [:]
 
     /// A dialer sends a heartbeat this often and the listener echoes it, so both ends notice
     /// a peer that vanished without closing its socket (a host gone, not a process).
@@ -368,10 +370,20 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
 
     /// Answers a request on the connection it came on (the requester's dialed connection):
     /// the answer needs no connection of this node's own, which may be reconnecting.
+    /// Flushed once per event-loop turn, as `sendData` is: under load a turn answers many
+    /// forwarded commands of one peer, and a flush per answer was a system call each.
     func sendReply(_ frame: Frame, on channel: Channel) {
         guard let written = writeIfFits(frame, on: channel) else { return }
         counters.bytesSent += UInt64(written)
-        channel.flush()
+        let schedule = answersPending.isEmpty
+        answersPending[ObjectIdentifier(channel)] = channel
+        if schedule {
+            eventLoop.execute {
+                let channels = self.answersPending.values
+                self.answersPending = [:]
+                for channel in channels { channel.flush() }
+            }
+        }
     }
 
     /// Sends a data-plane frame to `node` on the connection this node dialed, flushed once
