@@ -282,7 +282,7 @@ public struct Keyspace: Sendable {
         // A timestamp too far ahead is refused by the clock, but the delta still merges: the
         // lattice join does not depend on clocks, only on dots.
         _ = try? clock.receive(delta.timestamp, physicalMilliseconds: now)
-        return join(delta.state, key: delta.key, now: now)
+        return join(delta.state, key: delta.key, now: now, delta: delta)
     }
 
     /// Merges another site's full state of `key` (anti-entropy repair).
@@ -296,8 +296,10 @@ public struct Keyspace: Sendable {
         return join(other, key: key, now: now)
     }
 
-    /// The join of a remote state into `key`, the clock already past its writes.
-    mutating func join(_ other: KeyState, key: [UInt8], now: UInt64) -> MergeOutcome {
+    /// The join of a remote state into `key`, the clock already past its writes. `delta`: the
+    /// delta `other` is the state of, joined where it lands (`KeyState.merge(_:policy:)` with
+    /// a delta visits only the elements it names; a backup applies every write this way).
+    mutating func join(_ other: KeyState, key: [UInt8], now: UInt64, delta: Delta? = nil) -> MergeOutcome {
         if !collected.isEmpty, keys[key] == nil, let tombstone = collected[key] {
             // Only the collected key's past (sent before every site agreed to drop it): it stays
             // collected. Anything else was written after the collection, by a site that may not
@@ -310,7 +312,7 @@ public struct Keyspace: Sendable {
         let policy = policy(for: key)
         var outcome = MergeOutcome(changed: false, events: [])
         let change = Self.change(&keys[key, default: StoredKey(isNew: true)], key: key, revision: revisionCounter + 1, now: now) { state in
-            outcome = state.merge(other, policy: policy)
+            outcome = delta.map { state.merge($0, asState: other, policy: policy) } ?? state.merge(other, policy: policy)
             return outcome.changed
         }
         settle(key, change)

@@ -105,7 +105,12 @@ public struct KeyState: Hashable, Sendable {
     /// nothing (rule 1); the result is independent of arrival order (rule 8).
     @discardableResult
     public mutating func merge(_ delta: Delta, policy: MergePolicy) -> MergeOutcome {
-        let state = delta.state
+        merge(delta, asState: delta.state, policy: policy)
+    }
+
+    /// `merge(delta, policy:)` for a caller that built `delta.state` already.
+    @discardableResult
+    public mutating func merge(_ delta: Delta, asState state: KeyState, policy: MergePolicy) -> MergeOutcome {
         var named = Set(state.elements.keys)
         for operation in delta.operations {
             switch operation {
@@ -496,7 +501,10 @@ public struct KeyState: Hashable, Sendable {
 
     /// Whether `element` holds an entry a reader sees (the key may still be expired).
     public func isVisible(_ element: Element) -> Bool {
-        !visibleEntries(of: element, after: restartInForce).isEmpty
+        // Without a restart in force every entry is visible, and the table holds no element
+        // without entries: a lookup, not a decode (HSET asks this of every field it writes).
+        guard let restart = restartInForce else { return elements.contains(element) }
+        return !visibleEntries(of: element, after: restart).isEmpty
     }
 
     /// RENAME: deletes `source` and writes its value and expiry to `destination` (replacing
