@@ -107,7 +107,7 @@ public enum FrameCodec {
     /// puts the prefix into its own buffer: the data plane sends several frames per write,
     /// and joining prefix and message cost each an array and a copy.
     public static func payloadIfFits(_ frame: Frame) -> [UInt8]? {
-        let payload = WireMessage.encode(frame.wire)
+        let payload = DataPlaneEncoding.encode(frame) ?? WireMessage.encode(frame.wire)
         return payload.count <= maximumFrameBytes ? payload : nil
     }
 
