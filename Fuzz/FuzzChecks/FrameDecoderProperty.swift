@@ -9,9 +9,11 @@ import Wire
 /// - Every frame it returns encodes within the limit and decodes back to itself, and that
 ///   encoding is canonical (encoding the decoded copy gives the same bytes).
 ///
-/// The input is also decoded as a bare frame payload, a `Delta` and a `KeyState`, so mutations
-/// reach the message decoders without having to keep a length prefix right; a decoded delta
-/// or state must round-trip too, and merging it must not trap (a peer's bytes end up there).
+/// The input is also decoded as a bare frame payload (where the data plane's in-place reader,
+/// when it takes the payload, must return what the generated code returns), a `Delta` and a
+/// `KeyState`, so mutations reach the message decoders without having to keep a length prefix
+/// right; a decoded delta or state must round-trip too, and merging it must not trap (a
+/// peer's bytes end up there).
 public enum FrameDecoderProperty {
     /// What one link's decoder made of its reads.
     struct Session: Equatable {
@@ -28,8 +30,12 @@ public enum FrameDecoderProperty {
         try compare(whole: whole, split: split, cut: cut)
         for frame in whole.frames { try checkRoundTrip(frame) }
 
-        if let payload = try? WireMessage.decode(Sessionfed_V1_Frame.self, from: input), let frame = try? Frame(wire: payload) {
+        let generated = (try? WireMessage.decode(Sessionfed_V1_Frame.self, from: input)).flatMap { try? Frame(wire: $0) }
+        if let frame = generated {
             try checkRoundTrip(frame)
+        }
+        if let readInPlace = input.withUnsafeBufferPointer({ DataPlaneDecoding.decode($0) }), readInPlace != generated {
+            throw PropertyViolation("the in-place reader returns what the generated code decodes", "\(readInPlace) against \(generated.map { "\($0)" } ?? "an error")")
         }
         if let delta = try? WireMessage.decodeDelta(input) {
             try checkDecoded(delta)

@@ -153,13 +153,20 @@ public struct FrameDecoder: Sendable {
             throw .frameTooLarge(length: length, limit: maximumFrameBytes)
         }
         guard bufferedBytes >= 4 + Int(length) else { return nil }
-        let payload = Array(buffer[start + 4..<start + 4 + Int(length)])
-        start += 4 + Int(length)
-        if start == buffer.count && buffer.capacity > Self.keptCapacity {
-            buffer = []
-            start = 0
+        let range = start + 4..<start + 4 + Int(length)
+        start = range.upperBound
+        defer {
+            if start == buffer.count && buffer.capacity > Self.keptCapacity {
+                buffer = []
+                start = 0
+            }
         }
-        return try Frame(wire: WireMessage.decode(Sessionfed_V1_Frame.self, from: payload))
+        // The data plane's hot frames are read in place; the rest, and anything not in the
+        // form our encoders write, through the generated code (`DataPlaneDecoding`).
+        if let frame = buffer.withUnsafeBufferPointer({ DataPlaneDecoding.decode(UnsafeBufferPointer(rebasing: $0[range])) }) {
+            return frame
+        }
+        return try Frame(wire: WireMessage.decode(Sessionfed_V1_Frame.self, from: Array(buffer[range])))
     }
 }
 
