@@ -8,7 +8,8 @@
 - with `--before-bin`, a single node of an earlier build (driven by the same client), for
   what the change that added replication cost a node alone.
 
-Loopback only; prints a Markdown table of throughput and p50/p99 latency, and the ratios.
+Loopback only; prints a Markdown table of throughput, p50/p99 latency and the CPU time the
+servers used per write (all server processes together, from /proc), and the ratios.
 
     SESSIONFED_BIN=.build/release/sessionfed python3 Benchmarks/replicated.py [--requests 100000] [--clients 50]
         [--before-bin PATH --before-label TEXT]
@@ -48,15 +49,30 @@ def wait_for_port(port, deadline_s=20):
     raise RuntimeError(f"nothing listens on {port}")
 
 
-def bench(binary, ports, arguments, extra=()):
+def cpu_seconds(pids):
+    """User and system CPU time the processes used so far (from /proc, in clock ticks)."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def bench(binary, ports, arguments, servers, extra=()):
+    """One `sessionfed bench` run, with the CPU time the servers (`servers`: their pids) used
+    per request: machine load moves req/s a lot and CPU per request much less."""
     command = [binary, "bench", "--json", "--requests", str(arguments.requests), "--clients", str(arguments.clients),
                "--command", arguments.command, *extra]
     for port in ports:
         command += ["--port", str(port)]
+    before = cpu_seconds(servers)
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    used = cpu_seconds(servers) - before
     if result.returncode != 0:
         raise RuntimeError(f"bench failed: {result.stdout}\n{result.stderr}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    measured["serverMicrosecondsPerRequest"] = used * 1e6 / arguments.requests
+    return measured
 
 
 def redis_server(port, workdir, replica_of=None):
@@ -106,11 +122,11 @@ def main():
             (workdir / name).mkdir()
         primary = redis_server(primary_port, workdir / "primary")
         try:
-            rows.append(("redis-server, no replica", bench(binary, [primary_port], arguments)))
+            rows.append(("redis-server, no replica", bench(binary, [primary_port], arguments, [primary.pid])))
             replica = redis_server(replica_port, workdir / "replica", replica_of=primary_port)
             try:
                 wait_replica_online(primary_port)
-                rows.append(("redis-server + 1 replica, WAIT 1 0 after each write", bench(binary, [primary_port], arguments, ["--wait-replicas", "1"])))
+                rows.append(("redis-server + 1 replica, WAIT 1 0 after each write", bench(binary, [primary_port], arguments, [primary.pid, replica.pid], ["--wait-replicas", "1"])))
             finally:
                 stop(replica)
         finally:
@@ -123,7 +139,8 @@ def main():
                 single.start_all()
                 wait_for_port(single.ports[single.names[0]]["client"])
                 time.sleep(1.0)
-                rows.append((label, bench(binary, [single.ports[single.names[0]]["client"]], arguments)))
+                pids = [single.processes[single.names[0]].handle.pid]
+                rows.append((label, bench(binary, [single.ports[single.names[0]]["client"]], arguments, pids)))
             finally:
                 single.stop_all()
         # A site of three with backupCount 1, clients on every node.
@@ -132,19 +149,21 @@ def main():
             site.start_all()
             site.wait_converged()
             ports = [site.ports[node]["client"] for node in site.names]
-            rows.append(("sessionfed, 3-node site, backupCount 1", bench(binary, ports, arguments)))
+            pids = [site.processes[node].handle.pid for node in site.names]
+            rows.append(("sessionfed, 3-node site, backupCount 1", bench(binary, ports, arguments, pids)))
         finally:
             site.stop_all()
     print(f"`sessionfed bench --command {arguments.command} --clients {arguments.clients} --requests {arguments.requests}` (pipeline 1)\n")
-    print("| setup | req/s | p50 µs | p99 µs |")
-    print("| --- | --- | --- | --- |")
+    print("| setup | req/s | p50 µs | p99 µs | server CPU per write µs |")
+    print("| --- | --- | --- | --- | --- |")
     for name, result in rows:
-        print(f"| {name} | {int(result['requestsPerSecond']):,} | {result['p50Microseconds']:,} | {result['p99Microseconds']:,} |")
+        print(f"| {name} | {int(result['requestsPerSecond']):,} | {result['p50Microseconds']:,} | {result['p99Microseconds']:,} | {result['serverMicrosecondsPerRequest']:.1f} |")
     byname = dict(rows)
     replicated = byname["sessionfed, 3-node site, backupCount 1"]
     waited = byname["redis-server + 1 replica, WAIT 1 0 after each write"]
     print(f"\nreplicated ratio (sessionfed site / redis + WAIT): throughput {replicated['requestsPerSecond'] / waited['requestsPerSecond']:.2f}, "
-          f"p99 {replicated['p99Microseconds'] / waited['p99Microseconds']:.2f} (below 1 is better)")
+          f"p99 {replicated['p99Microseconds'] / waited['p99Microseconds']:.2f} (below 1 is better), "
+          f"server CPU per write {replicated['serverMicrosecondsPerRequest'] / waited['serverMicrosecondsPerRequest']:.2f} (below 1 is better)")
 
 
 if __name__ == "__main__":
