@@ -93,7 +93,7 @@ def main():
     text = README.read_text()
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1].lstrip("\n")
+        text = head + section + "\n" + rest.split(END, 1)[1].lstrip("\n")
     else:
         # First run: the section goes after the introduction, before the dated history.
         first = text.index("\n## ")
