@@ -102,17 +102,17 @@ let package = Package(
         // tests that replay the committed corpus in every `swift test`.
         .target(
             name: "FuzzChecks",
-            dependencies: ["RESP", "Wire", "Topology", "SessionModel", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["RESP", "Wire", "Topology", "SessionModel", "CLibFuzzer", .product(name: "NIOCore", package: "swift-nio")],
             path: "Fuzz/FuzzChecks"
         ),
-        // libFuzzer's driver, declared for the fuzz targets' `main` (libFuzzer links only with
-        // -sanitize=fuzzer).
+        // libFuzzer's driver, declared for the fuzz targets' `main` (`FuzzTarget.main`; libFuzzer
+        // links only with -sanitize=fuzzer).
         .target(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"),
         // libFuzzer targets when built with `-sanitize=fuzzer -DFUZZING` (scripts/fuzz/run.sh);
         // otherwise a `main` that replays the files it is given, so `swift build` stays plain.
-        .executableTarget(name: "FuzzRESPParser", dependencies: ["FuzzChecks", "CLibFuzzer"], path: "Fuzz/FuzzRESPParser"),
-        .executableTarget(name: "FuzzFrameDecoder", dependencies: ["FuzzChecks", "CLibFuzzer"], path: "Fuzz/FuzzFrameDecoder"),
-        .executableTarget(name: "FuzzTopologyParser", dependencies: ["FuzzChecks", "CLibFuzzer"], path: "Fuzz/FuzzTopologyParser"),
+        .executableTarget(name: "FuzzRESPParser", dependencies: ["FuzzChecks"], path: "Fuzz/FuzzRESPParser"),
+        .executableTarget(name: "FuzzFrameDecoder", dependencies: ["FuzzChecks"], path: "Fuzz/FuzzFrameDecoder"),
+        .executableTarget(name: "FuzzTopologyParser", dependencies: ["FuzzChecks"], path: "Fuzz/FuzzTopologyParser"),
         .testTarget(name: "SessionModelTests", dependencies: ["SessionModel", "Wire"]),
         .testTarget(name: "WireTests", dependencies: ["SessionModel", "Wire", "Federation", "Replication", "ControlPlane", "FuzzChecks"]),
         .testTarget(name: "RESPTests", dependencies: ["RESP", "FuzzChecks", .product(name: "NIOCore", package: "swift-nio")]),

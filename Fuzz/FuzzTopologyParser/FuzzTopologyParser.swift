@@ -1,36 +1,14 @@
-import CLibFuzzer
 import FuzzChecks
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
-/// libFuzzer's entry point: one input through the topology parser's properties. A broken property traps,
-/// so libFuzzer keeps the input as a crash.
+/// libFuzzer's entry point: one input through the topology parser's properties (`FuzzTarget`).
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzTopologyParser(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    let input = size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size))
-    do {
-        try TopologyParserProperty.check(input)
-    } catch {
-        fatalError("\(error)")
-    }
-    return 0
+    FuzzTarget.run(data, size, check: TopologyParserProperty.check)
 }
 
-/// Built with `-sanitize=fuzzer -DFUZZING` (scripts/fuzz/run.sh): libFuzzer, with its usual
-/// options. Otherwise (plain `swift build`, no libFuzzer): replays the files or directories
-/// named on the command line.
+/// libFuzzer's driver when built for fuzzing, a replay of the files it is given otherwise.
 @main enum FuzzTopologyParserMain {
     static func main() {
-        #if FUZZING
-        var argc = CommandLine.argc
-        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
-        exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzTopologyParser))
-        #else
-        replayCorpus(arguments: Array(CommandLine.arguments.dropFirst()), check: TopologyParserProperty.check)
-        #endif
+        FuzzTarget.main(entry: fuzzTopologyParser, check: TopologyParserProperty.check)
     }
 }
