@@ -55,10 +55,8 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
     var listener: Channel?
     var timers: [RepeatedTask] = []
     var stopped = false
-    /// Nodes whose dialed connection has data-plane frames written but not flushed yet.
-    var flushPending: Set<String> = []
-    /// Accepted connections with answers written but not flushed yet.
-    var answersPending: [ObjectIdentifier: Channel] = [:]
+    /// Connections with data-plane frames or answers written but not flushed yet.
+    var flushPending: [ObjectIdentifier: Channel] = [:]
 
     /// A dialer sends a heartbeat this often and the listener echoes it, so both ends notice
     /// a peer that vanished without closing its socket (a host gone, not a process).
@@ -375,14 +373,19 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
     func sendReply(_ frame: Frame, on channel: Channel) {
         guard let written = writeIfFits(frame, on: channel) else { return }
         counters.bytesSent += UInt64(written)
-        let schedule = answersPending.isEmpty
-        answersPending[ObjectIdentifier(channel)] = channel
-        if schedule {
-            eventLoop.execute {
-                let channels = self.answersPending.values
-                self.answersPending = [:]
-                for channel in channels { channel.flush() }
-            }
+        flushAtEndOfTurn(channel)
+    }
+
+    /// Flushes `channel` once the event loop's turn is over, however many frames the turn
+    /// writes on it.
+    func flushAtEndOfTurn(_ channel: Channel) {
+        let schedule = flushPending.isEmpty
+        flushPending[ObjectIdentifier(channel)] = channel
+        guard schedule else { return }
+        eventLoop.execute {
+            let channels = self.flushPending.values
+            self.flushPending = [:]
+            for channel in channels { channel.flush() }
         }
     }
 
@@ -400,12 +403,7 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
         else { return nil }
         counters.bytesSent += UInt64(written)
         links[node]!.framesSent += 1
-        if flushPending.insert(node).inserted {
-            eventLoop.execute {
-                self.flushPending.remove(node)
-                self.links[node]?.channel?.flush()
-            }
-        }
+        flushAtEndOfTurn(channel)
         return written
     }
 
