@@ -45,17 +45,6 @@ struct CompactElements: Hashable, Sendable {
         self.records = UInt32(records)
     }
 
-    /// The buffer of one record (`size`: its `recordSize`).
-    init(_ element: Element, _ entries: [ElementEntry], size: Int) {
-        bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
-            var writer = Writer(buffer)
-            writer.record(element, entries)
-            precondition(writer.offset == size, "Invalid state: a record's size was miscounted")
-            initialized = size
-        }
-        records = 1
-    }
-
     // MARK: Reading
 
     /// The entries of `element`, nil when the buffer does not hold it.

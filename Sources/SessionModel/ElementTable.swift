@@ -38,16 +38,9 @@ public struct ElementTable: Sendable {
 
     /// The table of `pairs`: in `Element` order, each element once with its entries sorted by
     /// dot, none empty. Saves building a dictionary only to sort it again.
-    init(sortedPairs pairs: [(key: SessionModel.Element, value: [ElementEntry])]) {
+    init(sortedPairs pairs: some Collection<(key: SessionModel.Element, value: [ElementEntry])>) {
         assert(zip(pairs, pairs.dropFirst()).allSatisfy { $0.key < $1.key } && !pairs.contains { $0.value.isEmpty }, "pairs out of order or empty")
         storage = Self.fitsCompact(pairs) ? .compact(CompactElements(sorted: pairs)) : .hashed(Dictionary(uniqueKeysWithValues: pairs.lazy.map { ($0.key, $0.value) }))
-    }
-
-    /// The table of one element (`entries` sorted by dot, not empty).
-    init(_ element: SessionModel.Element, _ entries: [ElementEntry]) {
-        assert(!entries.isEmpty, "an element without entries")
-        let size = CompactElements.recordSize(element, entries)
-        storage = size <= Self.compactByteLimit ? .compact(CompactElements(element, entries, size: size)) : .hashed([element: entries])
     }
 
     /// Whether elements fit the buffer's limits (counted without encoding them).

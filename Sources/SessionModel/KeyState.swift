@@ -460,18 +460,10 @@ public struct KeyState: Hashable, Sendable {
                 }
             }
         } else if written.count == 1 {
-            // A SET: one element, built without a list of pairs.
-            let only = written[0]
-            elements = ElementTable(only.element, [only.entry])
-            summary = ElementSummary()
-            summary.add(only.element, [only.entry])
-            sortedIndex = SortedSetIndex()
-            sortedIndex.add(only.element, [only.entry])
+            // A SET: one element, without building an array of pairs.
+            replaceElements(with: CollectionOfOne((key: written[0].element, value: [written[0].entry])))
         } else {
-            let pairs = written.map { (key: $0.element, value: [$0.entry]) }.sorted { $0.key < $1.key }
-            elements = ElementTable(sortedPairs: pairs)
-            summary = ElementSummary(pairs)
-            sortedIndex = SortedSetIndex(pairs)
+            replaceElements(with: written.map { (key: $0.element, value: [$0.entry]) }.sorted { $0.key < $1.key })
         }
         context.formUnion(delta.context)
         delta.insertDots(into: &context)
@@ -483,6 +475,13 @@ public struct KeyState: Hashable, Sendable {
                 if survivors.count != entries.count { setEntries(survivors, of: element) }
             }
         }
+    }
+
+    /// The key holds `pairs` alone (in `Element` order, each element once, none empty).
+    private mutating func replaceElements(with pairs: some Collection<(key: Element, value: [ElementEntry])>) {
+        elements = ElementTable(sortedPairs: pairs)
+        summary = ElementSummary(pairs)
+        sortedIndex = SortedSetIndex(pairs)
     }
 
     /// Whether a client sees the key at `now`: not expired and holding data.

@@ -34,7 +34,7 @@ import Testing
                 let sorted = reference.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) }
                 #expect(ElementTable(sortedPairs: sorted) == table, "\(context)")
                 if let only = sorted.first, sorted.count == 1 {
-                    #expect(ElementTable(only.key, only.value) == table, "one element, \(context)")
+                    #expect(ElementTable(sortedPairs: CollectionOfOne(only)) == table, "one element, \(context)")
                 }
                 #expect(rebuilt.hashValue == table.hashValue, "\(context)")
                 if case .compact(let built) = rebuilt.storage, case .compact(let changed) = table.storage {
