@@ -20,6 +20,8 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
     var output: ByteBuffer?
     var session = ClientSession()
     var clientID: UInt64 = 0
+    /// This connection's entry in CLIENT LIST's idle and cmd columns, updated in place.
+    var activity: ClientActivity?
     var closing = false
     /// Inside EXEC: replies are collected into one array instead of written.
     var capturedReplies: [RESPValue]?
@@ -58,6 +60,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
             return
         }
         clientID = state.registerClient(channel: context.channel)
+        activity = state.clients[clientID]?.activity
         session.authenticated = !state.requiresAuthentication
         context.fireChannelActive()
     }
@@ -178,24 +181,26 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
     /// The last command's name as the client sent it, resolved. A client repeats a few
     /// commands, so a name is lowercased and looked up in the tables once rather than on
     /// every command (about a twentieth of a pipelined GET).
-    var lastResolved: (sent: [UInt8], name: String, spec: CommandSpec?, isData: Bool)?
+    var lastResolved: ResolvedCommand?
 
-    func resolve(_ sent: [UInt8]) -> (name: String, spec: CommandSpec?, isData: Bool) {
-        if let last = lastResolved, last.sent == sent { return (last.name, last.spec, last.isData) }
+    func resolve(_ sent: [UInt8]) -> ResolvedCommand {
+        if let last = lastResolved, last.sent == sent { return last }
         let name = String(decoding: sent, as: UTF8.self).lowercased()
-        let resolved = (sent: sent, name: name, spec: CommandTable.spec(for: name), isData: Keyspace.isDataCommand(name))
+        let resolved = ResolvedCommand(
+            sent: sent, name: name, spec: CommandTable.spec(for: name), isData: Keyspace.isDataCommand(name),
+            slot: state.statistics.commands.slot(for: name)
+        )
         lastResolved = resolved
-        return (resolved.name, resolved.spec, resolved.isData)
+        return resolved
     }
 
     func execute(_ arguments: [[UInt8]], context: ChannelHandlerContext) {
-        let (name, found, isData) = resolve(arguments[0])
+        let resolved = resolve(arguments[0])
+        let name = resolved.name, found = resolved.spec
         now = WallClock.nowMilliseconds()
         state.statistics.commandsProcessed += 1
-        if let index = state.clients.index(forKey: clientID) {
-            state.clients.values[index].lastCommand = name
-            state.clients.values[index].lastActivity = now
-        }
+        activity?.lastCommand = name
+        activity?.lastActivity = now
 
         guard let spec = found else {
             session.markTransactionFailed()
@@ -235,8 +240,8 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
             reply(.simpleString("QUEUED"))
             return
         }
-        state.statistics.commandsByName[name, default: 0] += 1
-        run(name, spec, arguments, context: context, isData: isData)
+        state.statistics.commands.count(slot: resolved.slot)
+        run(name, spec, arguments, context: context, isData: resolved.isData)
     }
 
     /// Redis's answer to a write on a read-only replica, word for word: clients act on it.
@@ -263,7 +268,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
                 reply(.error("LOADING sessionfed is recovering its data from the other sites of the federation"))
                 return
             }
-            if refusesWrite(name, spec) {
+            if spec.flags.contains(.write) && !state.acceptsWrites {
                 reply(Self.readOnly)
                 return
             }
@@ -392,7 +397,7 @@ extension ClientConnectionHandler {
             for arguments in queued {
                 let name = String(decoding: arguments[0], as: UTF8.self).lowercased()
                 guard let spec = CommandTable.spec(for: name) else { continue }
-                self.state.statistics.commandsByName[name, default: 0] += 1
+                self.state.statistics.commands.count(name)
                 guard Keyspace.isDataCommand(name) else {
                     self.run(name, spec, arguments, context: context)
                     continue
@@ -416,6 +421,25 @@ extension ClientConnectionHandler {
             self.capturedReplies = nil
             return CommandResult(reply: .array(replies), deltas: deltas, events: events)
         }, done: { self.resume(with: .value($0)) })
+    }
+}
+
+/// A command name as a connection resolved it (`ClientConnectionHandler.resolve`). A class:
+/// kept from one command to the next, it is handed on without copying its fields.
+final class ResolvedCommand {
+    let sent: [UInt8]
+    let name: String
+    let spec: CommandSpec?
+    let isData: Bool
+    /// Its counter in `RuntimeStatistics.commands`.
+    let slot: Int
+
+    init(sent: [UInt8], name: String, spec: CommandSpec?, isData: Bool, slot: Int) {
+        self.sent = sent
+        self.name = name
+        self.spec = spec
+        self.isData = isData
+        self.slot = slot
     }
 }
 

@@ -304,7 +304,7 @@ extension ClientConnectionHandler {
         for arguments in queued {
             let name = String(decoding: arguments[0], as: UTF8.self).lowercased()
             guard let spec = CommandTable.spec(for: name) else { continue }
-            state.statistics.commandsByName[name, default: 0] += 1
+            state.statistics.commands.count(name)
             run(name, spec, arguments, context: context)
         }
         let replies = capturedReplies ?? []

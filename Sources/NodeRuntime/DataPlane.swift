@@ -549,7 +549,7 @@ final class DataPlane: @unchecked Sendable {
             }
             return
         }
-        state.statistics.commandsByName[name, default: 0] += 1
+        state.statistics.commands.count(name)
         runAsPrimary(command.arguments, name: name, spec: spec, partitions: partitions, database: Int(command.database), done: answer)
     }
 

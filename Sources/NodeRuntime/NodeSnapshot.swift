@@ -215,7 +215,7 @@ extension NodeState {
             longestStepMilliseconds: Double(slowSteps.longestNanoseconds / 1_000) / 1_000,
             maximumMemoryBytes: keyspace.configuration.maximumMemoryBytes,
             commandsProcessed: statistics.commandsProcessed,
-            commandsByName: statistics.commandsByName,
+            commandsByName: statistics.commands.byName,
             connectionsReceived: statistics.connectionsReceived,
             connectionsRejected: statistics.rejectedConnections,
             protocolErrors: statistics.protocolErrors,

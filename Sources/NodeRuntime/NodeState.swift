@@ -20,10 +20,23 @@ struct ClientRecord {
     var protocolVersion: RESPVersion = .v2
     /// SELECT's database, for CLIENT LIST.
     var database = 0
-    var lastCommand = "NULL"
-    var lastActivity: UInt64
+    /// Shared with the connection's handler, which updates it on every command without a
+    /// lookup in `NodeState.clients`.
+    let activity: ClientActivity
+    var lastCommand: String { activity.lastCommand }
+    var lastActivity: UInt64 { activity.lastActivity }
     var channels: Set<[UInt8]> = []
     var patterns: Set<[UInt8]> = []
+}
+
+/// A client's last command and when it ran (CLIENT LIST's cmd and idle).
+final class ClientActivity {
+    var lastCommand = "NULL"
+    var lastActivity: UInt64
+
+    init(lastActivity: UInt64) {
+        self.lastActivity = lastActivity
+    }
 }
 
 /// The node's shared state. Confined to one event loop: every access happens on `eventLoop`
@@ -90,7 +103,7 @@ final class NodeState: @unchecked Sendable {
             remoteAddress: channel.remoteAddress.map(Self.describe) ?? "?",
             localAddress: channel.localAddress.map(Self.describe) ?? "?",
             connectedAt: now,
-            lastActivity: now
+            activity: ClientActivity(lastActivity: now)
         )
         statistics.connectionsReceived += 1
         return id
@@ -259,9 +272,17 @@ struct RuntimeStatistics {
     var connectionsReceived: UInt64 = 0
     var rejectedConnections: UInt64 = 0
     var commandsProcessed: UInt64 = 0
-    var commandsByName: [String: UInt64] = [:]
+    var commands = CommandCounts()
     var protocolErrors: UInt64 = 0
     var rejectedForMemory: UInt64 = 0
+
+    /// CONFIG RESETSTAT: every counter from zero; the command slots connections hold stay.
+    mutating func reset() {
+        var commands = self.commands
+        commands.zero()
+        self = RuntimeStatistics()
+        self.commands = commands
+    }
 }
 
 extension NodeState {

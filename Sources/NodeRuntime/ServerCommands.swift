@@ -163,7 +163,7 @@ extension ClientConnectionHandler {
             state.encodingSettings = encodings
             reply(.ok)
         case "RESETSTAT":
-            state.statistics = RuntimeStatistics()
+            state.statistics.reset()
             reply(.ok)
         default:
             reply(RedisError.unknownSubcommand(arguments[1], of: "config"))

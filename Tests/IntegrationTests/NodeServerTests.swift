@@ -134,6 +134,33 @@ import Glibc
         }
     }
 
+    /// Counters a connection updates in place (its command's slot, its CLIENT LIST entry)
+    /// stay right across CONFIG RESETSTAT and between connections.
+    @Test func commandCounts_clientList_afterResetstat() throws {
+        let node = try NodeProcess()
+        defer { #expect(node.terminate() == 0) }
+        let client = try RESPTestClient(port: node.clientPort)
+        let other = try RESPTestClient(port: node.clientPort)
+        _ = try client.command("HSET", "h", "f", "v")
+        _ = try client.command("GET", "k")
+        #expect(try client.command("CONFIG", "RESETSTAT") == .simple("OK"))
+        _ = try client.command("GET", "k")
+        _ = try other.command("GET", "k")
+        _ = try other.command("SET", "k", "v")
+        let metrics = try httpGet(port: node.adminPort, path: "/metrics")
+        #expect(metrics.contains("sessionfed_commands_by_name_total{command=\"get\"} 2"), "\(metrics)")
+        #expect(metrics.contains("sessionfed_commands_by_name_total{command=\"set\"} 1"), "\(metrics)")
+        #expect(!metrics.contains("sessionfed_commands_by_name_total{command=\"hset\"}"), "counted before the reset")
+        guard case .bulk(let list?) = try other.command("CLIENT", "LIST") else {
+            Issue.record("CLIENT LIST did not answer a bulk string")
+            return
+        }
+        let lines = String(decoding: list, as: UTF8.self).split(separator: "\n")
+        #expect(lines.count == 2, "\(lines)")
+        #expect(lines.contains { $0.contains("cmd=get ") }, "the first connection's last command: \(lines)")
+        #expect(lines.contains { $0.contains("cmd=client ") }, "this connection's: \(lines)")
+    }
+
     /// A site of one node is its own majority: it elects itself and owns every partition,
     /// without any peer connection.
     @Test func oneNodeSite_leadsItsControlPlane() throws {
