@@ -187,7 +187,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
         if let last = lastResolved, last.sent == sent { return last }
         let name = String(decoding: sent, as: UTF8.self).lowercased()
         let resolved = ResolvedCommand(
-            sent: sent, name: name, spec: CommandTable.spec(for: name), isData: Keyspace.isDataCommand(name),
+            sent: sent, name: name, spec: CommandTable.spec(for: name), dataCommand: DataCommand(name: name),
             slot: state.statistics.commands.slot(for: name)
         )
         lastResolved = resolved
@@ -241,7 +241,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
             return
         }
         state.statistics.commands.count(slot: resolved.slot)
-        run(name, spec, arguments, context: context, isData: resolved.isData)
+        run(name, spec, arguments, context: context, resolved: resolved)
     }
 
     /// Redis's answer to a write on a read-only replica, word for word: clients act on it.
@@ -252,15 +252,16 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
     }
 
     /// Runs one command that is not queued (also used by EXEC for each queued command).
-    /// `isData`: whether the keyspace runs it, when the caller knows already.
-    func run(_ name: String, _ spec: CommandSpec, _ arguments: [[UInt8]], context: ChannelHandlerContext, isData: Bool? = nil) {
+    /// `resolved`: the name as the connection resolved it, when the caller has it.
+    func run(_ name: String, _ spec: CommandSpec, _ arguments: [[UInt8]], context: ChannelHandlerContext, resolved: ResolvedCommand? = nil) {
         if spec.flags.contains(.denyOOM) && state.keyspace.isOverMemoryLimit {
             state.statistics.rejectedForMemory += 1
             reply(RedisError.outOfMemory)
             return
         }
-        if isData ?? Keyspace.isDataCommand(name) {
-            if name == "eval" || name == "evalsha", !LockReleaseScript.recognises(arguments, name: name) {
+        let dataCommand = if let resolved { resolved.dataCommand } else { DataCommand(name: name) }
+        if let command = dataCommand {
+            if command == .eval || command == .evalsha, !LockReleaseScript.recognises(arguments, name: name) {
                 reply(LockReleaseScript.refusal(for: name))
                 return
             }
@@ -273,7 +274,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
                 return
             }
             // From here on, every layer sees stored key names: the database is in them.
-            runData(DatabaseKeys.storedArguments(arguments, spec: spec, database: session.database), name: name, spec: spec)
+            runData(DatabaseKeys.storedArguments(arguments, spec: spec, database: session.database), name: name, spec: spec, command: command)
             return
         }
         switch name {
@@ -319,7 +320,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
     }
 
     /// Runs a data command whose keys are stored names already.
-    func runData(_ arguments: [[UInt8]], name: String, spec: CommandSpec) {
+    func runData(_ arguments: [[UInt8]], name: String, spec: CommandSpec, command: DataCommand) {
         if let dataPlane = state.dataPlane {
             if capturedReplies != nil {
                 runInTransaction(arguments, name: name, spec: spec, dataPlane: dataPlane)
@@ -331,10 +332,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
             }
             return
         }
-        guard let result = state.keyspace.execute(arguments, name: name, now: now, database: session.database) else {
-            reply(RedisError.unknownCommand(arguments))
-            return
-        }
+        let result = state.keyspace.execute(arguments, command: command, now: now, database: session.database)
         state.replicate(result.deltas, now: now)
         reply(result.reply)
         state.notify(result.events)
@@ -430,15 +428,16 @@ final class ResolvedCommand {
     let sent: [UInt8]
     let name: String
     let spec: CommandSpec?
-    let isData: Bool
+    /// Nil for a command the keyspace does not run.
+    let dataCommand: DataCommand?
     /// Its counter in `RuntimeStatistics.commands`.
     let slot: Int
 
-    init(sent: [UInt8], name: String, spec: CommandSpec?, isData: Bool, slot: Int) {
+    init(sent: [UInt8], name: String, spec: CommandSpec?, dataCommand: DataCommand?, slot: Int) {
         self.sent = sent
         self.name = name
         self.spec = spec
-        self.isData = isData
+        self.dataCommand = dataCommand
         self.slot = slot
     }
 }
