@@ -282,12 +282,16 @@ public struct Keyspace: Sendable {
         return delta.take()
     }
 
-    /// Merges a delta from another site (used by federation and by tests).
+    /// Merges a delta from another site (used by federation and by tests). A backup applies
+    /// every write of its primary this way. The delta is joined where it lands
+    /// (`KeyState.merge(_:policy:)` visits only the elements it names).
     public mutating func merge(_ delta: Delta, now: UInt64) -> MergeOutcome {
         // A timestamp too far ahead is refused by the clock, but the delta still merges: the
         // lattice join does not depend on clocks, only on dots.
         _ = try? clock.receive(delta.timestamp, physicalMilliseconds: now)
-        return join(delta.state, key: delta.key, now: now, delta: delta)
+        return join(key: delta.key, now: now, writesAfter: { seen in delta.entries.contains { !seen.contains($0.entry.dot) } }) {
+            $0.merge(delta, policy: $1)
+        }
     }
 
     /// Merges another site's full state of `key` (anti-entropy repair).
@@ -298,18 +302,22 @@ public struct Keyspace: Sendable {
         if let latest = other.elements.values.lazy.flatMap({ $0 }).map(\.timestamp).max() {
             _ = try? clock.receive(latest, physicalMilliseconds: now)
         }
-        return join(other, key: key, now: now)
+        return join(key: key, now: now, writesAfter: { seen in other.elements.values.contains { $0.contains { !seen.contains($0.dot) } } }) {
+            $0.merge(other, policy: $1)
+        }
     }
 
-    /// The join of a remote state into `key`, the clock already past its writes. `delta`: the
-    /// delta `other` is the state of, joined where it lands (`KeyState.merge(_:policy:)` with
-    /// a delta visits only the elements it names; a backup applies every write this way).
-    mutating func join(_ other: KeyState, key: [UInt8], now: UInt64, delta: Delta? = nil) -> MergeOutcome {
+    /// The join of a remote write or state into `key`, the clock already past its writes.
+    /// `writesAfter`: whether what arrives holds an entry a collected key's tombstone (its
+    /// context) has not seen. `body` joins it into the key's state under the key's policy.
+    mutating func join(
+        key: [UInt8], now: UInt64, writesAfter: (CausalContext) -> Bool, _ body: (inout KeyState, MergePolicy) -> MergeOutcome
+    ) -> MergeOutcome {
         if !collected.isEmpty, keys[key] == nil, let tombstone = collected[key] {
             // Only the collected key's past (sent before every site agreed to drop it): it stays
             // collected. Anything else was written after the collection, by a site that may not
             // remember the key: the key starts again from nothing, as it did there.
-            guard other.elements.values.contains(where: { $0.contains { !tombstone.context.contains($0.dot) } }) else {
+            guard writesAfter(tombstone.context) else {
                 return MergeOutcome(changed: false, events: [])
             }
             collected[key] = nil
@@ -317,7 +325,7 @@ public struct Keyspace: Sendable {
         let policy = policy(for: key)
         var outcome = MergeOutcome(changed: false, events: [])
         let change = Self.change(&keys[key, default: StoredKey(isNew: true)], key: key, revision: revisionCounter + 1, now: now) { state in
-            outcome = delta.map { state.merge($0, asState: other, policy: policy) } ?? state.merge(other, policy: policy)
+            outcome = body(&state, policy)
             return outcome.changed
         }
         settle(key, change)

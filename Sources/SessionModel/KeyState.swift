@@ -103,15 +103,12 @@ public struct KeyState: Hashable, Sendable {
 
     /// Merges a delta from another site (or a replayed one). Duplicates and stale deltas change
     /// nothing (rule 1); the result is independent of arrival order (rule 8).
+    /// The delta is read in place (`DeltaSide`); `delta.state` is built only when the join
+    /// must visit the whole key.
     @discardableResult
     public mutating func merge(_ delta: Delta, policy: MergePolicy) -> MergeOutcome {
-        merge(delta, asState: delta.state, policy: policy)
-    }
-
-    /// `merge(delta, policy:)` for a caller that built `delta.state` already.
-    @discardableResult
-    public mutating func merge(_ delta: Delta, asState state: KeyState, policy: MergePolicy) -> MergeOutcome {
-        var named = Set(state.elements.keys)
+        let side = DeltaSide(delta)
+        var named = Set(side.written.lazy.map(\.element))
         for operation in delta.operations {
             switch operation {
             case .removeField(let field): named.insert(.field(field))
@@ -120,7 +117,7 @@ public struct KeyState: Hashable, Sendable {
             default: break
             }
         }
-        return joinTouching(state, named: named, policy: policy) ?? join(state, policy: policy)
+        return joinTouching(side, named: named, policy: policy) ?? join(delta.state, policy: policy)
     }
 
     /// Merges another replica's full state (anti-entropy): the same join as for a delta.
@@ -172,7 +169,7 @@ public struct KeyState: Hashable, Sendable {
     /// a dot this state knows outside those elements (a delete observed the whole key, or this
     /// copy's history differs), it brings a delete under delete-wins, or it is too large to
     /// check cheaply.
-    mutating func joinTouching(_ other: KeyState, named: Set<Element>, policy: MergePolicy) -> MergeOutcome? {
+    mutating func joinTouching(_ other: some JoinSide, named: Set<Element>, policy: MergePolicy) -> MergeOutcome? {
         guard named.count <= Self.touchingJoinLimit, let otherDots = other.context.dots(atMost: Self.touchingJoinLimit * 4) else { return nil }
         if policy.delete == .deleteWins, !deletes.covers(other.deletes) { return nil }
         // Each named element read once (a compact table decodes it on every read).
@@ -215,8 +212,8 @@ public struct KeyState: Hashable, Sendable {
 
     /// One element's entries joined with `other`'s, sorted by dot: an entry stays on both sides,
     /// or on one side when the other has not seen its dot. Records the dots it added.
-    private func joinedEntries(of element: Element, mine: [ElementEntry]? = nil, with other: KeyState, added: inout [Element: [Dot]]) -> [ElementEntry] {
-        let theirs = other.elements[element] ?? []
+    private func joinedEntries(of element: Element, mine: [ElementEntry]? = nil, with other: some JoinSide, added: inout [Element: [Dot]]) -> [ElementEntry] {
+        let theirs = other.entries(of: element)
         var kept = (mine ?? elements[element] ?? []).filter { entry in
             !other.context.contains(entry.dot) || theirs.contains { $0.dot == entry.dot }
         }

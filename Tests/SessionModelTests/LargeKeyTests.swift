@@ -32,9 +32,13 @@ import Testing
             let expected = whole.merge(delta.state, policy: .default)
             var named = Set(delta.state.elements.keys)
             if case .removeFields(let names) = write { for name in names { named.insert(.field(name)) } }
+            var inPlace = state
             let joined = state.joinTouching(delta.state, named: named, policy: .default)
             let outcome = try #require(joined, "joined by its elements: \(write)")
             #expect(state == whole && outcome == expected)
+            // The delta read in place, without its state, joins to the same.
+            let joinedInPlace = inPlace.joinTouching(DeltaSide(delta), named: named, policy: .default)
+            #expect(inPlace == whole && joinedInPlace == expected, "\(write)")
             copy.receive(delta)
         }
         #expect(copy.state(key) == primary.state(key))
