@@ -178,24 +178,11 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
 
     // MARK: Dispatch
 
-    /// The last command's name as the client sent it, resolved. A client repeats a few
-    /// commands, so a name is lowercased and looked up in the tables once rather than on
-    /// every command (about a twentieth of a pipelined GET).
-    var lastResolved: ResolvedCommand?
-
-    func resolve(_ sent: [UInt8]) -> ResolvedCommand {
-        if let last = lastResolved, last.sent == sent { return last }
-        let name = String(decoding: sent, as: UTF8.self).lowercased()
-        let resolved = ResolvedCommand(
-            sent: sent, name: name, spec: CommandTable.spec(for: name), dataCommand: DataCommand(name: name),
-            slot: state.statistics.commands.slot(for: name)
-        )
-        lastResolved = resolved
-        return resolved
-    }
+    /// Command names as the client sent them, resolved once (`CommandResolver`).
+    var resolver = CommandResolver()
 
     func execute(_ arguments: [[UInt8]], context: ChannelHandlerContext) {
-        let resolved = resolve(arguments[0])
+        let resolved = resolver.resolve(arguments[0], counts: &state.statistics.commands)
         let name = resolved.name, found = resolved.spec
         now = WallClock.nowMilliseconds()
         state.statistics.commandsProcessed += 1
@@ -327,7 +314,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
                 return
             }
             suspended = true
-            dataPlane.route(arguments, name: name, spec: spec, protocolVersion: session.protocolVersion, database: session.database) { routed in
+            dataPlane.route(arguments, name: name, spec: spec, protocolVersion: session.protocolVersion, database: session.database, command: command) { routed in
                 self.resume(with: routed)
             }
             return
@@ -419,26 +406,6 @@ extension ClientConnectionHandler {
             self.capturedReplies = nil
             return CommandResult(reply: .array(replies), deltas: deltas, events: events)
         }, done: { self.resume(with: .value($0)) })
-    }
-}
-
-/// A command name as a connection resolved it (`ClientConnectionHandler.resolve`). A class:
-/// kept from one command to the next, it is handed on without copying its fields.
-final class ResolvedCommand {
-    let sent: [UInt8]
-    let name: String
-    let spec: CommandSpec?
-    /// Nil for a command the keyspace does not run.
-    let dataCommand: DataCommand?
-    /// Its counter in `RuntimeStatistics.commands`.
-    let slot: Int
-
-    init(sent: [UInt8], name: String, spec: CommandSpec?, dataCommand: DataCommand?, slot: Int) {
-        self.sent = sent
-        self.name = name
-        self.spec = spec
-        self.dataCommand = dataCommand
-        self.slot = slot
     }
 }
 

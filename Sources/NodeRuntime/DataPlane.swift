@@ -33,6 +33,8 @@ final class DataPlane: @unchecked Sendable {
     /// The map index this node's copies follow.
     var followedIndex: UInt64?
     var forwards: [UInt64: Forward] = [:]
+    /// Names of the commands other nodes forward here, resolved once.
+    var resolver = CommandResolver()
     /// Other sites' anti-entropy requests forwarded to their partition's primary.
     var roundRequests: [UInt64: RoundForward] = [:]
     var nextRequest: UInt64 = 1
@@ -169,8 +171,9 @@ final class DataPlane: @unchecked Sendable {
     /// partition it touches, else at the primary they share. Calls `done` once (perhaps
     /// before returning). Keys are stored names already (`DatabaseKeys`); `database` is the
     /// client's, which the keyless commands list, count or clear.
+    /// `command`: the name resolved, when the caller has it.
     func route(
-        _ arguments: [[UInt8]], name: String, spec: CommandSpec, protocolVersion: RESPVersion, database: Int,
+        _ arguments: [[UInt8]], name: String, spec: CommandSpec, protocolVersion: RESPVersion, database: Int, command: DataCommand? = nil,
         deadline: UInt64? = nil, done: @escaping (RoutedReply) -> Void
     ) {
         let now = WallClock.monotonicMilliseconds()
@@ -186,11 +189,11 @@ final class DataPlane: @unchecked Sendable {
                 // node returned, or a failover cleared the in-sync set) and will be soon.
                 let later = NIOLoopBound(done, eventLoop: eventLoop)
                 eventLoop.scheduleTask(in: .milliseconds(Self.routeRetryMilliseconds)) {
-                    self.route(arguments, name: name, spec: spec, protocolVersion: protocolVersion, database: database, deadline: deadline, done: later.value)
+                    self.route(arguments, name: name, spec: spec, protocolVersion: protocolVersion, database: database, command: command, deadline: deadline, done: later.value)
                 }
                 return
             }
-            runAsPrimary(arguments, name: name, spec: spec, partitions: partitions, database: database) { done(.value($0)) }
+            runAsPrimary(arguments, name: name, spec: spec, partitions: partitions, database: database, command: command) { done(.value($0)) }
             return
         }
         let retry = {
@@ -202,7 +205,7 @@ final class DataPlane: @unchecked Sendable {
             self.counters.forwardRetries += 1
             let later = NIOLoopBound(done, eventLoop: self.eventLoop)
             self.eventLoop.scheduleTask(in: .milliseconds(Self.routeRetryMilliseconds)) {
-                self.route(arguments, name: name, spec: spec, protocolVersion: protocolVersion, database: database, deadline: deadline, done: later.value)
+                self.route(arguments, name: name, spec: spec, protocolVersion: protocolVersion, database: database, command: command, deadline: deadline, done: later.value)
             }
         }
         guard let map = state.controlPlane?.raft.map else { return retry() }
@@ -249,8 +252,12 @@ final class DataPlane: @unchecked Sendable {
 
     /// Runs a command on this node's primary copies and calls `done` with its reply once
     /// every partition it wrote (or could see writes of) committed.
-    func runAsPrimary(_ arguments: [[UInt8]], name: String, spec: CommandSpec, partitions: Set<Int>, database: Int, done: @escaping (RESPValue) -> Void) {
-        let outcome = executeAsPrimary(arguments, name: name, spec: spec, partitions: partitions, database: database, now: WallClock.nowMilliseconds())
+    /// `command`: the name resolved, when the caller has it.
+    func runAsPrimary(
+        _ arguments: [[UInt8]], name: String, spec: CommandSpec, partitions: Set<Int>, database: Int, command: DataCommand? = nil,
+        done: @escaping (RESPValue) -> Void
+    ) {
+        let outcome = executeAsPrimary(arguments, name: name, spec: spec, partitions: partitions, database: database, now: WallClock.nowMilliseconds(), command: command)
         whenCommitted(outcome.waits, then: {
             done(outcome.result.reply)
             self.publish(outcome.result)
@@ -296,9 +303,16 @@ final class DataPlane: @unchecked Sendable {
     /// Runs one command on this node's primary copies (the caller checked `actsAsPrimary`)
     /// and hands its writes to the partitions' backups. A write to a partition below
     /// `minInSync` is refused here, before it runs, whatever path brought it.
-    func executeAsPrimary(_ arguments: [[UInt8]], name: String, spec: CommandSpec, partitions: Set<Int>, database: Int, now: UInt64) -> PrimaryOutcome {
+    func executeAsPrimary(
+        _ arguments: [[UInt8]], name: String, spec: CommandSpec, partitions: Set<Int>, database: Int, now: UInt64, command: DataCommand? = nil
+    ) -> PrimaryOutcome {
         if spec.flags.contains(.write), lacksReplicas(partitions) { return PrimaryOutcome(result: CommandResult(reply: Self.noReplicas), waits: []) }
-        let result = state.keyspace.execute(arguments, name: name, now: now, database: database) ?? CommandResult(reply: RedisError.unknownCommand(arguments))
+        let result: CommandResult
+        if let command {
+            result = state.keyspace.execute(arguments, command: command, now: now, database: database)
+        } else {
+            result = state.keyspace.execute(arguments, name: name, now: now, database: database) ?? CommandResult(reply: RedisError.unknownCommand(arguments))
+        }
         let writes = writes(result.deltas, expired: state.keyspace.drainReleasedByExpiry())
         var waits = submit(writes)
         // A read waits for the writes it may have seen: answered before they commit, it could
@@ -505,7 +519,8 @@ final class DataPlane: @unchecked Sendable {
     /// A command another node forwarded: run it if this node may act as primary of its
     /// partitions, else say so (the sender routes it again on its map).
     func runForwarded(_ command: ForwardedCommand, from peer: String, on channel: Channel, heldSince: UInt64? = nil) {
-        let name = String(decoding: command.arguments[0], as: UTF8.self).lowercased()
+        let resolved = resolver.resolve(command.arguments[0], counts: &state.statistics.commands)
+        let name = resolved.name
         let version = RESPVersion(rawValue: Int(command.protocolVersion)) ?? .v2
         func answer(_ value: RESPValue) {
             var buffer = ByteBufferAllocator().buffer(capacity: 64)
@@ -518,7 +533,7 @@ final class DataPlane: @unchecked Sendable {
             }
             transport?.sendReply(.forwardedReply(ForwardedReply(request: command.request, reply: bytes, notPrimary: false)), on: channel)
         }
-        guard let spec = CommandTable.spec(for: name), Keyspace.isDataCommand(name), spec.acceptsArgumentCount(command.arguments.count) else {
+        guard let spec = resolved.spec, let dataCommand = resolved.dataCommand, spec.acceptsArgumentCount(command.arguments.count) else {
             answer(RedisError.unknownCommand(command.arguments))
             return
         }
@@ -536,7 +551,7 @@ final class DataPlane: @unchecked Sendable {
             answer(.error("LOADING sessionfed is recovering its data from the other sites of the federation"))
             return
         }
-        if state.refusesWrite(name, spec) {
+        if spec.flags.contains(.write) && !state.acceptsWrites {
             // The sending node may still run an older topology (a role changed by a rolling
             // restart): this node's role decides.
             answer(ClientConnectionHandler.readOnly)
@@ -549,8 +564,8 @@ final class DataPlane: @unchecked Sendable {
             }
             return
         }
-        state.statistics.commands.count(name)
-        runAsPrimary(command.arguments, name: name, spec: spec, partitions: partitions, database: Int(command.database), done: answer)
+        state.statistics.commands.count(slot: resolved.slot)
+        runAsPrimary(command.arguments, name: name, spec: spec, partitions: partitions, database: Int(command.database), command: dataCommand, done: answer)
     }
 
     /// The connection to or from `peer` closed: commands forwarded to it may never be
