@@ -49,6 +49,7 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
 
     let state: NodeState
     let logger: Logger
+    let outgoing = OutgoingFrames()
     let connectionKind = "federation"
     let settings: FederationSettings
     /// Nil: plaintext (allowed on loopback only, which topology validation enforces).
@@ -277,6 +278,7 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
 
     /// A connection closed (either side, any reason).
     func closed(handler: Handler, channel: Channel) {
+        outgoing.drop(channel)
         switch handler.role {
         case .listener:
             if let peer = handler.peer, inbound[peer] === channel {
@@ -365,7 +367,7 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
                 }
             }
         }
-        for channel in touched.values { channel.flush() }
+        for channel in touched.values { flush(channel) }
     }
 
     func channel(for connection: FederationConnection) -> Channel? {
@@ -377,7 +379,7 @@ final class FederationTransport: FramedTransport, @unchecked Sendable {
 
     func send(_ frame: Frame, on channel: Channel, site: SiteID) {
         write(frame, on: channel, site: site)
-        channel.flush()
+        flush(channel)
     }
 
     func write(_ frame: Frame, on channel: Channel, site: SiteID) {

@@ -17,6 +17,8 @@ protocol FramedTransport: AnyObject, Sendable {
 
     var logger: Logger { get }
     var state: NodeState { get }
+    /// Frames written and not yet flushed, per connection.
+    var outgoing: OutgoingFrames { get }
     /// "federation" or "peer", for log messages.
     var connectionKind: String { get }
     func dialerActive(_ target: Target, channel: Channel)
@@ -80,18 +82,23 @@ extension FramedTransport {
 
     /// Encodes and writes (without flushing) one frame whose size is not bounded in advance
     /// (a reply, a key's state); returns its size, or nil (nothing written) over the limit.
+    /// The frame leaves at the connection's next `flush`.
     func writeIfFits(_ frame: Frame, on channel: Channel) -> Int? {
         guard let payload = FrameCodec.payloadIfFits(frame) else { return nil }
-        var buffer = channel.allocator.buffer(capacity: 4 + payload.count)
-        buffer.writeInteger(UInt32(payload.count), endianness: .big)
-        buffer.writeBytes(payload)
-        channel.write(buffer, promise: nil)
+        outgoing.append(payload, on: channel)
         return 4 + payload.count
     }
 
+    /// Sends what was written on `channel` (the only way a transport flushes a connection:
+    /// frames written in between would otherwise overtake those pending).
+    func flush(_ channel: Channel) {
+        outgoing.flush(channel)
+    }
+
     /// Writes a refusal and closes once it left; frames already buffered from the
-    /// connection are ignored.
+    /// connection are ignored, and frames pending for it are dropped.
     func refuseAndClose(_ channel: Channel, reason: String) {
+        outgoing.drop(channel)
         (try? channel.pipeline.syncOperations.handler(type: FramedChannelHandler<Self>.self))?.failed = true
         let bytes = FrameCodec.encode(.helloReply(accepted: false, reason: reason, responder: nil))
         var buffer = channel.allocator.buffer(capacity: bytes.count)

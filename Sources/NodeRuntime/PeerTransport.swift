@@ -45,6 +45,7 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
 
     let state: NodeState
     let logger: Logger
+    let outgoing = OutgoingFrames()
     let connectionKind = "peer"
     /// Federation/peer TLS, replaced on SIGHUP (new connections take the new certificate).
     let tls: ReloadableTLS<FederationTLS>?
@@ -203,7 +204,7 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
 
     func dialerActive(_ name: String, channel: Channel) {
         send(.hello(hello), on: channel)
-        channel.flush()
+        flush(channel)
     }
 
     // MARK: Frames
@@ -232,7 +233,7 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
             state.dataPlane?.received(frame, from: peer, on: channel)
         case .heartbeat:
             send(frame, on: channel)
-            channel.flush()
+            flush(channel)
         default:
             protocolError(channel, peer: peer, reason: "unexpected \(frame.kind) frame on a peer connection")
         }
@@ -252,7 +253,7 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
         if let previous = inbound[hello.nodeName], previous !== channel { previous.close(promise: nil) }
         inbound[hello.nodeName] = channel
         send(.helloReply(accepted: true, reason: "", responder: self.hello), on: channel)
-        channel.flush()
+        flush(channel)
         logger.info("peer connected", metadata: ["peer": "\(hello.nodeName)", "direction": "inbound"])
     }
 
@@ -318,6 +319,7 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
 
     /// A connection closed (either side, any reason).
     func closed(handler: Handler, channel: Channel) {
+        outgoing.drop(channel)
         if let name = handler.dialedTarget {
             guard links[name]?.channel === channel || links[name]?.channel == nil else { return }
             if links[name]?.phase == .connected { state.dataPlane?.linkLost(name, inbound: false) }
@@ -359,7 +361,7 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
             links[envelope.to]!.framesSent += 1
             touched[ObjectIdentifier(channel)] = channel
         }
-        for channel in touched.values { channel.flush() }
+        for channel in touched.values { flush(channel) }
     }
 
     func send(_ frame: Frame, on channel: Channel) {
@@ -385,7 +387,7 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
         eventLoop.execute {
             let channels = self.flushPending.values
             self.flushPending = [:]
-            for channel in channels { channel.flush() }
+            for channel in channels { self.flush(channel) }
         }
     }
 
@@ -423,7 +425,7 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
             }
             if dialed {
                 send(.heartbeat(sentAtMilliseconds: WallClock.nowMilliseconds(), roles: nil), on: channel)
-                channel.flush()
+                flush(channel)
             }
         }
     }
