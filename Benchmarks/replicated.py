@@ -8,11 +8,12 @@
 - with `--before-bin`, a single node of an earlier build (driven by the same client), for
   what the change that added replication cost a node alone.
 
-Loopback only; prints a Markdown table of throughput, p50/p99 latency and the CPU time the
+The two that matter, redis + WAIT and the site, run in rounds (three by default), taking
+turns, and the table shows medians. Loopback only; prints a Markdown table of throughput, p50/p99 latency and the CPU time the
 servers used per write (all server processes together, from /proc), and the ratios.
 
     SESSIONFED_BIN=.build/release/sessionfed python3 Benchmarks/replicated.py [--requests 100000] [--clients 50]
-        [--before-bin PATH --before-label TEXT]
+        [--before-bin PATH --before-label TEXT] [--rounds 3]
 """
 
 import argparse
@@ -21,6 +22,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,6 +32,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "Tests" / "Interop"))
 
 from cluster import Site  # noqa: E402
+
+
+WAITED = "redis-server + 1 replica, WAIT 1 0 after each write"
+SITE = "sessionfed, 3-node site, backupCount 1"
+MEDIANS = ("requestsPerSecond", "p50Microseconds", "p99Microseconds", "serverMicrosecondsPerRequest")
 
 
 def free_port():
@@ -109,28 +116,15 @@ def main():
     parser.add_argument("--command", default="set")
     parser.add_argument("--before-bin", help="a sessionfed binary of an earlier commit: one more single-node row")
     parser.add_argument("--before-label", default="an earlier build")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of redis + WAIT against the site; medians shown")
     arguments = parser.parse_args()
     binary = os.environ.get("SESSIONFED_BIN", ".build/release/sessionfed")
     if not shutil.which("redis-server"):
         raise SystemExit("redis-server is needed (apt-get install redis-server)")
     rows = []
+    rounds = {}
     with tempfile.TemporaryDirectory() as directory:
         workdir = Path(directory)
-        # redis-server alone, then with a replica and WAIT 1 0 after every write.
-        primary_port, replica_port = free_port(), free_port()
-        for name in ("primary", "replica"):
-            (workdir / name).mkdir()
-        primary = redis_server(primary_port, workdir / "primary")
-        try:
-            rows.append(("redis-server, no replica", bench(binary, [primary_port], arguments, [primary.pid])))
-            replica = redis_server(replica_port, workdir / "replica", replica_of=primary_port)
-            try:
-                wait_replica_online(primary_port)
-                rows.append(("redis-server + 1 replica, WAIT 1 0 after each write", bench(binary, [primary_port], arguments, [primary.pid, replica.pid], ["--wait-replicas", "1"])))
-            finally:
-                stop(replica)
-        finally:
-            stop(primary)
         # A single sessionfed node (a site of one: no backups), the earlier build's first.
         servers = [(arguments.before_bin, f"sessionfed, 1 node, {arguments.before_label}")] if arguments.before_bin else []
         for server, label in servers + [(binary, "sessionfed, 1 node")]:
@@ -143,24 +137,52 @@ def main():
                 rows.append((label, bench(binary, [single.ports[single.names[0]]["client"]], arguments, pids)))
             finally:
                 single.stop_all()
-        # A site of three with backupCount 1, clients on every node.
-        site = Site(binary, workdir / "site", nodes=3, tls=False, defaults={"partitions": 16, "backupCount": 1})
+        # redis-server alone, then with a replica and WAIT 1 0 after every write; and a site of
+        # three with backupCount 1, clients on every node. The last two run in rounds, taking
+        # turns: a burst of load from elsewhere on the machine lands in one round, and the
+        # table shows each figure's median.
+        primary_port, replica_port = free_port(), free_port()
+        for name in ("primary", "replica"):
+            (workdir / name).mkdir()
+        primary = redis_server(primary_port, workdir / "primary")
+        replica = site = None
         try:
+            rows.insert(0, ("redis-server, no replica", bench(binary, [primary_port], arguments, [primary.pid])))
+            replica = redis_server(replica_port, workdir / "replica", replica_of=primary_port)
+            wait_replica_online(primary_port)
+            site = Site(binary, workdir / "site", nodes=3, tls=False, defaults={"partitions": 16, "backupCount": 1})
             site.start_all()
             site.wait_converged()
-            ports = [site.ports[node]["client"] for node in site.names]
-            pids = [site.processes[node].handle.pid for node in site.names]
-            rows.append(("sessionfed, 3-node site, backupCount 1", bench(binary, ports, arguments, pids)))
+            site_ports = [site.ports[node]["client"] for node in site.names]
+            site_pids = [site.processes[node].handle.pid for node in site.names]
+            contenders = [
+                (WAITED, lambda: bench(binary, [primary_port], arguments, [primary.pid, replica.pid], ["--wait-replicas", "1"])),
+                (SITE, lambda: bench(binary, site_ports, arguments, site_pids)),
+            ]
+            for round_index in range(arguments.rounds):
+                for name, run in contenders if round_index % 2 == 0 else reversed(contenders):
+                    rounds.setdefault(name, []).append(run())
         finally:
-            site.stop_all()
-    print(f"`sessionfed bench --command {arguments.command} --clients {arguments.clients} --requests {arguments.requests}` (pipeline 1)\n")
+            if site:
+                site.stop_all()
+            if replica:
+                stop(replica)
+            stop(primary)
+        for name in (WAITED, SITE):
+            results = rounds[name]
+            rows.insert(1 if name == WAITED else len(rows), (name, {key: statistics.median(result[key] for result in results) for key in MEDIANS}))
+    print(f"`sessionfed bench --command {arguments.command} --clients {arguments.clients} --requests {arguments.requests}` (pipeline 1); "
+          f"the last row and redis + WAIT: medians of {arguments.rounds} rounds, taking turns\n")
     print("| setup | req/s | p50 µs | p99 µs | server CPU per write µs |")
     print("| --- | --- | --- | --- | --- |")
     for name, result in rows:
-        print(f"| {name} | {int(result['requestsPerSecond']):,} | {result['p50Microseconds']:,} | {result['p99Microseconds']:,} | {result['serverMicrosecondsPerRequest']:.1f} |")
+        print(f"| {name} | {int(result['requestsPerSecond']):,} | {int(result['p50Microseconds']):,} | {int(result['p99Microseconds']):,} | {result['serverMicrosecondsPerRequest']:.1f} |")
     byname = dict(rows)
-    replicated = byname["sessionfed, 3-node site, backupCount 1"]
-    waited = byname["redis-server + 1 replica, WAIT 1 0 after each write"]
+    replicated = byname[SITE]
+    waited = byname[WAITED]
+    for name in (WAITED, SITE):
+        print(f"\n{name}, each round: " + " / ".join(
+            f"{int(result['requestsPerSecond']):,} req/s, {result['serverMicrosecondsPerRequest']:.1f} µs CPU" for result in rounds[name]))
     print(f"\nreplicated ratio (sessionfed site / redis + WAIT): throughput {replicated['requestsPerSecond'] / waited['requestsPerSecond']:.2f}, "
           f"p99 {replicated['p99Microseconds'] / waited['p99Microseconds']:.2f} (below 1 is better), "
           f"server CPU per write {replicated['serverMicrosecondsPerRequest'] / waited['serverMicrosecondsPerRequest']:.2f} (below 1 is better)")
