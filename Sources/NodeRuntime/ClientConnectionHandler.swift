@@ -227,7 +227,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
             reply(.simpleString("QUEUED"))
             return
         }
-        state.statistics.commands.count(slot: resolved.slot)
+        if let slot = resolved.slot { state.statistics.commands.count(slot: slot) }
         run(name, spec, arguments, context: context, resolved: resolved)
     }
 

@@ -26,6 +26,9 @@ struct CommandCounts {
         count(slot: slot(for: name))
     }
 
+    /// Names given a counter so far.
+    var slotCount: Int { names.count }
+
     /// CONFIG RESETSTAT.
     mutating func zero() {
         for index in counts.indices { counts[index] = 0 }

@@ -10,10 +10,11 @@ final class ResolvedCommand {
     let spec: CommandSpec?
     /// Nil for a command the keyspace does not run.
     let dataCommand: DataCommand?
-    /// Its counter in `RuntimeStatistics.commands`.
-    let slot: Int
+    /// Its counter in `RuntimeStatistics.commands`; nil for a name the node does not know
+    /// (only known commands are counted: any bytes may be sent as a name).
+    let slot: Int?
 
-    init(sent: [UInt8], name: String, spec: CommandSpec?, dataCommand: DataCommand?, slot: Int) {
+    init(sent: [UInt8], name: String, spec: CommandSpec?, dataCommand: DataCommand?, slot: Int?) {
         self.sent = sent
         self.name = name
         self.spec = spec
@@ -31,8 +32,9 @@ struct CommandResolver {
     mutating func resolve(_ sent: [UInt8], counts: inout CommandCounts) -> ResolvedCommand {
         if let last, last.sent == sent { return last }
         let name = String(decoding: sent, as: UTF8.self).lowercased()
+        let spec = CommandTable.spec(for: name)
         let resolved = ResolvedCommand(
-            sent: sent, name: name, spec: CommandTable.spec(for: name), dataCommand: DataCommand(name: name), slot: counts.slot(for: name)
+            sent: sent, name: name, spec: spec, dataCommand: spec == nil ? nil : DataCommand(name: name), slot: spec == nil ? nil : counts.slot(for: name)
         )
         last = resolved
         return resolved

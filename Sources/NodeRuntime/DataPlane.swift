@@ -564,7 +564,7 @@ final class DataPlane: @unchecked Sendable {
             }
             return
         }
-        state.statistics.commands.count(slot: resolved.slot)
+        if let slot = resolved.slot { state.statistics.commands.count(slot: slot) }
         runAsPrimary(command.arguments, name: name, spec: spec, partitions: partitions, database: Int(command.database), command: dataCommand, done: answer)
     }
 

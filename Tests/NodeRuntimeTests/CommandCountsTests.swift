@@ -30,3 +30,21 @@ import Testing
         #expect(statistics.commands.slot(for: "set") == get + 1)
     }
 }
+
+@Suite struct CommandResolverTests {
+    /// A client may send any bytes as a command name: names the node does not know must not
+    /// take a counter each, or a stream of made-up names grows the node's memory for ever.
+    @Test func unknownNames_takeNoCounter() {
+        var counts = CommandCounts()
+        var resolver = CommandResolver()
+        for index in 0..<1_000 {
+            let resolved = resolver.resolve(Array("nosuchcommand\(index)".utf8), counts: &counts)
+            #expect(resolved.spec == nil && resolved.slot == nil)
+        }
+        #expect(counts.slotCount == 0)
+        let get = resolver.resolve(Array("GET".utf8), counts: &counts)
+        #expect(get.name == "get" && get.dataCommand == .get && get.slot != nil)
+        #expect(counts.slotCount == 1)
+        #expect(resolver.resolve(Array("GET".utf8), counts: &counts) === get, "a repeated name is resolved once")
+    }
+}
