@@ -141,6 +141,24 @@ public struct Delta: Hashable, Sendable {
         public var entry: ElementEntry
     }
 
+    /// `entries`, found by element: by a scan when a write stores a few (most do), through a
+    /// table when it stores many (an HMSET of dozens of fields).
+    public struct WrittenEntries: Sendable {
+        public let all: [Written]
+        private let byElement: [Element: Int]?
+
+        public init(_ all: [Written]) {
+            self.all = all
+            byElement = all.count > 8 ? Dictionary(uniqueKeysWithValues: all.enumerated().map { ($0.element.element, $0.offset) }) : nil
+        }
+
+        /// The entry the write stores for `element`, nil when it stores none.
+        public func entry(of element: Element) -> ElementEntry? {
+            if let byElement { return byElement[element].map { all[$0].entry } }
+            return all.first { $0.element == element }?.entry
+        }
+    }
+
     /// Adds the dots this write issued to `context`.
     public func insertDots(into context: inout CausalContext) {
         for counter in dot.counter...lastDot.counter {

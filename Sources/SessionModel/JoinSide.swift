@@ -26,21 +26,17 @@ public struct DeltaSide: JoinSide {
     /// `delta.state.deletes`.
     public let deletes: VersionVector
     /// The entries it writes, each element once: `delta.state`'s elements.
-    public let written: [Delta.Written]
-    /// With many written elements (HMSET of dozens of fields), a lookup by element.
-    private let byElement: [Element: Int]?
+    public let written: Delta.WrittenEntries
 
     public init(_ delta: Delta) {
         var context = delta.context
         delta.insertDots(into: &context)
         self.context = context
         deletes = delta.deletesAfter
-        written = delta.entries
-        byElement = written.count > 8 ? Dictionary(uniqueKeysWithValues: written.enumerated().map { ($0.element.element, $0.offset) }) : nil
+        written = Delta.WrittenEntries(delta.entries)
     }
 
     public func entries(of element: Element) -> [ElementEntry] {
-        if let byElement { return byElement[element].map { [written[$0].entry] } ?? [] }
-        return written.first { $0.element == element }.map { [$0.entry] } ?? []
+        written.entry(of: element).map { [$0] } ?? []
     }
 }

@@ -108,7 +108,7 @@ public struct KeyState: Hashable, Sendable {
     @discardableResult
     public mutating func merge(_ delta: Delta, policy: MergePolicy) -> MergeOutcome {
         let side = DeltaSide(delta)
-        var named = Set(side.written.lazy.map(\.element))
+        var named = Set(side.written.all.lazy.map(\.element))
         for operation in delta.operations {
             switch operation {
             case .removeField(let field): named.insert(.field(field))
@@ -441,12 +441,8 @@ public struct KeyState: Hashable, Sendable {
     private mutating func applyLocal(_ delta: Delta, touched: [Element]?, policy: MergePolicy) {
         let written = delta.entries
         if let touched {
-            // A few written elements are checked by scanning, many by hashing.
-            let writtenSet: Set<Element>? = written.count > 8 ? Set(written.lazy.map(\.element)) : nil
-            func isWritten(_ element: Element) -> Bool {
-                writtenSet?.contains(element) ?? written.contains { $0.element == element }
-            }
-            for element in touched where !isWritten(element) {
+            let writtenEntries = Delta.WrittenEntries(written)
+            for element in touched where writtenEntries.entry(of: element) == nil {
                 updateEntries(of: element) { entries in entries.removeAll { delta.covers($0.dot) } }
             }
             for written in written {
