@@ -256,7 +256,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
                 reply(.error("LOADING sessionfed is recovering its data from the other sites of the federation"))
                 return
             }
-            if spec.flags.contains(.write) && !state.acceptsWrites {
+            if state.refusesDataWrite(spec) {
                 reply(Self.readOnly)
                 return
             }

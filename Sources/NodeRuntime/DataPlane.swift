@@ -551,7 +551,7 @@ final class DataPlane: @unchecked Sendable {
             answer(.error("LOADING sessionfed is recovering its data from the other sites of the federation"))
             return
         }
-        if spec.flags.contains(.write) && !state.acceptsWrites {
+        if state.refusesDataWrite(spec) {
             // The sending node may still run an older topology (a role changed by a rolling
             // restart): this node's role decides.
             answer(ClientConnectionHandler.readOnly)

@@ -210,7 +210,12 @@ final class NodeState: @unchecked Sendable {
     /// DESIGN.md §5: a passive site serves reads; a client's writes go to an active site.
     /// Merged remote writes still apply (they do not come through a client command).
     func refusesWrite(_ name: String, _ spec: CommandSpec) -> Bool {
-        spec.flags.contains(.write) && Keyspace.isDataCommand(name) && !acceptsWrites
+        Keyspace.isDataCommand(name) && refusesDataWrite(spec)
+    }
+
+    /// `refusesWrite` for a command already known to be a data command.
+    func refusesDataWrite(_ spec: CommandSpec) -> Bool {
+        spec.flags.contains(.write) && !acceptsWrites
     }
 
     /// The site's roles as its control plane committed them (the topology's before it runs).

@@ -31,10 +31,14 @@ final class OutgoingFrames: @unchecked Sendable {
         channel.flush()
     }
 
+    /// Flushes every connection with frames pending.
+    func flushAll() {
+        let channels = pending.values.map(\.channel)
+        for channel in channels { flush(channel) }
+    }
+
     /// The connection closed: what it had pending goes nowhere.
     func drop(_ channel: Channel) {
         pending[ObjectIdentifier(channel)] = nil
     }
-
-    var pendingConnections: Int { pending.count }
 }

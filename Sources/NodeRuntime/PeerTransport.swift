@@ -56,8 +56,8 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
     var listener: Channel?
     var timers: [RepeatedTask] = []
     var stopped = false
-    /// Connections with data-plane frames or answers written but not flushed yet.
-    var flushPending: [ObjectIdentifier: Channel] = [:]
+    /// A flush of the connections with frames pending is scheduled for the end of this turn.
+    var flushScheduled = false
 
     /// A dialer sends a heartbeat this often and the listener echoes it, so both ends notice
     /// a peer that vanished without closing its socket (a host gone, not a process).
@@ -375,19 +375,17 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
     func sendReply(_ frame: Frame, on channel: Channel) {
         guard let written = writeIfFits(frame, on: channel) else { return }
         counters.bytesSent += UInt64(written)
-        flushAtEndOfTurn(channel)
+        flushAtEndOfTurn()
     }
 
-    /// Flushes `channel` once the event loop's turn is over, however many frames the turn
-    /// writes on it.
-    func flushAtEndOfTurn(_ channel: Channel) {
-        let schedule = flushPending.isEmpty
-        flushPending[ObjectIdentifier(channel)] = channel
-        guard schedule else { return }
+    /// Flushes the connections with frames pending once the event loop's turn is over,
+    /// however many frames the turn writes on each.
+    func flushAtEndOfTurn() {
+        guard !flushScheduled else { return }
+        flushScheduled = true
         eventLoop.execute {
-            let channels = self.flushPending.values
-            self.flushPending = [:]
-            for channel in channels { self.flush(channel) }
+            self.flushScheduled = false
+            self.outgoing.flushAll()
         }
     }
 
@@ -405,7 +403,7 @@ final class PeerTransport: FramedTransport, @unchecked Sendable {
         else { return nil }
         counters.bytesSent += UInt64(written)
         links[node]!.framesSent += 1
-        flushAtEndOfTurn(channel)
+        flushAtEndOfTurn()
         return written
     }
 
