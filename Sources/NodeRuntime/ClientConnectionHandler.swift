@@ -36,8 +36,12 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
     var transactionWaits: [(partition: Int, sequence: UInt64)] = []
     var context: ChannelHandlerContext?
 
-    init(state: NodeState) {
+    /// The connection came in over TLS: CLUSTER SLOTS then gives the nodes' TLS ports.
+    let overTLS: Bool
+
+    init(state: NodeState, overTLS: Bool = false) {
         self.state = state
+        self.overTLS = overTLS
         parser = RESPRequestParser(limits: state.configuration.limits)
     }
 
@@ -278,6 +282,11 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
         case "command": command(arguments)
         case "info": reply(.verbatim(format: "txt", text: Array(info(arguments).utf8)))
         case "config": config(arguments)
+        case "cluster": cluster(arguments)
+        case "readonly", "readwrite", "asking":
+            // Reads are answered by the partition's primary whichever node a client asks, so a
+            // client that reads from replicas reads what it wrote.
+            reply(.ok)
         case "time":
             let micros = WallClock.nowMicroseconds()
             reply(.array([.bulk(String(micros / 1_000_000)), .bulk(String(micros % 1_000_000))]))

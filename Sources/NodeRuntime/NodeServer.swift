@@ -64,7 +64,7 @@ public final class NodeServer: Service, Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls())) }
-                    try channel.pipeline.syncOperations.addHandler(ClientConnectionHandler(state: state))
+                    try channel.pipeline.syncOperations.addHandler(ClientConnectionHandler(state: state, overTLS: tls != nil))
                 }
             }
             .bind(host: address.host, port: address.port)

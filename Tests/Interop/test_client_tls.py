@@ -104,3 +104,12 @@ def test_plaintext_on_the_tls_port_refused_and_nothing_runs(tls_node):
             answer = b""
     assert b"+OK" not in answer
     assert tls_node.client().get("plaintext") is None
+
+
+def test_cluster_slots_over_tls_names_the_tls_port(tls_node):
+    """A cluster client that came over TLS must be sent to TLS ports, one over plaintext to
+    plaintext ports (Redis's tls-cluster): each connection is given its own kind."""
+    over_tls = tls_node.client().execute_command("CLUSTER SLOTS")
+    assert [(first, last, int(primary[1])) for first, last, primary, *_ in over_tls] == [(0, 16383, tls_node.tls_port)]
+    plain = redis.Redis(host="127.0.0.1", port=tls_node.port, password=tls_node.password, decode_responses=True)
+    assert [int(primary[1]) for _, _, primary, *_ in plain.execute_command("CLUSTER SLOTS")] == [tls_node.port]
