@@ -89,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "sessionfed",
             dependencies: [
-                "NodeRuntime", "Topology", "Simulator",
+                "NodeRuntime", "Topology", "Simulator", "SessionModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

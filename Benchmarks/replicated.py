@@ -4,12 +4,14 @@
   the replica has it: the closest Redis comes to synchronous replication);
 - a 3-node sessionfed site with `backupCount: 1` (every write acknowledged after its
   partition's in-sync backup applied it), clients spread over the three nodes;
+- the same site driven as a cluster-aware client drives it (`bench --cluster`: the slot map
+  read once, each key sent to its partition's primary, so no write takes the forwarding hop);
 - a single sessionfed node and a lone redis-server, for what replication costs each;
 - with `--before-bin`, a single node of an earlier build (driven by the same client), for
   what the change that added replication cost a node alone.
 
-The two that matter, redis + WAIT and the site, run in rounds (three by default), taking
-turns, and the table shows medians. Loopback only; prints a Markdown table of throughput, p50/p99 latency and the CPU time the
+The three that matter, redis + WAIT and the site with either client, run in rounds (three by
+default), taking turns, and the table shows medians. Loopback only; prints a Markdown table of throughput, p50/p99 latency and the CPU time the
 servers used per write (all server processes together, from /proc), and the ratios.
 
     SESSIONFED_BIN=.build/release/sessionfed python3 Benchmarks/replicated.py [--requests 100000] [--clients 50]
@@ -36,6 +38,7 @@ from cluster import Site  # noqa: E402
 
 WAITED = "redis-server + 1 replica, WAIT 1 0 after each write"
 SITE = "sessionfed, 3-node site, backupCount 1"
+CLUSTERED = "sessionfed, 3-node site, backupCount 1, cluster-aware client"
 MEDIANS = ("requestsPerSecond", "p50Microseconds", "p99Microseconds", "serverMicrosecondsPerRequest")
 
 
@@ -158,9 +161,12 @@ def main():
             contenders = [
                 (WAITED, lambda: bench(binary, [primary_port], arguments, [primary.pid, replica.pid], ["--wait-replicas", "1"])),
                 (SITE, lambda: bench(binary, site_ports, arguments, site_pids)),
+                (CLUSTERED, lambda: bench(binary, site_ports[:1], arguments, site_pids, ["--cluster"])),
             ]
             for round_index in range(arguments.rounds):
-                for name, run in contenders if round_index % 2 == 0 else reversed(contenders):
+                # Each round starts with the next contender, so none always runs first.
+                shift = round_index % len(contenders)
+                for name, run in contenders[shift:] + contenders[:shift]:
                     rounds.setdefault(name, []).append(run())
         finally:
             if site:
@@ -168,24 +174,25 @@ def main():
             if replica:
                 stop(replica)
             stop(primary)
-        for name in (WAITED, SITE):
+        for name in (WAITED, SITE, CLUSTERED):
             results = rounds[name]
             rows.insert(1 if name == WAITED else len(rows), (name, {key: statistics.median(result[key] for result in results) for key in MEDIANS}))
     print(f"`sessionfed bench --command {arguments.command} --clients {arguments.clients} --requests {arguments.requests}` (pipeline 1); "
-          f"the last row and redis + WAIT: medians of {arguments.rounds} rounds, taking turns\n")
+          f"the last two rows and redis + WAIT: medians of {arguments.rounds} rounds, taking turns\n")
     print("| setup | req/s | p50 µs | p99 µs | server CPU per write µs |")
     print("| --- | --- | --- | --- | --- |")
     for name, result in rows:
         print(f"| {name} | {int(result['requestsPerSecond']):,} | {int(result['p50Microseconds']):,} | {int(result['p99Microseconds']):,} | {result['serverMicrosecondsPerRequest']:.1f} |")
     byname = dict(rows)
-    replicated = byname[SITE]
     waited = byname[WAITED]
-    for name in (WAITED, SITE):
+    for name in (WAITED, SITE, CLUSTERED):
         print(f"\n{name}, each round: " + " / ".join(
             f"{int(result['requestsPerSecond']):,} req/s, {result['serverMicrosecondsPerRequest']:.1f} µs CPU" for result in rounds[name]))
-    print(f"\nreplicated ratio (sessionfed site / redis + WAIT): throughput {replicated['requestsPerSecond'] / waited['requestsPerSecond']:.2f}, "
-          f"p99 {replicated['p99Microseconds'] / waited['p99Microseconds']:.2f} (below 1 is better), "
-          f"server CPU per write {replicated['serverMicrosecondsPerRequest'] / waited['serverMicrosecondsPerRequest']:.2f} (below 1 is better)")
+    for name, client in ((SITE, "clients in standalone mode"), (CLUSTERED, "a cluster-aware client")):
+        replicated = byname[name]
+        print(f"\nreplicated ratio (sessionfed site, {client} / redis + WAIT): throughput {replicated['requestsPerSecond'] / waited['requestsPerSecond']:.2f}, "
+              f"p99 {replicated['p99Microseconds'] / waited['p99Microseconds']:.2f} (below 1 is better), "
+              f"server CPU per write {replicated['serverMicrosecondsPerRequest'] / waited['serverMicrosecondsPerRequest']:.2f} (below 1 is better)")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Distinct keys (random, as redis-benchmark -r).") var keyspace = 100_000
     @Option(help: "Bytes per value.") var valueBytes = 3
     @Option(help: "Send WAIT <n> 0 after every write (a Redis primary acknowledging only replicated writes).") var waitReplicas: Int?
+    @Flag(help: "Route as a cluster-aware client: read the slot map (CLUSTER NODES) from the first --port and send each key to its primary.") var cluster = false
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
     func run() async throws {
@@ -28,7 +29,7 @@ struct Bench: AsyncParsableCommand {
         }
         let settings = LoadSettings(
             host: host, ports: ports, clients: clients, pipeline: pipeline, requests: requests, command: kind,
-            keyspace: keyspace, valueBytes: valueBytes, waitReplicas: waitReplicas
+            keyspace: keyspace, valueBytes: valueBytes, waitReplicas: waitReplicas, cluster: cluster
         )
         let result = try await LoadGenerator(settings: settings).run()
         let percentiles = [50.0, 99.0, 99.9].map { result.latency.valueAtPercentile($0) }
@@ -37,7 +38,7 @@ struct Bench: AsyncParsableCommand {
                 "command": kind.rawValue, "clients": clients, "pipeline": pipeline, "requests": result.requests, "errors": result.errors,
                 "seconds": result.seconds, "requestsPerSecond": result.requestsPerSecond,
                 "p50Microseconds": percentiles[0], "p99Microseconds": percentiles[1], "p999Microseconds": percentiles[2],
-                "maxMicroseconds": result.latency.max, "waitReplicas": waitReplicas ?? 0,
+                "maxMicroseconds": result.latency.max, "waitReplicas": waitReplicas ?? 0, "cluster": cluster,
             ]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))

@@ -1,6 +1,7 @@
 import Histogram
 import NIOCore
 import NIOPosix
+import SessionModel
 
 /// What `sessionfed bench` sends and how much of it.
 struct LoadSettings: Sendable {
@@ -19,6 +20,9 @@ struct LoadSettings: Sendable {
     /// Send `WAIT n 0` after every write and count the write done when it answers (how a
     /// Redis primary with replicas is made to acknowledge only replicated writes).
     var waitReplicas: Int?
+    /// Route as a cluster-aware client: read the slot map (CLUSTER NODES) from the first port
+    /// and give each connection only keys whose primary it is connected to.
+    var cluster = false
 }
 
 /// What a run measured: latencies in microseconds, from a request's send to its (last) reply.
@@ -52,23 +56,40 @@ final class LoadGenerator: @unchecked Sendable {
         self.settings = settings
     }
 
+    /// In cluster mode, the port of each slot's primary (16,384 entries).
+    var slotOwners: [Int] = []
+
     func run() async throws -> LoadResult {
         let loop = self.loop
+        var ports = settings.ports
         let promise = loop.makePromise(of: Void.self)
         done = promise
         var channels: [Channel] = []
-        for index in 0..<settings.clients {
-            let port = settings.ports[index % settings.ports.count]
-            let channel = try await ClientBootstrap(group: loop)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(LoadConnection(generator: self))
+        do {
+            if settings.cluster {
+                slotOwners = try await ClusterMapReader.slotOwners(host: settings.host, port: settings.ports[0], group: group)
+                ports = Set(slotOwners).sorted()
+            }
+            for index in 0..<settings.clients {
+                let port = ports[index % ports.count]
+                let channel = try await ClientBootstrap(group: loop)
+                    .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .channelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(LoadConnection(generator: self, port: port))
+                        }
                     }
-                }
-                .connect(host: settings.host, port: port)
-                .get()
-            channels.append(channel)
+                    .connect(host: settings.host, port: port)
+                    .get()
+                channels.append(channel)
+            }
+        } catch {
+            // A server that is not there (or not a cluster) is an answer, not a crash: the
+            // error reaches the command line with every connection closed.
+            promise.fail(error)
+            for channel in channels { try? await channel.close() }
+            try? await group.shutdownGracefully()
+            throw error
         }
         let started = NIODeadline.now()
         try await loop.submit {
@@ -83,18 +104,22 @@ final class LoadGenerator: @unchecked Sendable {
     }
 
     /// The next request's RESP bytes (a random key of the keyspace, as redis-benchmark -r).
-    func nextRequest(into buffer: inout ByteBuffer) {
-        random ^= random << 13
-        random ^= random >> 7
-        random ^= random << 17
-        let key = "key:\(random % UInt64(settings.keyspace))"
-        let value = String(repeating: "x", count: settings.valueBytes)
-        let arguments: [String]
-        switch settings.command {
-        case .set: arguments = ["SET", key, value]
-        case .hset: arguments = ["HSET", "hash:\(random % 100)", key, value]
-        case .get: arguments = ["GET", key]
-        }
+    /// In cluster mode, only keys whose primary listens on `port`: the other connections
+    /// draw the rest, so the keys are spread as without it.
+    func nextRequest(into buffer: inout ByteBuffer, port: Int) {
+        var arguments: [String]
+        repeat {
+            random ^= random << 13
+            random ^= random >> 7
+            random ^= random << 17
+            let key = "key:\(random % UInt64(settings.keyspace))"
+            let value = String(repeating: "x", count: settings.valueBytes)
+            switch settings.command {
+            case .set: arguments = ["SET", key, value]
+            case .hset: arguments = ["HSET", "hash:\(random % 100)", key, value]
+            case .get: arguments = ["GET", key]
+            }
+        } while settings.cluster && slotOwners[Partitioning.slot(of: Array(arguments[1].utf8))] != port
         Self.encode(arguments, into: &buffer)
         if let replicas = settings.waitReplicas, settings.command != .get { Self.encode(["WAIT", String(replicas), "0"], into: &buffer) }
     }
@@ -116,19 +141,21 @@ final class LoadConnection: ChannelInboundHandler, @unchecked Sendable {
     typealias OutboundOut = ByteBuffer
 
     let generator: LoadGenerator
+    let port: Int
     var pending: [NIODeadline] = []
     var repliesLeftForHead = 0
     var input = ByteBuffer()
 
-    init(generator: LoadGenerator) {
+    init(generator: LoadGenerator, port: Int) {
         self.generator = generator
+        self.port = port
     }
 
     func sendBatch(context: ChannelHandlerContext?, channel: Channel) {
         let count = min(generator.settings.pipeline, generator.settings.requests - generator.sent)
         guard count > 0 else { return }
         var buffer = channel.allocator.buffer(capacity: 64 * count)
-        for _ in 0..<count { generator.nextRequest(into: &buffer) }
+        for _ in 0..<count { generator.nextRequest(into: &buffer, port: port) }
         generator.sent += count
         let now = NIODeadline.now()
         pending += Array(repeating: now, count: count)
@@ -181,5 +208,99 @@ final class LoadConnection: ChannelInboundHandler, @unchecked Sendable {
         }
         buffer.moveReaderIndex(forwardBy: consumed)
         return (line.first == "-", line)
+    }
+}
+
+/// Reads a cluster's slot map the way redis-benchmark --cluster does: CLUSTER NODES, and for
+/// each master line its slot ranges.
+enum ClusterMapReader {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func slotOwners(host: String, port: Int, group: EventLoopGroup) async throws -> [Int] {
+        let reply = try await BulkReplyReader.fetch(["CLUSTER", "NODES"], host: host, port: port, group: group)
+        return try slotOwners(nodes: reply)
+    }
+
+    /// `<id> <host:port@cport> <flags> <master> … <slot ranges>` per line; `[…]` entries
+    /// (slots being migrated) are skipped.
+    static func slotOwners(nodes text: String) throws -> [Int] {
+        var owners = Array(repeating: 0, count: Partitioning.slotCount)
+        for line in text.split(whereSeparator: \.isNewline) {
+            let fields = line.split(separator: " ")
+            guard fields.count >= 8, fields[2].split(separator: ",").contains("master") else { continue }
+            let address = fields[1].split(separator: "@")[0]
+            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+                throw Failure(description: "CLUSTER NODES: cannot read the address in '\(line)'")
+            }
+            for range in fields.dropFirst(8) where !range.hasPrefix("[") {
+                let bounds = range.split(separator: "-").compactMap { Int($0) }
+                guard let first = bounds.first, let last = bounds.last, first <= last, last < owners.count else {
+                    throw Failure(description: "CLUSTER NODES: cannot read the slot range '\(range)'")
+                }
+                for slot in first...last { owners[slot] = port }
+            }
+        }
+        if let uncovered = owners.firstIndex(of: 0) {
+            throw Failure(description: "CLUSTER NODES: slot \(uncovered) has no master (the cluster is not ready)")
+        }
+        return owners
+    }
+}
+
+/// Sends one command on a fresh connection and returns its reply, which must be a bulk
+/// string (or an error, thrown).
+final class BulkReplyReader: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+
+    let promise: EventLoopPromise<String>
+    var input = ByteBuffer()
+
+    init(promise: EventLoopPromise<String>) {
+        self.promise = promise
+    }
+
+    static func fetch(_ arguments: [String], host: String, port: Int, group: EventLoopGroup) async throws -> String {
+        let loop = group.next()
+        let promise = loop.makePromise(of: String.self)
+        let channel: Channel
+        do {
+            channel = try await ClientBootstrap(group: loop)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(BulkReplyReader(promise: promise)) }
+                }
+                .connect(host: host, port: port)
+                .get()
+        } catch {
+            promise.fail(error)
+            throw error
+        }
+        var request = channel.allocator.buffer(capacity: 64)
+        LoadGenerator.encode(arguments, into: &request)
+        try await channel.writeAndFlush(request)
+        defer { channel.close(promise: nil) }
+        return try await promise.futureResult.get()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        input.writeBuffer(&incoming)
+        let view = input.readableBytesView
+        guard let newline = view.firstIndex(of: UInt8(ascii: "\n")) else { return }
+        let header = String(decoding: view[view.startIndex..<newline].dropLast(), as: UTF8.self)
+        // RESP3's verbatim string (`=`) carries a 4-byte format prefix (`txt:`).
+        guard let kind = header.first, kind == "$" || kind == "=", let length = Int(header.dropFirst()), length >= 0 else {
+            promise.fail(ClusterMapReader.Failure(description: "CLUSTER NODES answered '\(header)': --cluster needs a Redis Cluster node or a sessionfed node"))
+            return
+        }
+        let body = view.index(after: newline)
+        guard view.endIndex - body >= length else { return }
+        let text = String(decoding: view[body..<(body + length)], as: UTF8.self)
+        promise.succeed(kind == "=" ? String(text.dropFirst(4)) : text)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        promise.fail(ClusterMapReader.Failure(description: "the server closed the connection before replying"))
     }
 }

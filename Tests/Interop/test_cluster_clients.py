@@ -19,6 +19,7 @@ from redis.cluster import RedisCluster
 
 from conftest import wait_until
 from test_site_replication import clients, partition_of, primaries, slot
+from test_sorted_sets import reference  # noqa: F401 (a fixture: a redis-server of its own)
 
 NODE_SCRIPT = Path(__file__).with_name("node_redis_cluster.js")
 NODE_PATH = "/usr/share/nodejs:/usr/lib/nodejs"
@@ -185,3 +186,35 @@ def test_redis_benchmark_in_cluster_mode(site_factory):
     assert "Cluster has 3 master nodes" in done.stdout, done.stdout
     assert "SET:" in done.stdout and "GET:" in done.stdout, done.stdout
     assert forwarded(site) == before
+
+
+def run_bench(site_or_binary, *arguments):
+    return subprocess.run([site_or_binary, "bench", "--json", *arguments], capture_output=True, text=True, timeout=120)
+
+
+def test_sessionfed_bench_in_cluster_mode_sends_each_write_to_its_primary(site_factory, sessionfed_bin):
+    site = settled_site(site_factory)
+    before = forwarded(site)
+    done = run_bench(sessionfed_bin, "--cluster", "--port", str(site.ports[site.names[2]]["client"]), "--requests", "3000", "--clients", "6")
+    assert done.returncode == 0, done
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["cluster"] is True and result["requests"] == 3000 and result["errors"] == 0, result
+    assert forwarded(site) == before
+    # The keys are spread over every primary, as without --cluster.
+    assert all(clients(site)[node].dbsize() > 0 for node in site.names)
+    assert sum(site.status(node)["dataPlane"]["writesReplicated"] for node in site.names) >= 3000
+
+
+def test_sessionfed_bench_in_cluster_mode_against_a_standalone_redis_says_why(reference, sessionfed_bin):
+    done = run_bench(sessionfed_bin, "--cluster", "--port", str(reference), "--requests", "10")
+    assert done.returncode != 0
+    assert "cluster support disabled" in done.stderr, done.stderr
+
+
+def test_sessionfed_bench_against_a_port_nobody_listens_on_says_so(sessionfed_bin):
+    from conftest import free_ports
+    (port,) = free_ports(1)
+    for mode in ([], ["--cluster"]):
+        done = run_bench(sessionfed_bin, *mode, "--port", str(port), "--requests", "10")
+        assert done.returncode == 1, (mode, done)
+        assert "Connection refused" in done.stderr and "crashed" not in done.stderr, (mode, done.stderr[-2000:])
