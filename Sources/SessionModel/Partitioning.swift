@@ -31,14 +31,24 @@ public struct Partitioning: Hashable, Sendable {
         return key[(open + 1)..<close]
     }
 
-    /// CRC-16/XMODEM (polynomial 0x1021, initial value 0), the variant Redis Cluster uses.
+    /// CRC-16/XMODEM (polynomial 0x1021, initial value 0), the variant Redis Cluster uses,
+    /// a byte at a time from a table: every command computes it, several times on a site.
     static func crc16(_ bytes: ArraySlice<UInt8>) -> UInt16 {
         var crc: UInt16 = 0
-        for byte in bytes {
-            crc ^= UInt16(byte) << 8
-            for _ in 0..<8 {
-                crc = crc & 0x8000 != 0 ? (crc << 1) ^ 0x1021 : crc << 1
+        crc16Table.withUnsafeBufferPointer { table in
+            for byte in bytes {
+                crc = (crc << 8) ^ table[Int(UInt8(truncatingIfNeeded: crc >> 8) ^ byte)]
             }
+        }
+        return crc
+    }
+
+    /// The CRC of each byte value alone, shifted into the top byte (the bitwise definition
+    /// run once per value).
+    static let crc16Table: [UInt16] = (0..<256).map { value in
+        var crc = UInt16(value) << 8
+        for _ in 0..<8 {
+            crc = crc & 0x8000 != 0 ? (crc << 1) ^ 0x1021 : crc << 1
         }
         return crc
     }
