@@ -153,7 +153,8 @@ def main():
             rows.insert(0, ("redis-server, no replica", bench(binary, [primary_port], arguments, [primary.pid])))
             replica = redis_server(replica_port, workdir / "replica", replica_of=primary_port)
             wait_replica_online(primary_port)
-            site = Site(binary, workdir / "site", nodes=3, tls=False, defaults={"partitions": 16, "backupCount": 1})
+            # Cluster clients served: the standalone clients are served the same either way.
+            site = Site(binary, workdir / "site", nodes=3, tls=False, defaults={"partitions": 16, "backupCount": 1, "clusterClients": "true"})
             site.start_all()
             site.wait_converged()
             site_ports = [site.ports[node]["client"] for node in site.names]

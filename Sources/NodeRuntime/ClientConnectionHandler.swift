@@ -286,7 +286,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, @unchecked Sendable 
         case "readonly", "readwrite", "asking":
             // Reads are answered by the partition's primary whichever node a client asks, so a
             // client that reads from replicas reads what it wrote.
-            reply(.ok)
+            reply(clusterClientsServed ? .ok : Self.clusterDisabled)
         case "time":
             let micros = WallClock.nowMicroseconds()
             reply(.array([.bulk(String(micros / 1_000_000)), .bulk(String(micros % 1_000_000))]))

@@ -9,6 +9,10 @@ import Topology
 /// node applied; a client that acts on an older one is forwarded, not refused.
 extension ClientConnectionHandler {
     func cluster(_ arguments: [[UInt8]]) {
+        guard clusterClientsServed else {
+            reply(Self.clusterDisabled)
+            return
+        }
         let sub = String(decoding: arguments[1], as: UTF8.self).uppercased()
         switch (sub, arguments.count) {
         case ("SLOTS", 2):
@@ -23,6 +27,8 @@ extension ClientConnectionHandler {
             reply(.bulk(ClusterSlots.nodeID(site: state.configuration.site.name, node: state.configuration.node.name)))
         case ("KEYSLOT", 3):
             reply(.integer(Int64(Partitioning.slot(of: arguments[2]))))
+        case ("SLOTS", _), ("SHARDS", _), ("NODES", _), ("INFO", _), ("MYID", _), ("KEYSLOT", _), ("HELP", _):
+            reply(.error("ERR wrong number of arguments for 'cluster|\(sub.lowercased())' command"))
         case ("HELP", 2):
             reply(.array([
                 "CLUSTER <subcommand> [<arg> ...]. Subcommands are:", "INFO", "KEYSLOT <key>", "MYID", "NODES", "SHARDS", "SLOTS",
@@ -36,6 +42,13 @@ extension ClientConnectionHandler {
         }
     }
 
+    /// Whether this site answers cluster-aware clients (`defaults.clusterClients`).
+    var clusterClientsServed: Bool { state.configuration.topology.defaults.clusterClients }
+
+    /// Redis's own answer when cluster mode is off: clients that probe for it (CLUSTER SLOTS,
+    /// READONLY) take it to mean "standalone".
+    static let clusterDisabled = RESPValue.error("ERR This instance has cluster support disabled")
+
     /// The slot map this node would give a client on this connection: a client that came
     /// over TLS is given the nodes' TLS ports.
     func clusterSlots() -> ClusterSlots {
@@ -45,14 +58,20 @@ extension ClientConnectionHandler {
             guard let address = overTLS ? node.clientTLS : node.client else { continue }
             nodes[node.name] = ClusterSlots.Node(
                 name: node.name, id: ClusterSlots.nodeID(site: configuration.site.name, node: node.name),
-                host: Self.advertisedHost(client: address, peer: node.peer), port: address.port
+                host: Self.advertisedHost(client: address, peer: node.peer), port: address.port,
+                plainPort: node.client.port, tlsPort: node.clientTLS?.port
             )
         }
-        guard let map = state.controlPlane?.raft.map, let partitioning = state.keyspace.configuration.partitioning else {
-            guard let myself = nodes[configuration.node.name] else { return ClusterSlots(ranges: []) }
+        if configuration.site.nodes.count == 1 {
+            guard let myself = nodes[configuration.node.name] else { return ClusterSlots(ranges: [], directory: []) }
             return ClusterSlots(alone: myself)
         }
-        return ClusterSlots(partitionCount: partitioning.partitionCount, assignments: map.partitions, nodes: nodes)
+        // A node of a larger site that has not applied a map yet (starting) has no ranges to
+        // give: CLUSTER INFO says `fail`, and a client asks another node.
+        guard let dataPlane = state.dataPlane, let map = state.controlPlane?.raft.map else {
+            return ClusterSlots(ranges: [], directory: Array(nodes.values))
+        }
+        return ClusterSlots(partitionCount: dataPlane.partitioning.partitionCount, assignments: map.partitions, nodes: nodes)
     }
 
     /// Where clients reach a node: its client address, unless that is a wildcard a listener

@@ -18,7 +18,20 @@ struct ClusterSlots: Equatable {
         /// 40 hex digits, as Redis's node IDs: stable for a node's name within its site.
         var id: String
         var host: String
+        /// The port for the asking connection's kind: TLS for a client that came over TLS.
         var port: Int
+        /// Both ports, for CLUSTER SHARDS (`port` is plaintext there, `tls-port` TLS).
+        var plainPort: Int
+        var tlsPort: Int?
+
+        init(name: String, id: String, host: String, port: Int, plainPort: Int? = nil, tlsPort: Int? = nil) {
+            self.name = name
+            self.id = id
+            self.host = host
+            self.port = port
+            self.plainPort = plainPort ?? port
+            self.tlsPort = tlsPort
+        }
     }
 
     /// Slots `first...last`, whose writes run on `primary`; `replicas` hold in-sync copies.
@@ -30,9 +43,13 @@ struct ClusterSlots: Equatable {
     }
 
     var ranges: [Range]
+    /// Every node of the site a client can reach, whether or not it holds a range now (a
+    /// node just joined, or draining): CLUSTER NODES lists them all, the asking node included.
+    var directory: [Node]
 
-    init(ranges: [Range]) {
+    init(ranges: [Range], directory: [Node]) {
         self.ranges = ranges
+        self.directory = directory.sorted { $0.name < $1.name }
     }
 
     /// The ranges of a partition table. Adjacent partitions with the same primary and copies
@@ -40,6 +57,7 @@ struct ClusterSlots: Equatable {
     /// primary, or whose primary has no address, is left out: its slots are uncovered, as in
     /// a Redis cluster whose master failed, until the control plane assigns one.
     init(partitionCount: Int, assignments: [PartitionAssignment], nodes: [String: Node]) {
+        directory = nodes.values.sorted { $0.name < $1.name }
         var ranges: [Range] = []
         for assignment in assignments.sorted(by: { $0.partition < $1.partition }) {
             guard let primaryName = assignment.primary, let primary = nodes[primaryName] else { continue }
@@ -55,9 +73,10 @@ struct ClusterSlots: Equatable {
         self.ranges = ranges
     }
 
-    /// One node holding every slot: a site of one node, which has no partition table.
+    /// One node holding every slot: a site of one node.
     init(alone node: Node) {
         ranges = [Range(first: 0, last: Partitioning.slotCount - 1, primary: node, replicas: [])]
+        directory = [node]
     }
 
     /// The slots `Partitioning.partition(ofSlot:)` maps to `partition`: those `s` with
@@ -80,16 +99,6 @@ struct ClusterSlots: Equatable {
     }
 
     var coveredSlots: Int { ranges.reduce(0) { $0 + $1.last - $1.first + 1 } }
-
-    /// Every node the ranges name, primaries and replicas, once each, by name.
-    var nodes: [Node] {
-        var seen: [String: Node] = [:]
-        for range in ranges {
-            seen[range.primary.name] = range.primary
-            for replica in range.replicas { seen[replica.name] = replica }
-        }
-        return seen.values.sorted { $0.name < $1.name }
-    }
 
     /// CLUSTER SLOTS: `[first, last, [host, port, id], replicas…]` per range.
     var slotsReply: RESPValue {
@@ -114,7 +123,8 @@ struct ClusterSlots: Equatable {
         func describe(_ node: Node, role: String) -> RESPValue {
             .map([
                 RESPPair(.bulk("id"), .bulk(node.id)),
-                RESPPair(.bulk("port"), .integer(Int64(node.port))),
+                RESPPair(.bulk("port"), .integer(Int64(node.plainPort))),
+            ] + (node.tlsPort.map { [RESPPair(.bulk("tls-port"), .integer(Int64($0)))] } ?? []) + [
                 RESPPair(.bulk("ip"), .bulk(node.host)),
                 RESPPair(.bulk("endpoint"), .bulk(node.host)),
                 RESPPair(.bulk("role"), .bulk(role)),
@@ -133,9 +143,10 @@ struct ClusterSlots: Equatable {
 
     /// CLUSTER NODES: one line per node. Every node of a site is a primary of some
     /// partitions and a backup of others, which Redis's format cannot say of one node, so
-    /// every node is listed as a master with the slots it is primary for.
+    /// every node is listed as a master with the slots it is primary for (none, for a node
+    /// that holds no primary now).
     func nodesText(myself: String, epoch: UInt64) -> String {
-        nodes.map { node in
+        directory.map { node in
             let slots = ranges.filter { $0.primary == node }.map { $0.first == $0.last ? "\($0.first)" : "\($0.first)-\($0.last)" }
             let flags = node.name == myself ? "myself,master" : "master"
             return (["\(node.id) \(node.host):\(node.port)@0 \(flags) - 0 0 \(epoch) connected"] + slots).joined(separator: " ") + "\n"

@@ -68,9 +68,9 @@ extension ClientConnectionHandler {
             ("sessionfed_oom_rejections", String(stats.rejectedForMemory)),
             ("sessionfed_deltas_produced", String(state.pendingDeltaCount)),
         ])
-        // CLUSTER SLOTS and its kin answer (ClusterCommands), so cluster-aware clients and tools
-        // may connect; clients in standalone mode are served the same, forwarded as needed.
-        section("Cluster", [("cluster_enabled", "1")])
+        // With `clusterClients`, CLUSTER SLOTS and its kin answer (ClusterCommands); clients in
+        // standalone mode are served the same either way.
+        section("Cluster", [("cluster_enabled", clusterClientsServed ? "1" : "0")])
         section("Replication", [
             ("role", "master"),
             ("connected_slaves", "0"),

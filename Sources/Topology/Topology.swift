@@ -48,6 +48,11 @@ public struct Topology: Hashable, Sendable {
         public var collectionIntervalMilliseconds = 10_000
         /// How long a collected key's context is remembered against states already on their way.
         public var collectionHorizonMilliseconds = 600_000
+        /// Answer CLUSTER SLOTS/SHARDS/NODES (and say `cluster_enabled:1`), so clients in Redis
+        /// Cluster mode send each key to its partition's primary. Off by default: a client that
+        /// detects cluster mode would otherwise switch to it on upgrade and enforce Redis
+        /// Cluster's limits (one slot per multi-key command, database 0) that this store lifts.
+        public var clusterClients = false
 
         public init() {}
     }

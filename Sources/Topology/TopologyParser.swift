@@ -164,6 +164,7 @@ struct Reader {
             "outboxLimitBytes", "expiryGraceMilliseconds", "maxmemoryBytes", "batchBytes",
             "antiEntropyIntervalMilliseconds", "startupSyncTimeoutMilliseconds", "drainTimeoutMilliseconds", "rebalanceMovesInFlight",
             "electionTimeoutMilliseconds", "failureTimeoutMilliseconds", "collectionIntervalMilliseconds", "collectionHorizonMilliseconds",
+            "clusterClients",
         ]) {
             defaults.partitions = integer(entries["partitions"], "defaults.partitions", range: 1...16384) ?? defaults.partitions
             defaults.backupCount = integer(entries["backupCount"], "defaults.backupCount", range: 0...4) ?? defaults.backupCount
@@ -183,6 +184,7 @@ struct Reader {
             defaults.failureTimeoutMilliseconds = integer(entries["failureTimeoutMilliseconds"], "defaults.failureTimeoutMilliseconds", range: 100...60_000) ?? defaults.failureTimeoutMilliseconds
             defaults.collectionIntervalMilliseconds = integer(entries["collectionIntervalMilliseconds"], "defaults.collectionIntervalMilliseconds", range: 0...86_400_000) ?? defaults.collectionIntervalMilliseconds
             defaults.collectionHorizonMilliseconds = integer(entries["collectionHorizonMilliseconds"], "defaults.collectionHorizonMilliseconds", range: 1_000...604_800_000) ?? defaults.collectionHorizonMilliseconds
+            defaults.clusterClients = boolean(entries["clusterClients"], "defaults.clusterClients") ?? defaults.clusterClients
         }
 
         var links = Topology.Links.mesh

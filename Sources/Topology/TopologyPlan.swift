@@ -103,6 +103,9 @@ public struct TopologyPlan: Hashable, Sendable {
         if old.deletePolicy != new.deletePolicy {
             add(.change, "defaults.deletePolicy: \(old.deletePolicy) → \(new.deletePolicy)", everyNode)
         }
+        if old.clusterClients != new.clusterClients {
+            add(.change, "defaults.clusterClients: \(old.clusterClients) → \(new.clusterClients)", everyNode)
+        }
     }
 
     mutating func compareSettings(_ old: Topology, _ new: Topology) {

@@ -56,30 +56,37 @@ final class LoadGenerator: @unchecked Sendable {
         self.settings = settings
     }
 
-    /// In cluster mode, the port of each slot's primary (16,384 entries).
-    var slotOwners: [Int] = []
+    /// Where a connection sends: its address and, in cluster mode, the keys (indices into
+    /// the keyspace; for HSET, hash numbers) whose primary is there.
+    struct Target {
+        var host: String
+        var port: Int
+        var keys: [Int]?
+    }
 
     func run() async throws -> LoadResult {
         let loop = self.loop
-        var ports = settings.ports
         let promise = loop.makePromise(of: Void.self)
         done = promise
         var channels: [Channel] = []
         do {
+            let targets: [Target]
             if settings.cluster {
-                slotOwners = try await ClusterMapReader.slotOwners(host: settings.host, port: settings.ports[0], group: group)
-                ports = Set(slotOwners).sorted()
+                let owners = try await ClusterMapReader.slotOwners(host: settings.host, port: settings.ports[0], group: group)
+                targets = try Self.clusterTargets(owners: owners, settings: settings)
+            } else {
+                targets = settings.ports.map { Target(host: settings.host, port: $0) }
             }
             for index in 0..<settings.clients {
-                let port = ports[index % ports.count]
+                let target = settings.cluster ? Self.weighted(targets, client: index, of: settings.clients) : targets[index % targets.count]
                 let channel = try await ClientBootstrap(group: loop)
                     .channelOption(.socketOption(.tcp_nodelay), value: 1)
                     .channelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(LoadConnection(generator: self, port: port))
+                            try channel.pipeline.syncOperations.addHandler(LoadConnection(generator: self, keys: target.keys))
                         }
                     }
-                    .connect(host: settings.host, port: port)
+                    .connect(host: target.host, port: target.port)
                     .get()
                 channels.append(channel)
             }
@@ -104,24 +111,54 @@ final class LoadGenerator: @unchecked Sendable {
     }
 
     /// The next request's RESP bytes (a random key of the keyspace, as redis-benchmark -r).
-    /// In cluster mode, only keys whose primary listens on `port`: the other connections
-    /// draw the rest, so the keys are spread as without it.
-    func nextRequest(into buffer: inout ByteBuffer, port: Int) {
-        var arguments: [String]
-        repeat {
-            random ^= random << 13
-            random ^= random >> 7
-            random ^= random << 17
-            let key = "key:\(random % UInt64(settings.keyspace))"
-            let value = String(repeating: "x", count: settings.valueBytes)
-            switch settings.command {
-            case .set: arguments = ["SET", key, value]
-            case .hset: arguments = ["HSET", "hash:\(random % 100)", key, value]
-            case .get: arguments = ["GET", key]
-            }
-        } while settings.cluster && slotOwners[Partitioning.slot(of: Array(arguments[1].utf8))] != port
+    /// With `keys` (cluster mode), a random one of those: keys whose primary this connection
+    /// reaches.
+    func nextRequest(into buffer: inout ByteBuffer, keys: [Int]?) {
+        random ^= random << 13
+        random ^= random >> 7
+        random ^= random << 17
+        let drawn = keys.map { $0[Int(random % UInt64($0.count))] }
+        let key = "key:\(settings.command == .hset ? Int(random % UInt64(settings.keyspace)) : drawn ?? Int(random % UInt64(settings.keyspace)))"
+        let value = String(repeating: "x", count: settings.valueBytes)
+        let arguments: [String]
+        switch settings.command {
+        case .set: arguments = ["SET", key, value]
+        case .hset: arguments = ["HSET", "hash:\(drawn ?? Int(random % 100))", key, value]
+        case .get: arguments = ["GET", key]
+        }
         Self.encode(arguments, into: &buffer)
         if let replicas = settings.waitReplicas, settings.command != .get { Self.encode(["WAIT", String(replicas), "0"], into: &buffer) }
+    }
+
+    /// HSET writes fields of this many hashes (`hash:0` …).
+    static let hashCount = 100
+
+    /// One target per primary, with the keys it is primary for: every key of the keyspace
+    /// (for HSET, every hash) belongs to exactly one, so together they draw the keys a run
+    /// without `--cluster` draws.
+    static func clusterTargets(owners: [ClusterMapReader.Endpoint], settings: LoadSettings) throws -> [Target] {
+        let names = settings.command == .hset ? (0..<hashCount).map { (index: $0, name: "hash:\($0)") } : (0..<settings.keyspace).map { (index: $0, name: "key:\($0)") }
+        var keys: [ClusterMapReader.Endpoint: [Int]] = [:]
+        for endpoint in Set(owners) { keys[endpoint] = [] }
+        for (index, name) in names { keys[owners[Partitioning.slot(of: Array(name.utf8))], default: []].append(index) }
+        let targets = keys.sorted { ($0.key.host, $0.key.port) < ($1.key.host, $1.key.port) }.map { Target(host: $0.key.host, port: $0.key.port, keys: $0.value) }
+        if let empty = targets.first(where: { $0.keys!.isEmpty }) {
+            throw ClusterMapReader.Failure(description: "no key drawn (\(names.count) \(settings.command == .hset ? "hashes" : "keys, --keyspace")) has its primary at \(empty.host):\(empty.port): use a larger --keyspace")
+        }
+        return targets
+    }
+
+    /// The target of connection `client` of `clients`: connections are shared out in
+    /// proportion to each target's keys, so every key is sent about as often.
+    static func weighted(_ targets: [Target], client: Int, of clients: Int) -> Target {
+        let total = targets.reduce(0) { $0 + $1.keys!.count }
+        let position = (2 * client + 1) * total / (2 * clients)
+        var seen = 0
+        for target in targets {
+            seen += target.keys!.count
+            if position < seen { return target }
+        }
+        return targets[targets.count - 1]
     }
 
     static func encode(_ arguments: [String], into buffer: inout ByteBuffer) {
@@ -141,21 +178,21 @@ final class LoadConnection: ChannelInboundHandler, @unchecked Sendable {
     typealias OutboundOut = ByteBuffer
 
     let generator: LoadGenerator
-    let port: Int
+    let keys: [Int]?
     var pending: [NIODeadline] = []
     var repliesLeftForHead = 0
     var input = ByteBuffer()
 
-    init(generator: LoadGenerator, port: Int) {
+    init(generator: LoadGenerator, keys: [Int]?) {
         self.generator = generator
-        self.port = port
+        self.keys = keys
     }
 
     func sendBatch(context: ChannelHandlerContext?, channel: Channel) {
         let count = min(generator.settings.pipeline, generator.settings.requests - generator.sent)
         guard count > 0 else { return }
         var buffer = channel.allocator.buffer(capacity: 64 * count)
-        for _ in 0..<count { generator.nextRequest(into: &buffer, port: port) }
+        for _ in 0..<count { generator.nextRequest(into: &buffer, keys: keys) }
         generator.sent += count
         let now = NIODeadline.now()
         pending += Array(repeating: now, count: count)
@@ -218,15 +255,20 @@ enum ClusterMapReader {
         var description: String
     }
 
-    static func slotOwners(host: String, port: Int, group: EventLoopGroup) async throws -> [Int] {
+    struct Endpoint: Hashable {
+        var host: String
+        var port: Int
+    }
+
+    static func slotOwners(host: String, port: Int, group: EventLoopGroup) async throws -> [Endpoint] {
         let reply = try await BulkReplyReader.fetch(["CLUSTER", "NODES"], host: host, port: port, group: group)
         return try slotOwners(nodes: reply)
     }
 
     /// `<id> <host:port@cport> <flags> <master> … <slot ranges>` per line; `[…]` entries
     /// (slots being migrated) are skipped.
-    static func slotOwners(nodes text: String) throws -> [Int] {
-        var owners = Array(repeating: 0, count: Partitioning.slotCount)
+    static func slotOwners(nodes text: String) throws -> [Endpoint] {
+        var owners: [Endpoint?] = Array(repeating: nil, count: Partitioning.slotCount)
         for line in text.split(whereSeparator: \.isNewline) {
             let fields = line.split(separator: " ")
             guard fields.count >= 8, fields[2].split(separator: ",").contains("master") else { continue }
@@ -234,18 +276,19 @@ enum ClusterMapReader {
             guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
                 throw Failure(description: "CLUSTER NODES: cannot read the address in '\(line)'")
             }
+            let endpoint = Endpoint(host: String(address[..<colon]), port: port)
             for range in fields.dropFirst(8) where !range.hasPrefix("[") {
                 let bounds = range.split(separator: "-").compactMap { Int($0) }
                 guard let first = bounds.first, let last = bounds.last, first <= last, last < owners.count else {
                     throw Failure(description: "CLUSTER NODES: cannot read the slot range '\(range)'")
                 }
-                for slot in first...last { owners[slot] = port }
+                for slot in first...last { owners[slot] = endpoint }
             }
         }
-        if let uncovered = owners.firstIndex(of: 0) {
+        if let uncovered = owners.firstIndex(where: { $0 == nil }) {
             throw Failure(description: "CLUSTER NODES: slot \(uncovered) has no master (the cluster is not ready)")
         }
-        return owners
+        return owners.compactMap { $0 }
     }
 }
 
@@ -276,10 +319,13 @@ final class BulkReplyReader: ChannelInboundHandler, @unchecked Sendable {
             promise.fail(error)
             throw error
         }
+        defer { channel.close(promise: nil) }
+        // A server that never answers is an error, not a bench that waits for ever.
+        let timeout = loop.scheduleTask(in: .seconds(10)) { promise.fail(ClusterMapReader.Failure(description: "no answer to \(arguments.joined(separator: " ")) within 10 s")) }
+        defer { timeout.cancel() }
         var request = channel.allocator.buffer(capacity: 64)
         LoadGenerator.encode(arguments, into: &request)
         try await channel.writeAndFlush(request)
-        defer { channel.close(promise: nil) }
         return try await promise.futureResult.get()
     }
 

@@ -22,7 +22,7 @@ class TLSNode:
         self.port, peer, federation, admin, self.tls_port = free_ports(5)
         self.topology = workdir / "topology.yaml"
         self.topology.write_text("\n".join([
-            "federation: client-tls", "topologyVersion: 1", "defaults:", "  backupCount: 0",
+            "federation: client-tls", "topologyVersion: 1", "defaults:", "  backupCount: 0", "  clusterClients: true",
             "clientTLS:", "  directory: certs", "  ca: certs/ca.pem",
             "auth:", f"  password: {password}",
             "sites:", "  - name: local", "    id: 1", "    role: active", "    nodes:",

@@ -91,10 +91,13 @@ import Testing
     }
 
     /// redis-benchmark --cluster and cluster tools parse these lines field by field.
-    @Test func nodesText_listsEachNodeOnceWithItsPrimarySlots() {
+    @Test func nodesText_listsEveryNodeOnceWithItsPrimarySlots() {
         let slots = Self.alternating
         let lines = slots.nodesText(myself: "b", epoch: 9).split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
-        #expect(lines.count == 2)
+        // c holds no primary and no in-sync copy now, and is listed all the same.
+        #expect(lines.count == 3)
+        let c = lines.first { $0[0] == Self.nodes["c"]!.id }!
+        #expect(c.count == 8 && c[2] == "master")
         let a = lines.first { $0[0] == Self.nodes["a"]!.id }!, b = lines.first { $0[0] == Self.nodes["b"]!.id }!
         #expect(a[1] == "10.0.0.1:6379@0" && a[2] == "master" && a[3] == "-" && a[6] == "9" && a[7] == "connected")
         #expect(Array(a[8...]) == ["0-5461", "10923-16383"])
@@ -114,6 +117,22 @@ import Testing
             return
         }
         #expect(first[0] == RESPPair(.bulk("slots"), .array([.integer(0), .integer(5_461), .integer(10_923), .integer(16_383)])))
+    }
+
+    /// As Redis: `port` is the plaintext port and `tls-port` the TLS one, whichever kind of
+    /// connection asked; CLUSTER SLOTS and NODES give the asking connection's kind.
+    @Test func shards_giveBothPorts() {
+        let tls = ClusterSlots.Node(name: "a", id: ClusterSlots.nodeID(site: "s", node: "a"), host: "10.0.0.1", port: 6380, plainPort: 6379, tlsPort: 6380)
+        let slots = ClusterSlots(alone: tls)
+        #expect(slots.slotsReply == .array([.array([.integer(0), .integer(16_383), .array([.bulk("10.0.0.1"), .integer(6380), .bulk(tls.id)])])]))
+        guard case .array(let shards) = slots.shardsReply, case .map(let shard) = shards[0], case .array(let nodes) = shard[1].value,
+            case .map(let fields) = nodes[0]
+        else {
+            Issue.record("unexpected CLUSTER SHARDS shape: \(slots.shardsReply)")
+            return
+        }
+        #expect(fields.contains(RESPPair(.bulk("port"), .integer(6379))))
+        #expect(fields.contains(RESPPair(.bulk("tls-port"), .integer(6380))))
     }
 
     @Test func wildcardClientHosts_advertiseThePeerHost() {

@@ -164,6 +164,15 @@ import Testing
         expectError(tooShort, line: 4, key: "defaults.collectionHorizonMilliseconds", containing: "1000")
     }
 
+    /// Off unless asked for: clients that detect cluster mode would otherwise change mode.
+    @Test func clusterClients_offByDefault_aBooleanOnly() throws {
+        #expect(try TopologyParser.parse(Self.valid, file: "t.yaml").get().defaults.clusterClients == false)
+        let on = Self.valid.replacingOccurrences(of: "topologyVersion: 3", with: "topologyVersion: 3\ndefaults:\n  clusterClients: true")
+        #expect(try TopologyParser.parse(on, file: "t.yaml").get().defaults.clusterClients == true)
+        let wrong = Self.valid.replacingOccurrences(of: "topologyVersion: 3", with: "topologyVersion: 3\ndefaults:\n  clusterClients: 3")
+        expectError(wrong, line: 4, key: "defaults.clusterClients", containing: "true or false")
+    }
+
     @Test func plaintextPeerOffLoopbackInAMultiNodeSite_refused() {
         let text = """
             federation: acme
