@@ -183,6 +183,12 @@ final class MetricsExporter: Sendable {
             counter("sessionfed_peer_malformed_frames_total", "Peer connections closed for a malformed or unexpected frame.", control.peerMalformedFrames)
         }
         if let data = snapshot.dataPlane {
+            counter("sessionfed_commands_forwarded_total", "Commands this node sent on to their partition's primary on another node (a client in standalone mode, or a cluster client's map out of date).", data.forwarded)
+            counter("sessionfed_forward_retries_total", "Commands routed again because their partition had no reachable primary (a failover under way).", data.forwardRetries)
+            counter("sessionfed_tryagain_replies_total", "Commands answered -TRYAGAIN: their partition found no primary within the routing deadline.", data.tryAgainReplies)
+            counter("sessionfed_unknown_outcomes_total", "Commands whose primary died or lost its role before answering: the client cannot know whether they were applied.", data.unknownOutcomes)
+            counter("sessionfed_writes_replicated_total", "Writes this node ran as a partition's primary and sent to its backups.", data.writesReplicated)
+            counter("sessionfed_writes_applied_total", "Writes of other nodes' partitions this node applied as a backup.", data.writesApplied)
             counter("sessionfed_transfer_bytes_sent_total", "Bytes of partition copies this node sent as primary (rebalancing, repairs, drains).", data.transferBytesSent)
             counter("sessionfed_transfer_bytes_received_total", "Bytes of partition copies this node received as a new backup.", data.transferBytesReceived)
         }

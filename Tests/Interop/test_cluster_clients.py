@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import redis
@@ -105,6 +106,11 @@ def test_redis_py_cluster_client_sends_each_key_to_its_primary(site_factory):
         assert standalone[node].get("session:7") == "value7"
         assert standalone[node].hgetall("spring:session:sessions:9") == {"creationTime": "9", "sessionAttr:user": "u9"}
     assert forwarded(site) > before
+    # /metrics says what /status says, for an alert on forwarding.
+    for node in names:
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{site.ports[node]['admin']}/metrics", timeout=5).read().decode()
+        counted = [line for line in metrics.splitlines() if line.startswith("sessionfed_commands_forwarded_total")]
+        assert counted and float(counted[0].split()[-1]) == site.status(node)["dataPlane"]["forwarded"], counted
 
 
 def test_a_key_sent_to_another_node_is_forwarded_not_redirected(site_factory):
