@@ -53,15 +53,7 @@ extension ClientConnectionHandler {
     /// over TLS is given the nodes' TLS ports.
     func clusterSlots() -> ClusterSlots {
         let configuration = state.configuration
-        var nodes: [String: ClusterSlots.Node] = [:]
-        for node in configuration.site.nodes {
-            guard let address = overTLS ? node.clientTLS : node.client else { continue }
-            nodes[node.name] = ClusterSlots.Node(
-                name: node.name, id: ClusterSlots.nodeID(site: configuration.site.name, node: node.name),
-                host: Self.advertisedHost(client: address, peer: node.peer), port: address.port,
-                plainPort: node.client.port, tlsPort: node.clientTLS?.port
-            )
-        }
+        let nodes = Self.clusterNodes(of: configuration.site, overTLS: overTLS)
         if configuration.site.nodes.count == 1 {
             guard let myself = nodes[configuration.node.name] else { return ClusterSlots(ranges: [], directory: []) }
             return ClusterSlots(alone: myself)
@@ -72,6 +64,21 @@ extension ClientConnectionHandler {
             return ClusterSlots(ranges: [], directory: Array(nodes.values))
         }
         return ClusterSlots(partitionCount: dataPlane.partitioning.partitionCount, assignments: map.partitions, nodes: nodes)
+    }
+
+    /// The site's nodes as a client on a connection of this kind reaches them (a node
+    /// without a TLS port is left out for a TLS client).
+    static func clusterNodes(of site: Topology.Site, overTLS: Bool) -> [String: ClusterSlots.Node] {
+        var nodes: [String: ClusterSlots.Node] = [:]
+        for node in site.nodes {
+            guard let address = overTLS ? node.clientTLS : node.client else { continue }
+            nodes[node.name] = ClusterSlots.Node(
+                name: node.name, id: ClusterSlots.nodeID(site: site.name, node: node.name),
+                host: advertisedHost(client: address, peer: node.peer), port: address.port,
+                plainPort: node.client.port, tlsPort: node.clientTLS?.port
+            )
+        }
+        return nodes
     }
 
     /// Where clients reach a node: its client address, unless that is a wildcard a listener

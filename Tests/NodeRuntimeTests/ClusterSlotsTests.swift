@@ -2,6 +2,7 @@ import ControlPlane
 import RESP
 import SessionModel
 import Testing
+import Topology
 
 @testable import NodeRuntime
 
@@ -133,6 +134,32 @@ import Testing
         }
         #expect(fields.contains(RESPPair(.bulk("port"), .integer(6379))))
         #expect(fields.contains(RESPPair(.bulk("tls-port"), .integer(6380))))
+    }
+
+    /// Every node of a multi-node site, by the port of the asking connection's kind.
+    @Test func clusterNodes_ofASiteWithClientTLS_byConnectionKind() throws {
+        let text = """
+            federation: f
+            topologyVersion: 1
+            tls:
+              directory: certs
+              ca: certs/ca.pem
+            clientTLS:
+              directory: certs
+            sites:
+              - name: seoul
+                id: 1
+                nodes:
+                  - {name: seoul-1, client: "10.0.0.1:6379", peer: "10.0.0.1:7000", federation: "10.0.0.1:7100", admin: "10.0.0.1:7200", clientTLS: "10.0.0.1:6380"}
+                  - {name: seoul-2, client: "0.0.0.0:6379", peer: "10.0.0.2:7000", federation: "10.0.0.2:7100", admin: "10.0.0.2:7200", clientTLS: "0.0.0.0:6380"}
+            """
+        let site = try TopologyParser.parse(text, file: "t.yaml").get().sites[0]
+        let plain = ClientConnectionHandler.clusterNodes(of: site, overTLS: false)
+        let tls = ClientConnectionHandler.clusterNodes(of: site, overTLS: true)
+        #expect(plain.mapValues { "\($0.host):\($0.port)" } == ["seoul-1": "10.0.0.1:6379", "seoul-2": "10.0.0.2:6379"])
+        #expect(tls.mapValues { "\($0.host):\($0.port)" } == ["seoul-1": "10.0.0.1:6380", "seoul-2": "10.0.0.2:6380"])
+        #expect(tls.values.allSatisfy { $0.plainPort == 6379 && $0.tlsPort == 6380 })
+        #expect(plain["seoul-2"]!.id == tls["seoul-2"]!.id && plain["seoul-1"]!.id != plain["seoul-2"]!.id)
     }
 
     @Test func wildcardClientHosts_advertiseThePeerHost() {
