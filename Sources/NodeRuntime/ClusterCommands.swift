@@ -27,13 +27,14 @@ extension ClientConnectionHandler {
             reply(.bulk(ClusterSlots.nodeID(site: state.configuration.site.name, node: state.configuration.node.name)))
         case ("KEYSLOT", 3):
             reply(.integer(Int64(Partitioning.slot(of: arguments[2]))))
-        case ("SLOTS", _), ("SHARDS", _), ("NODES", _), ("INFO", _), ("MYID", _), ("KEYSLOT", _), ("HELP", _):
-            reply(.error("ERR wrong number of arguments for 'cluster|\(sub.lowercased())' command"))
         case ("HELP", 2):
             reply(.array([
                 "CLUSTER <subcommand> [<arg> ...]. Subcommands are:", "INFO", "KEYSLOT <key>", "MYID", "NODES", "SHARDS", "SLOTS",
                 "The site's partitions are placed by sessionfed itself (sessionfed topology, drain).",
             ].map { .simpleString($0) }))
+        // After every case of the right count: a known subcommand with any other count.
+        case ("SLOTS", _), ("SHARDS", _), ("NODES", _), ("INFO", _), ("MYID", _), ("KEYSLOT", _), ("HELP", _):
+            reply(.error("ERR wrong number of arguments for 'cluster|\(sub.lowercased())' command"))
         case ("MEET", _), ("ADDSLOTS", _), ("ADDSLOTSRANGE", _), ("DELSLOTS", _), ("DELSLOTSRANGE", _), ("SETSLOT", _), ("FAILOVER", _),
             ("FORGET", _), ("REPLICATE", _), ("RESET", _), ("FLUSHSLOTS", _), ("SAVECONFIG", _), ("BUMPEPOCH", _), ("SET-CONFIG-EPOCH", _):
             reply(.error("ERR CLUSTER \(sub) is not supported by this server: sessionfed places the site's partitions itself (sessionfed topology, sessionfed drain)"))

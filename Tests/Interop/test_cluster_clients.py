@@ -79,6 +79,12 @@ def test_redis_py_cluster_client_sends_each_key_to_its_primary(site_factory):
     info = info if isinstance(info, dict) else dict(line.split(":", 1) for line in info.strip().splitlines())
     assert info["cluster_state"] == "ok" and info["cluster_slots_assigned"] == "16384", info
     assert standalone[names[1]].execute_command("CLUSTER KEYSLOT", "spring:session:sessions:{abc}x") == slot("{abc}")
+    assert standalone[names[1]].execute_command("CLUSTER HELP")[0].startswith("CLUSTER <subcommand>")
+    try:
+        standalone[names[1]].execute_command("CLUSTER KEYSLOT")
+        raise AssertionError("CLUSTER KEYSLOT without a key was answered")
+    except redis.ResponseError as error:
+        assert str(error) == "wrong number of arguments for 'cluster|keyslot' command", error
     # redis-py parses CLUSTER NODES into address -> fields.
     described = standalone[names[2]].execute_command("CLUSTER NODES")
     myself = [fields for fields in described.values() if "myself" in fields["flags"]]
