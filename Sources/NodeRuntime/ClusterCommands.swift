@@ -34,7 +34,7 @@ extension ClientConnectionHandler {
             ].map { .simpleString($0) }))
         // After every case of the right count: a known subcommand with any other count.
         case ("SLOTS", _), ("SHARDS", _), ("NODES", _), ("INFO", _), ("MYID", _), ("KEYSLOT", _), ("HELP", _):
-            reply(.error("ERR wrong number of arguments for 'cluster|\(sub.lowercased())' command"))
+            reply(RedisError.wrongArity("cluster|\(sub)"))
         case ("MEET", _), ("ADDSLOTS", _), ("ADDSLOTSRANGE", _), ("DELSLOTS", _), ("DELSLOTSRANGE", _), ("SETSLOT", _), ("FAILOVER", _),
             ("FORGET", _), ("REPLICATE", _), ("RESET", _), ("FLUSHSLOTS", _), ("SAVECONFIG", _), ("BUMPEPOCH", _), ("SET-CONFIG-EPOCH", _):
             reply(.error("ERR CLUSTER \(sub) is not supported by this server: sessionfed places the site's partitions itself (sessionfed topology, sessionfed drain)"))
