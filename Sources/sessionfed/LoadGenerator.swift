@@ -117,13 +117,15 @@ final class LoadGenerator: @unchecked Sendable {
         random ^= random << 13
         random ^= random >> 7
         random ^= random << 17
-        let drawn = keys.map { $0[Int(random % UInt64($0.count))] }
-        let key = "key:\(settings.command == .hset ? Int(random % UInt64(settings.keyspace)) : drawn ?? Int(random % UInt64(settings.keyspace)))"
+        let anyKey = Int(random % UInt64(settings.keyspace))
+        // The name a cluster client routes by: the key itself, or for HSET the hash.
+        let routed = keys.map { $0[Int(random % UInt64($0.count))] }
+        let key = "key:\(settings.command == .hset ? anyKey : routed ?? anyKey)"
         let value = String(repeating: "x", count: settings.valueBytes)
         let arguments: [String]
         switch settings.command {
         case .set: arguments = ["SET", key, value]
-        case .hset: arguments = ["HSET", "hash:\(drawn ?? Int(random % 100))", key, value]
+        case .hset: arguments = ["HSET", "hash:\(routed ?? Int(random % UInt64(Self.hashCount)))", key, value]
         case .get: arguments = ["GET", key]
         }
         Self.encode(arguments, into: &buffer)
