@@ -319,12 +319,7 @@ extension FederationCore {
     mutating func applyRepair(_ repair: BucketRepair, from site: SiteID, store: inout some AntiEntropyStore, now: UInt64) -> [FederationAction] {
         var actions = mergeStates(repair.states, from: site, store: &store, now: now)
         let wanted = repair.wanted.compactMap { key in store.state(of: key).map { KeyStateRecord(key: key, state: $0) } }
-        for (partition, records) in byPartition(wanted, key: \.key) {
-            for chunk in chunked(records) {
-                let message = FederationMessage.keyStates(partition: partition, chunk)
-                actions.append(mergesAtPrimaries ? .sendCommitted(.outbound(site), message, partition: partition) : .send(.outbound(site), message))
-            }
-        }
+        actions += stateSends(wanted, to: site)
         links[site]?.round?.keysSent += UInt64(wanted.count)
         links[site]?.statistics.keysSent += UInt64(wanted.count)
         links[site]?.round?.lastProgressAt = now
@@ -333,6 +328,17 @@ extension FederationCore {
             actions += finishRound(with: site, now: now)
         }
         return actions
+    }
+
+    /// Sends `records` (key states of this node's copy) to `site`, a partition's chunks at a
+    /// time; in a site of several nodes once every in-sync backup holds what they show.
+    func stateSends(_ records: [KeyStateRecord], to site: SiteID) -> [FederationAction] {
+        byPartition(records, key: \.key).flatMap { partition, records in
+            chunked(records).map { chunk -> FederationAction in
+                let message = FederationMessage.keyStates(partition: partition, chunk)
+                return mergesAtPrimaries ? .sendCommitted(.outbound(site), message, partition: partition) : .send(.outbound(site), message)
+            }
+        }
     }
 
     /// Key states from `site`: merged here in a site of one node, else handed to the primaries

@@ -200,18 +200,43 @@ extension FederationCore {
     /// Drops `keys` where they still hold the agreed state: here in a site of one node, else
     /// at each partition's primary (`collectHere` there), which replicates the drop.
     func collect(_ keys: [KeyDigest], store: inout some AntiEntropyStore, now: UInt64) -> [FederationAction] {
-        guard mergesAtPrimaries else {
-            collectHere(keys, store: &store, now: now)
-            return []
-        }
+        guard mergesAtPrimaries else { return collectHere(keys, store: &store, now: now).actions }
         return byPartition(keys, key: \.key).map { .collectAtPrimary(CollectionAtPrimary(partition: $0, keys: $1)) }
     }
 
+    /// What a collection commit did to this node's copy.
+    public struct Collected: Sendable {
+        /// The keys dropped (a site of several nodes drops them at the partition's backups too).
+        public var dropped: [[UInt8]]
+        /// The states of agreed keys that changed here since this site's vote, for every linked
+        /// site; and a log line.
+        public var actions: [FederationAction]
+    }
+
     /// Drops the agreed keys from `store` (this node's copy is the one its site's copies follow)
-    /// that still hold the agreed state and have no delta in flight here. Returns those dropped.
-    @discardableResult
-    public func collectHere(_ keys: [KeyDigest], store: inout some AntiEntropyStore, now: UInt64) -> [[UInt8]] {
+    /// that still hold the agreed state and have no delta in flight here.
+    ///
+    /// An agreed key written here (or merged here) after this site voted is kept, and its state
+    /// goes to every linked site. The sites that dropped it start the key again from that
+    /// write's delta alone, without the agreed tombstone's context, while this copy joins
+    /// the write onto the tombstone: the states differ in their causal context and only a
+    /// periodic anti-entropy round (minutes away) would have joined them. The state sent
+    /// brings the tombstone's context back into theirs; the next round collects the key again
+    /// once it is a tombstone everywhere.
+    public func collectHere(_ keys: [KeyDigest], store: inout some AntiEntropyStore, now: UInt64) -> Collected {
         let inFlight = keysInFlight()
-        return keys.filter { !inFlight.contains($0.key) && store.collect($0.key, digest: $0.digest, now: now) }.map(\.key)
+        var dropped: [[UInt8]] = []
+        var changed: [KeyStateRecord] = []
+        for agreed in keys {
+            if !inFlight.contains(agreed.key) && store.collect(agreed.key, digest: agreed.digest, now: now) {
+                dropped.append(agreed.key)
+            } else if let state = store.state(of: agreed.key), state.digest != agreed.digest {
+                changed.append(KeyStateRecord(key: agreed.key, state: state))
+            }
+        }
+        guard !changed.isEmpty else { return Collected(dropped: dropped, actions: []) }
+        var actions = settings.linkedSites.flatMap { stateSends(changed, to: $0) }
+        actions.append(.log(FederationLog(.info, "collected keys changed here since every site agreed: their states sent to every linked site", ["keys": "\(changed.count)"])))
+        return Collected(dropped: dropped, actions: actions)
     }
 }

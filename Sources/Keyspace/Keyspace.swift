@@ -289,7 +289,7 @@ public struct Keyspace: Sendable {
         // A timestamp too far ahead is refused by the clock, but the delta still merges: the
         // lattice join does not depend on clocks, only on dots.
         _ = try? clock.receive(delta.timestamp, physicalMilliseconds: now)
-        return join(key: delta.key, now: now, writesAfter: { seen in delta.entries.contains { !seen.contains($0.entry.dot) } }) {
+        return join(key: delta.key, now: now, writesAfter: { seen in (0..<delta.dotCount).contains { !seen.contains(Dot(site: delta.dot.site, counter: delta.dot.counter + $0)) } }) {
             $0.merge(delta, policy: $1)
         }
     }
@@ -302,14 +302,14 @@ public struct Keyspace: Sendable {
         if let latest = other.elements.values.lazy.flatMap({ $0 }).map(\.timestamp).max() {
             _ = try? clock.receive(latest, physicalMilliseconds: now)
         }
-        return join(key: key, now: now, writesAfter: { seen in other.elements.values.contains { $0.contains { !seen.contains($0.dot) } } }) {
+        return join(key: key, now: now, writesAfter: { seen in !other.context.isSubset(of: seen) }) {
             $0.merge(other, policy: $1)
         }
     }
 
     /// The join of a remote write or state into `key`, the clock already past its writes.
-    /// `writesAfter`: whether what arrives holds an entry a collected key's tombstone (its
-    /// context) has not seen. `body` joins it into the key's state under the key's policy.
+    /// `writesAfter`: whether what arrives holds a write a collected key's tombstone (its
+    /// context) has not seen: a dot, not only an element (a delete stores none). `body` joins it into the key's state under the key's policy.
     mutating func join(
         key: [UInt8], now: UInt64, writesAfter: (CausalContext) -> Bool, _ body: (inout KeyState, MergePolicy) -> MergeOutcome
     ) -> MergeOutcome {

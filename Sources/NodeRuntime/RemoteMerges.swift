@@ -120,9 +120,10 @@ extension DataPlane {
             actions += state.federation!.mergeRepairs(records, from: merge.site, store: &state.keyspace, now: now)
         }
         let collected = state.federation!.collectHere(merge.collect, store: &state.keyspace, now: now)
+        actions += collected.actions
         // The backups merge the same deltas and states (a join) and drop the same collected
         // keys: they end with the primary's state.
-        let waits = submit([merge.partition: ReplicatedWrite(deltas: merge.deltas, states: merge.states, collectedKeys: collected)])
+        let waits = submit([merge.partition: ReplicatedWrite(deltas: merge.deltas, states: merge.states, collectedKeys: collected.dropped)])
         whenCommitted(waits, then: {
             // Keyspace events and conflict logs once the merge holds in the site.
             self.state.transport?.perform(actions)

@@ -116,6 +116,17 @@ public struct CausalContext: Hashable, Sendable {
         for run in other.cloud { insert(run) }
     }
 
+    /// Whether every dot of this context is in `other`. A run of `other` never touches its
+    /// prefix nor another run, so a covered prefix or run lies in `other`'s prefix or inside
+    /// one of its runs.
+    public func isSubset(of other: CausalContext) -> Bool {
+        vector.entries.allSatisfy { other.vector[$0.site] >= $0.counter }
+            && cloud.allSatisfy { run in
+                other.vector[run.site] >= run.last
+                    || other.runIndex(containing: Dot(site: run.site, counter: run.first)).map { other.cloud[$0].last >= run.last } == true
+            }
+    }
+
     /// Whether every dot of this context is covered by `stable`.
     public func isCovered(by stable: VersionVector) -> Bool {
         stable.covers(vector) && cloud.allSatisfy { stable[$0.site] >= $0.last }

@@ -94,6 +94,68 @@ import Testing
         #expect(keyspace.collectedKeyCount == 0)
     }
 
+    /// A write made after the collection is told from the collected key's past by its dots, not
+    /// by the elements it stores: a delete stores none. Merged as a delta (the outbox had
+    /// folded the write before it into the delete) and as a state, it must give the state the
+    /// writer holds; discarded, the sites' Merkle roots differed until a periodic
+    /// anti-entropy round.
+    @Test func aDeleteMadeAfterCollection_isMerged_asADeltaAndAsAState() {
+        let key = Array("session:1".utf8)
+        var writer = Keyspace(configuration: KeyspaceConfiguration(site: tokyo, retainTombstones: true, expiryGraceMilliseconds: 0))
+        var byDelta = Keyspace(configuration: KeyspaceConfiguration(site: seoul, retainTombstones: true, expiryGraceMilliseconds: 0))
+        var byState = Keyspace(configuration: KeyspaceConfiguration(site: frankfurt, retainTombstones: true, expiryGraceMilliseconds: 0))
+        _ = writer.execute([Array("HSET".utf8), key, Array("user".utf8), Array("ann".utf8)], now: 1_000)
+        _ = writer.execute([Array("DEL".utf8), key], now: 1_001)
+        let tombstone = writer.state(of: key)!
+        _ = byDelta.merge(state: tombstone, key: key, now: 1_001)
+        _ = byState.merge(state: tombstone, key: key, now: 1_001)
+        let collected = [
+            writer.collect(key, digest: tombstone.digest, now: 2_000), byDelta.collect(key, digest: tombstone.digest, now: 2_000),
+            byState.collect(key, digest: tombstone.digest, now: 2_000),
+        ]
+        #expect(collected == [true, true, true])
+        _ = writer.execute([Array("HSET".utf8), key, Array("user".utf8), Array("bob".utf8)], now: 3_000)
+        let delete = writer.execute([Array("DEL".utf8), key], now: 3_001)!.deltas
+        for delta in delete { _ = byDelta.merge(delta, now: 3_001) }
+        _ = byState.merge(state: writer.state(of: key)!, key: key, now: 3_001)
+        #expect(byDelta.state(of: key) == writer.state(of: key), "the delete as a delta")
+        #expect(byState.state(of: key) == writer.state(of: key), "the delete as a state")
+    }
+
+    /// A site that agreed to drop a key and wrote it before the commit came keeps the key (its
+    /// state changed) and sends its state to every linked site. The sites that dropped it
+    /// start the key again from that write's delta alone, without the tombstone's context
+    /// the writer joined it onto: their states differed until a periodic anti-entropy round.
+    @Test func aWriteBetweenVoteAndCommit_keepsTheKey_andSendsItsStateToEverySite() throws {
+        var harness = Self.sessionsDeletedAndExpired(count: 2)
+        let key = Array("session:0".utf8)
+        let tombstone = try #require(harness.nodes[tokyo]!.keyspace.state(of: key))
+        #expect(tombstone.elements.isEmpty, "session:0 was deleted")
+        let proposal = [KeyDigest(key: key, digest: tombstone.digest)]
+        let fromSeoul = FederationConnection.inbound(seoul, node: "site1-1")
+        var node = harness.nodes[tokyo]!
+        let vote = node.core.receive(.collectionCheck(round: 1, proposal), on: fromSeoul, store: &node.keyspace, now: harness.now)
+        harness.nodes[tokyo] = node
+        #expect(vote == [.send(fromSeoul, .collectionVote(round: 1, agreed: [key], partitions: []))])
+        harness.run(tokyo, "HSET", "session:0", "user", "after")
+        for site in [seoul, frankfurt] {
+            let dropped = harness.nodes[site]!.keyspace.collect(key, digest: tombstone.digest, now: harness.now)
+            #expect(dropped, "site \(site) drops the key it agreed on")
+        }
+        node = harness.nodes[tokyo]!
+        let commit = node.core.receive(.collectionCommit(proposal), on: fromSeoul, store: &node.keyspace, now: harness.now)
+        harness.nodes[tokyo] = node
+        let sentTo = commit.compactMap { action -> SiteID? in
+            guard case .send(.outbound(let site), .keyStates) = action else { return nil }
+            return site
+        }
+        #expect(Set(sentTo) == [seoul, frankfurt])
+        harness.perform(commit, at: tokyo)
+        harness.settle()
+        expectConverged(&harness)
+        for site in harness.sites { #expect(harness.value(site, "HGET", "session:0", "user") == "\(RESPValue.bulk("after"))", "site \(site)") }
+    }
+
     /// Forgetting goes oldest first and keeps a key collected again later.
     @Test func forgettingCollectedKeys_keepsThoseCollectedAgainLater() {
         var keyspace = Keyspace(configuration: KeyspaceConfiguration(site: seoul, retainTombstones: true))

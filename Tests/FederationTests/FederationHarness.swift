@@ -228,8 +228,9 @@ struct FederationHarness {
                 perform(more, at: site)
             case .collectAtPrimary(let collection):
                 var node = nodes[site]!
-                node.core.collectHere(collection.keys, store: &node.keyspace, now: now)
+                let more = node.core.collectHere(collection.keys, store: &node.keyspace, now: now).actions
                 nodes[site] = node
+                perform(more, at: site)
             case .learnedRoles(let assignment, _):
                 // A one-node site's control plane commits at once.
                 commitRoles(at: site) { $0.learn(assignment) }

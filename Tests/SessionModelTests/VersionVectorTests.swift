@@ -113,6 +113,26 @@ import Testing
         }
     }
 
+    /// `isSubset(of:)` reads the compact forms; it must agree with the sets of dots they hold.
+    @Test func isSubset_matchesSetsOfDots() {
+        var random = SeededGenerator(seed: 78)
+        func randomContext() -> CausalContext {
+            var context = CausalContext()
+            for _ in 0..<Int(random.next() % 6) {
+                let first = 1 + random.next() % 10
+                context.insert(DotRange(site: random.next() % 2 == 0 ? a : b, first: first, last: first + random.next() % 4))
+            }
+            return context
+        }
+        for _ in 0..<5_000 {
+            let one = randomContext(), other = randomContext()
+            #expect(one.isSubset(of: other) == Set(one.dots).isSubset(of: Set(other.dots)), "\(one) ⊆ \(other)")
+            var joined = one
+            joined.formUnion(other)
+            #expect(one.isSubset(of: joined) && other.isSubset(of: joined))
+        }
+    }
+
     @Test func contains_vectorAndCloud() {
         let context = CausalContext(vector: VersionVector([a: 2]), dots: [Dot(site: a, counter: 5)])
         #expect(context.contains(Dot(site: a, counter: 1)))
