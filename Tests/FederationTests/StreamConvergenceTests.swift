@@ -27,7 +27,9 @@ import Testing
 
     static func run(seed: UInt64) -> String? {
         var random = SeededGenerator(seed: seed)
-        var harness = FederationHarness(sites: [1, 2, 3], mergesAtPrimaries: seed % 2 == 1) { settings in
+        // A third of the seeds run a hub (seoul) whose spokes see each other's deltas forwarded.
+        let links: [SiteID: Set<SiteID>]? = seed % 3 == 0 ? [seoul: [tokyo, frankfurt], tokyo: [seoul], frankfurt: [seoul]] : nil
+        var harness = FederationHarness(sites: [1, 2, 3], links: links, mergesAtPrimaries: seed % 2 == 1) { settings in
             settings.antiEntropyIntervalMilliseconds = 0
         }
         harness.connectAll()
