@@ -247,7 +247,12 @@ struct FederationHarness {
 
     /// Advances time by `milliseconds` in steps of 1 ms, ticking every core and delivering every
     /// frame in flight, until nothing is left to do.
-    mutating func settle(milliseconds: UInt64 = 50) {
+    ///
+    /// With `delivers`, each millisecond delivers only the routes it lets through then, and only
+    /// the frames on them at that moment: a frame held back waits, in order, for a later
+    /// millisecond, and an answer leaves a millisecond after its request. Deliveries then
+    /// interleave with commands and with each other as they do over real links.
+    mutating func settle(milliseconds: UInt64 = 50, delivers: ((Route) -> Bool)? = nil) {
         for _ in 0..<milliseconds {
             now += 1
             for site in sites {
@@ -257,7 +262,13 @@ struct FederationHarness {
                 nodes[site] = node
                 perform(actions, at: site)
             }
-            deliverAll()
+            if let delivers {
+                let open = inFlight.keys.filter(delivers).sorted { ($0.from, $0.to) < ($1.from, $1.to) }
+                let due = open.map { ($0, inFlight.removeValue(forKey: $0)!) }
+                for (route, frames) in due { deliver(frames, on: route) }
+            } else {
+                deliverAll()
+            }
             for site in loading {
                 let core = nodes[site]!.core
                 if core.settings.linkedSites.allSatisfy({ core.isSynchronized(with: $0) }) { loading.remove(site) }
@@ -267,22 +278,26 @@ struct FederationHarness {
 
     mutating func deliverAll() {
         while let route = inFlight.keys.sorted(by: { ($0.from, $0.to) < ($1.from, $1.to) }).first {
-            let frames = inFlight.removeValue(forKey: route)!
-            for bytes in frames {
-                var decoder = FrameDecoder()
-                decoder.append(bytes)
-                let frame = try! decoder.next()!
-                var node = nodes.removeValue(forKey: route.to)!
-                // As the runtime's federation transport hands frames to the core.
-                let actions: [FederationAction]
-                switch frame {
-                case .federation(let message): actions = node.core.receive(message, on: route.connection, store: &node.keyspace, now: now)
-                case .heartbeat(_, let roles): actions = node.core.heard(roles: roles, from: route.connection.site)
-                default: actions = [FederationCore.unexpected(frame.kind, on: route.connection)]
-                }
-                nodes[route.to] = node
-                perform(actions, at: route.to)
+            deliver(inFlight.removeValue(forKey: route)!, on: route)
+        }
+    }
+
+    /// Hands `frames` that travelled `route` to its receiving core.
+    mutating func deliver(_ frames: [[UInt8]], on route: Route) {
+        for bytes in frames {
+            var decoder = FrameDecoder()
+            decoder.append(bytes)
+            let frame = try! decoder.next()!
+            var node = nodes.removeValue(forKey: route.to)!
+            // As the runtime's federation transport hands frames to the core.
+            let actions: [FederationAction]
+            switch frame {
+            case .federation(let message): actions = node.core.receive(message, on: route.connection, store: &node.keyspace, now: now)
+            case .heartbeat(_, let roles): actions = node.core.heard(roles: roles, from: route.connection.site)
+            default: actions = [FederationCore.unexpected(frame.kind, on: route.connection)]
             }
+            nodes[route.to] = node
+            perform(actions, at: route.to)
         }
     }
 

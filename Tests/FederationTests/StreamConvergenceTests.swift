@@ -64,10 +64,12 @@ import Testing
                     print("   at \(site): \(state.map { "\($0.context) deletes \($0.deletes)" } ?? "none") collected \(harness.nodes[site]!.keyspace.wasCollected(watched))")
                 }
             }
-            // Writes at different sites overlap in time: sometimes a delta is still on its way.
+            // Writes at different sites overlap in time: sometimes a delta is still on its way,
+            // and links deliver at their own pace (a vote, a commit and a write cross).
             switch random.next() % 6 {
             case 0: harness.settle(milliseconds: 1 + random.next() % 20)
             case 1: harness.now += 1 + random.next() % 3
+            case 3: harness.settle(milliseconds: 1 + random.next() % 5) { _ in random.next() % 2 == 0 }
             case 2 where random.next() % 8 == 0:
                 // Long enough for a collection round (every 10 s) with writes still flowing.
                 harness.now += random.next() % 12_000
