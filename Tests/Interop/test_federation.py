@@ -81,6 +81,31 @@ def test_concurrent_writes_at_three_sites_converge(federation_factory):
     assert not any(key.startswith("short:") for key in reference), "expired keys are still visible"
 
 
+def test_a_session_written_logged_out_and_written_again_after_collection_leaves_every_site_equal(federation_factory):
+    """A session collected everywhere, written again, logged out and written once more at one
+    site before its next batch leaves: the outbox folds the first write into the delete,
+    which stores nothing. The delete must reach every site's state, so that the sites agree
+    at once, not at the next periodic anti-entropy round (5 minutes by default; the last
+    write keeps the session from being collected again, which would hide the difference)."""
+    federation = federation_factory(defaults={"collectionIntervalMilliseconds": 300})
+    federation.start_all()
+    key = "spring:session:sessions:written-again"
+    seoul = federation.redis("seoul")
+    seoul.hset(key, "user", "ann")
+    federation.wait_quiet()
+    seoul.delete(key)
+    wait_until(lambda: all(federation.status(site)["storedKeys"] == 0 for site in SITES), 30, interval_s=0.1,
+               what="every site to collect the logged-out session")
+    pipe = federation.redis("tokyo").pipeline(transaction=False)
+    pipe.hset(key, "user", "bob")
+    pipe.delete(key)
+    pipe.hset(key, "user", "carol")
+    assert pipe.execute() == [1, 1, 1]
+    federation.wait_quiet(deadline_s=15)
+    for site in SITES:
+        assert federation.redis(site).hgetall(key) == {"user": "carol"}, site
+
+
 def test_logout_at_one_site_concurrent_with_writes_elsewhere_is_final(federation_factory):
     federation = federation_factory(proxies=True)
     federation.start_all()
