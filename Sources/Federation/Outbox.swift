@@ -65,9 +65,7 @@ struct Outbox: Sendable {
                 guard let earlier = pending[position] else { continue }
                 if Self.supersedes(entry.delta, earlier.delta) {
                     entry.delta.context.formUnion(earlier.delta.context)
-                    for counter in earlier.delta.dot.counter...earlier.delta.lastDot.counter {
-                        entry.delta.context.insert(Dot(site: earlier.delta.dot.site, counter: counter))
-                    }
+                    earlier.delta.insertDots(into: &entry.delta.context)
                     entry.delta.deletes.merge(earlier.delta.deletes)
                     entry.enqueuedAt = min(entry.enqueuedAt, earlier.enqueuedAt)
                     pending[position] = nil
@@ -95,11 +93,7 @@ struct Outbox: Sendable {
     static func supersedes(_ later: Delta, _ earlier: Delta) -> Bool {
         // A delete is never folded: its dot must reach the receiver's delete vector as its own.
         guard later.key == earlier.key, !earlier.operations.contains(.deleteKey) else { return false }
-        for counter in earlier.dot.counter...earlier.lastDot.counter
-        where !later.context.contains(Dot(site: earlier.dot.site, counter: counter)) {
-            return false
-        }
-        return true
+        return later.context.contains(earlier.dots)
     }
 
     /// The next batch to send: unacknowledged deltas not yet sent on this connection first (a

@@ -289,7 +289,7 @@ public struct Keyspace: Sendable {
         // A timestamp too far ahead is refused by the clock, but the delta still merges: the
         // lattice join does not depend on clocks, only on dots.
         _ = try? clock.receive(delta.timestamp, physicalMilliseconds: now)
-        return join(key: delta.key, now: now, writesAfter: { seen in (0..<delta.dotCount).contains { !seen.contains(Dot(site: delta.dot.site, counter: delta.dot.counter + $0)) } }) {
+        return join(key: delta.key, now: now, isPast: { $0.contains(delta.dots) }) {
             $0.merge(delta, policy: $1)
         }
     }
@@ -302,22 +302,23 @@ public struct Keyspace: Sendable {
         if let latest = other.elements.values.lazy.flatMap({ $0 }).map(\.timestamp).max() {
             _ = try? clock.receive(latest, physicalMilliseconds: now)
         }
-        return join(key: key, now: now, writesAfter: { seen in !other.context.isSubset(of: seen) }) {
+        return join(key: key, now: now, isPast: other.context.isSubset(of:)) {
             $0.merge(other, policy: $1)
         }
     }
 
     /// The join of a remote write or state into `key`, the clock already past its writes.
-    /// `writesAfter`: whether what arrives holds a write a collected key's tombstone (its
-    /// context) has not seen: a dot, not only an element (a delete stores none). `body` joins it into the key's state under the key's policy.
+    /// `isPast`: whether every dot of what arrives is in a collected key's tombstone (its
+    /// context). Dots, not elements, tell the key's past from a later write: a delete stores
+    /// no element. `body` joins it into the key's state under the key's policy.
     mutating func join(
-        key: [UInt8], now: UInt64, writesAfter: (CausalContext) -> Bool, _ body: (inout KeyState, MergePolicy) -> MergeOutcome
+        key: [UInt8], now: UInt64, isPast: (CausalContext) -> Bool, _ body: (inout KeyState, MergePolicy) -> MergeOutcome
     ) -> MergeOutcome {
         if !collected.isEmpty, keys[key] == nil, let tombstone = collected[key] {
             // Only the collected key's past (sent before every site agreed to drop it): it stays
             // collected. Anything else was written after the collection, by a site that may not
             // remember the key: the key starts again from nothing, as it did there.
-            guard writesAfter(tombstone.context) else {
+            guard !isPast(tombstone.context) else {
                 return MergeOutcome(changed: false, events: [])
             }
             collected[key] = nil

@@ -116,15 +116,15 @@ public struct CausalContext: Hashable, Sendable {
         for run in other.cloud { insert(run) }
     }
 
-    /// Whether every dot of this context is in `other`. A run of `other` never touches its
-    /// prefix nor another run, so a covered prefix or run lies in `other`'s prefix or inside
-    /// one of its runs.
+    /// Whether every dot of `run` is in this context. A run of the context never touches its
+    /// prefix nor another run, so a covered run lies in the prefix or inside one run.
+    public func contains(_ run: DotRange) -> Bool {
+        vector[run.site] >= run.last || runIndex(containing: Dot(site: run.site, counter: run.first)).map { cloud[$0].last >= run.last } == true
+    }
+
+    /// Whether every dot of this context is in `other`.
     public func isSubset(of other: CausalContext) -> Bool {
-        vector.entries.allSatisfy { other.vector[$0.site] >= $0.counter }
-            && cloud.allSatisfy { run in
-                other.vector[run.site] >= run.last
-                    || other.runIndex(containing: Dot(site: run.site, counter: run.first)).map { other.cloud[$0].last >= run.last } == true
-            }
+        vector.entries.allSatisfy { other.vector[$0.site] >= $0.counter } && cloud.allSatisfy(other.contains)
     }
 
     /// Whether every dot of this context is covered by `stable`.

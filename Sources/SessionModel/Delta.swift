@@ -159,10 +159,13 @@ public struct Delta: Hashable, Sendable {
         }
     }
 
+    /// The dots this write issued: `dot` through `lastDot`.
+    public var dots: DotRange {
+        DotRange(site: dot.site, first: dot.counter, last: lastDot.counter)
+    }
+
     /// Adds the dots this write issued to `context`.
     public func insertDots(into context: inout CausalContext) {
-        for counter in dot.counter...lastDot.counter {
-            context.insert(Dot(site: dot.site, counter: counter))
-        }
+        context.insert(dots)
     }
 }

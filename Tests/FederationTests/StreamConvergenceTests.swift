@@ -6,7 +6,8 @@ import Testing
 
 /// Without a fault (no cut, restart, overflow or re-created partition), the deltas alone must
 /// bring every site to the same state: anti-entropy is a safety net for faults, so it runs
-/// here only on connect. The history is the interop story's (concurrent session writes at
+/// here only on connect, and in a hub when a spoke's state sent after a collection commit
+/// reaches the hub (its other spoke is resynced, as for any repair from a spoke). The history is the interop story's (concurrent session writes at
 /// three sites: a field every site writes, a field of each site's own, logouts, renames,
 /// touches, index sets, short-lived keys), with expiry sweeps and collection rounds running
 /// as a node runs them. Seeds come from SESSIONFED_PROPERTY_SEED; SESSIONFED_TRACE prints each
@@ -17,17 +18,38 @@ import Testing
     static let firstSeed = UInt64(ProcessInfo.processInfo.environment["SESSIONFED_PROPERTY_SEED"] ?? "") ?? 1
 
     @Test func faultFreeHistoriesConvergeWithoutAntiEntropy() {
+        var keysCollected = 0, statesSentAfterCommits = 0
         for seed in Self.firstSeed..<(Self.firstSeed + UInt64(Self.histories)) {
-            if let failure = Self.run(seed: seed) {
+            let outcome = Self.run(seed: seed)
+            if let failure = outcome.failure {
                 Issue.record("seed \(seed): \(failure) — replay with SESSIONFED_PROPERTY_SEED=\(seed) SESSIONFED_STREAM_HISTORIES=1")
                 return
             }
+            keysCollected += outcome.keysCollected
+            statesSentAfterCommits += outcome.statesSentAfterCommits
+        }
+        // The histories must reach what they are about (a change of defaults could make them
+        // pass without collecting anything, or without a write crossing a commit).
+        if Self.histories >= 50 {
+            #expect(keysCollected > 0)
+            #expect(statesSentAfterCommits > 0)
         }
     }
 
-    static func run(seed: UInt64) -> String? {
+    struct Outcome {
+        var failure: String?
+        var keysCollected = 0
+        /// Commits that found a key changed since the vote, whose state then went to every site.
+        var statesSentAfterCommits = 0
+    }
+
+    static func run(seed: UInt64) -> Outcome {
+        var outcome = Outcome()
+        func countStatesSent(_ logs: [FederationLog]) {
+            outcome.statesSentAfterCommits += logs.count { $0.message.hasPrefix("collected keys changed here") }
+        }
         var random = SeededGenerator(seed: seed)
-        // A third of the seeds run a hub (seoul) whose spokes see each other's deltas forwarded.
+        // A third of the seeds run a hub (seoul), which forwards each spoke's deltas to the other.
         let links: [SiteID: Set<SiteID>]? = seed % 3 == 0 ? [seoul: [tokyo, frankfurt], tokyo: [seoul], frankfurt: [seoul]] : nil
         var harness = FederationHarness(sites: [1, 2, 3], links: links, mergesAtPrimaries: seed % 2 == 1) { settings in
             settings.antiEntropyIntervalMilliseconds = 0
@@ -54,6 +76,7 @@ import Testing
             }
             let result = harness.run(site, words)
             if trace {
+                countStatesSent(harness.logs)
                 for log in harness.logs { print("   \(log.message) \(log.metadata.sorted { $0.key < $1.key })") }
                 harness.logs = []
                 print("t=\(harness.now) \(site): \(words.joined(separator: " ")) → \(result.map { "\($0.reply) dots \($0.deltas.map { "\($0.dot)...\($0.lastDot)" })" } ?? "refused")")
@@ -85,6 +108,14 @@ import Testing
             harness.now += harness.nodes[seoul]!.core.settings.collectionIntervalMilliseconds
             harness.settle(milliseconds: 200)
         }
+        countStatesSent(harness.logs)
+        outcome.keysCollected = harness.sites.reduce(0) { $0 + Int(harness.nodes[$1]!.keyspace.statistics.keysCollected) }
+        outcome.failure = failure(of: &harness)
+        return outcome
+    }
+
+    /// Why the sites' states differ at the end, or nil.
+    static func failure(of harness: inout FederationHarness) -> String? {
         if let reuse = harness.dotReuses.first { return "a dot was issued twice: \(reuse)" }
         for site in harness.sites {
             for link in harness.nodes[site]!.core.settings.linkedSites {

@@ -96,11 +96,17 @@ def test_a_session_written_logged_out_and_written_again_after_collection_leaves_
     seoul.delete(key)
     wait_until(lambda: all(federation.status(site)["storedKeys"] == 0 for site in SITES), 30, interval_s=0.1,
                what="every site to collect the logged-out session")
+    def coalesced():
+        return sum(link["statistics"]["deltasCoalesced"] for link in federation.status("tokyo")["federationLinks"])
+
+    before = coalesced()
     pipe = federation.redis("tokyo").pipeline(transaction=False)
     pipe.hset(key, "user", "bob")
     pipe.delete(key)
     pipe.hset(key, "user", "carol")
     assert pipe.execute() == [1, 1, 1]
+    # The story is about a write folded into the delete: it must have been, on both links.
+    assert coalesced() == before + 2
     federation.wait_quiet(deadline_s=15)
     for site in SITES:
         assert federation.redis(site).hgetall(key) == {"user": "carol"}, site
