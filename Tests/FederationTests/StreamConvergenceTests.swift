@@ -18,7 +18,7 @@ import Testing
     static let firstSeed = UInt64(ProcessInfo.processInfo.environment["SESSIONFED_PROPERTY_SEED"] ?? "") ?? 1
 
     @Test func faultFreeHistoriesConvergeWithoutAntiEntropy() {
-        var keysCollected = 0, statesSentAfterCommits = 0
+        var keysCollected = 0
         for seed in Self.firstSeed..<(Self.firstSeed + UInt64(Self.histories)) {
             let outcome = Self.run(seed: seed)
             if let failure = outcome.failure {
@@ -26,28 +26,21 @@ import Testing
                 return
             }
             keysCollected += outcome.keysCollected
-            statesSentAfterCommits += outcome.statesSentAfterCommits
         }
-        // The histories must reach what they are about (a change of defaults could make them
-        // pass without collecting anything, or without a write crossing a commit).
-        if Self.histories >= 50 {
-            #expect(keysCollected > 0)
-            #expect(statesSentAfterCommits > 0)
-        }
+        // The histories must reach what they are about: a change of defaults could make them
+        // pass without collecting anything. (A write crossing a commit comes in a few seeds of
+        // a hundred, how many varies with the process's hash seed, which orders dictionaries:
+        // `CollectionTests` pins that case.)
+        if Self.histories >= 50 { #expect(keysCollected > 0) }
     }
 
     struct Outcome {
         var failure: String?
         var keysCollected = 0
-        /// Commits that found a key changed since the vote, whose state then went to every site.
-        var statesSentAfterCommits = 0
     }
 
     static func run(seed: UInt64) -> Outcome {
         var outcome = Outcome()
-        func countStatesSent(_ logs: [FederationLog]) {
-            outcome.statesSentAfterCommits += logs.count { $0.message.hasPrefix("collected keys changed here") }
-        }
         var random = SeededGenerator(seed: seed)
         // A third of the seeds run a hub (seoul), which forwards each spoke's deltas to the other.
         let links: [SiteID: Set<SiteID>]? = seed % 3 == 0 ? [seoul: [tokyo, frankfurt], tokyo: [seoul], frankfurt: [seoul]] : nil
@@ -76,7 +69,6 @@ import Testing
             }
             let result = harness.run(site, words)
             if trace {
-                countStatesSent(harness.logs)
                 for log in harness.logs { print("   \(log.message) \(log.metadata.sorted { $0.key < $1.key })") }
                 harness.logs = []
                 print("t=\(harness.now) \(site): \(words.joined(separator: " ")) → \(result.map { "\($0.reply) dots \($0.deltas.map { "\($0.dot)...\($0.lastDot)" })" } ?? "refused")")
@@ -108,7 +100,6 @@ import Testing
             harness.now += harness.nodes[seoul]!.core.settings.collectionIntervalMilliseconds
             harness.settle(milliseconds: 200)
         }
-        countStatesSent(harness.logs)
         outcome.keysCollected = harness.sites.reduce(0) { $0 + Int(harness.nodes[$1]!.keyspace.statistics.keysCollected) }
         outcome.failure = failure(of: &harness)
         return outcome
