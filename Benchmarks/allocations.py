@@ -9,7 +9,7 @@ timers and the benchmark's own setup commands cancelled out. The node is a site 
 Needs root (for the probe) and `perf` (apt-get install linux-perf).
 
     SESSIONFED_BIN=.build-interop/release/sessionfed python3 Benchmarks/allocations.py [--commands set,hset,get]
-        [--requests 20000] [--before-bin PATH]
+        [--requests 20000] [--before-bin PATH] [--keyspace 1000]
 """
 
 import argparse
@@ -56,7 +56,13 @@ def count_mallocs(pid, run):
         return int(lines[-1].split(",")[0])
 
 
-def per_command(binary, command, requests):
+def random_keys(keyspace):
+    """redis-benchmark's -r: keys (and HSET's fields) drawn from `keyspace`; 0 keeps its one
+    key and one field, as the issue's comparison runs."""
+    return ["-r", str(keyspace)] if keyspace else []
+
+
+def per_command(binary, command, requests, keyspace):
     with tempfile.TemporaryDirectory() as directory:
         site = Site(binary, Path(directory), nodes=1, tls=False, defaults={"partitions": 16, "backupCount": 0})
         try:
@@ -65,7 +71,7 @@ def per_command(binary, command, requests):
             port, pid = site.ports[node]["client"], site.processes[node].handle.pid
 
             def bench(count):
-                subprocess.run(["redis-benchmark", "-p", str(port), "-t", command, "-n", str(count), "-c", "1", "-r", "1000", "-q"],
+                subprocess.run(["redis-benchmark", "-p", str(port), "-t", command, "-n", str(count), "-c", "1", *random_keys(keyspace), "-q"],
                                capture_output=True, check=True)
 
             bench(2_000)  # warm: keys exist, buffers have grown
@@ -81,15 +87,20 @@ def main():
     parser.add_argument("--commands", default="set,hset,get")
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--before-bin", help="a sessionfed binary of an earlier commit: a column for it")
+    parser.add_argument("--keyspace", type=int, default=1_000,
+                        help="redis-benchmark -r (0: its one key; HSET then writes one field of one hash again and again)")
     arguments = parser.parse_args()
     columns = builds(arguments.before_bin)
     added = add_probe(columns[-1][1])
     try:
-        rows = {command: [per_command(path, command, arguments.requests) for _, path in columns] for command in arguments.commands.split(",")}
+        rows = {
+            command: [per_command(path, command, arguments.requests, arguments.keyspace) for _, path in columns]
+            for command in arguments.commands.split(",")
+        }
     finally:
         if added:
             subprocess.run(["perf", "probe", "-q", "-d", PROBE])
-    title = f"mallocs per command (redis-benchmark -c 1 -r 1000, {arguments.requests:,} and {2 * arguments.requests:,} requests)"
+    title = f"mallocs per command (redis-benchmark -c 1 -r {arguments.keyspace}, {arguments.requests:,} and {2 * arguments.requests:,} requests)"
     print_table(title, columns, rows, digits=1)
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ keys and grows the buffers); the result is that time divided by N. The node is a
 Needs `perf` (apt-get install linux-perf) and redis-benchmark (redis-tools).
 
     SESSIONFED_BIN=.build-interop/release/sessionfed python3 Benchmarks/cpu_per_command.py
-        [--commands set,hset,get] [--pipeline 16] [--requests 200000] [--before-bin PATH]
+        [--commands set,hset,get] [--pipeline 16] [--requests 200000] [--before-bin PATH] [--keyspace 100000]
 """
 
 import argparse
@@ -34,7 +34,7 @@ def cpu_milliseconds(pid, command):
         return float(lines[-1].split(",")[0])
 
 
-def per_command(binary, command, pipeline, requests):
+def per_command(binary, command, pipeline, requests, keyspace):
     with tempfile.TemporaryDirectory() as directory:
         site = Site(binary, Path(directory), nodes=1, tls=False, defaults={"partitions": 16, "backupCount": 0})
         try:
@@ -44,7 +44,7 @@ def per_command(binary, command, pipeline, requests):
 
             def bench(count):
                 return ["redis-benchmark", "-p", str(port), "-t", command, "-n", str(count), "-c", "50",
-                        "-P", str(pipeline), "-r", "100000", "-q"]
+                        "-P", str(pipeline), *(["-r", str(keyspace)] if keyspace else []), "-q"]
 
             subprocess.run(bench(50_000), capture_output=True, check=True)  # warm
             return cpu_milliseconds(pid, bench(requests)) * 1_000 / requests
@@ -58,13 +58,15 @@ def main():
     parser.add_argument("--pipeline", type=int, default=16)
     parser.add_argument("--requests", type=int, default=200_000)
     parser.add_argument("--before-bin", help="a sessionfed binary of an earlier commit: a column for it")
+    parser.add_argument("--keyspace", type=int, default=100_000,
+                        help="redis-benchmark -r (0: its one key; HSET then writes one field of one hash again and again)")
     arguments = parser.parse_args()
     columns = builds(arguments.before_bin)
     rows = {
-        command: [per_command(path, command, arguments.pipeline, arguments.requests) for _, path in columns]
+        command: [per_command(path, command, arguments.pipeline, arguments.requests, arguments.keyspace) for _, path in columns]
         for command in arguments.commands.split(",")
     }
-    title = f"node CPU µs per command (redis-benchmark -c 50 -P {arguments.pipeline} -r 100000, {arguments.requests:,} requests)"
+    title = f"node CPU µs per command (redis-benchmark -c 50 -P {arguments.pipeline} -r {arguments.keyspace}, {arguments.requests:,} requests)"
     print_table(title, columns, rows, digits=2)
 
 if __name__ == "__main__":

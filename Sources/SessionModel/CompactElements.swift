@@ -137,12 +137,28 @@ struct CompactElements: Hashable, Sendable {
         if old != nil && entries.isEmpty { records -= 1 }
     }
 
+    /// Replaces the entries of `element` with `entry` alone when `covered` holds for the dot of
+    /// every entry it has, reading the record in place; returns what `ElementSummary` counted
+    /// for the entries replaced. Nil, changing nothing, when the element is absent or an entry
+    /// is not covered.
+    mutating func overwrite(_ element: Element, with entry: ElementEntry, ifCovering covered: (Dot) -> Bool) -> Int? {
+        let found = bytes.withUnsafeBufferPointer { buffer -> (range: Range<Int>, replacedBytes: Int)? in
+            guard case .found(let record) = Self.locate(element, in: buffer) else { return nil }
+            var reader = Reader(buffer, at: record.body.lowerBound)
+            guard let replacedBytes = reader.entryBytes(ifCovering: covered) else { return nil }
+            return (record.start..<record.body.upperBound, replacedBytes)
+        }
+        guard let found else { return nil }
+        replace(found.range, with: element, CollectionOfOne(entry))
+        return found.replacedBytes
+    }
+
     /// Replaces the bytes of `range` (one record, or an empty range where one belongs) with
     /// the record of `element` (none when `entries` is empty). A record of the same size is
     /// rewritten in place (a field written again with a value of the same length, the common
     /// session write); otherwise the buffer is rebuilt at its exact new size, so it never
     /// carries the spare capacity an array's growth leaves.
-    private mutating func replace(_ range: Range<Int>, with element: Element, _ entries: [ElementEntry]) {
+    private mutating func replace(_ range: Range<Int>, with element: Element, _ entries: some Collection<ElementEntry>) {
         let size = entries.isEmpty ? 0 : Self.recordSize(element, entries)
         if size == range.count {
             bytes.withUnsafeMutableBufferPointer { buffer in
@@ -222,14 +238,14 @@ struct CompactElements: Hashable, Sendable {
         }
     }
 
-    static func recordSize(_ element: Element, _ entries: [ElementEntry]) -> Int {
+    static func recordSize(_ element: Element, _ entries: some Collection<ElementEntry>) -> Int {
         let body = bodySize(entries)
         var size = 1 + varintSize(UInt64(body)) + body
         if element.isNamed { size += varintSize(UInt64(element.name.count)) + element.name.count }
         return size
     }
 
-    static func bodySize(_ entries: [ElementEntry]) -> Int {
+    static func bodySize(_ entries: some Collection<ElementEntry>) -> Int {
         var size = varintSize(UInt64(entries.count))
         for entry in entries {
             size += varintSize(UInt64(entry.dot.site.rawValue)) + varintSize(entry.dot.counter)
@@ -320,6 +336,37 @@ struct CompactElements: Hashable, Sendable {
             }
         }
 
+        /// What `ElementSummary` counts for the entries of the body starting at `offset`, or
+        /// nil as soon as one's dot is not `covered`.
+        mutating func entryBytes(ifCovering covered: (Dot) -> Bool) -> Int? {
+            var total = 0
+            for _ in 0..<length() {
+                let dot = Dot(site: SiteID(UInt32(truncatingIfNeeded: varint())), counter: varint())
+                guard covered(dot) else { return nil }
+                _ = varint()  // the timestamp
+                _ = varint()
+                var payloadBytes = 0
+                switch byte() {
+                case 0:
+                    payloadBytes = length()
+                    offset += payloadBytes
+                case 1, 3: break
+                case 2: _ = varint()
+                case 4:
+                    offset += 8
+                    payloadBytes = ElementSummary.scoreBytes
+                case let tag: preconditionFailure("Invalid state: payload tag \(tag) in a compact buffer")
+                }
+                let deletesSeen = length()
+                for _ in 0..<deletesSeen {
+                    _ = varint()  // a delete seen: site and counter
+                    _ = varint()
+                }
+                total += ElementSummary.entryBytes(payloadBytes: payloadBytes, deletesSeen: deletesSeen)
+            }
+            return total
+        }
+
         /// The entries of the body starting at `offset`.
         mutating func entries() -> [ElementEntry] {
             let count = length()
@@ -387,7 +434,7 @@ struct CompactElements: Hashable, Sendable {
             bytes.withUnsafeBufferPointer { copy($0) }
         }
 
-        mutating func record(_ element: Element, _ entries: [ElementEntry]) {
+        mutating func record(_ element: Element, _ entries: some Collection<ElementEntry>) {
             byte(element.rank)
             if element.isNamed {
                 varint(UInt64(element.name.count))

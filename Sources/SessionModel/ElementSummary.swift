@@ -77,20 +77,38 @@ public struct ElementSummary: Hashable, Sendable {
 
     /// A deterministic estimate with the per-allocation overheads of Swift arrays and
     /// dictionaries.
-    static func bytes(of element: Element, _ entries: [ElementEntry]) -> Int {
+    static func bytes(of element: Element, _ entries: some Collection<ElementEntry>) -> Int {
         var total: Int
         switch element {
         case .field(let name), .member(let name), .sortedMember(let name): total = 48 + name.count
         case .string, .expiry, .restart: total = 16
         }
         for entry in entries {
-            total += 64 + entry.deletesSeen.entries.count * 16
-            switch entry.payload {
-            case .bytes(let bytes): total += bytes.count
-            case .score: total += 40  // its item in the sorted index (the name's bytes are shared)
-            case .present, .expireAt, .persist: break
-            }
+            total += entryBytes(payloadBytes: payloadBytes(entry.payload), deletesSeen: entry.deletesSeen.entries.count)
         }
         return total
+    }
+
+    /// One entry's share of `bytes`: the entry, its delete vector and its payload's
+    /// (`CompactElements` counts a record's entries with it without decoding them).
+    static func entryBytes(payloadBytes: Int, deletesSeen: Int) -> Int {
+        64 + deletesSeen * 16 + payloadBytes
+    }
+
+    static func payloadBytes(_ payload: ElementPayload) -> Int {
+        switch payload {
+        case .bytes(let bytes): return bytes.count
+        case .score: return scoreBytes
+        case .present, .expireAt, .persist: return 0
+        }
+    }
+
+    /// A score's item in the sorted index (the name's bytes are shared).
+    static let scoreBytes = 40
+
+    /// One element's entries, counted as `replacedEntryBytes`, replaced by `entries`.
+    mutating func replaceEntries(replacedEntryBytes: Int, with entries: some Collection<ElementEntry>) {
+        for entry in entries { bytes += Self.entryBytes(payloadBytes: Self.payloadBytes(entry.payload), deletesSeen: entry.deletesSeen.entries.count) }
+        bytes -= replacedEntryBytes
     }
 }

@@ -140,6 +140,24 @@ public struct ElementTable: Sendable {
         }
     }
 
+    /// The storage of a compact buffer just changed: a dictionary once it outgrew the limits.
+    private static func storage(holding compact: CompactElements) -> Storage {
+        fitsCompact(compact) ? .compact(compact) : .hashed(Dictionary(uniqueKeysWithValues: compact.pairs().lazy.map { ($0.key, $0.value) }))
+    }
+
+    /// Replaces `element`'s entries with `entry` alone when `covered` holds for the dot of every
+    /// entry it has, in a compact table, without decoding them; returns what `ElementSummary`
+    /// counted for the entries replaced. Nil, changing nothing, otherwise (`update` then makes
+    /// the change).
+    mutating func overwrite(_ element: SessionModel.Element, with entry: ElementEntry, ifCovering covered: (Dot) -> Bool) -> Int? {
+        guard case .compact(var compact) = storage else { return nil }
+        // Released first, so the buffer is changed in place rather than copied.
+        storage = .compact(CompactElements())
+        let replaced = compact.overwrite(element, with: entry, ifCovering: covered)
+        storage = Self.storage(holding: compact)
+        return replaced
+    }
+
     /// Changes one element's entries where they lie (empty when the element is absent); an
     /// element left without entries leaves the table.
     mutating func update(_ element: SessionModel.Element, _ body: (inout [ElementEntry]) -> Void) {
@@ -148,7 +166,7 @@ public struct ElementTable: Sendable {
             // Released first, so the buffer is changed in place rather than copied.
             storage = .compact(CompactElements())
             compact.update(element, body)
-            storage = Self.fitsCompact(compact) ? .compact(compact) : .hashed(Dictionary(uniqueKeysWithValues: compact.pairs().lazy.map { ($0.key, $0.value) }))
+            storage = Self.storage(holding: compact)
         case .hashed(var elements):
             storage = .compact(CompactElements())
             if let index = elements.index(forKey: element) {

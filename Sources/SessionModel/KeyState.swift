@@ -69,8 +69,7 @@ public struct KeyState: Hashable, Sendable {
     /// is there), keeping the summary and the sorted index; an element left without entries
     /// leaves the table.
     private mutating func updateEntries(of element: Element, _ body: (inout [ElementEntry]) -> Void) {
-        var sorted = false
-        if case .sortedMember = element { sorted = true }
+        let sorted = element.isSortedMember
         // Kept in locals while the table changes (the closure may not reach into `self`); the
         // index is swapped out so that its array stays uniquely held and changes in place.
         var summary = self.summary
@@ -446,6 +445,16 @@ public struct KeyState: Hashable, Sendable {
                 updateEntries(of: element) { entries in entries.removeAll { delta.covers($0.dot) } }
             }
             for written in written {
+                // A local write observed its element, so it covers every entry the element has:
+                // a compact key rewrites the record without decoding what it replaces (the
+                // entries and the old value were two allocations of every HSET of a field
+                // the hash holds). The sorted index needs the entries it drops.
+                if !written.element.isSortedMember,
+                    let replaced = elements.overwrite(written.element, with: written.entry, ifCovering: delta.covers)
+                {
+                    summary.replaceEntries(replacedEntryBytes: replaced, with: CollectionOfOne(written.entry))
+                    continue
+                }
                 updateEntries(of: written.element) { entries in
                     entries.removeAll { delta.covers($0.dot) }
                     entries.append(written.entry)

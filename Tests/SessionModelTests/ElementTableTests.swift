@@ -45,6 +45,42 @@ import Testing
         }
     }
 
+    /// `overwrite` (a local write replacing every entry of an element, read in place) against
+    /// the same change made through `update`: the same table, and the replaced entries' share
+    /// of the summary as the decoded entries give it. Nothing changes when the element is
+    /// absent, an entry is not covered, or the table is a dictionary.
+    @Test func overwrite_changesAsUpdateDoes_onlyWhenEveryEntryIsCovered() {
+        for seed in Self.seeds {
+            var random = SeededGenerator(seed: seed &+ 10_000)
+            var table = ElementTable()
+            for step in 0..<Int.random(in: 1...100, using: &random) {
+                let element = Self.element(&random)
+                let context = "seed \(seed), step \(step), \(element)"
+                guard Int.random(in: 0..<2, using: &random) == 0 else {
+                    let entries = Self.entries(&random)
+                    table.update(element) { $0 = entries }
+                    continue
+                }
+                let entry = Self.entries(&random)[0]
+                let old = table[element]
+                let uncovered = Int.random(in: 0..<3, using: &random) == 0 ? old?.randomElement(using: &random)?.dot : nil
+                let wasCompact = table.isCompact
+                var expected = table
+                let replaced = table.overwrite(element, with: entry, ifCovering: { $0 != uncovered })
+                if let old, uncovered == nil, wasCompact {
+                    expected.update(element) { $0 = [entry] }
+                    #expect(replaced == ElementSummary.bytes(of: element, old) - ElementSummary.bytes(of: element, []), "\(context)")
+                } else {
+                    #expect(replaced == nil, "\(context)")
+                }
+                #expect(table == expected, "\(context)")
+                if case .compact(let built) = ElementTable(sortedPairs: table.ordered).storage, case .compact(let changed) = table.storage {
+                    #expect(built.bytes == changed.bytes, "canonical encoding, \(context)")
+                }
+            }
+        }
+    }
+
     @Test func aSpringSessionStaysCompact() {
         var table = ElementTable()
         let attribute = [UInt8](repeating: 0x78, count: 200)

@@ -57,6 +57,23 @@ import Testing
         #expect(copy.state(key).summary == ElementSummary())
     }
 
+    /// HSET of a field a compact hash holds, with a value longer, shorter or as long as the one
+    /// it replaces: the record is rewritten without decoding it, and the summary stays what
+    /// the elements add up to; a copy that merges the write holds the same state.
+    @Test func overwritingAFieldOfACompactHash_keepsTheSummary() throws {
+        var (primary, copy) = try hashAtTwoCopies(size: 10)
+        for value in ["a", "a value much longer than the one before", "b", "c", ""] {
+            let written = primary.write(key, .setFields([HashField(field: Array("f1".utf8), value: Array(value.utf8))]))
+            let delta = try #require(written)
+            copy.receive(delta)
+            let state = primary.state(key)
+            #expect(state.elements.isCompact)
+            #expect(state.summary == ElementSummary(state.elements), "\(value)")
+            #expect(copy.state(key) == state, "\(value)")
+            #expect(state.summary.fields == 10)
+        }
+    }
+
     @Test func theSummary_followsEveryChange() throws {
         var (primary, _) = try hashAtTwoCopies(size: 20)
         var state = primary.state(key)
