@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "Tests" / "Interop"))
 
-from build_columns import builds, print_table  # noqa: E402
+from build_columns import builds, print_table, random_keys  # noqa: E402
 from cluster import Site  # noqa: E402
 
 PROBE = "probe_libc:malloc"
@@ -54,12 +54,6 @@ def count_mallocs(pid, run):
         stat.wait()
         lines = [line for line in Path(output.name).read_text().splitlines() if PROBE in line]
         return int(lines[-1].split(",")[0])
-
-
-def random_keys(keyspace):
-    """redis-benchmark's -r: keys (and HSET's fields) drawn from `keyspace`; 0 keeps its one
-    key and one field, as the issue's comparison runs."""
-    return ["-r", str(keyspace)] if keyspace else []
 
 
 def per_command(binary, command, requests, keyspace):
@@ -100,7 +94,8 @@ def main():
     finally:
         if added:
             subprocess.run(["perf", "probe", "-q", "-d", PROBE])
-    title = f"mallocs per command (redis-benchmark -c 1 -r {arguments.keyspace}, {arguments.requests:,} and {2 * arguments.requests:,} requests)"
+    benchmark = " ".join(["redis-benchmark -c 1", *random_keys(arguments.keyspace)])
+    title = f"mallocs per command ({benchmark}, {arguments.requests:,} and {2 * arguments.requests:,} requests)"
     print_table(title, columns, rows, digits=1)
 
 if __name__ == "__main__":

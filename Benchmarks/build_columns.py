@@ -6,6 +6,14 @@
 import os
 
 
+def random_keys(keyspace):
+    """redis-benchmark's -r: keys (and HSET's fields) drawn from `keyspace`; 0 keeps its one
+    key and one field, as the issue's comparison runs."""
+    if keyspace < 0:
+        raise SystemExit(f"--keyspace must be 0 or more, not {keyspace}")
+    return ["-r", str(keyspace)] if keyspace else []
+
+
 def builds(before_bin):
     """[(label, binary)]: the earlier build if given, then SESSIONFED_BIN."""
     binary = os.environ.get("SESSIONFED_BIN", ".build-interop/release/sessionfed")

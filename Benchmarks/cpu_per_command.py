@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "Tests" / "Interop"))
 
-from build_columns import builds, print_table  # noqa: E402
+from build_columns import builds, print_table, random_keys  # noqa: E402
 from cluster import Site  # noqa: E402
 
 
@@ -44,7 +44,7 @@ def per_command(binary, command, pipeline, requests, keyspace):
 
             def bench(count):
                 return ["redis-benchmark", "-p", str(port), "-t", command, "-n", str(count), "-c", "50",
-                        "-P", str(pipeline), *(["-r", str(keyspace)] if keyspace else []), "-q"]
+                        "-P", str(pipeline), *random_keys(keyspace), "-q"]
 
             subprocess.run(bench(50_000), capture_output=True, check=True)  # warm
             return cpu_milliseconds(pid, bench(requests)) * 1_000 / requests
@@ -66,7 +66,8 @@ def main():
         command: [per_command(path, command, arguments.pipeline, arguments.requests, arguments.keyspace) for _, path in columns]
         for command in arguments.commands.split(",")
     }
-    title = f"node CPU µs per command (redis-benchmark -c 50 -P {arguments.pipeline} -r {arguments.keyspace}, {arguments.requests:,} requests)"
+    benchmark = " ".join(["redis-benchmark -c 50 -P", str(arguments.pipeline), *random_keys(arguments.keyspace)])
+    title = f"node CPU µs per command ({benchmark}, {arguments.requests:,} requests)"
     print_table(title, columns, rows, digits=2)
 
 if __name__ == "__main__":

@@ -146,6 +146,7 @@ struct CompactElements: Hashable, Sendable {
             guard case .found(let record) = Self.locate(element, in: buffer) else { return nil }
             var reader = Reader(buffer, at: record.body.lowerBound)
             guard let replacedBytes = reader.entryBytes(ifCovering: covered) else { return nil }
+            assert(reader.offset == record.body.upperBound, "an entry was skipped by the wrong length")
             return (record.start..<record.body.upperBound, replacedBytes)
         }
         guard let found else { return nil }
@@ -316,55 +317,45 @@ struct CompactElements: Hashable, Sendable {
         /// The dots of the body's entries starting at `offset`, skipping everything else; leaves
         /// `offset` past the body.
         mutating func dots(_ body: (Dot) -> Void) {
-            let count = length()
-            for _ in 0..<count {
-                let dot = Dot(site: SiteID(UInt32(truncatingIfNeeded: varint())), counter: varint())
-                _ = varint()  // the timestamp
-                _ = varint()
-                switch byte() {
-                case 0: offset += length()
-                case 1, 3: break
-                case 2: _ = varint()
-                case 4: offset += 8
-                case let tag: preconditionFailure("Invalid state: payload tag \(tag) in a compact buffer")
-                }
-                for _ in 0..<length() {
-                    _ = varint()  // a delete seen: site and counter
-                    _ = varint()
-                }
-                body(dot)
-            }
+            for _ in 0..<length() { body(entryShape().dot) }
         }
 
         /// What `ElementSummary` counts for the entries of the body starting at `offset`, or
-        /// nil as soon as one's dot is not `covered`.
+        /// nil as soon as one's dot is not `covered` (the reader is then mid-body).
         mutating func entryBytes(ifCovering covered: (Dot) -> Bool) -> Int? {
             var total = 0
             for _ in 0..<length() {
-                let dot = Dot(site: SiteID(UInt32(truncatingIfNeeded: varint())), counter: varint())
-                guard covered(dot) else { return nil }
-                _ = varint()  // the timestamp
-                _ = varint()
-                var payloadBytes = 0
-                switch byte() {
-                case 0:
-                    payloadBytes = length()
-                    offset += payloadBytes
-                case 1, 3: break
-                case 2: _ = varint()
-                case 4:
-                    offset += 8
-                    payloadBytes = ElementSummary.scoreBytes
-                case let tag: preconditionFailure("Invalid state: payload tag \(tag) in a compact buffer")
-                }
-                let deletesSeen = length()
-                for _ in 0..<deletesSeen {
-                    _ = varint()  // a delete seen: site and counter
-                    _ = varint()
-                }
-                total += ElementSummary.entryBytes(payloadBytes: payloadBytes, deletesSeen: deletesSeen)
+                let shape = entryShape()
+                guard covered(shape.dot) else { return nil }
+                total += ElementSummary.entryBytes(payloadBytes: shape.payloadBytes, deletesSeen: shape.deletesSeen)
             }
             return total
+        }
+
+        /// One entry read for its dot and its size alone (its payload's share of
+        /// `ElementSummary`, how many deletes it saw), skipping the rest.
+        mutating func entryShape() -> (dot: Dot, payloadBytes: Int, deletesSeen: Int) {
+            let dot = Dot(site: SiteID(UInt32(truncatingIfNeeded: varint())), counter: varint())
+            _ = varint()  // the timestamp
+            _ = varint()
+            var payloadBytes = 0
+            switch byte() {
+            case 0:
+                payloadBytes = length()
+                offset += payloadBytes
+            case 1, 3: break
+            case 2: _ = varint()
+            case 4:
+                offset += 8
+                payloadBytes = ElementSummary.scoreBytes
+            case let tag: preconditionFailure("Invalid state: payload tag \(tag) in a compact buffer")
+            }
+            let deletesSeen = length()
+            for _ in 0..<deletesSeen {
+                _ = varint()  // a delete seen: site and counter
+                _ = varint()
+            }
+            return (dot, payloadBytes, deletesSeen)
         }
 
         /// The entries of the body starting at `offset`.

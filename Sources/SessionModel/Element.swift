@@ -63,7 +63,10 @@ public enum Element: Hashable, Comparable, Sendable, CustomStringConvertible {
     }
 
     /// A sorted set's member: its entries are also in the key's sorted index.
-    var isSortedMember: Bool { rank == 5 }
+    var isSortedMember: Bool {
+        if case .sortedMember = self { return true }
+        return false
+    }
 
     /// Fields and members have names; the string, expiry and restart do not.
     var isNamed: Bool { Self.isNamed(rank: rank) }

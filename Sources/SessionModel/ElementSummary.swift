@@ -83,10 +83,12 @@ public struct ElementSummary: Hashable, Sendable {
         case .field(let name), .member(let name), .sortedMember(let name): total = 48 + name.count
         case .string, .expiry, .restart: total = 16
         }
-        for entry in entries {
-            total += entryBytes(payloadBytes: payloadBytes(entry.payload), deletesSeen: entry.deletesSeen.entries.count)
-        }
+        for entry in entries { total += entryBytes(entry) }
         return total
+    }
+
+    static func entryBytes(_ entry: ElementEntry) -> Int {
+        entryBytes(payloadBytes: payloadBytes(entry.payload), deletesSeen: entry.deletesSeen.entries.count)
     }
 
     /// One entry's share of `bytes`: the entry, its delete vector and its payload's
@@ -106,9 +108,8 @@ public struct ElementSummary: Hashable, Sendable {
     /// A score's item in the sorted index (the name's bytes are shared).
     static let scoreBytes = 40
 
-    /// One element's entries, counted as `replacedEntryBytes`, replaced by `entries`.
-    mutating func replaceEntries(replacedEntryBytes: Int, with entries: some Collection<ElementEntry>) {
-        for entry in entries { bytes += Self.entryBytes(payloadBytes: Self.payloadBytes(entry.payload), deletesSeen: entry.deletesSeen.entries.count) }
-        bytes -= replacedEntryBytes
+    /// One element's entries, counted as `replacedEntryBytes`, replaced by `entry` alone.
+    mutating func replaceEntries(replacedEntryBytes: Int, with entry: ElementEntry) {
+        bytes += Self.entryBytes(entry) - replacedEntryBytes
     }
 }

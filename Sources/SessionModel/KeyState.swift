@@ -445,14 +445,16 @@ public struct KeyState: Hashable, Sendable {
                 updateEntries(of: element) { entries in entries.removeAll { delta.covers($0.dot) } }
             }
             for written in written {
-                // A local write observed its element, so it covers every entry the element has:
-                // a compact key rewrites the record without decoding what it replaces (the
-                // entries and the old value were two allocations of every HSET of a field
-                // the hash holds). The sorted index needs the entries it drops.
+                // A write observed the element it writes, so it usually covers every entry the
+                // element has: a compact key then rewrites the record without decoding what it
+                // replaces (the entries and the old value were two allocations of every HSET of
+                // a field the hash holds). An element absent, or an entry not covered, takes the
+                // general path (a new field's record is then located twice, in a buffer of at
+                // most 4 KB), as does a sorted-set member (its index needs the entries dropped).
                 if !written.element.isSortedMember,
                     let replaced = elements.overwrite(written.element, with: written.entry, ifCovering: delta.covers)
                 {
-                    summary.replaceEntries(replacedEntryBytes: replaced, with: CollectionOfOne(written.entry))
+                    summary.replaceEntries(replacedEntryBytes: replaced, with: written.entry)
                     continue
                 }
                 updateEntries(of: written.element) { entries in

@@ -50,6 +50,7 @@ import Testing
     /// of the summary as the decoded entries give it. Nothing changes when the element is
     /// absent, an entry is not covered, or the table is a dictionary.
     @Test func overwrite_changesAsUpdateDoes_onlyWhenEveryEntryIsCovered() {
+        var outgrown = 0
         for seed in Self.seeds {
             var random = SeededGenerator(seed: seed &+ 10_000)
             var table = ElementTable()
@@ -61,7 +62,9 @@ import Testing
                     table.update(element) { $0 = entries }
                     continue
                 }
-                let entry = Self.entries(&random)[0]
+                var entry = Self.entries(&random)[0]
+                // Now and then a large value, so that an overwrite makes the buffer outgrow its limit.
+                if Int.random(in: 0..<4, using: &random) == 0 { entry.payload = .bytes([UInt8](repeating: 7, count: 2_000)) }
                 let old = table[element]
                 let uncovered = Int.random(in: 0..<3, using: &random) == 0 ? old?.randomElement(using: &random)?.dot : nil
                 let wasCompact = table.isCompact
@@ -74,11 +77,14 @@ import Testing
                     #expect(replaced == nil, "\(context)")
                 }
                 #expect(table == expected, "\(context)")
+                #expect(table.isCompact == expected.isCompact, "moved to the dictionary as update moves it, \(context)")
+                if replaced != nil && !table.isCompact { outgrown += 1 }
                 if case .compact(let built) = ElementTable(sortedPairs: table.ordered).storage, case .compact(let changed) = table.storage {
                     #expect(built.bytes == changed.bytes, "canonical encoding, \(context)")
                 }
             }
         }
+        #expect(outgrown > 0, "no overwrite made a table outgrow the buffer")
     }
 
     @Test func aSpringSessionStaysCompact() {

@@ -74,6 +74,28 @@ import Testing
         }
     }
 
+    /// A field two sites wrote concurrently holds both entries; the next write at either covers
+    /// both and replaces them together, and the other site reaches the same state.
+    @Test func overwritingAFieldWithConcurrentEntries_replacesThemAll() throws {
+        var (primary, copy) = try hashAtTwoCopies(size: 10)
+        var other = TestSite(2)
+        other.keys = copy.keys
+        let field = Array("f1".utf8)
+        let writtenHere = primary.write(key, .setFields([HashField(field: field, value: Array("here".utf8))]))
+        let writtenThere = other.write(key, .setFields([HashField(field: field, value: Array("there".utf8))]))
+        let here = try #require(writtenHere), there = try #require(writtenThere)
+        primary.receive(there)
+        other.receive(here)
+        #expect(primary.state(key).elements[.field(field)]?.count == 2, "both concurrent entries are kept")
+        let writtenAfter = primary.write(key, .setFields([HashField(field: field, value: Array("after".utf8))]))
+        let after = try #require(writtenAfter)
+        other.receive(after)
+        let state = primary.state(key)
+        #expect(state.elements[.field(field)]?.count == 1)
+        #expect(state.summary == ElementSummary(state.elements))
+        #expect(other.state(key) == state)
+    }
+
     @Test func theSummary_followsEveryChange() throws {
         var (primary, _) = try hashAtTwoCopies(size: 20)
         var state = primary.state(key)
