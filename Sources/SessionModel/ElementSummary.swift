@@ -77,7 +77,7 @@ public struct ElementSummary: Hashable, Sendable {
 
     /// A deterministic estimate with the per-allocation overheads of Swift arrays and
     /// dictionaries.
-    static func bytes(of element: Element, _ entries: some Collection<ElementEntry>) -> Int {
+    static func bytes(of element: Element, _ entries: [ElementEntry]) -> Int {
         var total: Int
         switch element {
         case .field(let name), .member(let name), .sortedMember(let name): total = 48 + name.count

@@ -263,8 +263,7 @@ struct FederationHarness {
                 perform(actions, at: site)
             }
             if let delivers {
-                let open = inFlight.keys.filter(delivers).sorted { ($0.from, $0.to) < ($1.from, $1.to) }
-                let due = open.map { ($0, inFlight.removeValue(forKey: $0)!) }
+                let due = routesInOrder.filter(delivers).map { ($0, inFlight.removeValue(forKey: $0)!) }
                 for (route, frames) in due { deliver(frames, on: route) }
             } else {
                 deliverAll()
@@ -276,8 +275,13 @@ struct FederationHarness {
         }
     }
 
+    /// The routes with frames in flight, in a fixed order (by sender, then receiver).
+    var routesInOrder: [Route] {
+        inFlight.keys.sorted { ($0.from, $0.to) < ($1.from, $1.to) }
+    }
+
     mutating func deliverAll() {
-        while let route = inFlight.keys.sorted(by: { ($0.from, $0.to) < ($1.from, $1.to) }).first {
+        while let route = routesInOrder.first {
             deliver(inFlight.removeValue(forKey: route)!, on: route)
         }
     }

@@ -7,10 +7,10 @@ import Testing
 /// Without a fault (no cut, restart, overflow or re-created partition), the deltas alone must
 /// bring every site to the same state: anti-entropy is a safety net for faults, so it runs
 /// here only on connect, and in a hub when a spoke's state sent after a collection commit
-/// reaches the hub (its other spoke is resynced, as for any repair from a spoke). The history is the interop story's (concurrent session writes at
-/// three sites: a field every site writes, a field of each site's own, logouts, renames,
-/// touches, index sets, short-lived keys), with expiry sweeps and collection rounds running
-/// as a node runs them. Seeds come from SESSIONFED_PROPERTY_SEED; SESSIONFED_TRACE prints each
+/// reaches the hub (its other spoke is resynced, as for any repair from a spoke). The history
+/// is the interop story's (concurrent session writes at three sites: a field every site
+/// writes, a field of each site's own, logouts, renames, touches, index sets, short-lived
+/// keys), with expiry sweeps and collection rounds running as a node runs them. Seeds come from SESSIONFED_PROPERTY_SEED; SESSIONFED_TRACE prints each
 /// command with its dots and the cores' logs, SESSIONFED_TRACE_KEY one key's context at every
 /// site after each command.
 @Suite struct StreamConvergenceTests {
