@@ -146,7 +146,7 @@ def start_redis(port):
     return process, lambda: None
 
 
-def start_sessionfed(port):
+def start_sessionfed(port, threads=1):
     directory = tempfile.mkdtemp(prefix="sessionfed-bench-")
     peer, fed, admin = free_ports(3)
     path = os.path.join(directory, "topology.yaml")
@@ -155,6 +155,7 @@ def start_sessionfed(port):
 topologyVersion: 1
 defaults:
   backupCount: 0
+  threads: {threads}
 sites:
   - name: local
     id: 1

@@ -7,7 +7,7 @@ import Topology
 /// ASKING). A client in cluster mode reads the slot map and sends each key to its
 /// partition's primary, saving the hop a forwarded command takes. The map is the one this
 /// node applied; a client that acts on an older one is forwarded, not refused.
-extension ClientConnectionHandler {
+extension ClientConnection {
     func cluster(_ arguments: [[UInt8]]) {
         guard clusterClientsServed else {
             reply(Self.clusterDisabled)

@@ -3,7 +3,7 @@ import NIOCore
 import RESP
 
 /// Connection, transaction and pub/sub commands (https://redis.io/docs/latest/commands/).
-extension ClientConnectionHandler {
+extension ClientConnection {
     func ping(_ arguments: [[UInt8]]) {
         guard arguments.count <= 2 else {
             reply(RedisError.wrongArity("ping"))
@@ -198,7 +198,7 @@ extension ClientConnectionHandler {
         return "id=\(record.id) addr=\(record.remoteAddress) laddr=\(record.localAddress) fd=-1 name=\(name) "
             + "age=\((now - record.connectedAt) / 1_000) idle=\((now - record.lastActivity) / 1_000) flags=\(flags) db=\(record.database) "
             + "sub=\(record.channels.count) psub=\(record.patterns.count) ssub=0 multi=-1 cmd=\(record.lastCommand) "
-            + "user=default lib-name=\(record.libraryName ?? "") lib-ver=\(record.libraryVersion ?? "") resp=\(record.protocolVersion.rawValue)"
+            + "user=default lib-name=\(record.libraryName ?? "") lib-ver=\(record.libraryVersion ?? "") resp=\(record.protocolVersion.rawValue) io-thread=\(record.ioThread)"
     }
 
     func reset() {
@@ -267,7 +267,7 @@ extension ClientConnectionHandler {
         reply(.ok)
     }
 
-    func exec(context: ChannelHandlerContext) {
+    func exec() {
         guard let queued = session.queuedCommands else {
             reply(.error("ERR EXEC without MULTI"))
             return
@@ -287,7 +287,7 @@ extension ClientConnectionHandler {
                 reply(error)
                 return
             case .acrossNodes(let keys):
-                execAcrossNodes(queued, keys: keys, watches: watches, dataPlane: dataPlane, context: context)
+                execAcrossNodes(queued, keys: keys, watches: watches, dataPlane: dataPlane)
                 return
             case .here:
                 break
@@ -305,7 +305,7 @@ extension ClientConnectionHandler {
             let name = String(decoding: arguments[0], as: UTF8.self).lowercased()
             guard let spec = CommandTable.spec(for: name) else { continue }
             state.statistics.commands.count(name)
-            run(name, spec, arguments, context: context)
+            run(name, spec, arguments)
         }
         let replies = capturedReplies ?? []
         capturedReplies = nil

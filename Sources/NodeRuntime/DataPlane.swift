@@ -554,7 +554,7 @@ final class DataPlane: @unchecked Sendable {
         if state.refusesDataWrite(spec) {
             // The sending node may still run an older topology (a role changed by a rolling
             // restart): this node's role decides.
-            answer(ClientConnectionHandler.readOnly)
+            answer(ClientConnection.readOnly)
             return
         }
         let now = WallClock.monotonicMilliseconds()

@@ -36,7 +36,7 @@ struct EncodingSettings {
     /// The value CONFIG SET would store, or Redis's error for `text`.
     static func parse(_ text: String, for parameter: Parameter, as name: String) -> Result<Int, ConfigurationError> {
         if parameter.memory {
-            guard let bytes = ClientConnectionHandler.parseMemory(text) else {
+            guard let bytes = ClientConnection.parseMemory(text) else {
                 return .failure(ConfigurationError(message: "ERR CONFIG SET failed (possibly related to argument '\(name)') - argument must be a memory value"))
             }
             return .success(bytes)

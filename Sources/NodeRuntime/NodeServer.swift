@@ -18,7 +18,10 @@ public final class NodeServer: Service, Sendable {
     static let digestSliceMilliseconds: UInt64 = 3
     public let configuration: NodeConfiguration
     let logger: Logger
+    /// The node state's loop: every command, timer and link runs on it.
     let group: MultiThreadedEventLoopGroup
+    /// With `threads:` above 1, the loops that carry client sockets.
+    let clientGroup: MultiThreadedEventLoopGroup?
     let state: NodeState
     /// Completed once the listener is bound; carries the bound port (useful with port 0).
     let bound: EventLoopPromise<Int>
@@ -30,9 +33,12 @@ public final class NodeServer: Service, Sendable {
     public init(configuration: NodeConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
-        // One thread owns the keyspace and every client connection, like Redis: commands run
-        // to completion without locks.
+        // One thread owns the keyspace, like Redis's main thread: commands run to completion
+        // without locks. With `threads: N` client sockets move to N - 1 loops of their own, as
+        // Redis's io-threads: their reads, parsing, replies' writes and TLS leave this loop.
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let threads = configuration.topology.defaults.threads
+        clientGroup = threads > 1 ? MultiThreadedEventLoopGroup(numberOfThreads: threads - 1) : nil
         let loop = group.next()
         state = NodeState(eventLoop: loop, configuration: configuration)
         bound = loop.makePromise(of: Int.self)
@@ -57,22 +63,26 @@ public final class NodeServer: Service, Sendable {
     /// TLS when `tls` is given.
     private func clientListener(on address: Topology.Address, tls: (@Sendable () -> NIOSSLContext)?) async throws -> Channel {
         let state = self.state
-        return try await ServerBootstrap(group: group)
+        let clientLoops = clientGroup.map { Array($0.makeIterator()) } ?? []
+        return try await ServerBootstrap(group: group, childGroup: clientGroup ?? group)
             .serverChannelOption(.backlog, value: 511)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls())) }
-                    try channel.pipeline.syncOperations.addHandler(ClientConnectionHandler(state: state, overTLS: tls != nil))
+                    let ioThread = clientLoops.firstIndex { $0 === channel.eventLoop }.map { $0 + 1 } ?? 0
+                    try channel.pipeline.syncOperations.addHandler(ClientConnectionHandler(state: state, overTLS: tls != nil, ioThread: ioThread))
                 }
             }
             .bind(host: address.host, port: address.port)
             .get()
     }
 
-    /// Shuts the node's loop down; `withState` fails from here on instead of waiting forever.
+    /// Shuts the node's loops down; `withState` fails from here on instead of waiting forever.
+    /// The client sockets' loops go first: a socket closing tells the state's loop.
     private func shutDownLoop() async {
+        try? await clientGroup?.shutdownGracefully()
         loopOpen.withLock { $0 = false }
         try? await group.shutdownGracefully()
     }

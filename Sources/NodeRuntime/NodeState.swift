@@ -14,6 +14,9 @@ struct ClientRecord {
     let remoteAddress: String
     let localAddress: String
     let connectedAt: UInt64
+    /// The loop carrying the client's socket, as Redis 8's CLIENT LIST says: 0 for the node
+    /// state's own, 1... for the loops `threads:` adds.
+    let ioThread: Int
     var name: [UInt8]?
     var libraryName: String?
     var libraryVersion: String?
@@ -92,7 +95,7 @@ final class NodeState: @unchecked Sendable {
         startedAt = WallClock.nowMilliseconds()
     }
 
-    func registerClient(channel: Channel) -> UInt64 {
+    func registerClient(channel: Channel, ioThread: Int) -> UInt64 {
         eventLoop.preconditionInEventLoop()
         let id = nextClientID
         nextClientID += 1
@@ -103,6 +106,7 @@ final class NodeState: @unchecked Sendable {
             remoteAddress: channel.remoteAddress.map(Self.describe) ?? "?",
             localAddress: channel.localAddress.map(Self.describe) ?? "?",
             connectedAt: now,
+            ioThread: ioThread,
             activity: ClientActivity(lastActivity: now)
         )
         statistics.connectionsReceived += 1

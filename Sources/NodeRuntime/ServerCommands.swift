@@ -2,7 +2,7 @@ import Keyspace
 import RESP
 
 /// INFO and CONFIG.
-extension ClientConnectionHandler {
+extension ClientConnection {
     /// INFO [section ...]: Redis's text format, sections separated by blank lines.
     func info(_ arguments: [[UInt8]]) -> String {
         let requested = Set(arguments.dropFirst().map { String(decoding: $0, as: UTF8.self).lowercased() })
@@ -27,6 +27,7 @@ extension ClientConnectionHandler {
             ("sessionfed_node", node.name),
             ("sessionfed_site", state.configuration.site.name),
             ("sessionfed_federation", state.configuration.topology.federation),
+            ("sessionfed_threads", String(state.configuration.topology.defaults.threads)),
         ])
         section("Clients", [
             ("connected_clients", String(state.clients.count)),
@@ -56,6 +57,7 @@ extension ClientConnectionHandler {
             ("total_connections_received", String(stats.connectionsReceived)),
             ("total_commands_processed", String(stats.commandsProcessed)),
             ("rejected_connections", String(stats.rejectedConnections)),
+            ("io_threads_active", state.configuration.topology.defaults.threads > 1 ? "1" : "0"),
             ("expired_keys", String(keyStats.expiredKeys)),
             ("evicted_keys", "0"),
             ("keyspace_hits", String(keyStats.keyspaceHits)),

@@ -53,6 +53,10 @@ public struct Topology: Hashable, Sendable {
         /// detects cluster mode would otherwise switch to it on upgrade and enforce Redis
         /// Cluster's limits (one slot per multi-key command, database 0) that this store lifts.
         public var clusterClients = false
+        /// Event loops per node. One runs every command, timer and link, as Redis's main
+        /// thread does; with more, client sockets (reads, parsing, replies, TLS) are spread over
+        /// the others, as Redis's `io-threads`.
+        public var threads = 1
 
         public init() {}
     }

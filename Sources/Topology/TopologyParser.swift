@@ -164,7 +164,7 @@ struct Reader {
             "outboxLimitBytes", "expiryGraceMilliseconds", "maxmemoryBytes", "batchBytes",
             "antiEntropyIntervalMilliseconds", "startupSyncTimeoutMilliseconds", "drainTimeoutMilliseconds", "rebalanceMovesInFlight",
             "electionTimeoutMilliseconds", "failureTimeoutMilliseconds", "collectionIntervalMilliseconds", "collectionHorizonMilliseconds",
-            "clusterClients",
+            "clusterClients", "threads",
         ]) {
             defaults.partitions = integer(entries["partitions"], "defaults.partitions", range: 1...16384) ?? defaults.partitions
             defaults.backupCount = integer(entries["backupCount"], "defaults.backupCount", range: 0...4) ?? defaults.backupCount
@@ -185,6 +185,7 @@ struct Reader {
             defaults.collectionIntervalMilliseconds = integer(entries["collectionIntervalMilliseconds"], "defaults.collectionIntervalMilliseconds", range: 0...86_400_000) ?? defaults.collectionIntervalMilliseconds
             defaults.collectionHorizonMilliseconds = integer(entries["collectionHorizonMilliseconds"], "defaults.collectionHorizonMilliseconds", range: 1_000...604_800_000) ?? defaults.collectionHorizonMilliseconds
             defaults.clusterClients = boolean(entries["clusterClients"], "defaults.clusterClients") ?? defaults.clusterClients
+            defaults.threads = integer(entries["threads"], "defaults.threads", range: 1...256) ?? defaults.threads
         }
 
         var links = Topology.Links.mesh

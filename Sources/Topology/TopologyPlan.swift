@@ -90,6 +90,7 @@ public struct TopologyPlan: Hashable, Sendable {
             ("failureTimeoutMilliseconds", old.failureTimeoutMilliseconds, new.failureTimeoutMilliseconds),
             ("collectionIntervalMilliseconds", old.collectionIntervalMilliseconds, new.collectionIntervalMilliseconds),
             ("collectionHorizonMilliseconds", old.collectionHorizonMilliseconds, new.collectionHorizonMilliseconds),
+            ("threads", old.threads, new.threads),
         ]
         if old.partitions != new.partitions {
             add(.change, "defaults.partitions: \(old.partitions) → \(new.partitions)", .refused("the partition count decides which partition holds each key; changing it would move every key"))

@@ -25,7 +25,9 @@ final class NodeProcess {
         return URL(fileURLWithPath: ".build/debug/sessionfed")
     }
 
-    init(extraTopology: String = "") throws {
+    /// `threads`: the topology's `defaults.threads` (client sockets on loops of their own
+    /// above 1).
+    init(extraTopology: String = "", threads: Int = 1) throws {
         let ports = try freePorts(4)
         clientPort = ports[0]
         adminPort = ports[3]
@@ -36,6 +38,7 @@ final class NodeProcess {
             topologyVersion: 1
             defaults:
               backupCount: 0
+              threads: \(threads)
             \(extraTopology)
             sites:
               - name: local

@@ -7,10 +7,11 @@ import Glibc
 #endif
 
 /// A real `sessionfed node` process, real sockets: bad input closes only the connection it
-/// came on; the node and other clients carry on.
+/// came on; the node and other clients carry on. Tests taking `threads` run with the clients'
+/// sockets on the node state's loop (1) and on two loops of their own (3).
 @Suite(.serialized) struct NodeServerTests {
-    @Test func malformedRESP_closesOnlyThatConnection() throws {
-        let node = try NodeProcess()
+    @Test(arguments: [1, 3]) func malformedRESP_closesOnlyThatConnection(threads: Int) throws {
+        let node = try NodeProcess(threads: threads)
         defer { #expect(node.terminate() == 0) }
         let bystander = try RESPTestClient(port: node.clientPort)
         #expect(try bystander.command("SET", "session:1", "alive") == .simple("OK"))
@@ -66,8 +67,8 @@ import Glibc
         #expect(try client.command("RENAME", "missing", "x") == .error("ERR no such key"))
     }
 
-    @Test func pipelinedCommands_answeredInOrder() throws {
-        let node = try NodeProcess()
+    @Test(arguments: [1, 3]) func pipelinedCommands_answeredInOrder(threads: Int) throws {
+        let node = try NodeProcess(threads: threads)
         defer { #expect(node.terminate() == 0) }
         let client = try RESPTestClient(port: node.clientPort)
         var bytes: [UInt8] = []
@@ -104,8 +105,8 @@ import Glibc
         #expect(try client.command("PING") == .simple("PONG"))
     }
 
-    @Test func sigterm_finishesPipelinedWork_exitsZero() throws {
-        let node = try NodeProcess()
+    @Test(arguments: [1, 3]) func sigterm_finishesPipelinedWork_exitsZero(threads: Int) throws {
+        let node = try NodeProcess(threads: threads)
         let client = try RESPTestClient(port: node.clientPort)
         var bytes: [UInt8] = []
         for index in 0..<200 { bytes += Array("*3\r\n$3\r\nSET\r\n$\(String(index).count + 2)\r\nk:\(index)\r\n$1\r\nv\r\n".utf8) }
@@ -136,8 +137,8 @@ import Glibc
 
     /// Counters a connection updates in place (its command's slot, its CLIENT LIST entry)
     /// stay right across CONFIG RESETSTAT and between connections.
-    @Test func commandCounts_clientList_afterResetstat() throws {
-        let node = try NodeProcess()
+    @Test(arguments: [1, 3]) func commandCounts_clientList_afterResetstat(threads: Int) throws {
+        let node = try NodeProcess(threads: threads)
         defer { #expect(node.terminate() == 0) }
         let client = try RESPTestClient(port: node.clientPort)
         let other = try RESPTestClient(port: node.clientPort)

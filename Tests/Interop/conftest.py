@@ -96,8 +96,9 @@ def _yaml_string(value):
 class SessionfedNode:
     """One `sessionfed node` process on fresh loopback ports."""
 
-    def __init__(self, binary, workdir, password=None, users=None):
+    def __init__(self, binary, workdir, password=None, users=None, threads=1):
         self.binary = binary
+        self.threads = threads
         self.workdir = Path(workdir)
         self.password = password
         self.users = dict(users or {})
@@ -114,6 +115,7 @@ class SessionfedNode:
             "topologyVersion: 1",
             "defaults:",
             "  backupCount: 0",
+            f"  threads: {self.threads}",
         ]
         if self.password is not None or self.users:
             lines.append("auth:")
@@ -219,14 +221,14 @@ def sessionfed_bin():
 
 @pytest.fixture(scope="module")
 def start_node(sessionfed_bin, tmp_path_factory):
-    """Factory: start_node(password=None, users=None) -> a running SessionfedNode.
+    """Factory: start_node(password=None, users=None, threads=1) -> a running SessionfedNode.
 
     Every node started through it is stopped (and checked) when the module ends.
     """
     nodes = []
 
-    def start(password=None, users=None):
-        node = SessionfedNode(sessionfed_bin, tmp_path_factory.mktemp("sessionfed"), password, users)
+    def start(password=None, users=None, threads=1):
+        node = SessionfedNode(sessionfed_bin, tmp_path_factory.mktemp("sessionfed"), password, users, threads)
         nodes.append(node)
         return node.start()
 

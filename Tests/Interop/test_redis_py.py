@@ -398,3 +398,56 @@ def test_older_library_commands_and_encoding_tuning(node, protocol):
         client.config_set("hash-max-ziplist-entries", 512)
         client.config_set("set-max-intset-entries", 512)
         client.config_set("hash-max-listpack-value", 64)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_clients_on_several_loops_share_one_store(start_node, protocol):
+    """`threads: 3`: the clients' sockets are spread over two loops of their own while a third
+    runs the commands. Eight redis-py clients in threads write sessions in pipelines and bump
+    one counter, a subscriber listens on a channel they publish to: nothing is lost, run twice
+    or answered out of order."""
+    import threading
+
+    node = start_node(threads=3)
+    workers, rounds = 8, 200
+    subscriber = node.redis(protocol=protocol).pubsub()
+    subscriber.subscribe("logins")
+    assert subscriber.get_message(timeout=5)["type"] == "subscribe"
+    failures = []
+
+    def work(index):
+        try:
+            client = node.redis(protocol=protocol)
+            for round_number in range(rounds):
+                key = f"spring:session:sessions:{index}-{round_number}"
+                pipe = client.pipeline(transaction=False)
+                pipe.hset(key, mapping={"creationTime": "1", "owner": str(index)})
+                pipe.pexpire(key, 60_000)
+                pipe.incr("logins:count")
+                pipe.hget(key, "owner")
+                created, expiring, _, owner = pipe.execute()
+                assert (created, expiring, owner) == (2, True, str(index)), (created, expiring, owner)
+            client.publish("logins", f"worker {index} done")
+            client.close()
+        except BaseException as error:  # reported by the main thread
+            failures.append(error)
+
+    threads = [threading.Thread(target=work, args=(index,)) for index in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not failures, failures
+    client = node.redis(protocol=protocol)
+    assert client.get("logins:count") == str(workers * rounds)
+    assert client.dbsize() == workers * rounds + 1
+    heard = set()
+    deadline = time.monotonic() + 10
+    while len(heard) < workers and time.monotonic() < deadline:
+        message = subscriber.get_message(timeout=1)
+        if message and message["type"] == "message":
+            heard.add(message["data"])
+    assert heard == {f"worker {index} done" for index in range(workers)}
+    loops = {line.get("io-thread") for line in client.client_list()}
+    assert loops <= {"1", "2"} and len(loops) == 2, loops
+    subscriber.close()

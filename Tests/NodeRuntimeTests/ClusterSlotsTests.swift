@@ -154,8 +154,8 @@ import Topology
                   - {name: seoul-2, client: "0.0.0.0:6379", peer: "10.0.0.2:7000", federation: "10.0.0.2:7100", admin: "10.0.0.2:7200", clientTLS: "0.0.0.0:6380"}
             """
         let site = try TopologyParser.parse(text, file: "t.yaml").get().sites[0]
-        let plain = ClientConnectionHandler.clusterNodes(of: site, overTLS: false)
-        let tls = ClientConnectionHandler.clusterNodes(of: site, overTLS: true)
+        let plain = ClientConnection.clusterNodes(of: site, overTLS: false)
+        let tls = ClientConnection.clusterNodes(of: site, overTLS: true)
         #expect(plain.mapValues { "\($0.host):\($0.port)" } == ["seoul-1": "10.0.0.1:6379", "seoul-2": "10.0.0.2:6379"])
         #expect(tls.mapValues { "\($0.host):\($0.port)" } == ["seoul-1": "10.0.0.1:6380", "seoul-2": "10.0.0.2:6380"])
         #expect(tls.values.allSatisfy { $0.plainPort == 6379 && $0.tlsPort == 6380 })
@@ -163,8 +163,8 @@ import Topology
     }
 
     @Test func wildcardClientHosts_advertiseThePeerHost() {
-        #expect(ClientConnectionHandler.advertisedHost(client: .init(host: "0.0.0.0", port: 6379), peer: .init(host: "10.1.2.3", port: 7000)) == "10.1.2.3")
-        #expect(ClientConnectionHandler.advertisedHost(client: .init(host: "::", port: 6379), peer: .init(host: "10.1.2.3", port: 7000)) == "10.1.2.3")
-        #expect(ClientConnectionHandler.advertisedHost(client: .init(host: "10.9.9.9", port: 6379), peer: .init(host: "10.1.2.3", port: 7000)) == "10.9.9.9")
+        #expect(ClientConnection.advertisedHost(client: .init(host: "0.0.0.0", port: 6379), peer: .init(host: "10.1.2.3", port: 7000)) == "10.1.2.3")
+        #expect(ClientConnection.advertisedHost(client: .init(host: "::", port: 6379), peer: .init(host: "10.1.2.3", port: 7000)) == "10.1.2.3")
+        #expect(ClientConnection.advertisedHost(client: .init(host: "10.9.9.9", port: 6379), peer: .init(host: "10.1.2.3", port: 7000)) == "10.9.9.9")
     }
 }

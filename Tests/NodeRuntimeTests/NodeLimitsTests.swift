@@ -44,8 +44,10 @@ import TestSupport
         }
     }
 
-    @Test func maxclients_oneAboveRefused_slotFreedOnClose() async throws {
-        try await Self.withNode({ $0.maximumClients = 2 }) { port in
+    /// With `threads: 3` the clients' sockets are on two loops of their own, the node state on
+    /// a third: the limits hold across the hand-over.
+    @Test(arguments: [1, 3]) func maxclients_oneAboveRefused_slotFreedOnClose(threads: Int) async throws {
+        try await Self.withNode({ $0.maximumClients = 2; $0.topology.defaults.threads = threads }) { port in
             let first = try RawClient(port: port)
             let second = try RawClient(port: port)
             #expect(try first.roundTrip("*1\r\n$4\r\nPING\r\n") == "+PONG\r\n")
@@ -59,8 +61,8 @@ import TestSupport
         }
     }
 
-    @Test func queryBuffer_atLimitKept_aboveClosed_othersUnaffected() async throws {
-        try await Self.withNode({ $0.limits.maximumQueryBufferBytes = 1_024 }) { port in
+    @Test(arguments: [1, 3]) func queryBuffer_atLimitKept_aboveClosed_othersUnaffected(threads: Int) async throws {
+        try await Self.withNode({ $0.limits.maximumQueryBufferBytes = 1_024; $0.topology.defaults.threads = threads }) { port in
             let bystander = try RawClient(port: port)
             let atLimit = try RawClient(port: port)
             // An incomplete command of exactly 1,024 buffered bytes is kept waiting.

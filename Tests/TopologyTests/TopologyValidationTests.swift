@@ -173,6 +173,15 @@ import Testing
         expectError(wrong, line: 4, key: "defaults.clusterClients", containing: "true or false")
     }
 
+    /// One loop unless asked for; a count the node cannot run is refused with its line.
+    @Test func threads_oneByDefault_boundedCount() throws {
+        #expect(try TopologyParser.parse(Self.valid, file: "t.yaml").get().defaults.threads == 1)
+        let four = Self.valid.replacingOccurrences(of: "topologyVersion: 3", with: "topologyVersion: 3\ndefaults:\n  threads: 4")
+        #expect(try TopologyParser.parse(four, file: "t.yaml").get().defaults.threads == 4)
+        let none = Self.valid.replacingOccurrences(of: "topologyVersion: 3", with: "topologyVersion: 3\ndefaults:\n  threads: 0")
+        expectError(none, line: 4, key: "defaults.threads", containing: "between 1 and 256, got 0")
+    }
+
     @Test func plaintextPeerOffLoopbackInAMultiNodeSite_refused() {
         let text = """
             federation: acme
