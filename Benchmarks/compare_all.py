@@ -3,6 +3,7 @@
 Runs, one after the other on this machine (loopback only):
 - compare_redis.py: SET/GET/HSET at -P 1 and -P 16, and memory per Spring-Session hash;
 - collections.py: one hash and one set growing to 100,000 elements;
+- threads.py: a node's throughput with `threads: 1` and `threads: 2`;
 - replicated.py: a 3-node site with backupCount 1 against redis-server + replica + WAIT;
 - allocations.py: mallocs per SET/HSET/GET (only as root with perf installed).
 
@@ -74,6 +75,7 @@ def main():
     parts = [
         ("Single node against redis-server (`redis-benchmark -c 50`)", run("compare_redis.py", "--requests", "20000" if quick else "200000")),
         ("Collections growing to 100,000 elements", run("collections.py", *(["--requests", "100000"] if quick else []))),
+        ("One loop and two (`defaults.threads`)", run("threads.py", "--requests", "20000" if quick else "200000", "--rounds", "1" if quick else "3")),
         ("Replicated writes (`sessionfed bench --clients 50`)", run("replicated.py", "--requests", "20000" if quick else "100000")),
     ]
     if os.geteuid() == 0 and shutil.which("perf"):

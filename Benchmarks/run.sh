@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole comparison with redis-server on this machine (Benchmarks/compare_all.py: single
-# node, collections, replicated writes, allocations), written into Benchmarks/README.md's
+# node, collections, threads, replicated writes, allocations), written into Benchmarks/README.md's
 # "Latest comparison" with the date, the commit and the machine.
 #
 #   bash Benchmarks/run.sh                      # installs redis-server/redis-tools, builds release

@@ -464,8 +464,19 @@ public struct KeyState: Hashable, Sendable {
                 }
             }
         } else if written.count == 1 {
-            // A SET: one element, without building an array of pairs.
-            replaceElements(with: CollectionOfOne((key: written[0].element, value: [written[0].entry])))
+            // A SET. Over a key that holds just the element it writes (a string written again,
+            // the common case of a session's SET), the record is rewritten where it lies, as
+            // for an HSET of a field the hash holds: every entry is covered, so the key then
+            // holds the written entry alone, as it would from a table built anew. Otherwise one
+            // element, without building an array of pairs.
+            let only = written[0]
+            if elements.count == 1, !only.element.isSortedMember,
+                let replaced = elements.overwrite(only.element, with: only.entry, ifCovering: delta.covers)
+            {
+                summary.replaceEntries(replacedEntryBytes: replaced, with: only.entry)
+            } else {
+                replaceElements(with: CollectionOfOne((key: only.element, value: [only.entry])))
+            }
         } else {
             replaceElements(with: written.map { (key: $0.element, value: [$0.entry]) }.sorted { $0.key < $1.key })
         }

@@ -74,6 +74,29 @@ import Testing
         }
     }
 
+    /// A SET over a string key rewrites its record in place: the same state and summary as a
+    /// table built anew, at the copy that merges the same writes too; a SET over a key of
+    /// another shape (a hash) still replaces everything.
+    @Test func settingAStringAgain_keepsTheSummary() throws {
+        var primary = TestSite(1), copy = TestSite(1)
+        for value in ["a", "a value much longer than the one before", "b", "", String(repeating: "x", count: 5_000), "c"] {
+            let written = primary.write(key, .setString(Array(value.utf8), keepExpiry: false))
+            let delta = try #require(written)
+            copy.receive(delta)
+            let state = primary.state(key)
+            #expect(state.summary == ElementSummary(state.elements), "\(value.prefix(20))")
+            #expect(copy.state(key) == state, "\(value.prefix(20))")
+            #expect(state.elements.count == 1)
+        }
+        let hash = primary.write(key, .setFields([HashField(field: Array("f".utf8), value: Array("v".utf8))]))
+        copy.receive(try #require(hash))
+        let overHash = primary.write(key, .setString(Array("s".utf8), keepExpiry: false))
+        copy.receive(try #require(overHash))
+        let state = primary.state(key)
+        #expect(state.elements.count == 1 && state.summary == ElementSummary(state.elements) && state.summary.fields == 0)
+        #expect(copy.state(key) == state)
+    }
+
     /// A field two sites wrote concurrently holds both entries; the next write at either covers
     /// both and replaces them together, and the other site reaches the same state.
     @Test func overwritingAFieldWithConcurrentEntries_replacesThemAll() throws {
