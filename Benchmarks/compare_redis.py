@@ -10,6 +10,7 @@ Everything runs on loopback and stops when done.
 
 import argparse
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -138,25 +139,32 @@ def stop(process, cleanup):
     cleanup()
 
 
-def start_redis(port):
+def start_redis(port, tls_certificates=None):
+    """redis-server on `port`; with `tls_certificates` (a `sessionfed certs init` directory),
+    on `port` over TLS only (`tls-port`, clients not asked for a certificate)."""
+    listen = ["--port", str(port)]
+    if tls_certificates:
+        listen = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", os.path.join(tls_certificates, "local-1.pem"),
+                  "--tls-key-file", os.path.join(tls_certificates, "local-1.key"), "--tls-auth-clients", "no"]
     process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        ["redis-server", *listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     return process, lambda: None
 
 
-def start_sessionfed(port, threads=1):
-    directory = tempfile.mkdtemp(prefix="sessionfed-bench-")
+def node_topology(port, threads, tls_port=None):
+    """A site of one node on loopback; with `tls_port`, a TLS listener for clients there
+    (certificates in `certs/`, clients not asked for one)."""
     peer, fed, admin = free_ports(3)
-    path = os.path.join(directory, "topology.yaml")
-    with open(path, "w") as file:
-        file.write(f"""federation: bench
+    tls = "clientTLS:\n  directory: certs\n" if tls_port else ""
+    node_tls = f"        clientTLS: 127.0.0.1:{tls_port}\n" if tls_port else ""
+    return f"""federation: bench
 topologyVersion: 1
 defaults:
   backupCount: 0
   threads: {threads}
-sites:
+{tls}sites:
   - name: local
     id: 1
     nodes:
@@ -165,17 +173,24 @@ sites:
         peer: 127.0.0.1:{peer}
         federation: 127.0.0.1:{fed}
         admin: 127.0.0.1:{admin}
-""")
+{node_tls}"""
+
+
+def start_sessionfed(port, threads=1, tls_port=None):
+    """A node serving clients on `port` (and over TLS on `tls_port` when given, with
+    certificates `sessionfed certs init` writes into its directory's `certs/`)."""
+    directory = tempfile.mkdtemp(prefix="sessionfed-bench-")
+    path = os.path.join(directory, "topology.yaml")
+    with open(path, "w") as file:
+        file.write(node_topology(port, threads, tls_port))
+    if tls_port:
+        subprocess.run([os.environ["SESSIONFED_BIN"], "certs", "init", "--topology", path, "--out", os.path.join(directory, "certs")],
+                       check=True, capture_output=True)
     process = subprocess.Popen(
         [os.environ["SESSIONFED_BIN"], "node", "--topology", path, "--node", "local-1", "--log-level", "warning"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-
-    def cleanup():
-        os.remove(path)
-        os.rmdir(directory)
-
-    return process, cleanup
+    return process, lambda: shutil.rmtree(directory, ignore_errors=True)
 
 
 def main():

@@ -9,20 +9,25 @@ ran out first.
 
     python3 Benchmarks/threads.py                     # threads 1 and 2
     python3 Benchmarks/threads.py --threads 1,2,4 --rounds 5
+    python3 Benchmarks/threads.py --tls               # clients over TLS (redis-server's tls-port)
 
 SESSIONFED_BIN picks the binary (default .build-interop/release/sessionfed).
 """
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from compare_redis import free_ports, start_redis, start_sessionfed, stop, wait_for_port  # noqa: E402
+from compare_redis import free_ports, node_topology, start_redis, start_sessionfed, stop, wait_for_port  # noqa: E402
+
+TLS_ARGUMENTS = ["--tls", "--insecure"]
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -40,12 +45,12 @@ def cpu_ticks(pid):
     return ticks
 
 
-def run(port, pid, test, pipeline, requests):
+def run(port, pid, test, pipeline, requests, tls):
     """req/s, server CPU µs per request, busiest thread's share of a core."""
     before = cpu_ticks(pid)
     started = time.monotonic()
     out = subprocess.run(
-        ["redis-benchmark", "-p", str(port), "-t", test, "-c", "50", "-P", str(pipeline), "-n", str(requests), "--csv"],
+        ["redis-benchmark", *(TLS_ARGUMENTS if tls else []), "-p", str(port), "-t", test, "-c", "50", "-P", str(pipeline), "-n", str(requests), "--csv"],
         capture_output=True, text=True, check=True,
     ).stdout
     elapsed = time.monotonic() - started
@@ -57,20 +62,37 @@ def run(port, pid, test, pipeline, requests):
     return rate, cpu_us, busiest
 
 
+def certificates_for_redis(directory):
+    """A certificate for redis-server's tls-port, written by `sessionfed certs init`."""
+    topology = os.path.join(directory, "topology.yaml")
+    plain, tls = free_ports(2)
+    Path(topology).write_text(node_topology(plain, threads=1, tls_port=tls))
+    subprocess.run([os.environ["SESSIONFED_BIN"], "certs", "init", "--topology", topology, "--out", os.path.join(directory, "certs")],
+                   check=True, capture_output=True)
+    return os.path.join(directory, "certs")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", default="1,2", help="thread counts to compare, comma-separated")
     parser.add_argument("--requests", type=int, default=200_000, help="requests per test at -P 1 (x5 at -P 16)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tests", default="set,get,hset")
+    parser.add_argument("--tls", action="store_true", help="clients over TLS, redis-server on its tls-port")
     args = parser.parse_args()
     counts = [int(value) for value in args.threads.split(",")]
     tests = args.tests.split(",")
-    print(f"{os.cpu_count()} cores; sessionfed {os.environ.get('SESSIONFED_BIN')}", flush=True)
+    print(f"{os.cpu_count()} cores; sessionfed {os.environ.get('SESSIONFED_BIN')}{'; clients over TLS' if args.tls else ''}", flush=True)
     servers = {}
+    scratch = tempfile.mkdtemp(prefix="sessionfed-bench-threads-")
     try:
-        contenders = [("redis-server", lambda port: start_redis(port))]
-        contenders += [(f"threads: {count}", lambda port, count=count: start_sessionfed(port, threads=count)) for count in counts]
+        certificates = certificates_for_redis(scratch) if args.tls else None
+        contenders = [("redis-server", lambda port: start_redis(port, certificates))]
+        for count in counts:
+            if args.tls:
+                contenders.append((f"threads: {count}", lambda port, count=count: start_sessionfed(free_ports(1)[0], threads=count, tls_port=port)))
+            else:
+                contenders.append((f"threads: {count}", lambda port, count=count: start_sessionfed(port, threads=count)))
         for name, start in contenders:
             port = free_ports(1)[0]
             process, cleanup = start(port)
@@ -84,10 +106,11 @@ def main():
                 for test in tests:
                     for name in order:
                         port, process, _ = servers[name]
-                        results.setdefault((test, pipeline, name), []).append(run(port, process.pid, test, pipeline, requests))
+                        results.setdefault((test, pipeline, name), []).append(run(port, process.pid, test, pipeline, requests, args.tls))
     finally:
         for port, process, cleanup in servers.values():
             stop(process, cleanup)
+        shutil.rmtree(scratch, ignore_errors=True)
 
     names = list(servers)
     print()

@@ -1,7 +1,8 @@
 """Client TLS (`clientTLS:`, Redis's `tls-port`): redis-py with `ssl=True` and `redis-cli
 --tls` talk to the node's TLS port with a client certificate the configured CA signed; AUTH
 works over it; a certificate from another CA, no certificate, and plaintext on the TLS port
-are all refused without running anything."""
+are all refused without running anything. Every story runs twice: with the TLS sockets on the
+loop that runs commands (`threads: 1`) and on two loops of their own (`threads: 3`)."""
 
 import socket
 import ssl
@@ -15,14 +16,14 @@ from federation import Process, run_cli
 
 
 class TLSNode:
-    def __init__(self, binary, workdir, password="s3cret"):
+    def __init__(self, binary, workdir, password="s3cret", threads=1):
         self.binary = binary
         self.workdir = workdir
         self.password = password
         self.port, peer, federation, admin, self.tls_port = free_ports(5)
         self.topology = workdir / "topology.yaml"
         self.topology.write_text("\n".join([
-            "federation: client-tls", "topologyVersion: 1", "defaults:", "  backupCount: 0", "  clusterClients: true",
+            "federation: client-tls", "topologyVersion: 1", "defaults:", "  backupCount: 0", "  clusterClients: true", f"  threads: {threads}",
             "clientTLS:", "  directory: certs", "  ca: certs/ca.pem",
             "auth:", f"  password: {password}",
             "sites:", "  - name: local", "    id: 1", "    role: active", "    nodes:",
@@ -60,9 +61,9 @@ class TLSNode:
         return redis.Redis(**settings)
 
 
-@pytest.fixture(scope="module")
-def tls_node(sessionfed_bin, tmp_path_factory):
-    node = TLSNode(sessionfed_bin, tmp_path_factory.mktemp("client-tls"))
+@pytest.fixture(scope="module", params=[1, 3], ids=["threads-1", "threads-3"])
+def tls_node(sessionfed_bin, tmp_path_factory, request):
+    node = TLSNode(sessionfed_bin, tmp_path_factory.mktemp("client-tls"), threads=request.param)
     yield node
     code = node.process.stop()
     assert code == 0, f"the node exited {code} after SIGTERM:\n{node.process.log()[-3000:]}"
