@@ -241,6 +241,32 @@ def test_multi_key_commands_and_transactions_over_keys_of_several_nodes(site_fac
     assert nodes[third].get(a) is None, "MSETNX sets nothing when one key exists"
 
 
+def test_pipelines_wait_for_other_nodes_in_order_with_client_sockets_on_their_own_loops(site_factory):
+    """`threads: 2`: every node's client sockets are on a loop of their own while its commands
+    run on another. A pipeline through one node mixes keys of every primary, so its commands
+    wait in turn (forwarded, or for a backup): the replies still come in the order sent, and a
+    transaction over three primaries stays atomic."""
+    site, nodes = started_site(site_factory, defaults={"threads": 2})
+    keys = keys_on_different_primaries(site, "loop", 3)
+    for round_number, node in enumerate(site.names):
+        counts = {key: int(nodes[node].get(f"{key}:count") or 0) for key in keys}
+        with nodes[node].pipeline(transaction=False) as pipe:
+            for index in range(100):
+                key = keys[index % 3]
+                pipe.set(key, f"{round_number}:{index}").get(key).incr(f"{key}:count")
+            replies = pipe.execute()
+        for index in range(100):
+            key = keys[index % 3]
+            counts[key] += 1
+            assert replies[3 * index: 3 * index + 3] == [True, f"{round_number}:{index}", counts[key]], (node, index, replies[3 * index: 3 * index + 3])
+    with nodes[site.names[1]].pipeline(transaction=True) as pipe:
+        pipe.set(keys[0], "0").set(keys[1], "1").set(keys[2], "2").incr(keys[0]).incr(keys[1]).incr(keys[2])
+        assert pipe.execute() == [True, True, True, 1, 2, 3]
+    assert [nodes[node].mget(keys) for node in site.names] == [["1", "2", "3"]] * 3, "EXEC ran all its commands"
+    loops = {client["io-thread"] for client in nodes[site.names[0]].client_list()}
+    assert loops == {"1"}, loops
+
+
 def test_watch_sees_writes_made_through_any_node_of_the_site(site_factory):
     site, nodes = started_site(site_factory)
     watcher = site.names[0]
