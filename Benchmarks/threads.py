@@ -80,6 +80,7 @@ def main():
     parser.add_argument("--tests", default="set,get,hset")
     parser.add_argument("--tls", action="store_true", help="clients over TLS, redis-server on its tls-port")
     args = parser.parse_args()
+    os.environ.setdefault("SESSIONFED_BIN", ".build-interop/release/sessionfed")
     counts = [int(value) for value in args.threads.split(",")]
     tests = args.tests.split(",")
     print(f"{os.cpu_count()} cores; sessionfed {os.environ.get('SESSIONFED_BIN')}{'; clients over TLS' if args.tls else ''}", flush=True)

@@ -19,8 +19,10 @@ final class ClientConnection: @unchecked Sendable {
     /// Commands read and not run yet, from `pendingStart` on (a command before them waits).
     var pending: [[[UInt8]]] = []
     var pendingStart = 0
-    /// Input bytes the pending commands took; handed back to `queryBuffer` once they all ran.
-    var pendingBytes = 0
+    /// Where each read's commands end in `pending`, and the input bytes they took: handed back
+    /// to `queryBuffer` once the read's last command ran (from `batchStart` on: not yet).
+    var batches: [(end: Int, bytes: Int)] = []
+    var batchStart = 0
     /// The input after the pending commands was not RESP: answered, then the connection closes.
     var pendingProtocolError: String?
     /// The client's query buffer as Redis counts it: bytes read and not yet run, shared with
@@ -34,6 +36,9 @@ final class ClientConnection: @unchecked Sendable {
     var closing = false
     /// False once the socket closed: a reply that arrives later is not written.
     var open = true
+    /// The client closed its side (it sends nothing more): the connection closes once every
+    /// command it sent is answered, as Redis does on EOF.
+    var inputEnded = false
     /// Inside EXEC: replies are collected into one array instead of written.
     var capturedReplies: [RESPValue]?
     /// The time of the command being run, read once per command.
@@ -88,17 +93,46 @@ final class ClientConnection: @unchecked Sendable {
     /// input after them was not RESP. Runs them, then writes the replies with one flush.
     /// `commands` comes back empty, its storage kept for the next read when that is possible.
     func receive(_ commands: inout [[[UInt8]]], bytes: Int, protocolError: String?) {
+        guard !state.clientsClosed else { return }
         if pendingStart == pending.count {
             swap(&pending, &commands)
             pendingStart = 0
         } else {
+            // A client streaming behind a waiting command: what already ran is dropped, so
+            // the list holds only what is still to run.
+            if pendingStart > pending.count / 2 { dropRun() }
             pending.append(contentsOf: commands)
         }
         commands.removeAll(keepingCapacity: true)
-        pendingBytes += bytes
+        batches.append((end: pending.count, bytes: bytes))
         pendingProtocolError = protocolError
         runPending()
         flush()
+    }
+
+    /// The client sends nothing more: close once the commands it sent are answered.
+    func inputClosed() {
+        inputEnded = true
+        guard !running, !suspended, !closing, pendingStart == pending.count else { return }
+        closeAfterReplies()
+    }
+
+    /// Drops the commands already run from `pending`.
+    private func dropRun() {
+        pending.removeFirst(pendingStart)
+        for index in batchStart..<batches.count { batches[index].end -= pendingStart }
+        batches.removeFirst(batchStart)
+        batchStart = 0
+        pendingStart = 0
+    }
+
+    /// Hands back to the query buffer the bytes of every read whose commands all ran (all of
+    /// them when the connection is closing: the rest never will).
+    private func releaseRun() {
+        while batchStart < batches.count && (closing || batches[batchStart].end <= pendingStart) {
+            queryBuffer.ran(batches[batchStart].bytes)
+            batchStart += 1
+        }
     }
 
     /// A pending list longer than this is not kept for the next read.
@@ -121,17 +155,19 @@ final class ClientConnection: @unchecked Sendable {
             pendingStart += 1
             execute(arguments)
         }
+        releaseRun()
         guard closing || pendingStart == pending.count else { return }
         if pending.capacity > Self.keptPendingCapacity { pending = [] } else { pending.removeAll(keepingCapacity: true) }
         pendingStart = 0
-        queryBuffer.ran(pendingBytes)
-        pendingBytes = 0
+        batches.removeAll(keepingCapacity: true)
+        batchStart = 0
         if let message = pendingProtocolError, !closing {
             state.statistics.protocolErrors += 1
             reply(.error("ERR \(message)"))
             closeAfterReplies()
         }
         pendingProtocolError = nil
+        if inputEnded && !closing { closeAfterReplies() }
     }
 
     /// The reply of a command that waited: write it, then go on with the commands read since.
@@ -164,7 +200,7 @@ final class ClientConnection: @unchecked Sendable {
     static let keptOutputCapacity = 16 << 10
 
     func flush() {
-        guard (output?.readableBytes ?? 0) > 0, !closing else { return }
+        guard (output?.readableBytes ?? 0) > 0, !closing, !state.clientsClosed else { return }
         channel.writeAndFlush(output!, promise: nil)
         // The same storage serves the next replies: once the socket took the bytes (almost
         // always within writeAndFlush when the socket is on this loop) nothing else refers to
@@ -179,6 +215,8 @@ final class ClientConnection: @unchecked Sendable {
 
     func closeAfterReplies() {
         closing = true
+        // Every client was closed (the node is stopping): their sockets' loops may be gone.
+        guard !state.clientsClosed else { return }
         let buffer = output ?? channel.allocator.buffer(capacity: 0)
         output = nil
         let channel = self.channel

@@ -121,6 +121,16 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         }
     }
 
+    /// The client closed its side: what it sent is answered, then the connection closes.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard case ChannelEvent.inputClosed? = event as? ChannelEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        handOver()
+        onConnection { $0.inputClosed() }
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         context.close(promise: nil)
     }

@@ -68,6 +68,9 @@ public final class NodeServer: Service, Sendable {
             .serverChannelOption(.backlog, value: 511)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            // A client that closes its side after sending still gets every reply (the
+            // handler closes the connection once they are written), as from Redis.
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls())) }
@@ -219,9 +222,10 @@ public final class NodeServer: Service, Sendable {
         try? await state.eventLoop.submit { state.dataPlane?.stop() }.get()
         await transport?.stop()
         await controlPlane.stop()
-        // The listener is closed; commands already read have run (they run synchronously on the
-        // loop). Flush and close every client.
+        // The listener is closed; commands handed to the state's loop before this step have
+        // run. Flush and close every client; anything read after is not run.
         try? await state.eventLoop.submit {
+            state.clientsClosed = true
             for record in state.clients.values {
                 record.channel.close(mode: .all, promise: nil)
             }

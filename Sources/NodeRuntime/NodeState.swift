@@ -50,6 +50,9 @@ final class NodeState: @unchecked Sendable {
     let configuration: NodeConfiguration
     var keyspace: Keyspace
     var clients: [UInt64: ClientRecord] = [:]
+    /// Set when the stopping node closes every client: nothing more is written to them (with
+    /// `threads:` above 1 their sockets' loops stop right after).
+    var clientsClosed = false
     var nextClientID: UInt64 = 1
     var notificationFlags = NotificationFlags()
     /// Redis's encoding thresholds as CONFIG SET left them (read back, without effect here).
@@ -149,6 +152,7 @@ final class NodeState: @unchecked Sendable {
     }
 
     func send(_ value: RESPValue, to record: ClientRecord) {
+        guard !clientsClosed else { return }
         var buffer = record.channel.allocator.buffer(capacity: 64)
         RESPEncoder.encode(value, version: record.protocolVersion, into: &buffer)
         record.channel.writeAndFlush(buffer, promise: nil)

@@ -3,6 +3,9 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 import TestSupport
 @testable import Topology
 @testable import NodeRuntime
@@ -72,6 +75,23 @@ import TestSupport
             atLimit.send("a")
             #expect(atLimit.readUntilClosed() == "", "over client-query-buffer-limit: closed without a reply, as Redis does")
             #expect(try bystander.roundTrip("*1\r\n$4\r\nPING\r\n") == "+PONG\r\n")
+        }
+    }
+
+    /// The limit counts what is read and not yet run: a client that sends far more than it
+    /// over many round trips stays connected; one that closes its side after sending gets
+    /// every reply, then the close.
+    @Test(arguments: [1, 3]) func queryBuffer_countsOnlyWhatIsNotRun_halfCloseAnswered(threads: Int) async throws {
+        try await Self.withNode({ $0.limits.maximumQueryBufferBytes = 1_024; $0.topology.defaults.threads = threads }) { port in
+            let client = try RawClient(port: port)
+            let value = String(repeating: "v", count: 200)
+            for round in 0..<20 {
+                #expect(try client.roundTrip("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$200\r\n\(value)\r\n") == "+OK\r\n", "round \(round)")
+            }
+            let closing = try RawClient(port: port)
+            closing.send("*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n*2\r\n$3\r\nGET\r\n$1\r\na\r\n")
+            shutdown(closing.fd, Int32(SHUT_WR))
+            #expect(closing.readUntilClosed() == "+OK\r\n$1\r\n1\r\n")
         }
     }
 
