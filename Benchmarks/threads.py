@@ -89,11 +89,9 @@ def main():
     try:
         certificates = certificates_for_redis(scratch) if args.tls else None
         contenders = [("redis-server", lambda port: start_redis(port, certificates))]
-        for count in counts:
-            if args.tls:
-                contenders.append((f"threads: {count}", lambda port, count=count: start_sessionfed(free_ports(1)[0], threads=count, tls_port=port)))
-            else:
-                contenders.append((f"threads: {count}", lambda port, count=count: start_sessionfed(port, threads=count)))
+        # Over TLS the benchmark's port is the node's TLS port; its plaintext one goes unused.
+        contenders += [(f"threads: {count}", lambda port, count=count: start_sessionfed(free_ports(1)[0], threads=count, tls_port=port)
+                        if args.tls else start_sessionfed(port, threads=count)) for count in counts]
         for name, start in contenders:
             port = free_ports(1)[0]
             process, cleanup = start(port)
