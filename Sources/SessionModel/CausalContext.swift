@@ -122,6 +122,15 @@ public struct CausalContext: Hashable, Sendable {
         vector[run.site] >= run.last || runIndex(containing: Dot(site: run.site, counter: run.first)).map { cloud[$0].last >= run.last } == true
     }
 
+    /// Whether no dot of `run` is in this context. Runs are disjoint and sorted, so the last
+    /// run of the site starting at or before the run's end is the only one that can reach
+    /// into it.
+    public func isDisjoint(with run: DotRange) -> Bool {
+        guard vector[run.site] < run.first else { return false }
+        let position = lowerBound(DotRange(site: run.site, first: run.last, last: UInt64.max))
+        return position == 0 || cloud[position - 1].site != run.site || cloud[position - 1].last < run.first
+    }
+
     /// Whether every dot of this context is in `other`.
     public func isSubset(of other: CausalContext) -> Bool {
         vector.entries.allSatisfy { other.vector[$0.site] >= $0.counter } && cloud.allSatisfy(other.contains)

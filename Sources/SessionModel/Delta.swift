@@ -133,6 +133,18 @@ public struct Delta: Hashable, Sendable {
         return result.values
     }
 
+    /// The elements the write removes (HDEL, SREM, ZREM), in its order.
+    public var removedElements: [Element] {
+        operations.compactMap { operation in
+            switch operation {
+            case .removeField(let field): return .field(field)
+            case .removeMember(let member): return .member(member)
+            case .removeScoredMember(let member): return .sortedMember(member)
+            default: return nil
+            }
+        }
+    }
+
     /// One element a write stores and its entry. A struct rather than a tuple: an array of
     /// tuples looks its element type's metadata up at run time on every allocation, a cost
     /// that showed in every SET.

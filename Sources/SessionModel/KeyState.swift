@@ -106,18 +106,65 @@ public struct KeyState: Hashable, Sendable {
     /// must visit the whole key.
     @discardableResult
     public mutating func merge(_ delta: Delta, policy: MergePolicy) -> MergeOutcome {
+        if let outcome = mergeInStep(delta, policy: policy) { return outcome }
         let side = DeltaSide(delta)
         var named = Set(side.written.all.lazy.map(\.element))
-        for operation in delta.operations {
-            switch operation {
-            case .removeField(let field): named.insert(.field(field))
-            case .removeMember(let member): named.insert(.member(member))
-            case .removeScoredMember(let member): named.insert(.sortedMember(member))
-            default: break
-            }
-        }
+        named.formUnion(delta.removedElements)
         return joinTouching(side, named: named, policy: policy) ?? join(delta.state, policy: policy)
     }
+
+    /// A write made on a copy of the key that held what this one holds: a backup in step with
+    /// its primary, the common case of replication. Each entry here the write observed is an
+    /// entry of an element it names, every entry of an element it writes was observed, and
+    /// none of its dots is known here; so the join replaces exactly the entries the write
+    /// replaced, adds its own and reports nothing. It is then applied as where it was made
+    /// (a record rewritten in place), without the join's sets and tables. Nil when the copy may
+    /// be out of step, or the join might discard or report anything: the join decides.
+    mutating func mergeInStep(_ delta: Delta, policy: MergePolicy) -> MergeOutcome? {
+        guard context.isDisjoint(with: delta.dots), let observed = delta.context.dots(atMost: Self.inStepLimit) else { return nil }
+        let written = delta.entries
+        // Under delete-wins the join drops an entry whose write did not see every delete it
+        // joins with: the deletes must not change, and the write's own entries saw them all.
+        if policy.delete == .deleteWins, !deletes.covers(delta.deletesAfter) || !written.isEmpty && !delta.deletes.covers(deletes) {
+            return nil
+        }
+        // One data type after the write, or the join reports a type conflict.
+        var writtenType: KeyType?
+        for written in written {
+            guard let type = written.element.keyType else { continue }
+            if let writtenType, writtenType != type { return nil }
+            writtenType = type
+        }
+        if let writtenType, summary.dataElements > 0, summary.onlyType != writtenType { return nil }
+
+        // The elements the write names: those it writes, whose entries it must all have
+        // observed (an entry it did not see stays beside its own: a conflict the join
+        // reports), and those it removes.
+        let removed = delta.removedElements
+        guard written.count + removed.count <= Self.inStepLimit else { return nil }
+        var namedDots: [Dot] = []
+        var unobserved = false
+        for written in written {
+            _ = elements.forEachDot(of: written.element) { dot in
+                namedDots.append(dot)
+                if !delta.covers(dot) { unobserved = true }
+            }
+        }
+        guard !unobserved else { return nil }
+        for element in removed {
+            _ = elements.forEachDot(of: element) { namedDots.append($0) }
+        }
+        // A dot observed and known here that no named element holds may be another element's
+        // entry, which the join would drop.
+        for dot in observed where context.contains(dot) && !namedDots.contains(dot) { return nil }
+
+        applyLocal(delta, written: written, touched: removed, policy: policy)
+        // The write's dots were not known here: the context grew.
+        return MergeOutcome(changed: true, events: [])
+    }
+
+    /// The most elements, and observed dots, a write merged in step may name.
+    static let inStepLimit = 64
 
     /// Merges another replica's full state (anti-entropy): the same join as for a delta.
     @discardableResult
@@ -422,7 +469,7 @@ public struct KeyState: Hashable, Sendable {
             deletes: writeDeletes,
             operations: startsNewKey ? [.restartKey] + operations : operations
         )
-        applyLocal(delta, touched: observedAll ? nil : touched, policy: policy)
+        applyLocal(delta, written: delta.entries, touched: observedAll ? nil : touched, policy: policy)
         return delta
     }
 
@@ -437,8 +484,8 @@ public struct KeyState: Hashable, Sendable {
     /// `touched`: the elements the write observed; nil when it observed every entry, which
     /// then are all covered: the key holds the written entries alone, built at once instead of
     /// emptying each element (a SET on a key of several elements visited each).
-    private mutating func applyLocal(_ delta: Delta, touched: [Element]?, policy: MergePolicy) {
-        let written = delta.entries
+    /// `written`: `delta.entries`, computed once by the caller.
+    private mutating func applyLocal(_ delta: Delta, written: [Delta.Written], touched: [Element]?, policy: MergePolicy) {
         if let touched {
             let writtenEntries = Delta.WrittenEntries(written)
             for element in touched where writtenEntries.entry(of: element) == nil {

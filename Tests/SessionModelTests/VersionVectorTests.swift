@@ -133,6 +133,24 @@ import Testing
         }
     }
 
+    /// `isDisjoint(with:)` reads the compact form; it must agree with the set of dots it holds,
+    /// for runs inside, across and beside the prefix and the runs.
+    @Test func isDisjoint_matchesSetsOfDots() {
+        var random = SeededGenerator(seed: 79)
+        for _ in 0..<5_000 {
+            var context = CausalContext()
+            for _ in 0..<Int(random.next() % 6) {
+                let first = 1 + random.next() % 10
+                context.insert(DotRange(site: random.next() % 2 == 0 ? a : b, first: first, last: first + random.next() % 4))
+            }
+            let first = 1 + random.next() % 14
+            let run = DotRange(site: random.next() % 2 == 0 ? a : b, first: first, last: first + random.next() % 4)
+            let dots = Set(context.dots)
+            let expected = (run.first...run.last).allSatisfy { !dots.contains(Dot(site: run.site, counter: $0)) }
+            #expect(context.isDisjoint(with: run) == expected, "\(run) against \(context)")
+        }
+    }
+
     @Test func contains_vectorAndCloud() {
         let context = CausalContext(vector: VersionVector([a: 2]), dots: [Dot(site: a, counter: 5)])
         #expect(context.contains(Dot(site: a, counter: 1)))
