@@ -18,6 +18,13 @@ public enum RESPRequest: Hashable, Sendable {
 public struct RESPRequestParser: Sendable {
     public let limits: RESPLimits
     private var bytesNeeded = 0
+    /// The name of the last command parsed. A client sends the same few commands again and
+    /// again, so a name equal to it is shared rather than allocated again: one allocation
+    /// fewer per command (arrays are values, so sharing is invisible to whoever keeps one).
+    private var recentName: [UInt8] = []
+    /// Longer first arguments are not kept (no command name is this long): a client cannot make
+    /// the parser hold a large one.
+    static let longestSharedName = 32
 
     public init(limits: RESPLimits = .default) {
         self.limits = limits
@@ -89,7 +96,7 @@ public struct RESPRequestParser: Sendable {
         return negative ? -value : value
     }
 
-    private func parseMultibulk(_ bytes: UnsafeRawBufferPointer) -> (Outcome, Int) {
+    private mutating func parseMultibulk(_ bytes: UnsafeRawBufferPointer) -> (Outcome, Int) {
         guard let countEnd = findCRLF(bytes, from: 1) else {
             if bytes.count > limits.maximumInlineBytes { return (.error("Protocol error: too big mbulk count string"), 0) }
             return (.incomplete(bytes.count + 1), 0)
@@ -121,7 +128,13 @@ public struct RESPRequestParser: Sendable {
             let (end, overflow) = start.addingReportingOverflow(length)
             guard !overflow else { return (.error("Protocol error: invalid bulk length"), 0) }
             guard end + 2 <= bytes.count else { return (.incomplete(end + 2), 0) }
-            arguments.append(Array(UnsafeRawBufferPointer(rebasing: bytes[start..<end])))
+            let argument = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+            if arguments.isEmpty, argument.count <= Self.longestSharedName {
+                if recentName.count != argument.count || !recentName.elementsEqual(argument) { recentName = Array(argument) }
+                arguments.append(recentName)
+            } else {
+                arguments.append(Array(argument))
+            }
             // Redis skips the two bytes after the payload without checking them.
             position = end + 2
         }

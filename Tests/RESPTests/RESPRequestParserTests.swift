@@ -35,6 +35,23 @@ import Testing
         #expect(parseAll(input) == commands(["PING"], ["SET", "k", ""]))
     }
 
+    /// A command name equal to the one before shares its storage (one allocation fewer per
+    /// command); a different name, or a first argument too long to be a name, does not; every
+    /// command still reads as sent.
+    @Test func multibulk_repeatedName_sharedButEqual() {
+        let long = String(repeating: "x", count: RESPRequestParser.longestSharedName + 1)
+        let sent = [["SET", "a", "1"], ["SET", "b", "2"], ["set", "c", "3"], ["GET", "a"], ["GET", "b"], [long, "k"], [long, "k"], ["GET", "c"]]
+        let input = sent.map { parts in "*\(parts.count)\r\n" + parts.map { "$\($0.utf8.count)\r\n\($0)\r\n" }.joined() }.joined()
+        let parsed = parseAll(Array(input.utf8))
+        #expect(parsed == commands(sent[0], sent[1], sent[2], sent[3], sent[4], sent[5], sent[6], sent[7]))
+        let names: [[UInt8]] = parsed.compactMap { if case .command(let arguments) = $0 { arguments[0] } else { nil } }
+        func storage(_ index: Int) -> UnsafeRawPointer? { names[index].withUnsafeBytes { $0.baseAddress } }
+        #expect(storage(0) == storage(1), "SET after SET")
+        #expect(storage(1) != storage(2), "set after SET: another name")
+        #expect(storage(3) == storage(4), "GET after GET")
+        #expect(storage(5) != storage(6), "too long to be kept")
+    }
+
     @Test func multibulk_oneByteAtATime_sameResult() {
         let input = Array("*2\r\n$3\r\nGET\r\n$5\r\nab\r\nc\r\n*1\r\n$4\r\nPING\r\n".utf8)
         #expect(parseAll(input, chunk: 1) == [.command([Array("GET".utf8), Array("ab\r\nc".utf8)]), .command([Array("PING".utf8)])])
