@@ -4,12 +4,15 @@ A uprobe on the C library's `malloc` (every Swift object, array and dictionary s
 through it) counts calls made by the node's process while `redis-benchmark -c 1` sends N and
 then 2N commands; the difference divided by N is the cost of one command, with startup,
 timers and the benchmark's own setup commands cancelled out. The node is a site of one
-(`backupCount: 0`): the common path of a command, without replication.
+(`backupCount: 0`): the common path of a command, without replication. With `--site`, a
+site of three with `backupCount: 1` driven by `redis-benchmark --cluster` (each key sent to
+its primary): the calls of all three processes, so one command's count covers the primary,
+its backup and the acknowledgement.
 
 Needs root (for the probe) and `perf` (apt-get install linux-perf).
 
     SESSIONFED_BIN=.build-interop/release/sessionfed python3 Benchmarks/allocations.py [--commands set,hset,get]
-        [--requests 20000] [--before-bin PATH] [--keyspace 1000]
+        [--requests 20000] [--before-bin PATH] [--keyspace 1000] [--site]
 """
 
 import argparse
@@ -44,10 +47,10 @@ def add_probe(binary):
     return True
 
 
-def count_mallocs(pid, run):
-    """Calls to malloc by `pid` while `run()` runs."""
+def count_mallocs(pids, run):
+    """Calls to malloc by the processes `pids` (together) while `run()` runs."""
     with tempfile.NamedTemporaryFile("r", suffix=".csv") as output:
-        stat = subprocess.Popen(["perf", "stat", "-x,", "-e", PROBE, "-p", str(pid), "-o", output.name])
+        stat = subprocess.Popen(["perf", "stat", "-x,", "-e", PROBE, "-p", ",".join(map(str, pids)), "-o", output.name])
         time.sleep(0.3)
         run()
         stat.send_signal(signal.SIGINT)
@@ -56,21 +59,27 @@ def count_mallocs(pid, run):
         return int(lines[-1].split(",")[0])
 
 
-def per_command(binary, command, requests, keyspace):
+def per_command(binary, command, requests, keyspace, replicated):
     with tempfile.TemporaryDirectory() as directory:
-        site = Site(binary, Path(directory), nodes=1, tls=False, defaults={"partitions": 16, "backupCount": 0})
+        if replicated:
+            site = Site(binary, Path(directory), nodes=3, tls=False, defaults={"partitions": 16, "backupCount": 1, "clusterClients": "true"})
+        else:
+            site = Site(binary, Path(directory), nodes=1, tls=False, defaults={"partitions": 16, "backupCount": 0})
         try:
             site.start_all()
-            node = site.names[0]
-            port, pid = site.ports[node]["client"], site.processes[node].handle.pid
+            if replicated:
+                site.wait_converged()
+            port = site.ports[site.names[0]]["client"]
+            pids = [site.processes[node].handle.pid for node in site.names]
+            cluster = ["--cluster"] if replicated else []
 
             def bench(count):
-                subprocess.run(["redis-benchmark", "-p", str(port), "-t", command, "-n", str(count), "-c", "1", *random_keys(keyspace), "-q"],
+                subprocess.run(["redis-benchmark", "-p", str(port), *cluster, "-t", command, "-n", str(count), "-c", "1", *random_keys(keyspace), "-q"],
                                capture_output=True, check=True)
 
             bench(2_000)  # warm: keys exist, buffers have grown
-            once = count_mallocs(pid, lambda: bench(requests))
-            twice = count_mallocs(pid, lambda: bench(2 * requests))
+            once = count_mallocs(pids, lambda: bench(requests))
+            twice = count_mallocs(pids, lambda: bench(2 * requests))
             return (twice - once) / requests
         finally:
             site.stop_all()
@@ -83,19 +92,21 @@ def main():
     parser.add_argument("--before-bin", help="a sessionfed binary of an earlier commit: a column for it")
     parser.add_argument("--keyspace", type=int, default=1_000,
                         help="redis-benchmark -r (0: its one key; HSET then writes one field of one hash again and again)")
+    parser.add_argument("--site", action="store_true", help="a site of three, backupCount 1, clients in cluster mode: all three processes counted")
     arguments = parser.parse_args()
     columns = builds(arguments.before_bin)
     added = add_probe(columns[-1][1])
     try:
         rows = {
-            command: [per_command(path, command, arguments.requests, arguments.keyspace) for _, path in columns]
+            command: [per_command(path, command, arguments.requests, arguments.keyspace, arguments.site) for _, path in columns]
             for command in arguments.commands.split(",")
         }
     finally:
         if added:
             subprocess.run(["perf", "probe", "-q", "-d", PROBE])
-    benchmark = " ".join(["redis-benchmark -c 1", *random_keys(arguments.keyspace)])
-    title = f"mallocs per command ({benchmark}, {arguments.requests:,} and {2 * arguments.requests:,} requests)"
+    benchmark = " ".join(["redis-benchmark -c 1", *(["--cluster"] if arguments.site else []), *random_keys(arguments.keyspace)])
+    where = "3-node site, backupCount 1, all nodes" if arguments.site else "one node"
+    title = f"mallocs per command, {where} ({benchmark}, {arguments.requests:,} and {2 * arguments.requests:,} requests)"
     print_table(title, columns, rows, digits=1)
 
 if __name__ == "__main__":

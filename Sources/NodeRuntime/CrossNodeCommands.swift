@@ -149,7 +149,7 @@ extension DataPlane {
         }
         let result = transaction.body(&scratch, now)
         let writes = writes(result.deltas, expired: scratch.drainReleasedByExpiry())
-        if lacksReplicas(Set(writes.keys)) {
+        if lacksReplicas(Set(writes.partitions)) {
             abandon(transaction)
             transaction.done(Self.noReplicas)
             return
@@ -236,14 +236,16 @@ extension DataPlane {
             done(false)
             return false
         }
-        var writes: [Int: ReplicatedWrite] = [:]
+        var writes = PartitionedWrites()
         var deltas: [Delta] = []
         for batch in batches {
             for write in batch.writes where !write.isEmpty {
                 for delta in write.deltas { _ = state.keyspace.merge(delta, now: now) }
                 for key in write.expiredKeys { state.keyspace.releaseExpired(key) }
-                writes[Int(batch.partition), default: ReplicatedWrite()].deltas += write.deltas
-                writes[Int(batch.partition), default: ReplicatedWrite()].expiredKeys += write.expiredKeys
+                writes.modify(Int(batch.partition)) { batched in
+                    batched.deltas += write.deltas
+                    batched.expiredKeys += write.expiredKeys
+                }
                 deltas += write.deltas
             }
         }

@@ -325,20 +325,17 @@ final class DataPlane: @unchecked Sendable {
     }
 
     /// A command's deltas and the keys its expiry released, as one write per partition.
-    func writes(_ deltas: [Delta], expired: [[UInt8]] = []) -> [Int: ReplicatedWrite] {
-        var writes: [Int: ReplicatedWrite] = [:]
-        for delta in deltas { writes[partitioning.partition(of: delta.key), default: ReplicatedWrite()].deltas.append(delta) }
-        for key in expired { writes[partitioning.partition(of: key), default: ReplicatedWrite()].expiredKeys.append(key) }
-        return writes
+    func writes(_ deltas: [Delta], expired: [[UInt8]] = []) -> PartitionedWrites {
+        PartitionedWrites(deltas, expired: expired, partitioning: partitioning)
     }
 
     /// Numbers each partition's write and sends it to the backups; returns the commits to
     /// wait for (writes that committed at once need no wait).
-    func submit(_ writes: [Int: ReplicatedWrite]) -> [(partition: Int, sequence: UInt64)] {
+    func submit(_ writes: PartitionedWrites) -> [(partition: Int, sequence: UInt64)] {
         let now = WallClock.monotonicMilliseconds()
         var waits: [(partition: Int, sequence: UInt64)] = []
-        for partition in writes.keys.sorted() {
-            let (sequence, actions) = copies.submit(writes[partition]!, partition: partition, now: now)
+        for (partition, write) in writes.entries {
+            let (sequence, actions) = copies.submit(write, partition: partition, now: now)
             counters.writesReplicated += 1
             perform(actions)
             if let primary = copies.primaries[partition], primary.committedSequence < sequence { waits.append((partition, sequence)) }

@@ -123,7 +123,7 @@ extension DataPlane {
         actions += collected.actions
         // The backups merge the same deltas and states (a join) and drop the same collected
         // keys: they end with the primary's state.
-        let waits = submit([merge.partition: ReplicatedWrite(deltas: merge.deltas, states: merge.states, collectedKeys: collected.dropped)])
+        let waits = submit(PartitionedWrites(partition: merge.partition, ReplicatedWrite(deltas: merge.deltas, states: merge.states, collectedKeys: collected.dropped)))
         whenCommitted(waits, then: {
             // Keyspace events and conflict logs once the merge holds in the site.
             self.state.transport?.perform(actions)

@@ -41,6 +41,9 @@ public struct PartitionPrimary: Sendable {
     var log: [ReplicatedWrite] = []
     var logStart: UInt64 = 1
     var followers: [String: Follower] = [:]
+    /// `followers`' names in order, kept as they change (only `updateBackups` adds or drops
+    /// one): every write visits them in this order, without sorting them each time.
+    private(set) var followerNames: [String] = []
     /// Sealed for a planned handover: the shell runs no command and no merge here any more
     /// (it waits for the map to name the next primary). A handover ends with the next epoch,
     /// even an abandoned one (the old primary then carries on at that epoch), so a seal is
@@ -108,7 +111,10 @@ public struct PartitionPrimary: Sendable {
             follower.inSync = inSync.contains(name)
             followers[name] = follower
         }
-        return advanceCommit()
+        followerNames = followers.keys.sorted()
+        var actions: [PrimaryAction] = []
+        advanceCommit(into: &actions)
+        return actions
     }
 
     /// Numbers a write and sends it to every backup that holds a copy. Returns its sequence;
@@ -117,13 +123,13 @@ public struct PartitionPrimary: Sendable {
         lastSequence += 1
         log.append(write)
         var actions: [PrimaryAction] = []
-        for name in followers.keys.sorted() where followers[name]!.receivesWrites {
+        for name in followerNames where followers[name]!.receivesWrites {
             if followers[name]!.sent == lastSequence - 1 {
                 followers[name]!.sent = lastSequence
                 actions.append(.replicate(to: name, firstSequence: lastSequence, writes: [write]))
             }
         }
-        actions += advanceCommit()
+        advanceCommit(into: &actions)
         trimLog()
         assertInvariants()
         return (lastSequence, actions)
@@ -142,7 +148,8 @@ public struct PartitionPrimary: Sendable {
         }
         follower.sent = max(follower.sent, follower.acknowledged)
         followers[name] = follower
-        let actions = advanceCommit()
+        var actions: [PrimaryAction] = []
+        advanceCommit(into: &actions)
         trimLog()
         return actions
     }
@@ -197,7 +204,7 @@ public struct PartitionPrimary: Sendable {
     /// Resends to backups whose acknowledgements stalled (frames lost with a connection).
     public mutating func tick(now: UInt64) -> [PrimaryAction] {
         var actions: [PrimaryAction] = []
-        for name in followers.keys.sorted() {
+        for name in followerNames {
             var follower = followers[name]!
             guard follower.receivesWrites, follower.acknowledged < lastSequence,
                 now >= follower.progressAt + settings.resendAfterMilliseconds
@@ -221,12 +228,22 @@ public struct PartitionPrimary: Sendable {
 
     /// Commits up to the lowest acknowledgement among the backups that count: those in the
     /// map's in-sync set and those whose transfer from this primary ended (all writes when none).
-    mutating func advanceCommit() -> [PrimaryAction] {
-        let target = followers.values.filter(\.counts).map(\.acknowledged).min() ?? lastSequence
-        guard target > committedSequence else { return [] }
+    /// (Runs on every write and acknowledgement: a loop, not arrays of followers.)
+    mutating func advanceCommit(into actions: inout [PrimaryAction]) {
+        let target = lowestAcknowledged(where: \.counts) ?? lastSequence
+        guard target > committedSequence else { return }
         committedSequence = target
         assertInvariants()
-        return [.commit(upTo: target)]
+        actions.append(.commit(upTo: target))
+    }
+
+    /// The lowest acknowledgement among the followers `included` takes; nil when it takes none.
+    func lowestAcknowledged(where included: (Follower) -> Bool) -> UInt64? {
+        var lowest: UInt64?
+        for follower in followers.values where included(follower) {
+            lowest = min(lowest ?? follower.acknowledged, follower.acknowledged)
+        }
+        return lowest
     }
 
     /// Drops writes every follower that receives writes has acknowledged. A follower that is
@@ -240,7 +257,7 @@ public struct PartitionPrimary: Sendable {
                 followers[name]!.phase = .awaitingRequest
             }
         }
-        let floor = max(followers.values.filter(\.receivesWrites).map(\.acknowledged).min() ?? lastSequence, logStart - 1)
+        let floor = max(lowestAcknowledged(where: \.receivesWrites) ?? lastSequence, logStart - 1)
         let drop = Int(min(floor, lastSequence) + 1 - logStart)
         guard drop > 0 else { return }
         log.removeFirst(drop)
