@@ -6,8 +6,10 @@ then 2N commands; the difference divided by N is the cost of one command, with s
 timers and the benchmark's own setup commands cancelled out. The node is a site of one
 (`backupCount: 0`): the common path of a command, without replication. With `--site`, a
 site of three with `backupCount: 1` driven by `redis-benchmark --cluster` (each key sent to
-its primary): the calls of all three processes, so one command's count covers the primary,
-its backup and the acknowledgement.
+its primary; with `-c 1` its one client writes the keys of one node's partitions): the calls
+of all three processes, so one command's count covers the primary, its backup and the
+acknowledgement. What the processes allocate idle for as long as the extra N commands took
+(timers) is subtracted.
 
 Needs root (for the probe) and `perf` (apt-get install linux-perf).
 
@@ -77,10 +79,18 @@ def per_command(binary, command, requests, keyspace, replicated):
                 subprocess.run(["redis-benchmark", "-p", str(port), *cluster, "-t", command, "-n", str(count), "-c", "1", *random_keys(keyspace), "-q"],
                                capture_output=True, check=True)
 
+            def timed(count):
+                started = time.monotonic()
+                calls = count_mallocs(pids, lambda: bench(count))
+                return calls, time.monotonic() - started
+
             bench(2_000)  # warm: keys exist, buffers have grown
-            once = count_mallocs(pids, lambda: bench(requests))
-            twice = count_mallocs(pids, lambda: bench(2 * requests))
-            return (twice - once) / requests
+            once, once_seconds = timed(requests)
+            twice, twice_seconds = timed(2 * requests)
+            # Timers (heartbeats, the control plane's ticks) allocate by the second, not by the
+            # command: what the processes allocate idle for the extra run's time comes off.
+            idle = count_mallocs(pids, lambda: time.sleep(max(0.0, twice_seconds - once_seconds)))
+            return (twice - once - idle) / requests
         finally:
             site.stop_all()
 

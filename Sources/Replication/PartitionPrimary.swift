@@ -265,6 +265,7 @@ public struct PartitionPrimary: Sendable {
     }
 
     func assertInvariants() {
+        assert(followerNames == followers.keys.sorted(), "followerNames follows followers")
         precondition(committedSequence <= lastSequence, "Invalid state: committed \(committedSequence) beyond last \(lastSequence)")
         precondition(logStart + UInt64(log.count) == lastSequence + 1, "Invalid state: log \(logStart)+\(log.count) does not end at \(lastSequence)")
     }

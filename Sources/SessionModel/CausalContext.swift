@@ -144,6 +144,25 @@ public struct CausalContext: Hashable, Sendable {
     /// Every dot of this context when there are at most `limit` (nil otherwise), without
     /// enumerating a large one.
     public func dots(atMost limit: Int) -> [Dot]? {
+        count(atMost: limit) == nil ? nil : dots
+    }
+
+    /// Calls `body` with every dot (in no particular order) when there are at most `limit`,
+    /// and returns true; calls nothing and returns false otherwise. A small context walked
+    /// without an array.
+    public func forEachDot(atMost limit: Int, _ body: (Dot) -> Void) -> Bool {
+        guard count(atMost: limit) != nil else { return false }
+        for entry in vector.entries {
+            for counter in 1...entry.counter { body(Dot(site: entry.site, counter: counter)) }
+        }
+        for run in cloud {
+            for counter in run.first...run.last { body(Dot(site: run.site, counter: counter)) }
+        }
+        return true
+    }
+
+    /// How many dots this context holds, when at most `limit` (nil otherwise).
+    private func count(atMost limit: Int) -> UInt64? {
         let bound = UInt64(limit)
         var count: UInt64 = 0
         for entry in vector.entries {
@@ -154,7 +173,7 @@ public struct CausalContext: Hashable, Sendable {
             guard run.last - run.first < bound - count else { return nil }
             count += run.last - run.first + 1
         }
-        return dots
+        return count
     }
 
     /// Every dot of this context, for tests and diagnostics (can be large).

@@ -121,7 +121,7 @@ public struct KeyState: Hashable, Sendable {
     /// (a record rewritten in place), without the join's sets and tables. Nil when the copy may
     /// be out of step, or the join might discard or report anything: the join decides.
     mutating func mergeInStep(_ delta: Delta, policy: MergePolicy) -> MergeOutcome? {
-        guard context.isDisjoint(with: delta.dots), let observed = delta.context.dots(atMost: Self.inStepLimit) else { return nil }
+        guard context.isDisjoint(with: delta.dots) else { return nil }
         let written = delta.entries
         // Under delete-wins the join drops an entry whose write did not see every delete it
         // joins with: the deletes must not change, and the write's own entries saw them all.
@@ -137,26 +137,29 @@ public struct KeyState: Hashable, Sendable {
         }
         if let writtenType, summary.dataElements > 0, summary.onlyType != writtenType { return nil }
 
-        // The elements the write names: those it writes, whose entries it must all have
-        // observed (an entry it did not see stays beside its own: a conflict the join
-        // reports), and those it removes.
+        // The elements the write names (writes or removes): it must have observed every entry
+        // they hold. An entry it did not see stays: beside a written one, a conflict the join
+        // reports; in a removed element, one the join would check against the deletes again.
         let removed = delta.removedElements
         guard written.count + removed.count <= Self.inStepLimit else { return nil }
         var namedDots: [Dot] = []
         var unobserved = false
-        for written in written {
-            _ = elements.forEachDot(of: written.element) { dot in
+        func visit(_ element: Element) {
+            _ = elements.forEachDot(of: element) { dot in
                 namedDots.append(dot)
                 if !delta.covers(dot) { unobserved = true }
             }
         }
+        for written in written { visit(written.element) }
+        for element in removed { visit(element) }
         guard !unobserved else { return nil }
-        for element in removed {
-            _ = elements.forEachDot(of: element) { namedDots.append($0) }
-        }
         // A dot observed and known here that no named element holds may be another element's
-        // entry, which the join would drop.
-        for dot in observed where context.contains(dot) && !namedDots.contains(dot) { return nil }
+        // entry, which the join would drop. (The limit also bounds this search.)
+        var foreign = false
+        let small = delta.context.forEachDot(atMost: Self.inStepLimit) { dot in
+            if !foreign, context.contains(dot), !namedDots.contains(dot) { foreign = true }
+        }
+        guard small, !foreign else { return nil }
 
         applyLocal(delta, written: written, touched: removed, policy: policy)
         // The write's dots were not known here: the context grew.

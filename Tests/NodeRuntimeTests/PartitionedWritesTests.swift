@@ -24,9 +24,13 @@ import Testing
         for delta in deltas { expected[partitioning.partition(of: delta.key), default: ReplicatedWrite()].deltas.append(delta) }
         for key in expired { expected[partitioning.partition(of: key), default: ReplicatedWrite()].expiredKeys.append(key) }
         #expect(writes.partitions == expected.keys.sorted())
-        for (partition, write) in expected { #expect(writes[partition] == write) }
-        let missing = (0..<16).first { expected[$0] == nil }
-        if let missing { #expect(writes[missing] == nil) }
+        for partition in 0..<16 { #expect(writes[partition] == expected[partition]) }
+        // Deltas alone, over several partitions: each under its own.
+        let spread = PartitionedWrites(deltas, partitioning: partitioning)
+        #expect(spread.partitions.count > 1)
+        #expect(spread.partitions == expected.filter { !$0.value.deltas.isEmpty }.keys.sorted())
+        for partition in 0..<16 { #expect((spread[partition]?.deltas ?? []) == (expected[partition]?.deltas ?? [])) }
+        #expect(spread.entries.allSatisfy { $0.write.expiredKeys.isEmpty })
     }
 
     @Test func oneKeysWrite_keepsTheCommandsArray() {

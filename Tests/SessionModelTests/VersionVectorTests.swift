@@ -133,8 +133,9 @@ import Testing
         }
     }
 
-    /// `isDisjoint(with:)` reads the compact form; it must agree with the set of dots it holds,
-    /// for runs inside, across and beside the prefix and the runs.
+    /// `isDisjoint(with:)` and `forEachDot(atMost:)` read the compact form; they must agree
+    /// with the set of dots it holds, for runs inside, across and beside the prefix and the
+    /// runs.
     @Test func isDisjoint_matchesSetsOfDots() {
         var random = SeededGenerator(seed: 79)
         for _ in 0..<5_000 {
@@ -148,6 +149,12 @@ import Testing
             let dots = Set(context.dots)
             let expected = (run.first...run.last).allSatisfy { !dots.contains(Dot(site: run.site, counter: $0)) }
             #expect(context.isDisjoint(with: run) == expected, "\(run) against \(context)")
+            // Walked without an array: every dot once when few enough, none otherwise.
+            var walked: [Dot] = []
+            let walkedAll = context.forEachDot(atMost: 8) { walked.append($0) }
+            #expect(walkedAll == (dots.count <= 8))
+            #expect(walked.sorted() == (walkedAll ? context.dots : []))
+            #expect(context.dots(atMost: 8) == (walkedAll ? context.dots : nil))
         }
     }
 
