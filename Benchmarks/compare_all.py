@@ -5,7 +5,8 @@ Runs, one after the other on this machine (loopback only):
 - collections.py: one hash and one set growing to 100,000 elements;
 - threads.py: a node's throughput with `threads: 1` and `threads: 2`;
 - replicated.py: a 3-node site with backupCount 1 against redis-server + replica + WAIT;
-- allocations.py: mallocs per SET/HSET/GET (only as root with perf installed).
+- allocations.py: mallocs per SET/HSET/GET on one node, and per SET/HSET in a 3-node site (only
+  as root with perf installed).
 
 Then it replaces the section between the "latest comparison" markers of Benchmarks/README.md
 with their tables, headed by the date, the commit and the machine, so that the figures in
@@ -79,7 +80,9 @@ def main():
         ("Replicated writes (`sessionfed bench --clients 50`)", run("replicated.py", "--requests", "20000" if quick else "100000")),
     ]
     if os.geteuid() == 0 and shutil.which("perf"):
-        parts.append(("Allocations per command", run("allocations.py", *(["--requests", "2000"] if quick else []))))
+        fewer = ["--requests", "2000"] if quick else []
+        parts.append(("Allocations per command", run("allocations.py", *fewer)
+                      + "\n" + run("allocations.py", "--site", "--commands", "set,hset", *fewer)))
     else:
         parts.append(("Allocations per command", "not measured: needs root and `perf` for the malloc probe\n"))
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
