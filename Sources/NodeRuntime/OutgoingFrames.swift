@@ -12,7 +12,8 @@ import NIOCore
 /// A connection's buffer is kept after its flush: once the channel wrote it (at once, when
 /// the socket takes it all) nothing else holds it, and the next frames reuse its memory. A
 /// buffer and its bytes were two allocations of every frame, and a replicated write sends
-/// two frames. Should the channel still hold it, clearing it copies, as a new buffer would.
+/// two frames. Should the channel still hold it, clearing it takes new memory, as a new
+/// buffer would have.
 ///
 /// Confined to the node's event loop, like the transports that own it.
 final class OutgoingFrames: @unchecked Sendable {
@@ -60,6 +61,8 @@ final class OutgoingFrames: @unchecked Sendable {
     /// Flushes every connection with frames pending.
     func flushAll() {
         // Swapped out first: a flush may close a connection, which drops it from `pending`.
+        // (Run once per event-loop turn, never from within a flush.)
+        precondition(flushing.isEmpty, "Invalid state: flushAll re-entered")
         swap(&pending, &flushing)
         for connection in flushing where !connection.dropped { send(connection) }
         flushing.removeAll(keepingCapacity: true)
@@ -73,11 +76,23 @@ final class OutgoingFrames: @unchecked Sendable {
         connection.buffer = nil
         connection.channel.write(buffer, promise: nil)
         connection.channel.flush()
+        guard connection.channel.isActive else {
+            // Closed (or not yet open): a frame for a closed connection (a forwarded command
+            // answered after its connection went) came after `drop`, so nothing else would
+            // forget it and the channel would be held for good.
+            // (Frames appended during the flush stay until theirs.)
+            let key = ObjectIdentifier(connection.channel)
+            if connection.buffer == nil, connections[key] === connection { connections[key] = nil }
+            return
+        }
         // (Frames appended while the channel flushed are in a buffer of their own: kept.)
         guard !connection.dropped, connection.buffer == nil, buffer.capacity <= Self.largestKeptBuffer else { return }
         buffer.clear()
         connection.buffer = buffer
     }
+
+    /// How many connections have a buffer here (for tests).
+    var connectionCount: Int { connections.count }
 
     /// The connection closed: what it had pending goes nowhere.
     func drop(_ channel: Channel) {

@@ -119,6 +119,75 @@ import Glibc
         #expect(node.terminate() == 0)
     }
 
+    /// Clients that keep sending while SIGTERM arrives: each gets its replies in order, with no
+    /// gap and none twice, until its connection closes; the node exits 0 and logs no crash.
+    /// With `threads` 3 the sockets' loops stop while the node state's loop may still be
+    /// answering what they handed it.
+    @Test(arguments: [1, 3]) func sigterm_whileClientsKeepSending_repliesStayInOrder(threads: Int) throws {
+        let node = try NodeProcess(threads: threads)
+        let port = node.clientPort
+        let answers = Answers()
+        let group = DispatchGroup()
+        for client in 0..<6 {
+            // A thread each, all at once (a dispatch queue starts blocking work a few at a time).
+            group.enter()
+            Thread {
+                defer { group.leave() }
+                var answered = 0
+                var inOrder = true
+                defer { answers.record(client: client, answered: answered, inOrder: inOrder) }
+                guard let connection = try? RESPTestClient(port: port) else { return }
+                var next = 0
+                while next < 1_000_000 {
+                    // Twenty pipelined commands, then their replies.
+                    for index in next..<(next + 20) { connection.send(["ECHO", "\(client):\(index)"]) }
+                    for index in next..<(next + 20) {
+                        guard let reply = try? connection.read() else { return }
+                        if reply != .text("\(client):\(index)") { inOrder = false }
+                        answered += 1
+                    }
+                    next += 20
+                    answers.advance(client: client, to: answered)
+                }
+            }.start()
+        }
+        // The clients are well under way before the signal.
+        let deadline = Date().addingTimeInterval(20)
+        while answers.minimumSoFar(of: 6) < 100 && Date() < deadline { usleep(10_000) }
+        #expect(answers.minimumSoFar(of: 6) >= 100, "every client answered before the signal")
+        kill(node.process.processIdentifier, SIGTERM)
+        #expect(group.wait(timeout: .now() + 20) == .success, "every client saw its connection close")
+        #expect(node.terminate() == 0)
+        #expect(answers.all.count == 6 && answers.all.allSatisfy(\.inOrder), "\(answers.all)")
+        let log = node.log
+        // (NIO prints "…already shut down…" for work handed to a loop that stopped.)
+        for crash in ["Fatal error", "precondition", "Invalid state", "already shut down"] {
+            #expect(!log.contains(crash), "\(log.suffix(2_000))")
+        }
+    }
+
+    /// What each client of the SIGTERM test saw, written from their threads.
+    final class Answers: @unchecked Sendable {
+        struct Seen: Sendable { var client: Int; var answered: Int; var inOrder: Bool }
+        private let lock = NSLock()
+        private var seen: [Seen] = []
+        private var progress: [Int: Int] = [:]
+
+        func record(client: Int, answered: Int, inOrder: Bool) {
+            lock.withLock { seen.append(Seen(client: client, answered: answered, inOrder: inOrder)) }
+        }
+
+        var all: [Seen] { lock.withLock { seen } }
+
+        func minimumSoFar(of clients: Int) -> Int {
+            lock.withLock { progress.count < clients ? 0 : progress.values.min() ?? 0 }
+        }
+
+        func advance(client: Int, to answered: Int) {
+            lock.withLock { progress[client] = answered }
+        }
+    }
+
     @Test func adminEndpoints_healthStatusMetrics() throws {
         let node = try NodeProcess()
         defer { #expect(node.terminate() == 0) }

@@ -21,9 +21,17 @@ import Testing
         return writes
     }
 
+    /// An embedded channel as a transport's are when they send: connected.
+    func connected(_ handler: (any ChannelHandler)? = nil) throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel()
+        if let handler { try channel.pipeline.syncOperations.addHandler(handler) }
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        return channel
+    }
+
     @Test func eachFlush_writesEveryConnectionsFramesOnce_inOrder() throws {
         let frames = OutgoingFrames()
-        let one = EmbeddedChannel(), other = EmbeddedChannel()
+        let one = try connected(), other = try connected()
         frames.append([1], on: one)
         frames.append([2, 2], on: other)
         frames.append([3, 3, 3], on: one)
@@ -64,9 +72,47 @@ import Testing
         }
     }
 
+    /// Closes its channel when flushed, and drops it from the frames when it goes inactive,
+    /// as the transports do.
+    final class CloseOnFlush: ChannelDuplexHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundIn = ByteBuffer
+        let frames: OutgoingFrames
+
+        init(_ frames: OutgoingFrames) { self.frames = frames }
+
+        func flush(context: ChannelHandlerContext) {
+            context.flush()
+            context.close(promise: nil)
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            frames.drop(context.channel)
+            context.fireChannelInactive()
+        }
+    }
+
+    /// A connection that closes while `flushAll` runs is forgotten, the others still get their
+    /// frames; a frame for it arriving after its close is sent nowhere and not kept either.
+    @Test func aConnectionClosedByItsFlush_isForgotten_evenWhenFramesComeLate() throws {
+        let frames = OutgoingFrames()
+        let closing = try connected(CloseOnFlush(frames))
+        let open = try connected()
+        frames.append([1], on: closing)
+        frames.append([2], on: open)
+        frames.flushAll()
+        #expect(!closing.isActive)
+        #expect(try written(open) == [[[2]]])
+        #expect(frames.connectionCount == 1, "the closed connection is dropped")
+        frames.append([3], on: closing)  // a late reply
+        frames.flushAll()
+        #expect(frames.connectionCount == 1, "nor kept after a late frame")
+        _ = try open.finish()
+    }
+
     @Test func aFrameAppendedDuringItsConnectionsFlush_goesWithTheNext() throws {
         let frames = OutgoingFrames()
-        let channel = EmbeddedChannel(handler: AppendOnFlush(frames))
+        let channel = try connected(AppendOnFlush(frames))
         frames.append([1], on: channel)
         frames.flushAll()
         #expect(try written(channel) == [[[1]]])
