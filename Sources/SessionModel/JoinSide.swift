@@ -28,12 +28,13 @@ public struct DeltaSide: JoinSide {
     /// The entries it writes, each element once: `delta.state`'s elements.
     public let written: Delta.WrittenEntries
 
-    public init(_ delta: Delta) {
+    /// `written`: `delta.entries`, when the caller has them already.
+    public init(_ delta: Delta, written: [Delta.Written]? = nil) {
         var context = delta.context
         delta.insertDots(into: &context)
         self.context = context
         deletes = delta.deletesAfter
-        written = Delta.WrittenEntries(delta.entries)
+        self.written = Delta.WrittenEntries(written ?? delta.entries)
     }
 
     public func entries(of element: Element) -> [ElementEntry] {

@@ -106,8 +106,9 @@ public struct KeyState: Hashable, Sendable {
     /// must visit the whole key.
     @discardableResult
     public mutating func merge(_ delta: Delta, policy: MergePolicy) -> MergeOutcome {
-        if let outcome = mergeInStep(delta, policy: policy) { return outcome }
-        let side = DeltaSide(delta)
+        let written = delta.entries
+        if let outcome = mergeInStep(delta, written: written, policy: policy) { return outcome }
+        let side = DeltaSide(delta, written: written)
         var named = Set(side.written.all.lazy.map(\.element))
         named.formUnion(delta.removedElements)
         return joinTouching(side, named: named, policy: policy) ?? join(delta.state, policy: policy)
@@ -120,9 +121,9 @@ public struct KeyState: Hashable, Sendable {
     /// replaced, adds its own and reports nothing. It is then applied as where it was made
     /// (a record rewritten in place), without the join's sets and tables. Nil when the copy may
     /// be out of step, or the join might discard or report anything: the join decides.
-    mutating func mergeInStep(_ delta: Delta, policy: MergePolicy) -> MergeOutcome? {
+    /// `written`: `delta.entries`.
+    mutating func mergeInStep(_ delta: Delta, written: [Delta.Written], policy: MergePolicy) -> MergeOutcome? {
         guard context.isDisjoint(with: delta.dots) else { return nil }
-        let written = delta.entries
         // Under delete-wins the join drops an entry whose write did not see every delete it
         // joins with: the deletes must not change, and the write's own entries saw them all.
         if policy.delete == .deleteWins, !deletes.covers(delta.deletesAfter) || !written.isEmpty && !delta.deletes.covers(deletes) {
@@ -144,10 +145,11 @@ public struct KeyState: Hashable, Sendable {
         guard written.count + removed.count <= Self.inStepLimit else { return nil }
         var namedDots: [Dot] = []
         var unobserved = false
+        let coverage = delta.coverage
         func visit(_ element: Element) {
             _ = elements.forEachDot(of: element) { dot in
                 namedDots.append(dot)
-                if !delta.covers(dot) { unobserved = true }
+                if !coverage.contains(dot) { unobserved = true }
             }
         }
         for written in written { visit(written.element) }
@@ -489,11 +491,8 @@ public struct KeyState: Hashable, Sendable {
     /// emptying each element (a SET on a key of several elements visited each).
     /// `written`: `delta.entries`, computed once by the caller.
     private mutating func applyLocal(_ delta: Delta, written: [Delta.Written], touched: [Element]?, policy: MergePolicy) {
-        // What the write covers (`Delta.covers`), read once: a closure over the delta copied
-        // it, retaining and releasing each of its arrays (about 4 % of a SET), and its last
-        // dot is counted from its operations.
-        let issued = delta.dots, observed = delta.context
-        func covered(_ dot: Dot) -> Bool { issued.contains(dot) || observed.contains(dot) }
+        let coverage = delta.coverage
+        func covered(_ dot: Dot) -> Bool { coverage.contains(dot) }
         if let touched {
             let writtenEntries = Delta.WrittenEntries(written)
             for element in touched where writtenEntries.entry(of: element) == nil {

@@ -20,7 +20,7 @@ import Testing
                 var whole = before
                 let expected = whole.merge(delta.state, policy: copy.policy)
                 var state = before
-                if let outcome = state.mergeInStep(delta, policy: copy.policy) {
+                if let outcome = state.mergeInStep(delta, written: delta.entries, policy: copy.policy) {
                     inStep += 1
                     #expect(state == whole && outcome == expected, "\(delta)")
                     #expect(state.summary == ElementSummary(state.elements))
@@ -46,7 +46,7 @@ import Testing
         func replicate(_ key: String, _ write: KeyWrite) throws -> Bool {
             let delta = try primary.commit(key, write)
             var state = copy.state(key)
-            let taken = state.mergeInStep(delta, policy: copy.policy) != nil
+            let taken = state.mergeInStep(delta, written: delta.entries, policy: copy.policy) != nil
             copy.receive(delta)
             #expect(copy.state(key) == primary.state(key), "\(write)")
             return taken
@@ -77,21 +77,21 @@ import Testing
         copy.receive(first)
 
         var again = copy.state(key)
-        #expect(again.mergeInStep(first, policy: .default) == nil, "a delta merged before")
+        #expect(again.mergeInStep(first, written: first.entries, policy: .default) == nil, "a delta merged before")
         #expect(again == copy.state(key))
         // The same dot again with another value, claiming to have observed itself (no correct
         // peer sends one): the join keeps what is here.
         var replayed = first
         replayed.context = copy.state(key).context
         replayed.operations = [.setString(Array("replayed".utf8))]
-        #expect(again.mergeInStep(replayed, policy: .default) == nil, "a delta whose dot is known here")
+        #expect(again.mergeInStep(replayed, written: replayed.entries, policy: .default) == nil, "a delta whose dot is known here")
         copy.receive(replayed)
         #expect(copy.value(key) == .string(Array("a".utf8)))
 
         let there = try copy.commit(key, .setString(Array("there".utf8), keepExpiry: false))
         let here = try primary.commit(key, .setString(Array("here".utf8), keepExpiry: false))
         var concurrent = copy.state(key)
-        #expect(concurrent.mergeInStep(here, policy: .default) == nil, "a write that did not see one made here")
+        #expect(concurrent.mergeInStep(here, written: here.entries, policy: .default) == nil, "a write that did not see one made here")
         copy.receive(here)
         primary.receive(there)
         #expect(copy.state(key).elements[.string]?.count == 2, "both concurrent entries are kept")
@@ -100,7 +100,7 @@ import Testing
         let deleted = try copy.commit(key, .delete)
         let written = try primary.commit(key, .setString(Array("after".utf8), keepExpiry: false))
         var afterDelete = copy.state(key)
-        #expect(afterDelete.mergeInStep(written, policy: .default) == nil, "a write that did not see a delete made here")
+        #expect(afterDelete.mergeInStep(written, written: written.entries, policy: .default) == nil, "a write that did not see a delete made here")
         copy.receive(written)
         primary.receive(deleted)
         #expect(copy.value(key) == nil && primary.value(key) == nil, "delete-wins discards the concurrent write")
@@ -115,7 +115,7 @@ import Testing
             deletes: VersionVector(), operations: [.setString(Array("forged".utf8))]
         )
         var forgedInto = state
-        #expect(forgedInto.mergeInStep(forged, policy: .default) == nil, "a write that did not see the key's deletes")
+        #expect(forgedInto.mergeInStep(forged, written: forged.entries, policy: .default) == nil, "a write that did not see the key's deletes")
         copy.receive(forged)
         #expect(copy.value(key) == nil)
     }
